@@ -1,0 +1,199 @@
+"""Results of a run, and the metrics computed from its per-request records and timelines."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import validate
+from .records import Outcome
+from .timeline import Timeline, group_availability
+
+
+@dataclass(frozen=True)
+class ServiceStats:
+    """What one service saw during a run."""
+    name: str
+    calls: int
+    failures: int
+    timeline: Timeline
+
+
+@dataclass(frozen=True)
+class FaultSpan:
+    """A fault and the spans it was active, for shading plots."""
+    label: str
+    kind: str
+    spans: tuple
+
+
+class Results:
+    """Everything a run produced: per-request columns, service stats and fault spans.
+
+    Metrics that take ``since`` count only the requests that started at or after ``since`` (to skip
+    a warm-up); times are simulated seconds.
+    """
+
+    def __init__(self, world, until: float):
+        self.seed = world.seed
+        self.until = until
+        cols = world.recorder.columns()
+        self.start, self.end = cols["start"], cols["end"]
+        self.outcome, self.attempts = cols["outcome"], cols["attempts"]
+        self._reason, self._answered_by = cols["reason"], cols["answered_by"]
+        self.names = list(world.recorder.names)
+        self.record_bytes = world.recorder.nbytes
+        self.services = {name: ServiceStats(name, s.calls, s.failures, s.timeline)
+                         for name, s in world.services.items()}
+        self.faults = [FaultSpan(f.label, f.kind, tuple(f.spans(until))) for f in world.faults]
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    # --- selection ------------------------------------------------------------------------------
+    def _since(self, since: float) -> np.ndarray:
+        since = validate.number("since", since, low=0.0, high=self.until)
+        return self.start >= since
+
+    @property
+    def latency(self) -> np.ndarray:
+        """Each request's response time in seconds (end - start), whatever its outcome."""
+        return self.end - self.start
+
+    def reason(self, i: int) -> str:
+        return self.names[self._reason[i]]
+
+    # --- availability -------------------------------------------------------------------------
+    def request_availability(self, since: float = 0.0) -> float:
+        """The share of requests that got an answer (full or degraded)."""
+        mask = self._since(since)
+        n = int(mask.sum())
+        if n == 0:
+            raise ValueError(f"no requests finished after since={since:g}; run longer or lower since")
+        return float(np.count_nonzero(self.outcome[mask] <= Outcome.DEGRADED) / n)
+
+    def full_quality_availability(self, since: float = 0.0) -> float:
+        """The share of requests that got a full-quality answer."""
+        mask = self._since(since)
+        n = int(mask.sum())
+        if n == 0:
+            raise ValueError(f"no requests finished after since={since:g}; run longer or lower since")
+        return float(np.count_nonzero(self.outcome[mask] == Outcome.OK) / n)
+
+    def time_availability(self, *services: str, need: str = "all", since: float = 0.0) -> float:
+        """The share of time the named services were up: all of them (``need="all"``) or any (``"any"``)."""
+        if not services:
+            raise ValueError(f"services must name at least one of {sorted(self.services)}")
+        timelines = [self._stats(name).timeline for name in services]
+        since = validate.number("since", since, low=0.0, high=self.until)
+        return group_availability(timelines, self.until, need=need, since=since)
+
+    def _stats(self, name: str) -> ServiceStats:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise ValueError(f"service must be one of {sorted(self.services)}, got {name!r}") from None
+
+    # --- latency and load ----------------------------------------------------------------------
+    def latencies(self, *, successful: bool = True, since: float = 0.0) -> np.ndarray:
+        """Response times of answered requests (or of all, with ``successful=False``)."""
+        mask = self._since(since)
+        if successful:
+            mask &= self.outcome <= Outcome.DEGRADED
+        return self.latency[mask]
+
+    def latency_percentiles(self, ps=(50, 95, 99), *, successful: bool = True, since: float = 0.0) -> dict:
+        """``{p: seconds}`` for each percentile p in (0, 100]."""
+        for p in ps:
+            validate.number("ps", p, low=0.0, high=100.0, low_open=True)
+        lat = self.latencies(successful=successful, since=since)
+        if lat.size == 0:
+            raise ValueError("no matching requests to take percentiles of; run longer or lower since")
+        values = np.percentile(lat, list(ps))
+        return {p: float(v) for p, v in zip(ps, values)}
+
+    def mean_latency(self, *, successful: bool = True, since: float = 0.0) -> float:
+        lat = self.latencies(successful=successful, since=since)
+        if lat.size == 0:
+            raise ValueError("no matching requests to average; run longer or lower since")
+        return float(lat.mean())
+
+    def share_slower_than(self, threshold: float, *, since: float = 0.0) -> float:
+        """The share of requests (any outcome) that took longer than ``threshold`` seconds."""
+        validate.non_negative("threshold", threshold)
+        lat = self.latency[self._since(since)]
+        return float(np.count_nonzero(lat > threshold) / max(1, lat.size))
+
+    def throughput(self, since: float = 0.0) -> float:
+        """Answered requests per second over [since, until)."""
+        mask = self._since(since) & (self.outcome <= Outcome.DEGRADED)
+        return float(np.count_nonzero(mask) / (self.until - since))
+
+    def arrival_rate(self, since: float = 0.0) -> float:
+        """Finished requests per second that started in [since, until)."""
+        return float(np.count_nonzero(self._since(since)) / (self.until - since))
+
+    def mean_in_system(self, since: float = 0.0) -> float:
+        """Time-averaged number of requests in flight over [since, until), from the records."""
+        since = validate.number("since", since, low=0.0, high=self.until)
+        overlap = np.clip(np.minimum(self.end, self.until) - np.maximum(self.start, since), 0.0, None)
+        return float(overlap.sum() / (self.until - since))
+
+    def calls_per_request(self) -> float:
+        """Calls made to all services, per user request (1.0 for a lone service with no retries)."""
+        if len(self) == 0:
+            raise ValueError("no requests finished; run longer")
+        return sum(s.calls for s in self.services.values()) / len(self)
+
+    def attempts_per_request(self) -> float:
+        if len(self) == 0:
+            raise ValueError("no requests finished; run longer")
+        return float(self.attempts.mean())
+
+    # --- breakdowns -----------------------------------------------------------------------------
+    def outcome_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.outcome, minlength=len(Outcome))
+        return {o.name.lower(): int(counts[o]) for o in Outcome}
+
+    def reasons(self) -> Counter:
+        """How many requests ended for each reason (degraded, failed, timed out or rejected)."""
+        codes = self._reason[self.outcome != Outcome.OK]
+        return Counter({self.names[c]: int(n) for c, n in enumerate(np.bincount(codes)) if n})
+
+    def answered_by(self) -> Counter:
+        """How many answered requests each component answered."""
+        codes = self._answered_by[self.outcome <= Outcome.DEGRADED]
+        return Counter({self.names[c]: int(n) for c, n in enumerate(np.bincount(codes)) if n})
+
+    def timeseries(self, bin_width: float) -> dict[str, np.ndarray]:
+        """Per-bin series by start time: ``t`` (bin start), ``requests``, ``availability`` (NaN when
+        empty), ``throughput`` (answered per second) and ``p99`` latency (NaN when nothing answered)."""
+        bin_width = validate.number("bin_width", bin_width, low=0.0, high=self.until, low_open=True)
+        n_bins = int(np.ceil(self.until / bin_width))
+        idx = np.minimum((self.start / bin_width).astype(np.int64), n_bins - 1)
+        ok = self.outcome <= Outcome.DEGRADED
+        total = np.bincount(idx, minlength=n_bins)
+        good = np.bincount(idx, weights=ok, minlength=n_bins)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            avail = np.where(total > 0, good / np.maximum(total, 1), np.nan)
+        p99 = np.full(n_bins, np.nan)
+        lat = self.latency
+        order = np.argsort(idx, kind="stable")
+        bounds = np.searchsorted(idx[order], np.arange(n_bins + 1))
+        for b in range(n_bins):
+            sel = order[bounds[b]:bounds[b + 1]]
+            sel = sel[ok[sel]]
+            if sel.size:
+                p99[b] = np.percentile(lat[sel], 99)
+        return {"t": np.arange(n_bins) * bin_width, "requests": total, "availability": avail,
+                "throughput": good / bin_width, "p99": p99}
+
+    def summary(self) -> dict:
+        """The headline numbers, for printing."""
+        out = {"requests": len(self), "availability": self.request_availability()}
+        lat = self.latencies()
+        if lat.size:
+            out.update({f"p{p}": v for p, v in self.latency_percentiles().items()})
+        out["calls_per_request"] = self.calls_per_request()
+        return out

@@ -1,0 +1,202 @@
+"""Services: capacity, a latency distribution, an error rate, dependencies and an optional handler.
+
+A call is a simpy generator used with ``yield from``, so a handler reads as plain Python::
+
+    def search(svc, req):
+        try:
+            return (yield from svc.ask("search_engine", req))
+        except ServiceError:
+            req.degraded = "slower SQL search"
+            return (yield from svc.ask("sql", req))
+"""
+from __future__ import annotations
+
+import simpy
+
+from . import validate
+from .distributions import Distribution, as_distribution
+from .records import Outcome
+from .timeline import Timeline
+
+#: Reasons that mean "refused without being tried"; all others are failures.
+REJECTION_REASONS = frozenset({"overload", "rejected", "shed", "circuit open", "bulkhead full"})
+
+
+class ServiceError(Exception):
+    """A call failed: ``reason`` says why ("error", "down", "crashed", "partition", "overload"...)."""
+
+    def __init__(self, service: str, reason: str):
+        super().__init__(f"{service}: {reason}")
+        self.service = service
+        self.reason = reason
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.reason == "timeout":
+            return Outcome.TIMED_OUT
+        return Outcome.REJECTED if self.reason in REJECTION_REASONS else Outcome.FAILED
+
+
+class Request:
+    """One user request as it travels: when it started, attempts made, who answered, degradation."""
+    __slots__ = ("start", "attempts", "answered_by", "degraded", "deadline")
+
+    def __init__(self, start: float):
+        self.start = start
+        self.attempts = 1
+        self.answered_by = ""
+        self.degraded = ""          # non-empty: the answer is degraded, and this is why
+        self.deadline = float("inf")
+
+
+class Condition:
+    """A fault's effect on a service while it lasts: slower and/or more errors."""
+    __slots__ = ("latency_factor", "extra_latency", "error_rate")
+
+    def __init__(self, latency_factor: float = 1.0, extra_latency: Distribution | None = None,
+                 error_rate: float = 0.0):
+        self.latency_factor = validate.number("latency_factor", latency_factor, low=0.0)
+        self.extra_latency = extra_latency
+        self.error_rate = validate.probability("error_rate", error_rate)
+
+
+class Service:
+    """A service in a world.
+
+    * ``capacity``: requests served at once; the rest wait in a FIFO queue of at most ``queue_limit``
+      (``None``: unbounded); a request that finds the queue full is rejected with reason "overload".
+    * ``latency``: the work time of one call (a number means fixed seconds).
+    * ``error_rate``: the share of calls that fail with reason "error" after doing their work.
+    * ``handler(service, request)``: an optional simpy generator run while holding a slot, which
+      calls ``dependencies`` with :meth:`ask`; its return value is the call's value.
+    """
+
+    def __init__(self, world, name: str, *, capacity: int = 1, latency=0.0, error_rate: float = 0.0,
+                 dependencies=(), handler=None, queue_limit: int | None = None):
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        self.world = world
+        self.env = world.env
+        self.name = name
+        self.capacity = validate.integer("capacity", capacity, low=1)
+        self.latency = as_distribution("latency", latency, number_means="fixed")
+        self.error_rate = validate.probability("error_rate", error_rate)
+        self.queue_limit = None if queue_limit is None else validate.integer("queue_limit", queue_limit, low=0)
+        self.dependencies = tuple(dependencies)
+        for dep in self.dependencies:
+            if not isinstance(dep, str):
+                raise ValueError(f"dependencies must be service names (strings), got {dep!r}")
+        if handler is not None and not callable(handler):
+            raise ValueError(f"handler must be a callable returning a simpy generator, got {handler!r}")
+        self.handler = handler
+        self.slots = simpy.Resource(self.env, capacity=self.capacity)
+        self.timeline = Timeline(name)
+        self.calls = 0
+        self.failures = 0
+        self._latency_rng = world.rng(f"service/{name}/latency")
+        self._error_rng = world.rng(f"service/{name}/errors")
+        self._down = 0           # how many faults hold the service down now
+        self._epoch = 0          # bumped at every crash, to fail the requests in flight
+        self._conditions: list[Condition] = []
+        self._factor, self._extras, self._errors = 1.0, (), self.error_rate
+        world.add_service(self)
+
+    # --- state driven by faults -------------------------------------------------------------
+    @property
+    def up(self) -> bool:
+        return self._down == 0
+
+    @property
+    def in_system(self) -> int:
+        """Requests being served plus those waiting."""
+        return self.slots.count + len(self.slots.queue)
+
+    def go_down(self) -> None:
+        self._down += 1
+        if self._down == 1:
+            self._epoch += 1
+            self.timeline.mark(self.env.now, False)
+
+    def go_up(self) -> None:
+        if self._down == 0:
+            raise RuntimeError(f"{self.name} is already up")
+        self._down -= 1
+        if self._down == 0:
+            self.timeline.mark(self.env.now, True)
+
+    def add_condition(self, condition: Condition) -> None:
+        self._conditions.append(condition)
+        self._refresh()
+
+    def remove_condition(self, condition: Condition) -> None:
+        self._conditions.remove(condition)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        factor, extras, ok = 1.0, [], 1.0 - self.error_rate
+        for c in self._conditions:
+            factor *= c.latency_factor
+            if c.extra_latency is not None:
+                extras.append(c.extra_latency)
+            ok *= 1.0 - c.error_rate
+        self._factor, self._extras, self._errors = factor, tuple(extras), 1.0 - ok
+
+    # --- calls --------------------------------------------------------------------------------
+    def call(self, req: Request, caller: "Service | None" = None):
+        """Serve one call (a simpy generator: ``value = yield from service.call(req)``).
+
+        Raises :class:`ServiceError` when the service is down, unreachable, overloaded, crashes
+        while serving, or fails.
+        """
+        self.calls += 1
+        if self._down:
+            self.failures += 1
+            raise ServiceError(self.name, "down")
+        if caller is not None and self.world._partitions:
+            hang = self.world.partition_hang(caller.name, self.name)
+            if hang is not None:
+                if hang > 0:
+                    yield self.env.timeout(hang)
+                self.failures += 1
+                raise ServiceError(self.name, "partition")
+        slots = self.slots
+        if self.queue_limit is not None and len(slots.queue) >= self.queue_limit and slots.count >= self.capacity:
+            self.failures += 1
+            raise ServiceError(self.name, "overload")
+        epoch = self._epoch
+        with slots.request() as slot:
+            yield slot
+            rng = self._latency_rng
+            work = self.latency.sample(rng)
+            if self._conditions:
+                work *= self._factor
+                for extra in self._extras:
+                    work += extra.sample(rng)
+            if work > 0:
+                yield self.env.timeout(work)
+            if epoch != self._epoch:
+                self.failures += 1
+                raise ServiceError(self.name, "crashed")
+            if self._errors and self._error_rng.random() < self._errors:
+                self.failures += 1
+                raise ServiceError(self.name, "error")
+            if self.handler is None:
+                req.answered_by = self.name
+                return None
+            result = yield from self.handler(self, req)
+            if epoch != self._epoch:
+                self.failures += 1
+                raise ServiceError(self.name, "crashed")
+            if not req.answered_by:
+                req.answered_by = self.name
+            return result
+
+    def ask(self, dependency: str, req: Request):
+        """Call one of this service's declared dependencies (``yield from svc.ask("db", req)``)."""
+        if dependency not in self.dependencies:
+            raise ValueError(f"dependency must be one of {list(self.dependencies)} for {self.name!r}, "
+                             f"got {dependency!r}")
+        return self.world.service(dependency).call(req, caller=self)
+
+    def __repr__(self) -> str:
+        return f"Service({self.name!r}, capacity={self.capacity}, up={self.up})"
