@@ -1,0 +1,155 @@
+"""Dashboards: named sliders with units and ranges, a fixed-size picture, results cached by parameters,
+and an optional side-by-side "without / with" view.
+
+The widget tree carries the DOM classes ``rs-dashboard`` (outer box) and ``rs-dashboard-output``
+(the picture), which the browser tests rely on.
+"""
+from __future__ import annotations
+
+import io
+import keyword
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+from matplotlib.figure import Figure
+
+from . import validate
+
+
+@dataclass(frozen=True)
+class Slider:
+    """A parameter the learner moves: ``name`` is the keyword passed to the compute function."""
+    name: str
+    label: str
+    unit: str
+    low: float
+    high: float
+    default: float
+    step: float | None = None
+    integer: bool = False
+
+    def __post_init__(self):
+        if not self.name.isidentifier() or keyword.iskeyword(self.name):
+            raise ValueError(f"name must be a Python identifier, got {self.name!r}")
+        validate.number("low", self.low)
+        validate.number("high", self.high, low=self.low, low_open=True)
+        validate.number("default", self.default, low=self.low, high=self.high)
+        if self.step is not None:
+            validate.number("step", self.step, low=0.0, high=self.high - self.low, low_open=True)
+
+    def widget(self):
+        common = dict(description=f"{self.label} ({self.unit})" if self.unit else self.label,
+                      continuous_update=False, style={"description_width": "190px"},
+                      layout=widgets.Layout(width="460px"))
+        if self.integer:
+            return widgets.IntSlider(value=int(self.default), min=int(self.low), max=int(self.high),
+                                     step=int(self.step or 1), **common)
+        step = self.step or (self.high - self.low) / 100
+        return widgets.FloatSlider(value=self.default, min=self.low, max=self.high, step=step,
+                                   readout_format=_format(step), **common)
+
+
+def _format(step: float) -> str:
+    digits = 0
+    while step < 1 and digits < 6:
+        step *= 10
+        digits += 1
+    return f".{digits}f"
+
+
+class Dashboard:
+    """Sliders that re-run ``compute(**params)`` and redraw with ``draw(ax, result)``.
+
+    With ``variants`` (e.g. ``{"without breaker": {"breaker": False}, "with breaker": {"breaker": True}}``)
+    each variant's fixed keywords are added to the slider values and the panels are drawn side by side.
+    ``summary(result)`` gives a line of text shown above the picture for each panel.
+    """
+
+    def __init__(self, compute, draw, sliders, *, variants=None, summary=None, title: str = "",
+                 figsize=(9.0, 3.2), dpi: int = 80, cache_size: int = 64):
+        if not callable(compute) or not callable(draw):
+            raise ValueError("compute and draw must be callables")
+        self.sliders_spec = list(sliders)
+        if not self.sliders_spec or not all(isinstance(s, Slider) for s in self.sliders_spec):
+            raise ValueError("sliders must be a non-empty list of Slider")
+        names = [s.name for s in self.sliders_spec]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sliders must have distinct names, got {names}")
+        self.variants = dict(variants) if variants else {"": {}}
+        self.compute, self.draw, self.summary = compute, draw, summary
+        self.figsize, self.dpi = figsize, validate.integer("dpi", dpi, low=20, high=300)
+        self.cache_size = validate.integer("cache_size", cache_size, low=1)
+        self._cache: OrderedDict = OrderedDict()
+        self.results: dict = {}
+        self.sliders = {s.name: s.widget() for s in self.sliders_spec}
+        width, height = int(figsize[0] * dpi), int(figsize[1] * dpi)
+        self.picture = widgets.Image(format="png", layout=widgets.Layout(width=f"{width}px", height=f"{height}px"))
+        self.picture.add_class("rs-dashboard-output")
+        self.text = widgets.HTML(layout=widgets.Layout(min_height="1.6em"))
+        header = [widgets.HTML(f"<b>{title}</b>")] if title else []
+        self.widget = widgets.VBox(header + list(self.sliders.values()) + [self.text, self.picture])
+        self.widget.add_class("rs-dashboard")
+        for slider in self.sliders.values():
+            slider.observe(self._on_change, names="value")
+        self.refresh()
+
+    @property
+    def params(self) -> dict:
+        return {name: w.value for name, w in self.sliders.items()}
+
+    def set(self, **values) -> None:
+        """Move sliders by name (as a learner would); the dashboard refreshes after each move."""
+        for name, value in values.items():
+            if name not in self.sliders:
+                raise ValueError(f"slider must be one of {list(self.sliders)}, got {name!r}")
+            self.sliders[name].value = value
+
+    def _on_change(self, _change) -> None:
+        self.refresh()
+
+    def _result(self, variant: str, params: dict):
+        key = (variant, tuple(sorted(params.items())))
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        result = self.compute(**params, **self.variants[variant])
+        self._cache[key] = result
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return result
+
+    def refresh(self) -> None:
+        """Compute (or fetch from the cache) every variant at the current values and redraw."""
+        params = self.params
+        try:
+            self.results = {v: self._result(v, params) for v in self.variants}
+            self.picture.value = self.render()
+        except Exception as err:  # shown to the learner instead of vanishing into the log
+            self.text.value = f"<span style='color:#b00'>Could not run with these settings: {err}</span>"
+            return
+        if self.summary:
+            self.text.value = " &nbsp;|&nbsp; ".join(
+                f"<b>{v}</b>: {self.summary(r)}" if v else self.summary(r) for v, r in self.results.items())
+
+    def rerun(self) -> None:
+        """Forget cached results and refresh: what the benchmark times."""
+        self._cache.clear()
+        self.refresh()
+
+    def render(self) -> bytes:
+        """The current picture as PNG bytes."""
+        fig = Figure(figsize=self.figsize, dpi=self.dpi)  # fixed margins: a constrained layout costs 2x
+        axes = fig.subplots(1, len(self.results), sharey=True, squeeze=False)[0]
+        fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.88, wspace=0.1)
+        for ax, (variant, result) in zip(axes, self.results.items()):
+            self.draw(ax, result)
+            if variant:
+                ax.set_title(variant)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
