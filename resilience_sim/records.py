@@ -1,7 +1,7 @@
 """Compact per-request records: one row per user request, stored column-wise in typed arrays.
 
-A row costs 22 bytes (two float64 times, a uint8 outcome, uint16 codes for the reason, the number of
-attempts and who answered), so a million requests take about 22 MB.
+A row costs 23 bytes (two float64 times, a uint8 outcome, uint16 codes for the reason, the number of
+attempts and who answered), so a million requests take about 23 MB.
 """
 from __future__ import annotations
 
