@@ -6,6 +6,7 @@ The widget tree carries the DOM classes ``rs-dashboard`` (outer box) and ``rs-da
 """
 from __future__ import annotations
 
+import html
 import io
 import keyword
 from collections import OrderedDict
@@ -126,7 +127,7 @@ class Dashboard:
             self.results = {v: self._result(v, params) for v in self.variants}
             self.picture.value = self.render()
         except Exception as err:  # shown to the learner instead of vanishing into the log
-            self.text.value = f"<span style='color:#b00'>Could not run with these settings: {err}</span>"
+            self.text.value = f"<span style='color:#b00'>Could not run with these settings: {html.escape(str(err))}</span>"
             return
         if self.summary:
             self.text.value = " &nbsp;|&nbsp; ".join(

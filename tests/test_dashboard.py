@@ -1,0 +1,74 @@
+"""The dashboard helper, driven headlessly as a learner would drive it."""
+import pytest
+
+from resilience_sim.dashboard import Dashboard, Slider
+
+
+def make(calls, **kw):
+    def compute(rate, replicas, mode="plain"):
+        calls.append((rate, replicas, mode))
+        return {"value": rate * replicas, "mode": mode}
+
+    def draw(ax, result):
+        ax.bar([0], [result["value"]])
+
+    sliders = [Slider("rate", "Arrival rate", "req/s", 1, 100, 10),
+               Slider("replicas", "Replicas", "", 1, 5, 2, integer=True)]
+    return Dashboard(compute, draw, sliders, summary=lambda r: f"value {r['value']:g}", **kw)
+
+
+def test_sliders_have_units_ranges_and_no_continuous_update():
+    dash = make([])
+    rate = dash.sliders["rate"]
+    assert rate.description == "Arrival rate (req/s)"
+    assert (rate.min, rate.max, rate.value) == (1, 100, 10)
+    assert not rate.continuous_update
+    assert dash.sliders["replicas"].description == "Replicas"
+    assert "rs-dashboard" in dash.widget._dom_classes
+    assert "rs-dashboard-output" in dash.picture._dom_classes
+    assert dash.picture.layout.width == "720px" and dash.picture.layout.height == "256px"
+
+
+def test_moving_a_slider_reruns_and_redraws():
+    calls = []
+    dash = make(calls)
+    before = dash.picture.value
+    dash.sliders["rate"].value = 50
+    assert dash.results[""]["value"] == 100
+    assert dash.text.value == "value 100"
+    assert bytes(dash.picture.value) != bytes(before) and bytes(dash.picture.value).startswith(b"\x89PNG")
+    assert calls[-1] == (50, 2, "plain")
+
+
+def test_results_are_cached_by_parameters():
+    calls = []
+    dash = make(calls)
+    dash.set(rate=20)
+    dash.set(rate=10)
+    assert len(calls) == 2          # back at the default: served from the cache
+    dash.rerun()
+    assert len(calls) == 3
+
+
+def test_without_and_with_variants_side_by_side():
+    calls = []
+    dash = make(calls, variants={"without": {"mode": "plain"}, "with": {"mode": "smart"}})
+    assert set(dash.results) == {"without", "with"}
+    assert dash.results["with"]["mode"] == "smart"
+    assert "<b>without</b>" in dash.text.value and "<b>with</b>" in dash.text.value
+
+
+def test_a_failing_run_is_shown_not_swallowed():
+    def compute(rate):
+        if rate > 50:
+            raise ValueError("rate must be <= 50 here")
+        return rate
+
+    dash = Dashboard(compute, lambda ax, r: ax.plot([r]), [Slider("rate", "Rate", "req/s", 1, 100, 10)])
+    dash.set(rate=80)
+    assert "rate must be &lt;= 50 here" in dash.text.value
+
+
+def test_unknown_slider_name_is_rejected():
+    with pytest.raises(ValueError, match="slider must be one of"):
+        make([]).set(speed=3)
