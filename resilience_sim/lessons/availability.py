@@ -1,0 +1,448 @@
+"""Notebook 02, availability: scenarios, helpers and dashboards.
+
+Everything here simulates failure/repair events only (no requests), except the error-budget incident,
+so runs over thousands of failures stay cheap. Times are simulated seconds; the constants below
+turn them into hours, days and months for people.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import theory, validate
+from ..dashboard import Dashboard, Slider
+from ..distributions import Distribution, Exponential, as_distribution
+from ..faults import FailureRepair, Outage, RepairCrew
+from ..metrics import Results
+from ..records import Outcome
+from ..service import Service
+from ..timeline import combine
+from ..workload import OpenLoop
+from ..world import World
+from . import dashboard
+
+MINUTE, HOUR, DAY, WEEK = 60.0, 3600.0, 86400.0, 7 * 86400.0
+MONTH, YEAR = theory.SECONDS_PER["month"], theory.SECONDS_PER["year"]
+
+#: The checkout service of the story: down about one hour a week.
+CHECKOUT_MTTF = 167 * HOUR
+CHECKOUT_MTTR = 1 * HOUR
+#: Its hour of repair, split: 40 minutes until someone notices, 20 minutes to roll back.
+CHECKOUT_DETECT = 40 * MINUTE
+CHECKOUT_RECOVER = 20 * MINUTE
+#: An automated health-check alert notices a failure in about two minutes.
+FAST_DETECT = 2 * MINUTE
+#: The availability every user-facing service in this course must clear.
+COURSE_BAR = 0.99
+#: Replicas of a worker whose machine dies every five days or so and takes half a day to replace.
+REPLICA_MTTF = 120 * HOUR
+REPLICA_MTTR = 12 * HOUR
+
+
+# --- running failure/repair timelines ------------------------------------------------------------
+class Recorded(Distribution):
+    """A distribution that remembers every draw (to split a down window into its parts)."""
+
+    def __init__(self, inner: Distribution):
+        self.inner = inner
+        self.draws: list[float] = []
+
+    @property
+    def mean(self) -> float:
+        return self.inner.mean
+
+    def sample(self, rng) -> float:
+        value = self.inner.sample(rng)
+        self.draws.append(value)
+        return value
+
+
+def failure_repair_run(specs: dict, *, horizon: float, seed: int, crews: int | None = None) -> Results:
+    """Run services that only fail and get repaired, for ``horizon`` seconds.
+
+    ``specs`` maps a service name to the keywords of its :class:`FailureRepair` (``mttf`` and ``mttr``,
+    or ``detect``/``recover``). With ``crews``, every repair waits for one of that many shared people.
+    """
+    if not specs:
+        raise ValueError("specs must name at least one service, got none")
+    world = World(seed=seed)
+    crew = None if crews is None else RepairCrew(world, crews)
+    for name, kwargs in specs.items():
+        FailureRepair(Service(world, name), crew=crew, **kwargs)
+    return world.run(until=horizon)
+
+
+def tolerance(mttf: float, mttr: float, horizon: float, *, sigmas: float = 4.0) -> float:
+    """How far a measured time availability may stray from MTTF/(MTTF+MTTR) after ``horizon`` seconds.
+
+    Over N = horizon/(MTTF+MTTR) failure/repair cycles with exponential times, the measured
+    availability has a standard deviation of about sqrt(2/N) * A * (1-A) (a ratio of sums: each up
+    and down time has a spread equal to its mean). A repair time made of detect + recover spreads
+    less than an exponential of the same mean, so the bound is then conservative.
+    """
+    cycles = validate.positive("horizon", horizon) / (mttf + mttr)
+    a = theory.availability(mttf, mttr)
+    return sigmas * math.sqrt(2.0 / cycles) * a * (1.0 - a)
+
+
+def batch_error(results: Results, *names: str, need: str = "all", batches: int = 20) -> tuple[float, float]:
+    """Time availability of the named services and its standard error, by batch means.
+
+    The run is cut into ``batches`` equal slices; the spread of the slices' availabilities, divided by
+    sqrt(batches), says how noisy the whole-run figure is. Useful where no simple formula gives it.
+    """
+    batches = validate.integer("batches", batches, low=2)
+    spans = np.array(combine([results.services[n].timeline for n in names], results.until, need=need)
+                     ).reshape(-1, 2)
+    edges = np.linspace(0.0, results.until, batches + 1)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    down = np.clip(np.minimum(spans[:, 1], hi) - np.maximum(spans[:, 0], lo), 0.0, None).sum(axis=1)
+    values = 1.0 - down / (results.until / batches)
+    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(batches))
+
+
+@dataclass(frozen=True)
+class OutageStats:
+    """How a service's downtime was made: how many outages, how long, how much per month."""
+    availability: float
+    outages: int
+    per_year: float
+    mean_minutes: float
+    longest_minutes: float
+    downtime_per_month: float   # seconds
+
+
+def outage_stats(results: Results, name: str) -> OutageStats:
+    """Count and size the outages of ``name`` in a run."""
+    spans = results.services[name].timeline.down_windows(results.until)
+    lengths = np.array([e - s for s, e in spans]) if spans else np.zeros(1)
+    a = results.time_availability(name)
+    return OutageStats(availability=a, outages=len(spans), per_year=len(spans) / results.until * YEAR,
+                       mean_minutes=float(lengths.mean() / MINUTE), longest_minutes=float(lengths.max() / MINUTE),
+                       downtime_per_month=(1.0 - a) * MONTH)
+
+
+# --- pictures ---------------------------------------------------------------------------------------
+def _bars(ax, row, spans, color, unit):
+    if spans:
+        ax.broken_barh([(s / unit, (e - s) / unit) for s, e in spans], (row - 0.35, 0.7),
+                       facecolor=color, edgecolor=color, linewidth=1.0)
+
+
+def draw_timelines(ax, results: Results, names, *, until: float | None = None, unit: float = DAY,
+                   labels=None):
+    """Up (green) and down (red) periods of each named service, over ``[0, until)``, x in days."""
+    until = results.until if until is None else min(until, results.until)
+    names = list(names)
+    labels = names if labels is None else list(labels)
+    for row, name in enumerate(names):
+        ax.broken_barh([(0, until / unit)], (row - 0.35, 0.7), color="tab:green", alpha=0.35)
+        _bars(ax, row, results.services[name].timeline.down_windows(until), "tab:red", unit)
+    ax.set_yticks(range(len(names)), labels)
+    ax.set_ylim(len(names) - 0.4, -0.6)
+    ax.set_xlim(0, until / unit)
+    ax.set_xlabel("time (days)" if unit == DAY else "time")
+    return ax
+
+
+def format_duration(seconds: float) -> str:
+    """A duration in the unit people use for it: days, hours, minutes or seconds."""
+    seconds = validate.non_negative("seconds", seconds)
+    for unit, name in ((DAY, "days"), (HOUR, "h"), (MINUTE, "min")):
+        if seconds >= unit:
+            return f"{seconds / unit:.3g} {name}"
+    return f"{seconds:.3g} s"
+
+
+class Table:
+    """A small table that shows itself as HTML in a notebook and as text when printed."""
+
+    def __init__(self, headers, rows):
+        self.headers = list(headers)
+        self.rows = [list(r) for r in rows]
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in self.headers)
+        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in self.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def __str__(self) -> str:
+        cells = [self.headers] + [[str(c) for c in r] for r in self.rows]
+        widths = [max(len(str(row[i])) for row in cells) for i in range(len(self.headers))]
+        return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in cells)
+
+    __repr__ = __str__
+
+
+def percent(a: float) -> str:
+    """0.999 -> "99.9%", 0.9 -> "90%": as many digits as the number needs (up to 5 decimals)."""
+    return f"{a * 100:.5f}".rstrip("0").rstrip(".") + "%"
+
+
+NINES = (0.9, 0.99, 0.999, 0.9999, 0.99999)
+
+
+def nines_table(levels=NINES) -> Table:
+    """Downtime allowed per year, month and week at each availability level."""
+    rows = [[percent(a), f"{theory.nines(a):.0f}"]
+            + [format_duration(theory.downtime(a, p)) for p in ("year", "month", "week")] for a in levels]
+    return Table(["availability", "nines", "down per year", "per month", "per week"], rows)
+
+
+# --- MTTR = time to detect + time to recover ------------------------------------------------------
+@dataclass
+class DetectRecoverResult:
+    """A long run of one service whose repairs are detect + recover, and its first year month by month."""
+    mttf: float
+    detect: float
+    recover: float
+    availability: float
+    formula: float
+    monthly: np.ndarray = field(repr=False)   # (12, 2): seconds down per month, detecting and recovering
+    horizon: float = 0.0
+
+    @property
+    def downtime_per_month(self) -> float:
+        return (1.0 - self.availability) * MONTH
+
+    @property
+    def nines(self) -> float:
+        return theory.nines(self.availability)
+
+
+def detect_recover_run(mttf: float = CHECKOUT_MTTF, detect: float = CHECKOUT_DETECT,
+                       recover: float = CHECKOUT_RECOVER, *, cycles: int = 1200, seed: int = 2) -> DetectRecoverResult:
+    """Simulate ``cycles`` failures of a service (exponential times with these means; ``detect`` may be 0)."""
+    recover_dist = as_distribution("recover", recover, number_means="exponential")
+    detect_dist = Recorded(Exponential(detect)) if detect > 0 else None
+    horizon = cycles * (mttf + detect + recover)
+    world = World(seed=seed)
+    service = Service(world, "checkout")
+    fault = FailureRepair(service, mttf=mttf, detect=detect_dist, recover=recover_dist)
+    results = world.run(until=horizon)
+    monthly = np.zeros((12, 2))
+    lo, hi = np.arange(12) * MONTH, np.arange(1, 13) * MONTH
+    draws = detect_dist.draws if detect_dist else []
+    for k, (start, end) in enumerate(fault.spans(horizon)):
+        if start >= 12 * MONTH:
+            break
+        mid = min(end, start + draws[k]) if detect_dist else start
+        monthly[:, 0] += np.clip(np.minimum(mid, hi) - np.maximum(start, lo), 0.0, None)
+        monthly[:, 1] += np.clip(np.minimum(end, hi) - np.maximum(mid, lo), 0.0, None)
+    return DetectRecoverResult(mttf, detect, recover, results.time_availability("checkout"),
+                               theory.availability(mttf, detect + recover), monthly, horizon)
+
+
+def draw_monthly_downtime(ax, res: DetectRecoverResult):
+    """Stacked bars of downtime per month (hours): detecting, then recovering; the 99% budget dashed.
+
+    Bars are thick vertical lines (one artist per colour): a picture of 24 rectangles costs more to draw.
+    """
+    months = np.arange(1, 13)
+    det, rec = res.monthly[:, 0] / HOUR, res.monthly[:, 1] / HOUR
+    ax.vlines(months, 0, det, lw=12, color="tab:orange", label="detecting")
+    ax.vlines(months, det, det + rec, lw=12, color="tab:red", label="recovering")
+    budget = theory.downtime(COURSE_BAR, "month") / HOUR
+    ax.axhline(budget, color="k", ls="--", lw=1, label=f"{COURSE_BAR:.0%} budget ({budget:.1f} h)")
+    # panels share the y axis: only ever raise the top, so the other panel's bars stay in view
+    top = max((det + rec).max(), budget) * 1.3
+    ax.set_ylim(0, max(top, ax.get_ylim()[1]) if ax.get_subplotspec().colspan.start else top)
+    ax.set_xlim(0.4, 12.6)
+    ax.set_xlabel("month of the first simulated year")
+    if not ax.get_subplotspec().colspan.start:
+        ax.set_ylabel("downtime (hours)")
+        ax.legend(loc="upper center", ncols=3, fontsize=8, frameon=False)
+    return ax
+
+
+def detect_recover_summary(res: DetectRecoverResult) -> str:
+    return (f"{res.availability:.2%} up (formula {res.formula:.2%}), "
+            f"{format_duration(res.downtime_per_month)} down a month, {res.nines:.1f} nines")
+
+
+def _detect_recover_compute(mttf_h, detect_min, recover_min, fast_detector=False):
+    detect = detect_min * MINUTE
+    if fast_detector:
+        detect = min(detect, FAST_DETECT)
+    return detect_recover_run(mttf_h * HOUR, detect, recover_min * MINUTE)
+
+
+@dashboard("02_availability/detect_recover")
+def detect_recover_dashboard() -> Dashboard:
+    """MTTF, time to detect and time to recover; without / with a detector that notices in 2 minutes."""
+    return Dashboard(
+        _detect_recover_compute, draw_monthly_downtime,
+        [Slider("mttf_h", "time between failures", "hours", 24, 720, CHECKOUT_MTTF / HOUR, step=1),
+         Slider("detect_min", "time to detect", "minutes", 0, 120, CHECKOUT_DETECT / MINUTE, step=1),
+         Slider("recover_min", "time to recover", "minutes", 1, 180, CHECKOUT_RECOVER / MINUTE, step=1)],
+        variants={"without a faster detector": {"fast_detector": False},
+                  f"with a {FAST_DETECT / MINUTE:.0f}-minute detector": {"fast_detector": True}},
+        summary=detect_recover_summary,
+        title="MTTR = time to detect + time to recover (each bar: one month of a simulated year)")
+
+
+# --- redundancy and a shared repair crew -----------------------------------------------------------
+@dataclass
+class ReplicasResult:
+    """A long run of ``n`` replicas; the service is up while any replica is."""
+    n: int
+    mttf: float
+    mttr: float
+    crews: int | None
+    results: Results = field(repr=False)
+    names: list
+    waits: dict = field(repr=False)     # name -> [(start, repair_start, end)] (repair_start = start without a crew)
+    availability: float = 0.0
+    exact: float = 0.0                  # with the crews as given
+    naive: float = 0.0                  # 1 - (1 - A)^n, as if every replica had its own repairer
+    window: float = 0.0                 # the stretch drawn
+
+    @property
+    def downtime_per_month(self) -> float:
+        return (1.0 - self.availability) * MONTH
+
+
+def replicas_run(n: int = 2, mttf: float = REPLICA_MTTF, mttr: float = REPLICA_MTTR, *, crews: int | None = None,
+                 cycles: int = 1000, seed: int = 3, window_cycles: int = 15) -> ReplicasResult:
+    """``n`` replicas failing and repaired independently (``crews=None``) or by ``crews`` shared people,
+    for ``cycles`` failure/repair cycles of one replica."""
+    n = validate.integer("n", n, low=1)
+    horizon = cycles * (mttf + mttr)
+    world = World(seed=seed)
+    crew = None if crews is None else RepairCrew(world, crews)
+    names, faults = [f"replica {i + 1}" for i in range(n)], {}
+    for name in names:
+        dist = Recorded(Exponential(mttr))
+        faults[name] = (FailureRepair(Service(world, name), mttf=mttf, mttr=dist, crew=crew), dist)
+    results = world.run(until=horizon)
+    window = min(horizon, window_cycles * (mttf + mttr))
+    waits = {}
+    for name, (fault, dist) in faults.items():
+        rows = []
+        for k, (start, end) in enumerate(fault.spans(horizon)):
+            if start >= window:
+                break
+            repair_start = end - dist.draws[k] if k < len(dist.draws) else end
+            if repair_start - start < 1e-6:   # no wait (up to rounding): repaired from the start
+                repair_start = start
+            rows.append((start, min(repair_start, window), min(end, window)))
+        waits[name] = rows
+    a_one = theory.availability(mttf, mttr)
+    return ReplicasResult(n, mttf, mttr, crews, results, names, waits,
+                          availability=results.time_availability(*names, need="any"),
+                          exact=theory.replicas_availability(n, mttf, mttr, crews=crews),
+                          naive=theory.parallel(*[a_one] * n), window=window)
+
+
+def draw_replicas(ax, res: ReplicasResult):
+    """Each replica's outages (orange: waiting for the crew, red: being repaired) and the service's."""
+    unit = DAY
+    for row, name in enumerate(res.names):
+        ax.broken_barh([(0, res.window / unit)], (row - 0.35, 0.7), color="tab:green", alpha=0.35)
+        _bars(ax, row, [(s, r) for s, r, _ in res.waits[name] if r > s], "tab:orange", unit)
+        _bars(ax, row, [(r, e) for _, r, e in res.waits[name]], "tab:red", unit)
+    row = len(res.names)
+    ax.broken_barh([(0, res.window / unit)], (row - 0.35, 0.7), color="tab:green", alpha=0.35)
+    both = combine([res.results.services[n].timeline for n in res.names], res.window, need="any")
+    _bars(ax, row, both, "black", unit)
+    ax.set_yticks(range(row + 1), res.names + ["service"])
+    ax.set_ylim(row + 0.6, -0.6)
+    ax.set_xlim(0, res.window / unit)
+    ax.set_xlabel("time (days)")
+    return ax
+
+
+def replicas_summary(res: ReplicasResult) -> str:
+    text = f"{res.availability:.2%} up, {format_duration(res.downtime_per_month)} down a month (formula {res.exact:.2%}"
+    if res.crews is not None and res.crews < res.n:
+        text += f"; naive independent {res.naive:.2%}"
+    return text + ")"
+
+
+def _replicas_compute(n, mttf_h, mttr_h, crews=None):
+    # seed 8 draws a first half-year typical of the long run (both-down time about doubles with one crew)
+    return replicas_run(n, mttf_h * HOUR, mttr_h * HOUR, crews=crews, cycles=1200 // n, seed=8, window_cycles=30)
+
+
+@dashboard("02_availability/replicas")
+def replicas_dashboard() -> Dashboard:
+    """Replicas behind one service; without / with a single shared repair crew."""
+    return Dashboard(
+        _replicas_compute, draw_replicas,
+        [Slider("n", "replicas", "", 1, 3, 2, integer=True),
+         Slider("mttf_h", "time between failures", "hours", 12, 480, REPLICA_MTTF / HOUR, step=1),
+         Slider("mttr_h", "time to repair", "hours", 1, 48, REPLICA_MTTR / HOUR, step=1)],
+        variants={"a repairer per replica": {"crews": None}, "one shared repair crew": {"crews": 1}},
+        summary=replicas_summary, figsize=(9.0, 3.0),
+        title="Redundant replicas: the service (bottom row) is down only when every replica is. "
+              "Red: a replica being repaired; orange: waiting for the crew; black: all down")
+
+
+# --- SLOs and error budgets -------------------------------------------------------------------------
+@dataclass
+class IncidentResult:
+    """Requests during a window with one outage, and how they spend a month's error budget."""
+    results: Results = field(repr=False)
+    rate: float
+    outage: tuple
+    budget: int
+    failed: int
+
+    @property
+    def left(self) -> int:
+        return self.budget - self.failed
+
+    @property
+    def share_left(self) -> float:
+        return self.left / self.budget
+
+
+def incident_run(*, slo: float = 0.999, rate: float = 2.0, outage=(30 * MINUTE, 55 * MINUTE),
+                 window: float = 2 * HOUR, seed: int = 4) -> IncidentResult:
+    """A checkout service taking ``rate`` requests per second, down during ``outage``; the error budget is
+    that of a whole month of such traffic at ``slo``."""
+    world = World(seed=seed)
+    checkout = Service(world, "checkout", capacity=16, latency=Exponential(0.05))
+    Outage(checkout, [outage])
+    OpenLoop(world, checkout, rate, duration=window)
+    results = world.run(until=window + 10.0)
+    budget = theory.error_budget(slo, round(rate * MONTH))
+    failed = int(np.count_nonzero(results.outcome > Outcome.DEGRADED))
+    return IncidentResult(results, rate, tuple(outage), budget, failed)
+
+
+def draw_budget(ax, res: IncidentResult):
+    """The month's error budget left (%), request by request, x in minutes; the outage shaded."""
+    r = res.results
+    order = np.argsort(r.end)
+    bad = np.cumsum(r.outcome[order] > Outcome.DEGRADED)
+    ax.plot(r.end[order] / MINUTE, 100 * (res.budget - bad) / res.budget, color="tab:blue")
+    ax.axvspan(res.outage[0] / MINUTE, res.outage[1] / MINUTE, color="tab:red", alpha=0.18, lw=0, label="outage")
+    ax.set_ylim(0, 105)
+    ax.set_xlim(0, r.until / MINUTE)
+    ax.set_xlabel("time (minutes)")
+    ax.set_ylabel("month's error budget left (%)")
+    ax.legend(loc="lower left")
+    return ax
+
+
+def crew_comparison(ns=(1, 2, 3), mttf: float = REPLICA_MTTF, mttr: float = REPLICA_MTTR, *,
+                    cycles: int = 4000, seed: int = 3) -> Table:
+    """For each number of replicas, one shared repair crew: simulated availability (with its standard
+    error), the exact formula, and the naive independent formula. ``table.data`` keeps the numbers."""
+    rows, data = [], []
+    for n in ns:
+        res = replicas_run(n, mttf, mttr, crews=1, cycles=cycles, seed=seed)
+        a, se = batch_error(res.results, *res.names, need="any")
+        ratio = (1.0 - res.exact) / (1.0 - res.naive)
+        data.append({"n": n, "simulated": a, "stderr": se, "exact": res.exact, "naive": res.naive,
+                     "ratio": ratio})
+        rows.append([n, f"{a:.3%} ± {se:.3%}", f"{res.exact:.3%}", f"{res.naive:.3%}",
+                     format_duration(theory.downtime(res.exact, "month")),
+                     format_duration(theory.downtime(res.naive, "month")), f"{ratio:.2f}×"])
+    table = Table(["replicas", "simulated, one crew", "exact, one crew", "naive independent",
+                   "down a month (one crew)", "(naive)", "downtime ratio"], rows)
+    table.data = data
+    return table

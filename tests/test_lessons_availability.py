@@ -1,0 +1,211 @@
+"""Notebook 02 (availability): its scenarios agree with theory, are seeded, and its dashboards react."""
+import math
+import statistics
+import time
+
+import numpy as np
+import pytest
+
+from resilience_sim import theory
+from resilience_sim.lessons import all_dashboards
+from resilience_sim.lessons import availability as av
+from resilience_sim.lessons.availability import HOUR, MINUTE, MONTH, WEEK
+
+
+def _median_rerun_ms(dash, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        dash.rerun()
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+# --- dashboards ----------------------------------------------------------------------------------------
+def test_dashboards_are_registered():
+    keys = all_dashboards()
+    assert "02_availability/detect_recover" in keys
+    assert "02_availability/replicas" in keys
+
+
+def test_detect_recover_dashboard_reacts_to_every_slider():
+    dash = all_dashboards()["02_availability/detect_recover"]()
+    print(f"\n02_availability/detect_recover: median rerun {_median_rerun_ms(dash):.0f} ms")
+    slow, fast = dash.results.values()
+    assert fast.detect == av.FAST_DETECT and slow.detect == av.CHECKOUT_DETECT
+    assert fast.availability > slow.availability
+    assert "nines" in dash.text.value and "down a month" in dash.text.value
+    picture, text = dash.picture.value, dash.text.value
+
+    dash.set(mttf_h=48)
+    assert dash.picture.value != picture and dash.text.value != text
+    assert all(r.mttf == 48 * HOUR for r in dash.results.values())
+    assert all(r.availability < fast.availability for r in dash.results.values())
+
+    dash.set(recover_min=90)
+    assert all(r.recover == 90 * MINUTE for r in dash.results.values())
+
+    dash.set(detect_min=0)   # nothing left for a faster detector to win: both panels are the same run
+    slow0, fast0 = dash.results.values()
+    assert slow0.detect == fast0.detect == 0.0
+    assert slow0.availability == fast0.availability
+    assert "Could not run" not in dash.text.value
+
+
+def test_replicas_dashboard_reacts_to_every_slider():
+    dash = all_dashboards()["02_availability/replicas"]()
+    print(f"\n02_availability/replicas: median rerun {_median_rerun_ms(dash):.0f} ms")
+    indep, crew = dash.results.values()
+    assert indep.crews is None and crew.crews == 1 and indep.n == crew.n == 2
+    assert crew.availability < indep.availability
+    assert "naive independent" in dash.text.value
+    picture = dash.picture.value
+
+    dash.set(n=3)
+    assert dash.picture.value != picture
+    assert all(r.n == 3 and len(r.names) == 3 for r in dash.results.values())
+
+    dash.set(mttr_h=40)
+    assert all(r.mttr == 40 * HOUR for r in dash.results.values())
+    dash.set(mttf_h=200)
+    assert all(r.mttf == 200 * HOUR for r in dash.results.values())
+
+    dash.set(n=1)            # one replica: a crew of one changes nothing, draw for draw
+    indep1, crew1 = dash.results.values()
+    assert indep1.availability == crew1.availability
+    assert "naive" not in dash.text.value
+    assert "Could not run" not in dash.text.value
+
+
+def test_dashboard_compute_stays_cheap_at_defaults():
+    for key in ("02_availability/detect_recover", "02_availability/replicas"):
+        dash = all_dashboards()[key]()
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            for variant, fixed in dash.variants.items():
+                dash.compute(**dash.params, **fixed)
+            times.append(time.perf_counter() - t)
+        print(f"\n{key}: median compute {1000 * statistics.median(times):.0f} ms (both variants)")
+
+
+# --- scenarios ------------------------------------------------------------------------------------------
+def test_failure_repair_run_is_seeded():
+    specs = {"a": dict(mttf=100.0, mttr=5.0), "b": dict(mttf=50.0, mttr=5.0)}
+    one = av.failure_repair_run(specs, horizon=5000, seed=1)
+    two = av.failure_repair_run(specs, horizon=5000, seed=1)
+    other = av.failure_repair_run(specs, horizon=5000, seed=2)
+    assert one.services["a"].timeline.changes == two.services["a"].timeline.changes
+    assert one.services["a"].timeline.changes != other.services["a"].timeline.changes
+    with pytest.raises(ValueError, match="specs"):
+        av.failure_repair_run({}, horizon=10, seed=1)
+
+
+def test_single_service_matches_formula_within_tolerance():
+    mttf, mttr, horizon = av.CHECKOUT_MTTF, av.CHECKOUT_MTTR, 3000 * WEEK
+    run = av.failure_repair_run({"checkout": dict(mttf=mttf, mttr=mttr)}, horizon=horizon, seed=11)
+    assert abs(run.time_availability("checkout") - theory.availability(mttf, mttr)) < av.tolerance(mttf, mttr, horizon)
+    stats = av.outage_stats(run, "checkout")
+    assert stats.outages > 2500 and abs(stats.mean_minutes - 60) < 4 * 60 / math.sqrt(stats.outages)
+    assert math.isclose(stats.downtime_per_month, (1 - stats.availability) * MONTH)
+
+
+def test_tolerance_shrinks_with_the_run_length():
+    short = av.tolerance(100.0, 1.0, 1e4)
+    long = av.tolerance(100.0, 1.0, 1e6)
+    assert math.isclose(short / long, 10.0)
+
+
+def test_detect_recover_run_agrees_with_theory_and_splits_the_downtime():
+    res = av.detect_recover_run(cycles=3000, seed=5)
+    assert abs(res.availability - res.formula) < av.tolerance(res.mttf, res.detect + res.recover, res.horizon)
+    assert math.isclose(res.formula, theory.availability(av.CHECKOUT_MTTF, av.CHECKOUT_MTTR))
+    # the monthly bars add up to the downtime of the first simulated year
+    again = av.detect_recover_run(cycles=3000, seed=5)
+    assert np.array_equal(res.monthly, again.monthly)
+    assert res.monthly[:, 0].sum() > res.monthly[:, 1].sum()   # 40 min detecting > 20 min recovering, over a year
+    no_detect = av.detect_recover_run(detect=0.0, cycles=500, seed=5)
+    assert no_detect.monthly[:, 0].sum() == 0.0
+
+
+def test_monthly_bars_match_the_timeline():
+    # rebuild the same world to read its timeline, and compare with the bars
+    res = av.detect_recover_run(cycles=200, seed=9)
+    from resilience_sim import FailureRepair, Service, World
+    from resilience_sim.distributions import Exponential
+    world = World(seed=9)
+    FailureRepair(Service(world, "checkout"), mttf=res.mttf, detect=Exponential(res.detect),
+                  recover=Exponential(res.recover))
+    results = world.run(until=res.horizon)
+    year_down = (1 - results.services["checkout"].timeline.availability(12 * MONTH)) * 12 * MONTH
+    assert math.isclose(res.monthly.sum(), year_down, rel_tol=1e-9)
+
+
+def test_replicas_match_the_exact_formulas():
+    for crews in (None, 1):
+        res = av.replicas_run(2, crews=crews, cycles=6000, seed=13)
+        a, se = av.batch_error(res.results, *res.names, need="any")
+        assert a == pytest.approx(res.availability)
+        assert abs(a - res.exact) < 4 * se
+    assert abs(a - res.naive) > 4 * se          # with one crew the naive formula is rejected
+
+
+def test_replicas_waits_only_with_a_shared_crew():
+    indep = av.replicas_run(2, crews=None, cycles=300, seed=3, window_cycles=300)
+    crew = av.replicas_run(2, crews=1, cycles=300, seed=3, window_cycles=300)
+    assert all(r == s for rows in indep.waits.values() for s, r, _ in rows)
+    waited = [r - s for rows in crew.waits.values() for s, r, _ in rows]
+    assert max(waited) > 0
+    assert all(s <= r <= e for rows in crew.waits.values() for s, r, e in rows)
+
+
+def test_crew_comparison_table():
+    table = av.crew_comparison((1, 2), cycles=1500, seed=4)
+    assert [row["n"] for row in table.data] == [1, 2]
+    assert table.data[0]["ratio"] == pytest.approx(1.0)
+    assert table.data[1]["ratio"] == pytest.approx(2 * 1.1 ** 2 / 1.22)
+    assert "<table>" in table._repr_html_() and "replicas" in str(table)
+
+
+def test_incident_spends_the_budget_as_expected():
+    res = av.incident_run(seed=21)
+    expected = 2.0 * 25 * MINUTE
+    assert res.budget == theory.error_budget(0.999, round(2.0 * MONTH)) == 5259
+    assert abs(res.failed - expected) < 4 * math.sqrt(expected)
+    assert res.left == res.budget - res.failed and 0 < res.share_left < 1
+    assert av.incident_run(seed=21).failed == res.failed
+
+
+def test_batch_error_of_a_steady_service_is_zero():
+    run = av.failure_repair_run({"a": dict(mttf=1e9, mttr=1.0)}, horizon=1000, seed=1)   # never fails
+    assert av.batch_error(run, "a") == (1.0, 0.0)
+
+
+def test_tables_and_formatting():
+    table = av.nines_table()
+    assert [row[0] for row in table.rows] == ["90%", "99%", "99.9%", "99.99%", "99.999%"]
+    assert table.rows[2][3] == "43.8 min" and table.rows[1][3] == "7.31 h"
+    assert av.format_duration(3 * 86400) == "3 days"
+    assert av.format_duration(90) == "1.5 min"
+    assert av.format_duration(6.05) == "6.05 s"
+    assert av.percent(0.9999) == "99.99%"
+
+
+def test_recorded_distribution_keeps_its_draws():
+    import random
+    dist = av.Recorded(av.Exponential(2.0))
+    rng = random.Random(1)
+    values = [dist.sample(rng) for _ in range(3)]
+    assert dist.draws == values and dist.mean == 2.0
+
+
+def test_drawing_helpers_label_their_axes():
+    from matplotlib.figure import Figure
+    ax = Figure().subplots()
+    run = av.failure_repair_run({"checkout": dict(mttf=av.CHECKOUT_MTTF, mttr=av.CHECKOUT_MTTR)},
+                                horizon=10 * WEEK, seed=1)
+    av.draw_timelines(ax, run, ["checkout"], until=4 * WEEK)
+    assert ax.get_xlabel() == "time (days)" and ax.get_xlim() == (0, 28)
+    ax = Figure().subplots()
+    av.draw_budget(ax, av.incident_run(seed=1))
+    assert "budget" in ax.get_ylabel() and "minutes" in ax.get_xlabel()
