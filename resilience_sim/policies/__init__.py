@@ -1,0 +1,57 @@
+"""Resilience policies: plain state machines that take ``now`` (and a ``random.Random`` where they
+draw) and return decisions. They never sleep, start threads or touch global randomness, so the
+simulator (simulated time), the live httpx client (``time.monotonic()``) and the tests (plain numbers)
+drive the very same objects. Each records what it did in plain lists and counters for plots.
+
+Composition order, from the outside in (one logical request, top to bottom):
+
+1. **Adaptive throttle** (client side): decides once per logical request, before any work, so a
+   client whose backend is overloaded fails fast locally instead of spending attempts.
+2. **Deadline**: started when the request starts; every layer below reads what is left of it, and
+   a dependency is handed ``child(now, reserve)``, so nobody works for a caller who gave up.
+3. **Retry** with backoff, asking the **retry budget** before each retry: the loop is bounded by
+   ``max_attempts``, by the deadline (a wait that would outlast it is refused) and, across all of
+   this client's requests, by the budget, which stops retry storms from multiplying load.
+4. **Circuit breaker**: inside the retry loop, so it counts every attempt, and an attempt it
+   rejects ("circuit open") fails fast and is not retried blindly (not in the default retry_on).
+5. **Bulkhead**: inside the breaker, so a call the breaker rejects never takes or waits for a slot;
+   a bulkhead refusal is our own congestion, not the dependency's: ``breaker.cancel(now)``, no failure.
+6. **Per-attempt timeout**: ``countdown.attempt_timeout(now, per_attempt)``, started once the slot
+   is held, bounds each attempt (and never outlasts the deadline); a timeout is recorded as a
+   failure at the breaker and is a retryable reason.
+7. **Hedging**: innermost, the copies race within one attempt's time limit; the first answer ends
+   the attempt and the caller cancels the rest.
+8. The call. On the server: **token bucket** per client and **load shedder** before the queue.
+
+Resilience4j's documented default aspect order for its Spring Boot annotations (docs, "Getting
+Started", aspect order) is Retry, then CircuitBreaker, RateLimiter, TimeLimiter and Bulkhead around
+the function. We agree on retry outside the breaker. We differ in three ways: our per-attempt timeout
+sits inside the bulkhead (its TimeLimiter sits outside, so its timeout also covers the bulkhead wait;
+ours bounds that wait by ``max_wait`` and the deadline); we add client throttling, a retry budget, an
+overall deadline and hedging, which it does not have as layers; our rate limiting is server-side
+admission rather than a client layer between breaker and timeout.
+
+Name clash: ``Constant`` and ``Exponential`` here are backoff schedules, not the workload profile or
+the distribution of the top-level package; import them as ``ConstantBackoff``/``ExponentialBackoff``
+next to those.
+"""
+from .backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter
+from .breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from .budget import AdaptiveThrottle, RetryBudget
+from .bulkhead import Bulkhead
+from .hedging import HedgePolicy, delay_from_percentile
+from .ratelimit import LoadShedder, TokenBucket
+from .retry import RETRYABLE, RetryPolicy
+from .timeouts import Countdown, Deadline, Timeout
+
+ConstantBackoff = Constant
+ExponentialBackoff = Exponential
+
+__all__ = [
+    "Timeout", "Deadline", "Countdown",
+    "Backoff", "Constant", "Exponential", "ConstantBackoff", "ExponentialBackoff",
+    "FullJitter", "EqualJitter", "DecorrelatedJitter",
+    "RetryPolicy", "RETRYABLE", "RetryBudget", "AdaptiveThrottle",
+    "CircuitBreaker", "CLOSED", "OPEN", "HALF_OPEN",
+    "Bulkhead", "TokenBucket", "LoadShedder", "HedgePolicy", "delay_from_percentile",
+]

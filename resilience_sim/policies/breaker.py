@@ -1,0 +1,196 @@
+"""Circuit breaker: stop calling a dependency that keeps failing, then probe it before trusting it again.
+
+States and what holds:
+
+* **closed**: every call is allowed. Outcomes go into a sliding window (the last ``window`` calls,
+  or the calls of the last ``window`` seconds with ``window_type="time"``). It trips to *open* when
+  ``consecutive_failures`` calls in a row failed, or, once the window holds at least ``min_calls``
+  calls, when the share of failures reaches ``failure_rate`` or the share of calls slower than
+  ``slow_call_duration`` reaches ``slow_call_rate``. Give at least one of these rules.
+* **open**: every call is rejected, for exactly ``open_for`` seconds; then it is *half-open*. Never
+  stuck: the change is read from ``now``, so no timer is needed, and the history records it at the
+  moment it happened (``opened + open_for``), not when someone next asked.
+* **half-open**: at most ``half_open_probes`` calls are allowed (the rest are rejected). A failed
+  (or, with the slow rule, slow) probe reopens it at once; when all probes succeed it closes.
+* Every change to *closed* or *open* clears the counts (window and consecutive failures).
+
+Contract: after ``allow(now)`` returns True, call ``record(now, success, duration)`` exactly once
+when the call ends (a timeout is a failure), or ``cancel(now)`` if the call was never made (say the
+bulkhead refused it: not the dependency's fault). Otherwise a half-open probe is never returned.
+
+Logs for plots: ``history`` [(time, state)], ``trips`` [(time, why)], ``rejected`` (count) and
+``rejections`` (times), ``late`` (results that arrived while open, ignored).
+
+Where this differs from Resilience4j's CircuitBreaker (resilience4j.readme.io, "CircuitBreaker"):
+rates are fractions in [0, 1], not percentages; Resilience4j has no consecutive-failures rule;
+its time-based window aggregates per-second buckets where ours keeps exact call times; its
+half-open state lets ``permittedNumberOfCallsInHalfOpenState`` calls through and then compares their
+failure rate with the threshold, where ours reopens on the first failed probe and closes only when
+all succeed; it goes from open to half-open on the next call after ``waitDurationInOpenState``
+(unless the automatic transition is enabled), ours at exactly ``open_for``; and it has no
+disabled, forced-open or metrics-only states and no ignored exceptions (the caller decides success).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from .. import validate
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+
+
+class CircuitBreaker:
+    """A breaker with the rules described in the module docstring, e.g.
+    ``CircuitBreaker(consecutive_failures=5, open_for=30.0)`` or
+    ``CircuitBreaker(failure_rate=0.5, window=20, min_calls=10, open_for=30.0, half_open_probes=3)``.
+    ``window`` is a number of calls (``window_type="count"``) or seconds (``"time"``); ``start`` is
+    the time of the first history entry (pass ``time.monotonic()`` when driven live)."""
+
+    def __init__(self, *, consecutive_failures: int | None = None, failure_rate: float | None = None,
+                 slow_call_rate: float | None = None, slow_call_duration: float | None = None,
+                 window: float = 100, window_type: str = "count", min_calls: int = 10,
+                 open_for: float = 30.0, half_open_probes: int = 1, start: float = 0.0):
+        if consecutive_failures is None and failure_rate is None and slow_call_rate is None:
+            raise ValueError("consecutive_failures, failure_rate or slow_call_rate: give at least one "
+                             "trip rule, got none")
+        self.consecutive_failures = (None if consecutive_failures is None else
+                                     validate.integer("consecutive_failures", consecutive_failures, low=1))
+        self.failure_rate = None if failure_rate is None else _rate("failure_rate", failure_rate)
+        self.slow_call_rate = None if slow_call_rate is None else _rate("slow_call_rate", slow_call_rate)
+        if (slow_call_rate is None) != (slow_call_duration is None):
+            raise ValueError(f"slow_call_duration must be a number > 0 given together with slow_call_rate, "
+                             f"got slow_call_duration={slow_call_duration!r}, slow_call_rate={slow_call_rate!r}")
+        self.slow_call_duration = (math.inf if slow_call_duration is None else
+                                   validate.positive("slow_call_duration", slow_call_duration))
+        self.window_type = validate.choice("window_type", window_type, ("count", "time"))
+        if window_type == "count":
+            self.window = validate.integer("window", window, low=1)
+            self.min_calls = validate.integer("min_calls", min_calls, low=1, high=self.window)
+        else:
+            self.window = validate.positive("window", window)
+            self.min_calls = validate.integer("min_calls", min_calls, low=1)
+        self.open_for = validate.positive("open_for", open_for)
+        self.half_open_probes = validate.integer("half_open_probes", half_open_probes, low=1)
+        start = validate.number("start", start)
+
+        self._state = CLOSED
+        self._opened_at = start
+        self._calls: deque = deque()      # (time, failed, slow) in the closed state's window
+        self._failed = self._slow = self._consecutive = 0
+        self._probes_sent = self._probes_out = self._probes_ok = 0
+        self.history: list[tuple[float, str]] = [(start, CLOSED)]
+        self.trips: list[tuple[float, str]] = []
+        self.rejected = 0
+        self.rejections: list[float] = []
+        self.late = 0
+
+    # --- the decisions -------------------------------------------------------------------------
+    def state(self, now: float) -> str:
+        """The state at ``now``: "closed", "open" or "half-open"."""
+        self._advance(now)
+        return self._state
+
+    def allow(self, now: float) -> bool:
+        """Whether a call may go ahead now (False: fail fast, the call is rejected)."""
+        self._advance(now)
+        if self._state == CLOSED:
+            return True
+        if self._state == HALF_OPEN and self._probes_sent < self.half_open_probes:
+            self._probes_sent += 1
+            self._probes_out += 1
+            return True
+        self.rejected += 1
+        self.rejections.append(now)
+        return False
+
+    def record(self, now: float, success: bool, duration: float = 0.0) -> None:
+        """The outcome of an allowed call that ended at ``now`` after ``duration`` seconds."""
+        self._advance(now)
+        slow = duration > self.slow_call_duration
+        if self._state == CLOSED:
+            self._add(now, not success, slow)
+            why = self._trip_reason(now)
+            if why:
+                self._open(now, why)
+        elif self._state == HALF_OPEN and self._probes_out:
+            self._probes_out -= 1
+            if not success or (slow and self.slow_call_rate is not None):
+                self._open(now, "probe failed" if not success else "probe slow")
+            else:
+                self._probes_ok += 1
+                if self._probes_ok >= self.half_open_probes:
+                    self._to(now, CLOSED)
+        else:
+            self.late += 1
+
+    def cancel(self, now: float) -> None:
+        """An allowed call was never made: give its permit back, record no outcome."""
+        self._advance(now)
+        if self._state == HALF_OPEN and self._probes_out:
+            self._probes_out -= 1
+            self._probes_sent -= 1
+
+    def rates(self, now: float) -> tuple[int, float, float]:
+        """(calls in the window, failure share, slow share), for plots; zeros unless closed."""
+        self._advance(now)
+        n = self._evict(now)
+        return (n, self._failed / n, self._slow / n) if n else (0, 0.0, 0.0)
+
+    # --- internals -----------------------------------------------------------------------------
+    def _advance(self, now):
+        if self._state == OPEN and now >= self._opened_at + self.open_for:
+            self._to(self._opened_at + self.open_for, HALF_OPEN)
+
+    def _add(self, now, failed, slow):
+        if self.window_type == "count" and len(self._calls) == self.window:
+            self._drop()
+        self._calls.append((now, failed, slow))
+        self._failed += failed
+        self._slow += slow
+        self._consecutive = self._consecutive + 1 if failed else 0
+
+    def _drop(self):
+        _, failed, slow = self._calls.popleft()
+        self._failed -= failed
+        self._slow -= slow
+
+    def _evict(self, now) -> int:
+        if self.window_type == "time":
+            edge = now - self.window
+            while self._calls and self._calls[0][0] <= edge:
+                self._drop()
+        return len(self._calls)
+
+    def _trip_reason(self, now) -> str:
+        if self.consecutive_failures is not None and self._consecutive >= self.consecutive_failures:
+            return "consecutive failures"
+        n = self._evict(now)
+        if n >= self.min_calls:
+            if self.failure_rate is not None and self._failed / n >= self.failure_rate:
+                return "failure rate"
+            if self.slow_call_rate is not None and self._slow / n >= self.slow_call_rate:
+                return "slow-call rate"
+        return ""
+
+    def _open(self, now, why):
+        self.trips.append((now, why))
+        self._opened_at = now
+        self._to(now, OPEN)
+
+    def _to(self, when, state):
+        self._state = state
+        self.history.append((when, state))
+        self._calls.clear()
+        self._failed = self._slow = self._consecutive = 0
+        self._probes_sent = self._probes_out = self._probes_ok = 0
+
+    def __repr__(self):
+        return f"CircuitBreaker(state={self._state!r}, open_for={self.open_for:g})"
+
+
+def _rate(name, value):
+    return validate.number(name, value, low=0.0, high=1.0, low_open=True)
+
+
+__all__ = ["CircuitBreaker", "CLOSED", "OPEN", "HALF_OPEN"]

@@ -1,0 +1,95 @@
+"""Bulkhead: at most ``max_concurrent`` calls in flight to one dependency, so a slow dependency can
+hold only its own share of the caller's threads, connections or slots.
+
+What holds: ``in_use`` never exceeds ``max_concurrent``; waiters are served first come, first served
+(a newcomer never overtakes a waiter); nobody waits longer than ``max_wait``.
+
+The policy keeps the books; the driver does the waiting (a simpy event, an asyncio future)::
+
+    if bulkhead.try_acquire(now):            # a free slot and nobody waiting
+        ...call...; bulkhead.release(now)
+    elif bulkhead.can_wait():                # max_wait > 0
+        until = bulkhead.enqueue(now)        # wait for a hand-over, at most until `until`
+        # a release(now) that returns True has handed its slot to the oldest waiter: wake it;
+        # a waiter still waiting at `until` calls bulkhead.give_up(now) (counted as rejected)
+    else:
+        ...rejected (already counted by try_acquire)...
+
+All waiters share one ``max_wait``, so the oldest is both the next served and the next to expire:
+the driver must keep its waiters in the same FIFO order.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from .. import validate
+
+
+class Bulkhead:
+    """Logs: ``acquired`` (count), ``rejections`` [(time, "full" | "wait expired")], ``waits``
+    (seconds waited by those handed a slot), ``peak`` (most calls in flight at once)."""
+
+    def __init__(self, max_concurrent: int, max_wait: float = 0.0):
+        self.max_concurrent = validate.integer("max_concurrent", max_concurrent, low=1)
+        self.max_wait = validate.non_negative("max_wait", max_wait)
+        self.in_use = 0
+        self._waiters: deque = deque()     # enqueue times, oldest first
+        self.acquired = 0
+        self.peak = 0
+        self.rejections: list[tuple[float, str]] = []
+        self.waits: list[float] = []
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.rejections)
+
+    def try_acquire(self, now: float) -> bool:
+        """Take a slot if one is free and nobody is waiting. On False, counts a rejection only when
+        the caller cannot wait (``max_wait == 0``)."""
+        if self.in_use < self.max_concurrent and not self._waiters:
+            self.in_use += 1
+            self.acquired += 1
+            self.peak = max(self.peak, self.in_use)
+            return True
+        if not self.can_wait():
+            self.rejections.append((now, "full"))
+        return False
+
+    def can_wait(self) -> bool:
+        """Whether a caller refused by :meth:`try_acquire` may queue."""
+        return self.max_wait > 0
+
+    def enqueue(self, now: float) -> float:
+        """Start waiting; returns the time at which to give up."""
+        if not self.can_wait():
+            raise RuntimeError("this bulkhead has max_wait == 0: callers cannot wait")
+        self._waiters.append(now)
+        return now + self.max_wait
+
+    def give_up(self, now: float) -> None:
+        """The oldest waiter reached ``max_wait`` without a slot: it leaves, rejected."""
+        if not self._waiters:
+            raise RuntimeError("give_up() without a waiter")
+        self._waiters.popleft()
+        self.rejections.append((now, "wait expired"))
+
+    def release(self, now: float) -> bool:
+        """A call ended. Returns True when its slot went straight to the oldest waiter (wake it)."""
+        if self.in_use == 0:
+            raise RuntimeError("release() without a matching acquire")
+        if self._waiters:
+            self.waits.append(now - self._waiters.popleft())
+            self.acquired += 1
+            return True
+        self.in_use -= 1
+        return False
+
+    def __repr__(self):
+        return f"Bulkhead(max_concurrent={self.max_concurrent}, max_wait={self.max_wait:g}, in_use={self.in_use})"
+
+
+__all__ = ["Bulkhead"]

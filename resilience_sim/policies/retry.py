@@ -1,0 +1,102 @@
+"""Retry policy: whether to try again after a failed attempt, and how long to wait first.
+
+What holds:
+
+* at most ``max_attempts`` calls in all (the first one counts): after attempt ``n`` fails,
+  ``should_retry(n, ...)`` is False once ``n >= max_attempts``;
+* only outcomes whose reason is in ``retry_on`` are retried;
+* a non-idempotent call is never retried unless it carries an idempotency key (a retry after a
+  timeout may repeat a write the server already did).
+
+Indexing matches :mod:`.backoff`: after attempt ``n`` (1 = the first call) fails, the wait before the
+next one is ``backoff.delay(n)``, since that next call is retry number ``n``.
+
+Reasons follow the simulator's (:class:`~resilience_sim.service.ServiceError`): the default
+``retry_on`` holds the transient ones. Local refusals ("circuit open", "bulkhead full", "throttled",
+"deadline") are left out on purpose: retrying at once against your own open breaker only burns attempts.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from .. import validate
+from .backoff import Backoff
+
+#: Reasons retried by default: failures that may not happen again on the next try.
+RETRYABLE = frozenset({"error", "timeout", "rejected", "overload", "shed", "down", "crashed", "partition"})
+
+
+class RetryPolicy:
+    """Decides on retries and gives the wait before each; logs every decision.
+
+    ``retries``: ``(now, attempt, reason)`` per retry granted; ``refusals``: ``(now, attempt, reason,
+    why)`` with ``why`` one of "max attempts", "not retryable", "not idempotent", "deadline";
+    ``refused``: a Counter of those ``why``. ``now`` is ``None`` when the caller did not pass it.
+    """
+
+    def __init__(self, max_attempts: int, backoff: Backoff, retry_on=RETRYABLE):
+        self.max_attempts = validate.integer("max_attempts", max_attempts, low=1)
+        if not isinstance(backoff, Backoff):
+            raise ValueError(f"backoff must be a backoff schedule (Constant, Exponential, FullJitter, "
+                             f"EqualJitter, DecorrelatedJitter), got {backoff!r}")
+        self.backoff = backoff
+        if isinstance(retry_on, str) or not all(isinstance(r, str) for r in retry_on):
+            raise ValueError(f"retry_on must be a set of reason strings, got {retry_on!r}")
+        self.retry_on = frozenset(retry_on)
+        self.retries: list[tuple] = []
+        self.refusals: list[tuple] = []
+        self.refused: Counter = Counter()
+
+    def _why_not(self, attempt, reason, idempotent, idempotency_key) -> str | None:
+        attempt = validate.integer("attempt", attempt, low=1)
+        if attempt >= self.max_attempts:
+            return "max attempts"
+        if reason not in self.retry_on:
+            return "not retryable"
+        if not idempotent and not idempotency_key:
+            return "not idempotent"
+        return None
+
+    def _log(self, now, attempt, reason, why) -> bool:
+        if why is None:
+            self.retries.append((now, attempt, reason))
+            return True
+        self.refusals.append((now, attempt, reason, why))
+        self.refused[why] += 1
+        return False
+
+    def should_retry(self, attempt: int, reason: str, idempotent: bool = True,
+                     idempotency_key: str | None = None, *, now: float | None = None) -> bool:
+        """Whether to make another call after attempt number ``attempt`` failed with ``reason``."""
+        return self._log(now, attempt, reason, self._why_not(attempt, reason, idempotent, idempotency_key))
+
+    def next_delay(self, attempt: int, rng=None, previous: float | None = None,
+                   retry_after: float | None = None) -> float:
+        """The wait after attempt ``attempt`` failed: ``backoff.delay(attempt)``, but never less than
+        a server's ``retry_after`` hint (HTTP Retry-After) when one was given."""
+        d = self.backoff.delay(attempt, rng, previous)
+        if retry_after is not None:
+            d = max(d, validate.non_negative("retry_after", retry_after))
+        return d
+
+    def decide(self, now: float, attempt: int, reason: str, rng=None, *, previous: float | None = None,
+               idempotent: bool = True, idempotency_key: str | None = None,
+               retry_after: float | None = None, remaining: float | None = None) -> float | None:
+        """One call for a retry loop: the wait before the next attempt, or ``None`` to stop.
+
+        ``remaining`` is what is left of the request's deadline: a retry whose wait would use it all
+        up is refused ("deadline"). ``previous`` is the last wait (for decorrelated jitter).
+        """
+        why = self._why_not(attempt, reason, idempotent, idempotency_key)
+        d = None
+        if why is None:
+            d = self.next_delay(attempt, rng, previous, retry_after)
+            if remaining is not None and d >= remaining:
+                why = "deadline"
+        return d if self._log(now, attempt, reason, why) else None
+
+    def __repr__(self):
+        return f"RetryPolicy(max_attempts={self.max_attempts}, backoff={self.backoff!r})"
+
+
+__all__ = ["RetryPolicy", "RETRYABLE"]

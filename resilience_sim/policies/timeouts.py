@@ -1,0 +1,102 @@
+"""Timeouts and deadlines: how long one attempt may take, and how long the whole request may take.
+
+A :class:`Deadline` is the budget of a whole user request; :meth:`Deadline.start` turns it into a
+:class:`Countdown` (an absolute expiry time) that every layer below reads. What holds:
+
+* a per-attempt timeout never exceeds what is left of the deadline (``attempt_timeout``);
+* a dependency is given what is left, minus a reserve for the caller's own work (``child``), so a
+  callee never works on an answer its caller has already given up on.
+
+Times are floats in seconds (simulated, or ``time.monotonic()``); nothing here sleeps.
+"""
+from __future__ import annotations
+
+from .. import validate
+
+
+class Timeout:
+    """A fixed limit on one attempt: the attempt started at ``start`` is abandoned at ``start + per_attempt``.
+
+    ``per_attempt`` may be ``math.inf`` (no timeout: the baseline). ``record`` keeps counts for plots.
+    """
+
+    def __init__(self, per_attempt: float):
+        self.per_attempt = validate.positive("per_attempt", per_attempt, allow_inf=True)
+        self.attempts = 0
+        self.timeouts: list[float] = []     # times at which an attempt timed out
+
+    def expires_at(self, start: float) -> float:
+        return start + self.per_attempt
+
+    def expired(self, start: float, now: float) -> bool:
+        """Whether an attempt started at ``start`` has run out of time at ``now``."""
+        return now - start >= self.per_attempt
+
+    def record(self, now: float, timed_out: bool) -> None:
+        """Log one finished attempt (``timed_out``: it was abandoned at its limit)."""
+        self.attempts += 1
+        if timed_out:
+            self.timeouts.append(now)
+
+    def __repr__(self) -> str:
+        return f"Timeout({self.per_attempt:g})"
+
+
+class Deadline:
+    """The time budget of a whole request; ``start(now)`` gives the running :class:`Countdown`."""
+
+    def __init__(self, budget: float):
+        self.budget = validate.positive("budget", budget, allow_inf=True)
+        self.started = 0
+
+    def start(self, now: float) -> Countdown:
+        self.started += 1
+        return Countdown(now, now + self.budget)
+
+    def __repr__(self) -> str:
+        return f"Deadline({self.budget:g})"
+
+
+class Countdown:
+    """A started deadline: it expires at ``at`` and never moves.
+
+    ``attempts`` logs ``(now, timeout given)`` for every :meth:`attempt_timeout` call, so a plot can
+    show the timeouts of successive retries shrinking as the deadline nears.
+    """
+    __slots__ = ("started", "at", "attempts")
+
+    def __init__(self, started: float, at: float):
+        self.started = started
+        self.at = at
+        self.attempts: list[tuple[float, float]] = []
+
+    def remaining(self, now: float) -> float:
+        """Time left, never negative."""
+        return max(0.0, self.at - now)
+
+    def expired(self, now: float) -> bool:
+        return now >= self.at
+
+    def attempt_timeout(self, now: float, per_attempt: float | Timeout) -> float:
+        """The timeout for an attempt starting now: ``min(per_attempt, remaining)``.
+
+        A retry loop that uses this can never run past the deadline.
+        """
+        limit = per_attempt.per_attempt if isinstance(per_attempt, Timeout) else per_attempt
+        timeout = min(limit, self.remaining(now))
+        self.attempts.append((now, timeout))
+        return timeout
+
+    def child(self, now: float, reserve: float = 0.0) -> Countdown:
+        """The deadline to hand to a dependency: what is left minus ``reserve`` (the caller's own
+        remaining work), never below zero. Send ``child.remaining(now)`` over the wire (a duration,
+        not a clock reading, since clocks differ between machines).
+        """
+        reserve = validate.non_negative("reserve", reserve)
+        return Countdown(now, max(now, self.at - reserve))
+
+    def __repr__(self) -> str:
+        return f"Countdown(started={self.started:g}, at={self.at:g})"
+
+
+__all__ = ["Timeout", "Deadline", "Countdown"]
