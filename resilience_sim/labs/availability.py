@@ -1,0 +1,563 @@
+"""Checks for lab 01, availability and redundancy.
+
+Each check takes the learner's function (or answer), tries it on cases whose right answers come from
+:mod:`resilience_sim.theory` (or from the birth-death chain of a shared repair crew), and either
+prints one ✔ line or raises ``AssertionError`` with a message that says which case failed, what the
+right answer is and, when the wrong answers match a typical mistake on every case, what that
+mistake probably was and how to fix it.
+
+Conventions the checks hold the learner to (the lab states them too):
+
+* availability is a fraction in [0, 1], not a percentage;
+* MTTR runs from the failure until the service works again, so it includes the time to detect;
+* a month is a twelfth of a 365.25-day year (30.44 days), as in :data:`theory.SECONDS_PER`; a
+  365-day year is accepted with a note (it is 0.07% off), a 30-day month is not (1.4% off).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .. import theory
+
+__all__ = ["availability", "checkout", "series", "parallel", "downtime_per_month", "min_replicas",
+           "max_mttr", "measured_availability", "shared_crew_verdict", "min_replicas_shared_crew",
+           "CHECKOUT", "TARGET", "REPLICA_MTTF_H", "DESIGN_MTTR_H"]
+
+# The numbers the lab's story uses, kept here so the notebook and its checks agree.
+CHECKOUT = {"mttf_h": 504.0, "detect_min": 12.0, "restart_min": 18.0}
+TARGET = 0.9995
+REPLICA_MTTF_H = 200.0
+DESIGN_MTTR_H = 4.0                                   # the design: 2 replicas, repaired within 4 h
+MONTH_MIN = theory.SECONDS_PER["month"] / 60          # 43 830 minutes
+MONTH_365_MIN = 365 * 1440 / 12                       # the same with a 365-day year
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _fmt(x) -> str:
+    if isinstance(x, bool) or x is None:
+        return repr(x)
+    if isinstance(x, numbers.Integral):
+        return str(int(x))
+    if isinstance(x, numbers.Real):
+        x = float(x)
+        if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-4):
+            return f"{x:.4g}"
+        return f"{x:.6g}"
+    return repr(x)
+
+
+def _show(name: str, args) -> str:
+    return f"{name}({', '.join(_fmt(a) for a in args)})"
+
+
+def _ok(text: str) -> None:
+    print(f"✔ {text}")
+
+
+def _call(fn, name: str, *args):
+    """Call the learner's function; turn its exceptions into a message that says what to do."""
+    if not callable(fn):
+        raise AssertionError(f"pass the function itself to the check, e.g. check.{name}({name}); "
+                             f"got {fn!r}, which is not a function")
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise AssertionError(f"{name} is not written yet: replace the line "
+                             f"`raise NotImplementedError(...)` with your code and run its cell again"
+                             ) from None
+    except TypeError as exc:
+        hint = ""
+        if "argument" in str(exc) or "not iterable" in str(exc):
+            hint = (f" Does {name} take the arguments the task gives it? Compare your `def` line "
+                    f"with the one in the task.")
+        raise AssertionError(f"{_show(name, args)} raised TypeError: {exc}.{hint}") from exc
+    except Exception as exc:  # noqa: BLE001 - anything else the learner's code raises
+        raise AssertionError(f"{_show(name, args)} raised {type(exc).__name__}: {exc}") from exc
+
+
+def _real(value, call: str) -> float:
+    if value is None:
+        raise AssertionError(f"{call} returned None: did you forget `return`?")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise AssertionError(f"{call} should return a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if math.isnan(value):
+        raise AssertionError(f"{call} returned nan (not a number): look for 0/0 or inf - inf")
+    return value
+
+
+def _close(got: float, want: float, rel: float) -> bool:
+    return math.isclose(got, want, rel_tol=rel, abs_tol=rel * 1e-3)
+
+
+def _diagnose(cases, got, mistakes, rel: float = 1e-6) -> str | None:
+    """The hint of the first mistake whose answers match the learner's on every case."""
+    for compute, hint in mistakes:
+        try:
+            if all(_close(g, compute(*args), rel) for args, g in zip(cases, got)):
+                return hint
+        except (ArithmeticError, ValueError):
+            continue
+    return None
+
+
+def _check_function(fn, name, cases, expected, mistakes, *, rel=1e-9, explain=""):
+    """Run ``fn`` on every case; fail on the first wrong answer, naming a recognised mistake."""
+    got = [_real(_call(fn, name, *args), _show(name, args)) for args in cases]
+    for args, g, want in zip(cases, got, expected):
+        if not _close(g, want, rel):
+            hint = _diagnose(cases, got, mistakes)
+            message = f"{_show(name, args)} should be {_fmt(want)}, yours gave {_fmt(g)}."
+            if hint:
+                message += f" {hint}"
+            elif explain:
+                message += f" {explain}"
+            raise AssertionError(message)
+    return got
+
+
+# --- task 1: availability from MTTF and MTTR ----------------------------------------------------
+_AVAILABILITY_CASES = [(99.0, 1.0), (1000.0, 10.0), (10.0, 5.0), (200.0, 0.5), (3.0, 1.0)]
+
+
+def availability(fn) -> None:
+    """Check ``availability(mttf, mttr)``: MTTF / (MTTF + MTTR)."""
+    cases = _AVAILABILITY_CASES
+    expected = [theory.availability(*c) for c in cases]
+    mistakes = [
+        (lambda f, r: r / (f + r), "That is the share of time spent down (1 − availability): MTTF and "
+         "MTTR look swapped. Availability is time up over the whole cycle: MTTF / (MTTF + MTTR)."),
+        (lambda f, r: 100 * f / (f + r), "That looks like a percentage; return a fraction between 0 and 1 "
+         "(0.99, not 99)."),
+        (lambda f, r: f / r, "MTTF / MTTR compares up time with down time; divide by the whole cycle "
+         "instead: MTTF / (MTTF + MTTR)."),
+        (lambda f, r: r / f, "MTTR / MTTF is a ratio of down to up time, not a share of time up; "
+         "availability is MTTF / (MTTF + MTTR)."),
+        (lambda f, r: 1 - r / f, "1 − MTTR/MTTF is only an approximation for MTTR much smaller than "
+         "MTTF (with MTTF 10 and MTTR 5 it gives 0.5 instead of 0.667); use MTTF / (MTTF + MTTR)."),
+    ]
+    _check_function(fn, "availability", cases, expected, mistakes,
+                    explain="Availability is the share of each failure-and-repair cycle spent up: "
+                            "MTTF / (MTTF + MTTR).")
+    _ok("availability(mttf, mttr) = MTTF / (MTTF + MTTR): 99 h up and 1 h down give 0.99")
+
+
+# --- task 2: the checkout service (MTTR includes detection) ------------------------------------
+def checkout(mttr_h, availability_value) -> None:
+    """Check the checkout answers: MTTR in hours (detect + restart) and the availability it gives."""
+    mttf = CHECKOUT["mttf_h"]
+    detect, restart = CHECKOUT["detect_min"], CHECKOUT["restart_min"]
+    want_mttr = (detect + restart) / 60
+    mttr_h = _real(mttr_h, "checkout_mttr")
+    if not _close(mttr_h, want_mttr, 1e-9):
+        known = {
+            restart / 60: f"MTTR counts from the moment the service breaks until it works again, so the "
+                          f"{detect:g} minutes before anyone notices are part of it: detect + restart.",
+            detect / 60: f"That is only the time to detect; add the {restart:g} minutes of restart.",
+            detect + restart: f"That is in minutes, but MTTF is in hours: use one unit for both "
+                              f"({detect + restart:g} min = {want_mttr:g} h).",
+            restart: f"That is the restart alone, in minutes: add the {detect:g} minutes of detection "
+                     f"and convert to hours, like MTTF.",
+            (detect + restart) * 60: "That is in seconds, but MTTF is in hours: use one unit for both.",
+        }
+        hint = next((h for v, h in known.items() if _close(mttr_h, v, 1e-6)), "")
+        raise AssertionError(f"checkout_mttr should be {want_mttr:g} h, yours is {_fmt(mttr_h)}. {hint}".strip())
+    want = theory.availability(mttf, want_mttr)
+    got = _real(availability_value, "checkout_availability")
+    if not _close(got, want, 1e-9):
+        known = {
+            100 * want: "That looks like a percentage; give a fraction between 0 and 1.",
+            theory.availability(mttf, restart / 60): "That leaves the detection time out of MTTR.",
+            theory.availability(mttf, detect + restart): "That mixes hours (MTTF) and minutes (MTTR).",
+            want_mttr / (mttf + want_mttr): "That is the share of time down: MTTF and MTTR swapped.",
+        }
+        hint = next((h for v, h in known.items() if _close(got, v, 1e-6)), "")
+        if not hint and abs(got - want) < 1e-4:
+            hint = ("Close, but not exact: did you round, or use an approximation? Compute it with your "
+                    "availability function.")
+        raise AssertionError(f"checkout_availability should be availability({mttf:g}, {want_mttr:g}) = "
+                             f"{want:.6f}, yours is {_fmt(got)}. {hint}".strip())
+    _ok(f"checkout: MTTR = {detect:g} + {restart:g} min = {want_mttr:g} h, availability {want:.4%} "
+        f"({theory.nines(want):.2f} nines)")
+
+
+# --- task 3: series and parallel ----------------------------------------------------------------
+_COMPOSITION_CASES = [(0.99, 0.99), (0.9, 0.8, 0.5), (0.999,), (0.5, 0.5), (0.95, 0.9)]
+
+
+def series(fn) -> None:
+    """Check ``series(*avail)``: the product."""
+    cases = _COMPOSITION_CASES
+    expected = [theory.series(*c) for c in cases]
+    mistakes = [
+        (lambda *a: sum(a), "Did you add them? A chain is up only when every part is up, so the "
+         "availabilities multiply: 0.99 × 0.99 = 0.9801."),
+        (lambda *a: min(a), "A chain is not as good as its weakest part, it is worse: every part must be "
+         "up at once, so multiply the availabilities."),
+        (lambda *a: sum(a) / len(a), "The average is not it: every part must be up at once, so multiply "
+         "the availabilities."),
+        (lambda *a: theory.parallel(*a), "That is the parallel formula (one part up is enough); in series "
+         "every part must be up: multiply the availabilities."),
+        (lambda *a: math.prod(1 - x for x in a), "That multiplies the unavailabilities; in series multiply "
+         "the availabilities themselves."),
+        (lambda *a: 1 - sum(1 - x for x in a), "1 − Σ(1 − a) is the approximation for parts that are almost "
+         "always up (it goes to 0 for two 50% parts, the truth is 25%); multiply the availabilities."),
+        (lambda *a: 100 * math.prod(a), "That looks like a percentage; return a fraction between 0 and 1."),
+    ]
+    _check_function(fn, "series", cases, expected, mistakes,
+                    explain="In series every part must be up: multiply the availabilities.")
+    ten = theory.series(*[0.999] * 10)
+    _ok(f"series multiplies: ten 99.9% services in a chain give {ten:.2%}")
+
+
+def parallel(fn) -> None:
+    """Check ``parallel(*avail)``: 1 − Π(1 − a)."""
+    cases = _COMPOSITION_CASES
+    expected = [theory.parallel(*c) for c in cases]
+    mistakes = [
+        (lambda *a: max(a), "Replicas are better than the best one alone: the system is down only when all "
+         "replicas are down at once, so availability is 1 − Π(1 − a); 0.99 and 0.99 give 0.9999."),
+        (lambda *a: sum(a), "Did you add them? Adding gives more than 1. The system is down only when all "
+         "replicas are down: 1 − Π(1 − a)."),
+        (lambda *a: min(1.0, sum(a)), "Adding and capping at 1 is not it: the system is down only when all "
+         "replicas are down at once: 1 − Π(1 − a)."),
+        (lambda *a: math.prod(a), "That is the series formula (every part must be up); in parallel one "
+         "replica up is enough: 1 − Π(1 − a)."),
+        (lambda *a: math.prod(1 - x for x in a), "That is the chance that all replicas are down at once "
+         "(the unavailability); availability is 1 minus it."),
+        (lambda *a: 1 - math.prod(a), "Multiply the unavailabilities (1 − a), not the availabilities: "
+         "1 − Π(1 − a)."),
+        (lambda *a: sum(a) / len(a), "The average is not it: the system is down only when all replicas "
+         "are down at once: 1 − Π(1 − a)."),
+        (lambda *a: 100 * theory.parallel(*a), "That looks like a percentage; return a fraction between "
+         "0 and 1."),
+    ]
+    _check_function(fn, "parallel", cases, expected, mistakes,
+                    explain="Parallel: the system is down only when all replicas are down: 1 − Π(1 − a).")
+    _ok(f"parallel: two 99% replicas give {theory.parallel(0.99, 0.99):.2%}, if they fail independently")
+
+
+# --- task 4: downtime budget per month ----------------------------------------------------------
+_DOWNTIME_CASES = [(0.999,), (0.99,), (0.9995,), (0.99999,), (0.5,)]
+
+
+def downtime_per_month(fn) -> None:
+    """Check ``downtime_per_month(a)`` in minutes, a month being 365.25 / 12 days."""
+    cases = _DOWNTIME_CASES
+    name = "downtime_per_month"
+    got = [_real(_call(fn, name, *args), _show(name, args)) for args in cases]
+    if all(_close(g, (1 - a) * MONTH_365_MIN, 1e-6) for (a,), g in zip(cases, got)):
+        _ok(f"{name}: 99.9% allows {(1 - 0.999) * MONTH_365_MIN:.1f} minutes a month with your 365-day "
+            f"year. Accepted; the course uses 365.25 days (leap years included, "
+            f"{(1 - 0.999) * MONTH_MIN:.1f} min), as theory.downtime(a, 'month') does.")
+        return
+    day = 1440
+    mistakes = [
+        (lambda a: (1 - a) * 30 * day, "You used a 30-day month. Many SLO tools use rolling 28- or 30-day windows, "
+         "but this lab's month is a twelfth of a 365.25-day year: 30.4375 days = 43 830 minutes."),
+        (lambda a: (1 - a) * 31 * day, "You used a 31-day month; this lab's month is a twelfth of a "
+         "365.25-day year: 30.4375 days = 43 830 minutes."),
+        (lambda a: (1 - a) * 28 * day, "You used four weeks (28 days); this lab's month is a twelfth of a "
+         "365.25-day year: 30.4375 days."),
+        (lambda a: (1 - a) * MONTH_MIN * 60, "That is in seconds; the task asks for minutes."),
+        (lambda a: (1 - a) * MONTH_MIN / 60, "That is in hours; the task asks for minutes."),
+        (lambda a: (1 - a) * MONTH_MIN / day, "That is in days; the task asks for minutes."),
+        (lambda a: (1 - a) * MONTH_MIN * 12, "That is per year; the task asks per month."),
+        (lambda a: a * MONTH_MIN, "That is the time *up*; downtime is the share of time down, 1 − a."),
+        (lambda a: (1 - a / 100) * MONTH_MIN, "a is a fraction (0.999), not a percentage (99.9)."),
+    ]
+    for args, g in zip(cases, got):
+        want = (1 - args[0]) * MONTH_MIN
+        if not _close(g, want, 1e-6):
+            hint = _diagnose(cases, got, mistakes) or ("Downtime is the share of time down, 1 − a, times "
+                                                       "the minutes in a month (365.25 × 1440 / 12).")
+            raise AssertionError(f"{_show(name, args)} should be {want:.4f} minutes, yours gave "
+                                 f"{_fmt(g)}. {hint}")
+    _ok(f"{name}: 99.9% allows {(1 - 0.999) * MONTH_MIN:.1f} minutes a month, 99.95% "
+        f"{(1 - 0.9995) * MONTH_MIN:.1f}, 99.999% {(1 - 0.99999) * MONTH_MIN * 60:.0f} seconds")
+
+
+# --- task 5: design with independent replicas ---------------------------------------------------
+_MIN_REPLICAS_CASES = [(0.9995, 200.0, 4.0), (0.99, 100.0, 1.0), (0.99999, 200.0, 4.0),
+                       (0.999999, 10.0, 5.0), (0.9999, 50.0, 1.0), (0.75, 1.0, 1.0)]
+
+
+def _fewest(target, meets) -> int:
+    n = 1
+    while not meets(n):
+        n += 1
+    return n
+
+
+def _replicas_needed(target, mttf, mttr) -> int:
+    a = theory.availability(mttf, mttr)
+    return _fewest(target, lambda n: theory.parallel(*[a] * n) >= target)
+
+
+def _replicas_needed_fast(target, mttf, mttr) -> int:
+    """The same by the closed form, for mistakes that need hundreds of replicas."""
+    u = mttr / (mttf + mttr)
+    return _fewest(target, lambda n: 1 - u ** n >= target)
+
+
+def _as_count(value, call: str) -> int | None:
+    if value is None:
+        raise AssertionError(f"{call} returned None: did you forget `return`?")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise AssertionError(f"{call} should return a whole number of replicas, got {value!r}")
+    if not float(value).is_integer():
+        raise AssertionError(f"{call} returned {_fmt(value)}, but replicas come whole: round *up* "
+                             f"(math.ceil), since fewer replicas would miss the target")
+    return int(value)
+
+
+def min_replicas(fn) -> None:
+    """Check ``min_replicas(target, mttf, mttr)``: fewest independent replicas meeting ``target``."""
+    name = "min_replicas"
+    cases = _MIN_REPLICAS_CASES
+    got = [_as_count(_call(fn, name, *c), _show(name, c)) for c in cases]
+
+    def ratio(t, f, r):                       # the real-valued n where 1 − u^n = target
+        return math.log(1 - t) / math.log(r / (f + r))
+
+    mistakes = [
+        (lambda t, f, r: _fewest(t, lambda n: theory.parallel(*[theory.availability(f, r)] * n) > t),
+         "Meeting the target exactly counts: compare with >=, not >."),
+        (lambda t, f, r: math.floor(ratio(t, f, r)), "You rounded down; a fraction of a replica still "
+         "needs a whole one: round up (math.ceil)."),
+        (lambda t, f, r: round(ratio(t, f, r)), "You rounded to the nearest whole number; round up "
+         "(math.ceil), or fewer replicas than needed may come out."),
+        (lambda t, f, r: _replicas_needed(t, f, r) + 1, "One replica too many: the answer is the first n "
+         "that meets the target, so stop (or return) as soon as it does."),
+        (lambda t, f, r: _replicas_needed(t, f, r) - 1, "One replica short: count the replicas you have "
+         "when the availability meets the target, not the ones before."),
+        (lambda t, f, r: _replicas_needed_fast(t, r, f), "MTTF and MTTR look swapped in the availability of "
+         "one replica."),
+    ]
+    for args, g in zip(cases, got):
+        want = _replicas_needed(*args)
+        if g != want:
+            t, mttf, mttr = args
+            a = theory.availability(mttf, mttr)
+            yours = theory.parallel(*[a] * g) if g >= 1 else 0.0
+            message = (f"{_show(name, args)} should be {want}: each replica is up {a:.6f} of the time, "
+                       f"{want} replicas give {theory.parallel(*[a] * want):.7f}")
+            if want > 1:
+                fewer = want - 1
+                message += (f" and {fewer} give{'s' if fewer == 1 else ''} "
+                            f"{theory.parallel(*[a] * fewer):.7f}")
+            message += f" against the target {_fmt(t)}. Yours gave {g}"
+            message += f" ({yours:.7f})." if g >= 1 else "."
+            hint = _diagnose(cases, got, mistakes, rel=0)
+            raise AssertionError(message + (f" {hint}" if hint else ""))
+    _ok(f"{name}: a {TARGET:.2%} target with MTTF {REPLICA_MTTF_H:g} h and MTTR {DESIGN_MTTR_H:g} h needs "
+        f"{_replicas_needed(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H)} independent replicas")
+
+
+_MAX_MTTR_CASES = [(0.9995, 200.0, 1), (0.9995, 200.0, 2), (0.9995, 200.0, 3), (0.99, 100.0, 1),
+                   (0.999, 10.0, 2)]
+
+
+def _max_mttr(target, mttf, n) -> float:
+    u = (1 - target) ** (1 / n)               # the share of time each replica may be down
+    return mttf * u / (1 - u)
+
+
+def max_mttr(fn) -> None:
+    """Check ``max_mttr(target, mttf, n)``: the longest MTTR with which ``n`` replicas meet ``target``."""
+    name = "max_mttr"
+    cases = _MAX_MTTR_CASES
+    expected = [_max_mttr(*c) for c in cases]
+
+    def per_replica_u(t, n):
+        return (1 - t) ** (1 / n)
+
+    mistakes = [
+        (lambda t, f, n: _max_mttr(t, f, 1), "You ignored n: that is the answer for a single replica. With n "
+         "replicas all must be down at once, so each may be down u = (1 − target)^(1/n) of the time."),
+        (lambda t, f, n: f * per_replica_u(t, n), "MTTR ≈ u·MTTF is the approximation for small u; solve "
+         "MTTR / (MTTF + MTTR) = u exactly: MTTR = MTTF·u / (1 − u)."),
+        (lambda t, f, n: f * (1 - per_replica_u(t, n)) / per_replica_u(t, n), "Upside down: from "
+         "u = MTTR / (MTTF + MTTR) you get MTTR = MTTF·u / (1 − u)."),
+        (lambda t, f, n: _max_mttr(1 - (1 - t) / n, f, 1), "Unavailabilities of replicas multiply, they do "
+         "not split: each replica may be down u = (1 − target)^(1/n), not (1 − target)/n."),
+        (lambda t, f, n: _max_mttr(t ** (1 / n), f, 1), "That is the budget for n parts in series (each "
+         "needs availability target^(1/n)); replicas are in parallel: u = (1 − target)^(1/n)."),
+        (lambda t, f, n: 1 - per_replica_u(t, n), "You returned the availability each replica needs; turn "
+         "it into an MTTR: MTTR = MTTF·u / (1 − u) with u = 1 − that availability."),
+        (lambda t, f, n: per_replica_u(t, n), "You returned the share of time each replica may be down; "
+         "turn it into an MTTR: MTTR = MTTF·u / (1 − u)."),
+    ]
+    got = [_real(_call(fn, name, *c), _show(name, c)) for c in cases]
+    for args, g, want in zip(cases, got, expected):
+        if not _close(g, want, 1e-4):
+            t, mttf, n = args
+            hint = _diagnose(cases, got, mistakes, rel=1e-4)
+            message = f"{_show(name, args)} should be {want:.6g}, yours gave {_fmt(g)}"
+            if g > 0:
+                reached = theory.parallel(*[theory.availability(mttf, g)] * n)
+                verdict = "misses" if reached < t else "beats (so a longer MTTR would still do)"
+                message += (f": with it, {n} replica{'s reach' if n > 1 else ' reaches'} {reached:.7f}, "
+                            f"which {verdict} the target {_fmt(t)}")
+            message += "."
+            if hint:
+                message += f" {hint}"
+            raise AssertionError(message)
+    one, two, three = (_max_mttr(TARGET, REPLICA_MTTF_H, n) for n in (1, 2, 3))
+    _ok(f"{name}: for {TARGET:.2%} with MTTF {REPLICA_MTTF_H:g} h, one replica must be back in "
+        f"{one * 60:.0f} min, two in {two:.1f} h, three in {three:.1f} h")
+
+
+# --- task 6: a shared repair crew ---------------------------------------------------------------
+def _chain(n, mttf, mttr, crews):
+    """Stationary distribution of the number of failed replicas when ``crews`` repair one each."""
+    lam, mu = 1 / mttf, 1 / mttr
+    crews = n if crews is None else crews
+    weights, w = [1.0], 1.0
+    for k in range(n):
+        w *= (n - k) * lam / (min(k + 1, crews) * mu)
+        weights.append(w)
+    total = sum(weights)
+    return [x / total for x in weights]
+
+
+def _any_up(n, f, r, c):
+    return 1 - _chain(n, f, r, c)[-1]
+
+
+def _all_up(n, f, r, c):
+    return _chain(n, f, r, c)[0]
+
+
+def _one_up(n, f, r, c):
+    p = _chain(n, f, r, c)
+    return 1 - sum(k * pk for k, pk in enumerate(p)) / n
+
+
+# (n, mttf, mttr, crews): short runs where the crew changes the answer far beyond the noise
+_CREW_CASES = [(2, 10.0, 5.0, 1), (3, 10.0, 5.0, 1), (2, 10.0, 5.0, 2), (2, 10.0, 5.0, None)]
+_CREW_UNTIL = 50_000.0
+_CREW_SEED = 11
+_CREW_TOL = 0.03                               # about 5 standard deviations of a run this long
+
+
+def measured_availability(fn) -> None:
+    """Check ``measured_availability(n, mttf, mttr, crews, until, seed)`` against the exact chain."""
+    name = "measured_availability"
+    cases = _CREW_CASES
+    calls = [(*c, _CREW_UNTIL, _CREW_SEED) for c in cases]
+    got = [_real(_call(fn, name, *args), _show(name, args)) for args in calls]
+    expected = [theory.replicas_availability(n, f, r, crews=c) for n, f, r, c in cases]
+    mistakes = [
+        (lambda n, f, r, c: _any_up(n, f, r, None), "Your replicas are repaired independently, as if each "
+         "had its own repairer. Create ONE RepairCrew(world, crews) before the loop and pass that same "
+         "object as crew=... to every FailureRepair (and crew=None when crews is None)."),
+        (lambda n, f, r, c: _any_up(n, f, r, None if c is None else 1), "The crew has one person whatever "
+         "crews says: build it with RepairCrew(world, crews)."),
+        (lambda n, f, r, c: _all_up(n, f, r, c), "That is the share of time ALL replicas are up "
+         "(need=\"all\", series); a replicated service is up while ANY replica is: need=\"any\"."),
+        (lambda n, f, r, c: _all_up(n, f, r, None), "That is the share of time all replicas are up, with "
+         "independent repairs: use need=\"any\", and give every replica the same crew."),
+        (lambda n, f, r, c: _one_up(n, f, r, c), "That is one replica's availability: pass every replica's "
+         "name to time_availability(*names, need=\"any\")."),
+        (lambda n, f, r, c: _one_up(n, f, r, None), "That is one replica's availability: pass every "
+         "replica's name to time_availability(*names, need=\"any\")."),
+        (lambda n, f, r, c: _any_up(n, r, f, c), "MTTF and MTTR look swapped in FailureRepair."),
+    ]
+    for args, g in zip(calls, got):
+        if not 0 <= g <= 1:
+            raise AssertionError(f"{_show(name, args)} measured {_fmt(g)}, outside [0, 1]: a percentage? "
+                                 f"Return the fraction that time_availability gives.")
+    for case, args, g, want in zip(cases, calls, got, expected):
+        if abs(g - want) > _CREW_TOL:
+            hint = next((h for compute, h in mistakes
+                         if all(abs(gi - compute(*ci)) <= _CREW_TOL for ci, gi in zip(cases, got))), "")
+            crews = "a repairer per replica" if case[3] is None else f"a shared crew of {case[3]}"
+            raise AssertionError(
+                f"{_show(name, args)} measured {_fmt(g)}, but {case[0]} replicas with MTTF {case[1]:g}, "
+                f"MTTR {case[2]:g} and {crews} are up (any of them) {want:.3f} of the time in theory "
+                f"(a run this long lands within ±{_CREW_TOL:g} of it). {hint}".strip())
+    short = (*cases[0], 5_000.0)
+    first, again = (_real(_call(fn, name, *short, 3), name) for _ in range(2))
+    if first != again:
+        raise AssertionError(f"{name} gave {_fmt(first)} and then {_fmt(again)} for the same seed: build the "
+                             f"world with World(seed=seed) and take no other randomness, so a run repeats.")
+    if _real(_call(fn, name, *short, 4), name) == first:
+        raise AssertionError(f"{name} gave the same answer for seeds 3 and 4: pass the seed on, "
+                             f"World(seed=seed).")
+    _ok(f"{name}: two replicas (MTTF 10, MTTR 5) measured {got[0]:.3f} with one shared crew against "
+        f"{got[3]:.3f} with independent repairs (theory {expected[0]:.3f} and {expected[3]:.3f})")
+
+
+def shared_crew_verdict(measured, meets_target) -> None:
+    """Check the verdict on the design (2 replicas, MTTF 200 h, MTTR 4 h) when they share one crew."""
+    mttr = DESIGN_MTTR_H
+    theory_one = theory.replicas_availability(2, REPLICA_MTTF_H, mttr, crews=1)
+    theory_free = theory.replicas_availability(2, REPLICA_MTTF_H, mttr)
+    measured = _real(measured, "measured")
+    if abs(measured - theory_free) < abs(measured - theory_one):
+        raise AssertionError(f"measured is {_fmt(measured)}, close to {theory_free:.5f}, what two "
+                             f"independently repaired replicas give: the run does not seem to share one "
+                             f"crew (RepairCrew(world, 1) given to both replicas).")
+    if abs(measured - theory_one) > 2e-4:             # about 5 standard deviations at 2e6 h
+        raise AssertionError(f"measured is {_fmt(measured)}, but two replicas sharing one crew give "
+                             f"{theory_one:.5f} in theory; run measured_availability(2, MTTF, MTTR, 1, "
+                             f"until, seed) with MTTF {REPLICA_MTTF_H:g} h, MTTR {mttr:g} h and until "
+                             f"2 000 000 h (all in seconds), then read the verdict from it.")
+    if not isinstance(meets_target, (bool, np.bool_)):
+        raise AssertionError(f"meets_target should be True or False, got {meets_target!r}")
+    if bool(meets_target) != (measured >= TARGET):
+        raise AssertionError(f"meets_target is {bool(meets_target)}, but the run measured {measured:.5f} "
+                             f"against the target {TARGET}: compare the two (measured >= TARGET).")
+    _ok(f"verdict: with one shared crew the design reaches about {theory_one:.4%}, not {TARGET:.2%}: "
+        f"a replica that fails during the other's repair waits for the engineer")
+
+
+_SHARED_CASES = [(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 1), (TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 2),
+                 (0.99999, 200.0, 4.0, 1), (0.9999, 100.0, 10.0, 1), (0.999, 50.0, 5.0, 1), (0.9, 10.0, 5.0, 1)]
+
+
+def _shared_needed(target, mttf, mttr, crews, limit=50):
+    for n in range(1, limit + 1):
+        if theory.replicas_availability(n, mttf, mttr, crews=crews) >= target:
+            return n
+    return None
+
+
+def min_replicas_shared_crew(fn) -> None:
+    """Check ``min_replicas_shared_crew(target, mttf, mttr, crews)``: fewest replicas, or None."""
+    name = "min_replicas_shared_crew"
+    cases = _SHARED_CASES
+    got = []
+    for c in cases:
+        value = _call(fn, name, *c)
+        got.append(None if value is None else _as_count(value, _show(name, c)))
+    for args, g in zip(cases, got):
+        want = _shared_needed(*args)
+        if g == want:
+            continue
+        target, mttf, mttr, crews = args
+        if want is None:
+            ceiling = 1 - math.exp(-mttf / mttr)
+            raise AssertionError(
+                f"{_show(name, args)} should be None: with one crew, MTTF {mttf:g} and MTTR {mttr:g}, the crew is "
+                f"the bottleneck and no number of replicas gets above {ceiling:.4f} (1 − e^(−MTTF/MTTR)); "
+                f"yours gave {g}. Stop at `limit` replicas and return None.")
+        message = f"{_show(name, args)} should be {want}, yours gave {g}."
+        independent = _replicas_needed(target, mttf, mttr)
+        if g == independent and all(gi == _replicas_needed(t, f, r) for (t, f, r, _), gi in zip(cases, got)
+                                    if gi is not None):
+            message += (" That is the answer for independent repairs; use "
+                        "theory.replicas_availability(n, mttf, mttr, crews=crews), which knows about the "
+                        "shared crew.")
+        elif g is not None and want is not None and g == want + 1:
+            message += " One too many: return the first n that meets the target (>=)."
+        elif g is not None and want is not None and g == want - 1:
+            reached = theory.replicas_availability(g, mttf, mttr, crews=crews)
+            message += f" With {g} replicas availability is only {reached:.6f}."
+        raise AssertionError(message)
+    _ok(f"{name}: with one shared crew the design needs {_shared_needed(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 1)} "
+        f"replicas, not {_replicas_needed(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H)}; or give the two replicas two crews")

@@ -1,0 +1,306 @@
+"""Lab 01's checks accept the reference solution and reject each typical mistake with a message that
+names it. The reference functions come from the solution notebook itself (its code cells run here
+in order), so the notebook stays the single source of truth."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from resilience_sim import FailureRepair, RepairCrew, Service, World, theory
+from resilience_sim.labs import availability as check
+
+SOLUTION = Path(__file__).resolve().parents[1] / "labs" / "solutions" / "01_availability.ipynb"
+
+
+@pytest.fixture(scope="module")
+def ref() -> dict:
+    """The namespace left by running every code cell of the solution notebook."""
+    nb = json.loads(SOLUTION.read_text(encoding="utf-8"))
+    namespace: dict = {"__name__": "lab01_solution"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for index, cell in enumerate(nb["cells"]):
+            if cell["cell_type"] == "code":
+                exec(compile("".join(cell["source"]), f"{SOLUTION.name}[{index}]", "exec"), namespace)
+    return namespace
+
+
+def fails(check_fn, *args, match: str):
+    """Run a check that must fail, and return its message (which must match ``match``)."""
+    with pytest.raises(AssertionError, match=match) as info:
+        check_fn(*args)
+    return str(info.value)
+
+
+# --- the reference solution passes every check ---------------------------------------------------
+FUNCTION_CHECKS = ["availability", "series", "parallel", "downtime_per_month", "min_replicas", "max_mttr",
+                   "measured_availability", "min_replicas_shared_crew"]
+
+
+@pytest.mark.parametrize("name", FUNCTION_CHECKS)
+def test_check_accepts_the_solution(ref, name, capsys):
+    getattr(check, name)(ref[name])
+    out = capsys.readouterr().out
+    assert out.startswith("✔ ") and out.count("\n") <= 2
+
+
+def test_answer_checks_accept_the_solution(ref, capsys):
+    check.checkout(ref["checkout_mttr"], ref["checkout_availability"])
+    check.shared_crew_verdict(ref["measured"], ref["meets_target"])
+    assert capsys.readouterr().out.count("✔") == 2
+
+
+def test_solution_design_numbers():
+    """The numbers the lab's story rests on (the prose says 'a little under the limit')."""
+    assert math.isclose(check._max_mttr(check.TARGET, 200, 2), 4.5744, rel_tol=1e-4)
+    assert theory.replicas_availability(2, 200, 4, crews=1) < check.TARGET < theory.replicas_availability(2, 200, 4)
+
+
+@pytest.mark.parametrize("name", FUNCTION_CHECKS)
+def test_unwritten_function_says_so(name):
+    def stub(*args):
+        raise NotImplementedError("Your code here")
+    fails(getattr(check, name), stub, match="not written yet")
+
+
+def test_passing_something_other_than_a_function():
+    fails(check.availability, 0.99, match="pass the function itself")
+
+
+def test_forgotten_return():
+    def availability(mttf, mttr):
+        mttf / (mttf + mttr)
+    fails(check.availability, availability, match="forget `return`")
+
+
+def test_learner_exception_is_reported_with_its_call():
+    def availability(mttf, mttr):
+        return mttf / (mttr - mttr)
+    fails(check.availability, availability, match=r"availability\(99, 1\) raised ZeroDivisionError")
+
+
+# --- task 1: availability -------------------------------------------------------------------------
+@pytest.mark.parametrize("wrong, match", [
+    (lambda f, r: r / (f + r), "swapped"),
+    (lambda f, r: 100 * f / (f + r), "percentage"),
+    (lambda f, r: f / r, "whole cycle"),
+    (lambda f, r: r / f, "ratio of down to up"),
+    (lambda f, r: 1 - r / f, "approximation"),
+    (lambda f, r: f / (f + r) + 0.01, r"should be 0\.99, yours gave 1\b"),
+])
+def test_availability_mistakes(wrong, match):
+    fails(check.availability, wrong, match=match)
+
+
+# --- task 2: the checkout service -----------------------------------------------------------------
+def test_checkout_mistakes():
+    right = theory.availability(504, 0.5)
+    fails(check.checkout, 0.3, theory.availability(504, 0.3), match="detect")
+    fails(check.checkout, 30, theory.availability(504, 30), match="minutes, but MTTF is in hours")
+    fails(check.checkout, 1800, right, match="seconds")
+    fails(check.checkout, 0.2, right, match="only the time to detect")
+    fails(check.checkout, 18, right, match="restart alone")
+    fails(check.checkout, 0.5, 100 * right, match="percentage")
+    fails(check.checkout, 0.5, theory.availability(504, 30), match="mixes hours")
+    fails(check.checkout, 0.5, theory.availability(504, 0.3), match="leaves the detection time out")
+    fails(check.checkout, 0.5, 1 - right, match="swapped")
+    fails(check.checkout, 0.5, round(right, 5), match="round")
+    fails(check.checkout, 0.5, "0.999", match="should return a number")
+
+
+# --- task 3: series and parallel -----------------------------------------------------------------
+@pytest.mark.parametrize("wrong, match", [
+    (lambda *a: sum(a), r"0\.99, 0\.99\) should be 0\.9801, yours gave 1\.98\. Did you add them\?"),
+    (lambda *a: min(a), "weakest part"),
+    (lambda *a: sum(a) / len(a), "average"),
+    (lambda *a: 1 - math.prod(1 - x for x in a), "parallel formula"),
+    (lambda *a: math.prod(1 - x for x in a), "unavailabilities"),
+    (lambda *a: 1 - sum(1 - x for x in a), "approximation"),
+    (lambda *a: 100 * math.prod(a), "percentage"),
+])
+def test_series_mistakes(wrong, match):
+    fails(check.series, wrong, match=match)
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda *a: max(a), "better than the best one alone.*1 − Π\\(1 − a\\)"),
+    (lambda *a: sum(a), "Did you add them\\? Adding gives more than 1"),
+    (lambda *a: min(1.0, sum(a)), "capping at 1"),
+    (lambda *a: math.prod(a), "series formula"),
+    (lambda *a: math.prod(1 - x for x in a), "all replicas are down at once.*1 minus it"),
+    (lambda *a: 1 - math.prod(a), "Multiply the unavailabilities"),
+    (lambda *a: sum(a) / len(a), "average"),
+    (lambda *a: 100 * (1 - math.prod(1 - x for x in a)), "percentage"),
+])
+def test_parallel_mistakes(wrong, match):
+    fails(check.parallel, wrong, match=match)
+
+
+def test_composition_with_a_fixed_number_of_arguments():
+    def series(a, b):
+        return a * b
+    fails(check.series, series, match=r"TypeError.*Does series take the arguments the task gives it")
+
+    def parallel(avails):
+        return 1 - math.prod(1 - a for a in avails)
+    fails(check.parallel, parallel, match="TypeError")
+
+
+# --- task 4: downtime per month ------------------------------------------------------------------
+def test_downtime_with_a_365_day_year_is_accepted_with_a_note(capsys):
+    check.downtime_per_month(lambda a: (1 - a) * 365 * 24 * 60 / 12)
+    out = capsys.readouterr().out
+    assert out.startswith("✔") and "365-day year" in out and "365.25" in out
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda a: (1 - a) * 30 * 1440, "30-day month.*365.25"),
+    (lambda a: (1 - a) * 31 * 1440, "31-day month"),
+    (lambda a: (1 - a) * 28 * 1440, "four weeks"),
+    (lambda a: (1 - a) * 365.25 * 86400 / 12, "in seconds"),
+    (lambda a: (1 - a) * 365.25 * 24 / 12, "in hours"),
+    (lambda a: (1 - a) * 365.25 / 12, "in days"),
+    (lambda a: (1 - a) * 365.25 * 1440, "per year"),
+    (lambda a: a * 365.25 * 1440 / 12, r"time \*up\*"),
+    (lambda a: (1 - a / 100) * 365.25 * 1440 / 12, "not a percentage"),
+])
+def test_downtime_mistakes(wrong, match):
+    fails(check.downtime_per_month, wrong, match=match)
+
+
+# --- task 5: design ------------------------------------------------------------------------------
+def _needed(t, f, r, compare=lambda x, t: x >= t):
+    a = f / (f + r)
+    n = 1
+    while not compare(1 - (1 - a) ** n, t):
+        n += 1
+    return n
+
+
+def _ratio(t, f, r):
+    return math.log(1 - t) / math.log(r / (f + r))
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda t, f, r: _needed(t, f, r, lambda x, t: x > t), r"0\.75, 1, 1\) should be 2.*>=, not >"),
+    (lambda t, f, r: math.floor(_ratio(t, f, r)), "rounded down"),
+    (lambda t, f, r: round(_ratio(t, f, r)), "nearest"),
+    (lambda t, f, r: _needed(t, f, r) + 1, "One replica too many"),
+    (lambda t, f, r: _needed(t, f, r) - 1, "One replica short"),
+    (lambda t, f, r: _needed(t, r, f), "swapped"),
+    (lambda t, f, r: _ratio(t, f, r), "replicas come whole: round \\*up\\*"),
+    (lambda t, f, r: None, "forget `return`"),
+])
+def test_min_replicas_mistakes(wrong, match):
+    message = fails(check.min_replicas, wrong, match=match)
+    assert "should be" in message or "whole" in message or "return" in message
+
+
+def test_min_replicas_message_shows_the_availabilities():
+    message = fails(check.min_replicas, lambda t, f, r: 1, match="should be 2")
+    assert "2 replicas give 0.9996155" in message and "1 gives 0.9803922" in message
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda t, f, n: f * (1 - t) / t, "ignored n"),
+    (lambda t, f, n: f * (1 - t) ** (1 / n), "approximation for small u"),
+    (lambda t, f, n: f * (1 - (1 - t) ** (1 / n)) / (1 - t) ** (1 / n), "Upside down"),
+    (lambda t, f, n: f * ((1 - t) / n) / (1 - (1 - t) / n), "do not split"),
+    (lambda t, f, n: f * (1 - t ** (1 / n)) / t ** (1 / n), "in series"),
+    (lambda t, f, n: 1 - (1 - t) ** (1 / n), "availability each replica needs"),
+    (lambda t, f, n: (1 - t) ** (1 / n), "share of time each replica may be down"),
+])
+def test_max_mttr_mistakes(wrong, match):
+    fails(check.max_mttr, wrong, match=match)
+
+
+def test_max_mttr_says_whether_the_answer_misses_or_beats_the_target():
+    message = fails(check.max_mttr, lambda t, f, n: 2 * f * (1 - t) / t, match="misses the target")
+    assert "0.9995, 200, 1) should be 0.10005" in message
+    fails(check.max_mttr, lambda t, f, n: 0.5 * f * (1 - t) / t, match="beats")
+
+
+def test_max_mttr_accepts_a_bisection():
+    def max_mttr(target, mttf, n):
+        low, high = 0.0, 1e6
+        for _ in range(100):
+            mid = (low + high) / 2
+            a = mttf / (mttf + mid)
+            low, high = (mid, high) if 1 - (1 - a) ** n >= target else (low, mid)
+        return low
+    check.max_mttr(max_mttr)
+
+
+# --- task 6: the shared crew ---------------------------------------------------------------------
+def simulation(*, crew_per_replica=False, ignore_crews=False, fixed_crew=None, need="any", measure_one=False,
+               swap=False, random_seed=False, fixed_seed=None):
+    """A measured_availability with one deliberate mistake switched on."""
+    def measured_availability(n, mttf, mttr, crews, until, seed):
+        if random_seed:
+            seed = random.randrange(10**6)
+        world = World(seed=seed if fixed_seed is None else fixed_seed)
+        size = fixed_crew or crews
+        shared = None if crews is None or ignore_crews else RepairCrew(world, size)
+        names = [f"r{i}" for i in range(n)]
+        for name in names:
+            crew = RepairCrew(world, size) if crew_per_replica and crews is not None else shared
+            f, r = (mttr, mttf) if swap else (mttf, mttr)
+            FailureRepair(Service(world, name), mttf=f, mttr=r, crew=crew)
+        results = world.run(until=until)
+        return results.time_availability(*(names[:1] if measure_one else names), need=need)
+    return measured_availability
+
+
+def test_solution_style_simulation_with_other_names_passes(capsys):
+    check.measured_availability(simulation())
+    assert "✔" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake, match", [
+    ({"ignore_crews": True}, "repaired independently.*ONE RepairCrew"),
+    ({"crew_per_replica": True}, "repaired independently.*ONE RepairCrew"),
+    ({"fixed_crew": 1}, r"one person whatever crews says"),
+    ({"need": "all"}, "ALL replicas are up"),
+    ({"measure_one": True}, "one replica's availability"),
+    ({"swap": True}, "swapped"),
+    ({"random_seed": True}, "for the same seed"),
+    ({"fixed_seed": 1}, "same answer for seeds 3 and 4"),
+])
+def test_measured_availability_mistakes(mistake, match):
+    fails(check.measured_availability, simulation(**mistake), match=match)
+
+
+def test_measured_availability_percent():
+    sim = simulation()
+    fails(check.measured_availability, lambda *args: 100 * sim(*args), match="percentage")
+
+
+def test_verdict_mistakes(ref):
+    measured = ref["measured"]
+    fails(check.shared_crew_verdict, measured, True, match="meets_target is True")
+    fails(check.shared_crew_verdict, measured, "no", match="True or False")
+    independent = theory.replicas_availability(2, 200, 4)
+    fails(check.shared_crew_verdict, independent, True, match="does not seem to share one crew")
+    fails(check.shared_crew_verdict, 0.999, False, match="two replicas sharing one crew give 0.99923")
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda t, f, r, c, limit=50: check._replicas_needed(t, f, r), "independent repairs.*crews=crews"),
+    (lambda t, f, r, c, limit=50: (check._shared_needed(t, f, r, c) or 0) + 1, "One too many"),
+])
+def test_min_replicas_shared_crew_mistakes(wrong, match):
+    fails(check.min_replicas_shared_crew, wrong, match=match)
+
+
+def test_min_replicas_shared_crew_without_a_limit():
+    def unbounded(target, mttf, mttr, crews, limit=50):
+        n = 1
+        while n < 1000 and not theory.replicas_availability(n, mttf, mttr, crews=crews) >= target:
+            n += 1          # with one crew and MTTR = MTTF / 2 no n reaches 0.9
+        return n
+    fails(check.min_replicas_shared_crew, unbounded, match="should be None.*bottleneck.*return None")
