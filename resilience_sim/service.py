@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import simpy
 
+from collections import Counter
+
 from . import validate
 from .distributions import Distribution, as_distribution
 from .records import Outcome
 from .timeline import Timeline
 
-#: Reasons that mean "refused without being tried"; all others are failures.
-REJECTION_REASONS = frozenset({"overload", "rejected", "shed", "circuit open", "bulkhead full"})
+#: Reasons that mean "refused without being tried".
+REJECTION_REASONS = frozenset({"overload", "rejected", "shed", "rate limited", "circuit open", "bulkhead full",
+                               "throttled"})
+#: Reasons that mean "the caller stopped waiting". All other reasons are failures.
+TIMEOUT_REASONS = frozenset({"timeout", "deadline"})
 
 
 class ServiceError(Exception):
@@ -32,7 +37,7 @@ class ServiceError(Exception):
 
     @property
     def outcome(self) -> Outcome:
-        if self.reason == "timeout":
+        if self.reason in TIMEOUT_REASONS:
             return Outcome.TIMED_OUT
         return Outcome.REJECTED if self.reason in REJECTION_REASONS else Outcome.FAILED
 
@@ -69,10 +74,14 @@ class Service:
     * ``error_rate``: the share of calls that fail with reason "error" after doing their work.
     * ``handler(service, request)``: an optional simpy generator run while holding a slot, which
       calls ``dependencies`` with :meth:`ask`; its return value is the call's value.
+    * ``shedder`` (a :class:`~resilience_sim.policies.LoadShedder`) refuses arrivals with "shed" when
+      the queue or its oldest wait passes a bound; ``rate_limit`` (a
+      :class:`~resilience_sim.policies.TokenBucket`) refuses arrivals beyond its rate with "rate limited".
     """
 
     def __init__(self, world, name: str, *, capacity: int = 1, latency=0.0, error_rate: float = 0.0,
-                 dependencies=(), handler=None, queue_limit: int | None = None):
+                 dependencies=(), handler=None, queue_limit: int | None = None, shedder=None,
+                 rate_limit=None):
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         self.world = world
@@ -89,6 +98,13 @@ class Service:
         if handler is not None and not callable(handler):
             raise ValueError(f"handler must be a callable returning a simpy generator, got {handler!r}")
         self.handler = handler
+        from .policies import LoadShedder, TokenBucket
+        if shedder is not None and not isinstance(shedder, LoadShedder):
+            raise ValueError(f"shedder must be a LoadShedder or None, got {shedder!r}")
+        if rate_limit is not None and not isinstance(rate_limit, TokenBucket):
+            raise ValueError(f"rate_limit must be a TokenBucket or None, got {rate_limit!r}")
+        self.shedder, self.rate_limit = shedder, rate_limit
+        self.failure_reasons: Counter = Counter()
         self.slots = simpy.Resource(self.env, capacity=self.capacity)
         self.timeline = Timeline(name)
         self.calls = 0
@@ -150,21 +166,26 @@ class Service:
         """
         self.calls += 1
         if self._down:
-            self.failures += 1
-            raise ServiceError(self.name, "down")
+            raise self._fail("down")
         if caller is not None and self.world._partitions:
             hang = self.world.partition_hang(caller.name, self.name)
             if hang is not None:
                 if hang > 0:
                     yield self.env.timeout(hang)
-                self.failures += 1
-                raise ServiceError(self.name, "partition")
+                raise self._fail("partition")
         slots = self.slots
         if self.queue_limit is not None and len(slots.queue) >= self.queue_limit and slots.count >= self.capacity:
-            self.failures += 1
-            raise ServiceError(self.name, "overload")
+            raise self._fail("overload")
+        if self.rate_limit is not None and not self.rate_limit.try_take(self.env.now):
+            raise self._fail("rate limited")
+        if self.shedder is not None:
+            queue = slots.queue
+            oldest_wait = self.env.now - queue[0].arrived if queue else 0.0
+            if self.shedder.should_shed(self.env.now, len(queue), oldest_wait):
+                raise self._fail("shed")
         epoch = self._epoch
         with slots.request() as slot:
+            slot.arrived = self.env.now
             yield slot
             rng = self._latency_rng
             work = self.latency.sample(rng)
@@ -175,21 +196,23 @@ class Service:
             if work > 0:
                 yield self.env.timeout(work)
             if epoch != self._epoch:
-                self.failures += 1
-                raise ServiceError(self.name, "crashed")
+                raise self._fail("crashed")
             if self._errors and self._error_rng.random() < self._errors:
-                self.failures += 1
-                raise ServiceError(self.name, "error")
+                raise self._fail("error")
             if self.handler is None:
                 req.answered_by = self.name
                 return None
             result = yield from self.handler(self, req)
             if epoch != self._epoch:
-                self.failures += 1
-                raise ServiceError(self.name, "crashed")
+                raise self._fail("crashed")
             if not req.answered_by:
                 req.answered_by = self.name
             return result
+
+    def _fail(self, reason: str) -> ServiceError:
+        self.failures += 1
+        self.failure_reasons[reason] += 1
+        return ServiceError(self.name, reason)
 
     def ask(self, dependency: str, req: Request):
         """Call one of this service's declared dependencies (``yield from svc.ask("db", req)``)."""

@@ -38,12 +38,14 @@ def replicas_availability(n: int, mttf: float, mttr: float, *, crews: int | None
     n = validate.integer("n", n, low=1)
     lam, mu = 1.0 / validate.positive("mttf", mttf), 1.0 / validate.positive("mttr", mttr)
     crews = n if crews is None else validate.integer("crews", crews, low=1)
-    # birth-death chain on the number of failed replicas k
-    weights, w = [1.0], 1.0
+    # birth-death chain on the number of failed replicas k; weights kept as logs (they overflow for large n)
+    log_weights, log_w = [0.0], 0.0
     for k in range(n):
-        w *= (n - k) * lam / (min(k + 1, crews) * mu)
-        weights.append(w)
-    return 1.0 - weights[-1] / sum(weights)
+        log_w += math.log((n - k) * lam / (min(k + 1, crews) * mu))
+        log_weights.append(log_w)
+    top = max(log_weights)
+    total = sum(math.exp(lw - top) for lw in log_weights)
+    return 1.0 - math.exp(log_weights[-1] - top) / total
 
 
 def nines(a: float) -> float:

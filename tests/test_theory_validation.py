@@ -142,3 +142,9 @@ def test_fanout_tail_share_of_slow_requests(n):
     expected = theory.fanout_slow_share(0.01, n)        # 1%, 9.6%, 63.4%
     sd = math.sqrt(expected * (1 - expected) / len(results))   # binomial over 4,000 requests
     assert results.share_slower_than(0.5) == pytest.approx(expected, abs=4 * sd + 1e-9)
+
+
+def test_replicas_formula_is_stable_for_many_replicas():
+    a = theory.replicas_availability(400, 10.0, 5.0, crews=1)
+    assert 0.0 <= a <= 1.0 and not math.isnan(a)
+    assert theory.replicas_availability(3, 100.0, 25.0) == pytest.approx(theory.parallel(0.8, 0.8, 0.8))
