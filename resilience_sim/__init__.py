@@ -1,5 +1,6 @@
 """resilience_sim: a discrete-event simulator (on simpy) of services, faults, workloads and the
 resilience patterns that keep them up, with metrics, plots and dashboards for the course."""
+from .client import Client
 from .distributions import Distribution, Exponential, Fixed, LogNormal, Mixture, Uniform, Weibull
 from .faults import (ErrorBurst, FailureRepair, GrayFailure, LatencySpike, Outage, Partition,
                      RepairCrew)
@@ -10,7 +11,7 @@ from .workload import ClosedLoop, Constant, OpenLoop, Ramp, Spike, Step
 from .world import World
 
 __all__ = [
-    "World", "Service", "ServiceError", "Request", "Outcome", "Results",
+    "World", "Service", "Client", "ServiceError", "Request", "Outcome", "Results",
     "Distribution", "Fixed", "Exponential", "LogNormal", "Uniform", "Weibull", "Mixture",
     "FailureRepair", "RepairCrew", "Outage", "LatencySpike", "ErrorBurst", "GrayFailure", "Partition",
     "OpenLoop", "ClosedLoop", "Constant", "Ramp", "Step", "Spike",

@@ -18,6 +18,35 @@ class ServiceStats:
     calls: int
     failures: int
     timeline: Timeline
+    failure_reasons: dict
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """What one client did during a run (see :class:`~resilience_sim.client.Client`)."""
+    name: str
+    requests: int
+    attempts: int
+    backoff_time: float
+    rejected: dict
+    budget_denied: int
+    hedges: int
+    breaker_history: tuple     # ((time, state), ...); empty without a breaker
+
+    @property
+    def amplification(self) -> float:
+        """Calls sent to the target per request this client was given."""
+        return self.attempts / self.requests if self.requests else 0.0
+
+    def breaker_state_at(self, times) -> np.ndarray:
+        """The breaker's state at each of ``times``: 0 closed, 1 half-open, 2 open."""
+        if not self.breaker_history:
+            raise ValueError(f"client {self.name!r} has no circuit breaker")
+        code = {"closed": 0, "half-open": 1, "open": 2}
+        change_times = np.array([t for t, _ in self.breaker_history])
+        states = np.array([code[s] for _, s in self.breaker_history])
+        idx = np.searchsorted(change_times, np.asarray(times, dtype=float), side="right") - 1
+        return states[np.maximum(idx, 0)]
 
 
 @dataclass(frozen=True)
@@ -44,9 +73,13 @@ class Results:
         self._reason, self._answered_by = cols["reason"], cols["answered_by"]
         self.names = list(world.recorder.names)
         self.record_bytes = world.recorder.nbytes
-        self.services = {name: ServiceStats(name, s.calls, s.failures, s.timeline)
+        self.services = {name: ServiceStats(name, s.calls, s.failures, s.timeline, dict(s.failure_reasons))
                          for name, s in world.services.items()}
         self.faults = [FaultSpan(f.label, f.kind, tuple(f.spans(until))) for f in world.faults]
+        self.clients = {name: ClientStats(name, c.requests, c.attempts, c.backoff_time, dict(c.rejected),
+                                          c.budget_denied, c.hedges,
+                                          tuple(c.breaker.history) if c.breaker is not None else ())
+                        for name, c in world.clients.items()}
 
     def __len__(self) -> int:
         return len(self.start)
@@ -140,11 +173,20 @@ class Results:
         overlap = np.clip(np.minimum(self.end, self.until) - np.maximum(self.start, since), 0.0, None)
         return float(overlap.sum() / (self.until - since))
 
-    def calls_per_request(self) -> float:
-        """Calls made to all services, per user request (1.0 for a lone service with no retries)."""
+    def calls_per_request(self, *services: str) -> float:
+        """Calls made to the named services (default: all), per user request (1.0 for a lone service
+        with no retries)."""
         if len(self) == 0:
             raise ValueError("no requests finished; run longer")
-        return sum(s.calls for s in self.services.values()) / len(self)
+        names = services or tuple(self.services)
+        return sum(self._stats(name).calls for name in names) / len(self)
+
+    def client(self, name: str) -> ClientStats:
+        """What the client called ``name`` did."""
+        try:
+            return self.clients[name]
+        except KeyError:
+            raise ValueError(f"client must be one of {sorted(self.clients)}, got {name!r}") from None
 
     def attempts_per_request(self) -> float:
         if len(self) == 0:

@@ -53,6 +53,17 @@ class Request:
         self.degraded = ""          # non-empty: the answer is degraded, and this is why
         self.deadline = float("inf")
 
+    def child(self, deadline: float) -> "Request":
+        """The same request as seen below a layer with its own ``deadline`` (an absolute time)."""
+        sub = Request(self.start)
+        sub.deadline = deadline
+        return sub
+
+    def adopt(self, sub: "Request") -> None:
+        """Take over what a child learned on its way: who answered, and any degradation."""
+        self.answered_by = sub.answered_by or self.answered_by
+        self.degraded = sub.degraded or self.degraded
+
 
 class Condition:
     """A fault's effect on a service while it lasts: slower and/or more errors."""

@@ -27,6 +27,7 @@ class World:
         self.seed = validate.integer("seed", seed, low=0)
         self.env = simpy.Environment()
         self.services: dict = {}
+        self.clients: dict = {}
         self.recorder = Recorder()
         self.faults: list = []
         self._streams: dict[str, random.Random] = {}
@@ -47,6 +48,11 @@ class World:
         if service.name in self.services:
             raise ValueError(f"name must be unique in the world; a service called {service.name!r} exists")
         self.services[service.name] = service
+
+    def add_client(self, client) -> None:
+        if client.name in self.clients or client.name in self.services:
+            raise ValueError(f"name must be unique in the world; {client.name!r} is taken")
+        self.clients[client.name] = client
 
     def service(self, name: str):
         """The service called ``name``."""

@@ -1,0 +1,234 @@
+"""A client that calls a target through resilience policies, in simulated time.
+
+The policies (:mod:`resilience_sim.policies`) are the same objects the live httpx client drives in
+wall-clock time; here simpy supplies ``now`` and does the waiting. Layers, from the outside in, follow
+the composition order documented in :mod:`resilience_sim.policies`:
+
+throttle → deadline → retry (with backoff and budget) → breaker → bulkhead → per-attempt timeout
+→ hedging → the target.
+
+A timed-out or cancelled call's work is not undone: the target keeps serving it (as a real server
+does when its client hangs up), which is what turns retries into extra load.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import simpy
+
+from . import validate
+from .policies import (AdaptiveThrottle, Bulkhead, CircuitBreaker, Deadline, HedgePolicy, RetryBudget,
+                       RetryPolicy, Timeout)
+from .service import ServiceError
+
+#: Failure reasons that mean the backend refused work because it was overloaded (for throttling).
+OVERLOAD_REASONS = frozenset({"overload", "shed", "rate limited", "rejected"})
+
+
+def _optional(name, value, kind):
+    if value is not None and not isinstance(value, kind):
+        raise ValueError(f"{name} must be a {kind.__name__} or None, got {value!r}")
+    return value
+
+
+class Client:
+    """Calls ``target`` (a :class:`~resilience_sim.service.Service` or another client) with policies.
+
+    ``timeout`` (seconds or a :class:`Timeout`) bounds each attempt; ``deadline`` (seconds or a
+    :class:`Deadline`) bounds the whole request and is handed down through ``request.deadline``, so
+    nested clients never wait past it. ``idempotent=False`` forbids retries unless ``idempotency_key``.
+
+    What it counts: ``requests`` (calls to :meth:`call`), ``attempts`` (calls sent to the target,
+    hedge copies included),
+    ``backoff_time`` (seconds spent waiting between attempts), ``rejected`` (a Counter of local
+    refusals: "throttled", "circuit open", "bulkhead full", "deadline"), ``budget_denied`` and
+    ``hedges`` (copies sent).
+    """
+
+    def __init__(self, world, target, *, name: str = "client", timeout=None, deadline=None,
+                 retry: RetryPolicy | None = None, budget: RetryBudget | None = None,
+                 throttle: AdaptiveThrottle | None = None, breaker: CircuitBreaker | None = None,
+                 bulkhead: Bulkhead | None = None, hedge: HedgePolicy | None = None,
+                 idempotent: bool = True, idempotency_key: bool = False):
+        if not callable(getattr(target, "call", None)):
+            raise ValueError(f"target must have a call(request) generator method, got {target!r}")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        self.world, self.env, self.target, self.name = world, world.env, target, name
+        self.timeout = None if timeout is None else (
+            timeout if isinstance(timeout, Timeout) else Timeout(validate.positive("timeout", timeout)))
+        self.deadline = None if deadline is None else (
+            deadline if isinstance(deadline, Deadline) else Deadline(validate.positive("deadline", deadline)))
+        self.retry = _optional("retry", retry, RetryPolicy)
+        self.budget = _optional("budget", budget, RetryBudget)
+        self.throttle = _optional("throttle", throttle, AdaptiveThrottle)
+        self.breaker = _optional("breaker", breaker, CircuitBreaker)
+        self.bulkhead = _optional("bulkhead", bulkhead, Bulkhead)
+        self.hedge = _optional("hedge", hedge, HedgePolicy)
+        self.idempotent, self.idempotency_key = bool(idempotent), bool(idempotency_key)
+        self.rng = world.rng(f"client/{name}")
+        self.requests = self.attempts = self.hedges = self.budget_denied = 0
+        self.backoff_time = 0.0
+        self.rejected: Counter = Counter()
+        self._waiters: list = []       # bulkhead waiters' wake-up events, oldest first
+        world.add_client(self)
+
+    # --- one logical request ------------------------------------------------------------------
+    def call(self, req, caller=None):
+        """Serve one request through the policies (``value = yield from client.call(req)``)."""
+        env = self.env
+        self.requests += 1
+        if self.throttle is not None and not self.throttle.allow(env.now, self.rng):
+            raise self._refuse("throttled")
+        deadline = req.deadline
+        if self.deadline is not None:
+            deadline = min(deadline, env.now + self.deadline.budget)
+        sub = req.child(deadline)     # what the layers below see: this call's deadline, not the caller's
+        if self.budget is not None:
+            self.budget.record_request(env.now)
+        attempt, previous = 1, None
+        try:
+            while True:
+                if env.now >= deadline:
+                    raise self._refuse("deadline")
+                ok, value = yield from self._attempt(sub, caller)
+                if self.throttle is not None:   # accepted: the backend answered, and not "overloaded"
+                    self.throttle.record(env.now, ok or (value.service != self.name and
+                                                         value.reason not in OVERLOAD_REASONS))
+                if ok:
+                    req.adopt(sub)
+                    return value
+                wait = self._retry_wait(attempt, value, previous, deadline)
+                if wait is None:
+                    raise value
+                self.backoff_time += wait
+                if wait > 0:
+                    yield env.timeout(wait)
+                previous, attempt = wait, attempt + 1
+        finally:
+            req.attempts = attempt
+
+    def _retry_wait(self, attempt, err, previous, deadline):
+        if self.retry is None:
+            return None
+        remaining = None if math.isinf(deadline) else deadline - self.env.now
+        wait = self.retry.decide(self.env.now, attempt, err.reason, self.rng, previous=previous,
+                                 idempotent=self.idempotent, idempotency_key=self.idempotency_key or None,
+                                 remaining=remaining)
+        if wait is not None and self.budget is not None:
+            if not self.budget.can_retry(self.env.now):
+                self.budget_denied += 1
+                return None
+            self.budget.record_retry(self.env.now)
+        return wait
+
+    def _refuse(self, reason: str) -> ServiceError:
+        self.rejected[reason] += 1
+        return ServiceError(self.name, reason)
+
+    # --- one attempt: breaker, bulkhead, timeout, hedging ---------------------------------------
+    def _attempt(self, req, caller):
+        """Returns ``(True, value)`` or ``(False, ServiceError)``; never raises for the target's failures."""
+        env, breaker = self.env, self.breaker
+        if breaker is not None and not breaker.allow(env.now):
+            return False, self._refuse("circuit open")
+        if self.bulkhead is not None:
+            got_slot = yield from self._enter_bulkhead()
+            if not got_slot:
+                if breaker is not None:
+                    breaker.cancel(env.now)
+                return False, self._refuse("bulkhead full")
+        start = env.now
+        limit = req.deadline - start
+        if self.timeout is not None:
+            limit = min(limit, self.timeout.per_attempt)
+        try:
+            if self.hedge is not None:
+                ok, value = yield from self._hedged(req, caller, limit)
+            else:
+                ok, value = yield from self._bounded(req, caller, limit)
+        finally:
+            if self.bulkhead is not None and self.bulkhead.release(env.now):
+                self._waiters.pop(0).succeed()
+        if breaker is not None:
+            breaker.record(env.now, ok, env.now - start)
+        if self.timeout is not None:
+            self.timeout.record(env.now, not ok and value.reason == "timeout")
+        return ok, value
+
+    def _enter_bulkhead(self):
+        env, bulkhead = self.env, self.bulkhead
+        if bulkhead.try_acquire(env.now):
+            return True
+        if not bulkhead.can_wait():
+            return False
+        give_up_at = bulkhead.enqueue(env.now)
+        handed = env.event()
+        self._waiters.append(handed)
+        yield handed | env.timeout(give_up_at - env.now)
+        if handed.triggered:
+            return True
+        self._waiters.remove(handed)
+        bulkhead.give_up(env.now)
+        return False
+
+    def _guarded(self, req, caller):
+        """The target's call as a process that returns its outcome instead of failing."""
+        try:
+            self.attempts += 1
+            return True, (yield from self.target.call(req, caller=caller))
+        except ServiceError as err:
+            return False, err
+        except simpy.Interrupt:
+            return False, ServiceError(self.name, "cancelled")
+
+    def _bounded(self, req, caller, limit):
+        if math.isinf(limit):
+            return (yield from self._guarded(req, caller))
+        if limit <= 0:
+            return False, ServiceError(self.name, "timeout")
+        call = self.env.process(self._guarded(req, caller))
+        yield call | self.env.timeout(limit)
+        if call.triggered:
+            return call.value
+        return False, ServiceError(self.name, "timeout")
+
+    def _hedged(self, req, caller, limit):
+        """Send the primary, then copies at the hedge policy's times; the first success wins and
+        the others are cancelled. Fails when every copy sent has failed or the time limit passes."""
+        env, hedge = self.env, self.hedge
+        start, ends_at = env.now, env.now + limit
+        copies = [env.process(self._guarded(req, caller))]
+        last_error = None
+        while True:
+            pending = [c for c in copies if not c.triggered]
+            wake = min(hedge.hedge_at(start, len(copies) - 1), ends_at)
+            if pending and wake > env.now:
+                timer = [] if math.isinf(wake) else [env.timeout(wake - env.now)]
+                yield simpy.AnyOf(env, pending + timer)
+            for i, c in enumerate(copies):
+                if c.triggered and c.value[0]:
+                    hedge.record_winner(env.now, hedge=i > 0)
+                    self._cancel(copies)
+                    return c.value
+                if c.triggered:
+                    last_error = c.value[1]
+            if env.now >= ends_at:
+                self._cancel(copies)
+                return False, ServiceError(self.name, "timeout")
+            if hedge.should_hedge(start, env.now, len(copies) - 1):
+                hedge.record_hedge(env.now)
+                self.hedges += 1
+                copies.append(env.process(self._guarded(req, caller)))
+            elif not any(not c.triggered for c in copies):
+                return False, last_error
+
+    @staticmethod
+    def _cancel(copies):
+        for c in copies:
+            if not c.triggered and c.is_alive:
+                c.interrupt("hedge lost")
+
+    def __repr__(self):
+        return f"Client({self.name!r} -> {getattr(self.target, 'name', self.target)!r})"

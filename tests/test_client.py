@@ -1,0 +1,184 @@
+"""The simulated client: the policies driven in simulated time, composed in the documented order."""
+import numpy as np
+import pytest
+
+from resilience_sim import Client, Fixed, Mixture, OpenLoop, Outage, Outcome, Service, World
+from resilience_sim.policies import (AdaptiveThrottle, Bulkhead, CircuitBreaker, ConstantBackoff, FullJitter,
+                                     HedgePolicy, LoadShedder, RetryBudget, RetryPolicy, TokenBucket)
+
+
+def retries(n, wait=0.0):
+    return RetryPolicy(n, ConstantBackoff(wait) if wait else ConstantBackoff(1e-9))
+
+
+def test_retries_rescue_transient_errors_at_the_cost_of_extra_calls():
+    world = World(1)
+    db = Service(world, "db", capacity=50, latency=0.01, error_rate=0.3)
+    client = Client(world, db, retry=RetryPolicy(3, FullJitter(0.01, 1.0)))
+    OpenLoop(world, client, 50, duration=400)
+    results = world.run(until=410)
+    assert results.request_availability() == pytest.approx(1 - 0.3 ** 3, abs=0.004)
+    assert results.client("client").amplification == pytest.approx(1 + 0.3 + 0.09, abs=0.02)
+    assert results.attempts_per_request() == pytest.approx(1.39, abs=0.02)
+    assert client.backoff_time > 0
+
+
+def test_amplification_across_layers_is_the_product_of_attempts():
+    world = World(1)
+    leaf = Service(world, "leaf", capacity=100, latency=0.001, error_rate=1.0)
+    to_leaf = Client(world, leaf, name="mid->leaf", retry=retries(3))
+
+    def mid_handler(svc, req):
+        return (yield from to_leaf.call(req, caller=svc))
+
+    mid = Service(world, "mid", capacity=100, handler=mid_handler)
+    top = Client(world, mid, name="top->mid", retry=retries(4))
+    OpenLoop(world, top, 10, requests=200)
+    results = world.run(until=100)
+    assert results.calls_per_request("leaf") == 3 * 4
+    assert results.calls_per_request("mid") == 4
+    assert set(results.outcome) == {Outcome.FAILED}
+
+
+def test_timeout_bounds_each_attempt_but_the_server_keeps_working():
+    world = World(1)
+    slow = Service(world, "slow", capacity=100, latency=1.0)
+    Client(world, slow, timeout=0.1)
+    OpenLoop(world, world.clients["client"], 10, duration=20)
+    results = world.run(until=30)
+    assert set(results.outcome) == {Outcome.TIMED_OUT}
+    assert np.allclose(results.latency, 0.1)
+    assert results.services["slow"].calls == len(results)     # the work went on regardless
+
+
+def test_deadline_bounds_retries_and_propagates_to_dependencies():
+    world = World(1)
+    leaf = Service(world, "leaf", capacity=100, latency=0.3, error_rate=1.0)
+    inner = Client(world, leaf, name="inner", retry=retries(10))
+
+    def handler(svc, req):
+        return (yield from inner.call(req, caller=svc))
+
+    mid = Service(world, "mid", capacity=100, handler=handler)
+    Client(world, mid, name="outer", deadline=1.0, retry=retries(10))
+    OpenLoop(world, world.clients["outer"], 5, duration=20)
+    results = world.run(until=30)
+    assert results.latency.max() <= 1.0 + 1e-9
+    assert results.services["leaf"].calls <= 4 * len(results)   # at most ceil(1.0 / 0.3) leaf calls each
+    assert results.reasons()["deadline"] + results.reasons()["timeout"] == len(results)
+
+
+def test_circuit_breaker_fails_fast_during_an_outage_and_closes_after():
+    world = World(1)
+    api = Service(world, "api", capacity=100, latency=0.01)
+    Outage(api, [(10, 20)])
+    breaker = CircuitBreaker(consecutive_failures=5, open_for=2.0)
+    Client(world, api, breaker=breaker)
+    OpenLoop(world, world.clients["client"], 50, duration=30)
+    results = world.run(until=31)
+    during = (results.start > 10.5) & (results.start < 19.5)
+    assert np.mean(results.outcome[during] == Outcome.REJECTED) > 0.9
+    assert results.services["api"].calls < len(results) - 400
+    states = [s for _, s in results.client("client").breaker_history]
+    assert states[:4] == ["closed", "open", "half-open", "open"] and states[-1] == "closed"
+    after = results.start > 23
+    assert np.all(results.outcome[after] == Outcome.OK)
+    assert results.client("client").breaker_state_at([5, 15, 29]).tolist() == [0, 2, 0] or \
+        results.client("client").breaker_state_at([5, 29]).tolist() == [0, 0]
+
+
+def test_bulkhead_caps_concurrency_and_can_wait_a_bounded_time():
+    world = World(1)
+    slow = Service(world, "slow", capacity=100, latency=1.0)
+    bulkhead = Bulkhead(4, max_wait=0.5)
+    Client(world, slow, bulkhead=bulkhead)
+    OpenLoop(world, world.clients["client"], 10, duration=50)
+    results = world.run(until=60)
+    assert bulkhead.peak == 4
+    assert results.reasons()["bulkhead full"] > 0
+    ok = results.outcome == Outcome.OK
+    assert results.latency[ok].max() <= 1.5 + 1e-9
+    assert np.count_nonzero(ok) == pytest.approx(4 * 50, rel=0.05)    # four slots busy all along
+
+
+def test_hedging_at_the_p95_cuts_the_tail_for_about_five_percent_more_calls():
+    def run(hedge):
+        world = World(3)
+        leaf = Service(world, "leaf", capacity=1000, latency=Mixture.slow_tail(0.010, 1.0, 0.05))
+        Client(world, leaf, hedge=hedge)
+        OpenLoop(world, world.clients["client"], 100, duration=200)
+        return world.run(until=210)
+
+    plain, hedged = run(None), run(HedgePolicy(delay=0.011))
+    assert plain.latency_percentiles((99,))[99] == pytest.approx(1.0)
+    assert hedged.latency_percentiles((99,))[99] == pytest.approx(0.021, abs=0.002)
+    assert hedged.client("client").hedges / len(hedged) == pytest.approx(0.05, abs=0.01)
+    # losers are cancelled: their slots come back, so the leaf served about 1.05 calls per request
+    assert hedged.calls_per_request("leaf") == pytest.approx(1.05, abs=0.01)
+
+
+def test_non_idempotent_calls_are_not_retried_without_a_key():
+    def run(**kw):
+        world = World(1)
+        db = Service(world, "db", capacity=10, latency=0.01, error_rate=0.5)
+        Client(world, db, retry=retries(3), **kw)
+        OpenLoop(world, world.clients["client"], 10, duration=50)
+        return world.run(until=60)
+
+    assert run(idempotent=False).client("client").amplification == 1.0
+    assert run(idempotent=False, idempotency_key=True).client("client").amplification > 1.5
+
+
+def test_retry_budget_caps_retries_at_a_share_of_requests():
+    world = World(1)
+    db = Service(world, "db", capacity=100, latency=0.001, error_rate=1.0)
+    Client(world, db, retry=retries(3), budget=RetryBudget(ratio=0.1, window=10.0, min_per_second=0.0))
+    OpenLoop(world, world.clients["client"], 100, duration=100)
+    results = world.run(until=101)
+    assert results.client("client").amplification == pytest.approx(1.1, abs=0.01)
+    assert results.client("client").budget_denied > 0
+
+
+def test_adaptive_throttle_rejects_locally_when_the_backend_refuses():
+    world = World(1)
+    db = Service(world, "db", capacity=1, latency=0.1, queue_limit=0)   # 10/s, refuses the rest
+    Client(world, db, throttle=AdaptiveThrottle(k=2.0, window=10.0))
+    OpenLoop(world, world.clients["client"], 100, duration=60)
+    results = world.run(until=61)
+    rejected = results.client("client").rejected["throttled"]
+    assert rejected > 0.3 * len(results)
+    assert results.services["db"].calls < 0.7 * len(results)
+
+
+@pytest.mark.parametrize("shedder", [LoadShedder(max_queue=3), LoadShedder(max_queue_delay=0.3)])
+def test_load_shedding_keeps_an_overloaded_queue_short(shedder):
+    def run(shedder):
+        world = World(1)
+        Service(world, "api", capacity=1, latency=0.1, shedder=shedder)
+        OpenLoop(world, world.service("api"), 20, duration=30)           # twice what it can serve
+        return world.run(until=40)
+
+    plain, shed = run(None), run(shedder)
+    assert plain.latency_percentiles((50,))[50] > 5.0                  # the queue grows all along
+    assert shed.latency_percentiles((50,))[50] < 1.0
+    assert shed.services["api"].failure_reasons["shed"] == shed.outcome_counts()["rejected"] > 200
+
+
+def test_rate_limit_refuses_what_exceeds_the_bucket():
+    world = World(1)
+    limited = Service(world, "limited", capacity=100, latency=0.001, rate_limit=TokenBucket(rate=5, burst=5))
+    OpenLoop(world, limited, 20, duration=30)
+    results = world.run(until=40)
+    assert results.services["limited"].failure_reasons["rate limited"] == pytest.approx(15 * 30, rel=0.1)
+
+
+def test_client_rejects_bad_input():
+    world = World(1)
+    svc = Service(world, "svc")
+    for kwargs, words in [({"timeout": 0}, "timeout"), ({"deadline": -1}, "deadline"),
+                          ({"retry": 3}, "retry must be a RetryPolicy"), ({"breaker": "x"}, "breaker"),
+                          ({"name": ""}, "name")]:
+        with pytest.raises(ValueError, match=words):
+            Client(world, svc, **kwargs)
+    with pytest.raises(ValueError, match="target"):
+        Client(world, "svc")
