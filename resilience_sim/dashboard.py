@@ -64,11 +64,12 @@ class Dashboard:
 
     With ``variants`` (e.g. ``{"without breaker": {"breaker": False}, "with breaker": {"breaker": True}}``)
     each variant's fixed keywords are added to the slider values and the panels are drawn side by side.
-    ``summary(result)`` gives a line of text shown above the picture for each panel.
+    ``summary(result)`` gives a line of text shown above the picture for each panel. Panels share
+    their y axis unless ``sharey=False``.
     """
 
     def __init__(self, compute, draw, sliders, *, variants=None, summary=None, title: str = "",
-                 figsize=(9.0, 3.2), dpi: int = 80, cache_size: int = 64):
+                 figsize=(9.0, 3.2), dpi: int = 80, cache_size: int = 64, sharey: bool = True):
         if not callable(compute) or not callable(draw):
             raise ValueError("compute and draw must be callables")
         self.sliders_spec = list(sliders)
@@ -80,6 +81,7 @@ class Dashboard:
         self.variants = dict(variants) if variants else {"": {}}
         self.compute, self.draw, self.summary = compute, draw, summary
         self.figsize, self.dpi = figsize, validate.integer("dpi", dpi, low=20, high=300)
+        self.sharey = bool(sharey)
         self.cache_size = validate.integer("cache_size", cache_size, low=1)
         self._cache: OrderedDict = OrderedDict()
         self.results: dict = {}
@@ -141,7 +143,7 @@ class Dashboard:
     def render(self) -> bytes:
         """The current picture as PNG bytes."""
         fig = Figure(figsize=self.figsize, dpi=self.dpi)  # fixed margins: a constrained layout costs 2x
-        axes = fig.subplots(1, len(self.results), sharey=True, squeeze=False)[0]
+        axes = fig.subplots(1, len(self.results), sharey=self.sharey, squeeze=False)[0]
         fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.88, wspace=0.1)
         for ax, (variant, result) in zip(axes, self.results.items()):
             self.draw(ax, result)

@@ -203,6 +203,11 @@ class Results:
         codes = self._reason[self.outcome != Outcome.OK]
         return Counter({self.names[c]: int(n) for c, n in enumerate(np.bincount(codes)) if n})
 
+    def failed_by(self) -> Counter:
+        """How many unanswered requests each component failed (the one that raised the error)."""
+        codes = self._answered_by[self.outcome > Outcome.DEGRADED]
+        return Counter({self.names[c]: int(n) for c, n in enumerate(np.bincount(codes)) if n})
+
     def answered_by(self) -> Counter:
         """How many answered requests each component answered."""
         codes = self._answered_by[self.outcome <= Outcome.DEGRADED]

@@ -232,5 +232,23 @@ class Service:
                              f"got {dependency!r}")
         return self.world.service(dependency).call(req, caller=self)
 
+    def ask_all(self, dependencies, req: Request):
+        """Call several dependencies at once and wait for all (fan-out); returns, in order, each
+        call's ``(True, value)`` or ``(False, ServiceError)``, so one failure never cuts the others short."""
+        env = self.env
+        calls = [env.process(_outcome(self.ask(dep, req))) for dep in dependencies]
+        if not calls:
+            raise ValueError("dependencies must name at least one dependency, got none")
+        yield env.all_of(calls)
+        return [call.value for call in calls]
+
     def __repr__(self) -> str:
         return f"Service({self.name!r}, capacity={self.capacity}, up={self.up})"
+
+
+def _outcome(call):
+    """Run a call to its end and return ``(True, value)`` or ``(False, ServiceError)``."""
+    try:
+        return True, (yield from call)
+    except ServiceError as err:
+        return False, err

@@ -15,6 +15,16 @@ def availability(mttf: float, mttr: float) -> float:
     return mttf / (mttf + mttr)
 
 
+def availability_sd(mttf: float, mttr: float, horizon: float) -> float:
+    """Standard deviation of the availability measured over ``horizon`` seconds for exponential
+    failure and repair times: sqrt(2 (MTTF MTTR)^2 / ((MTTF + MTTR)^3 horizon)) (two-state Markov
+    chain, long-run limit). Use a few of these as the tolerance when comparing a run with the formula."""
+    mttf = validate.positive("mttf", mttf)
+    mttr = validate.positive("mttr", mttr)
+    horizon = validate.positive("horizon", horizon)
+    return math.sqrt(2 * (mttf * mttr) ** 2 / ((mttf + mttr) ** 3 * horizon))
+
+
 def _availabilities(values) -> list[float]:
     values = list(values)
     if not values:

@@ -237,3 +237,29 @@ def test_timeline_combination():
     assert combine([a, b], 10, need="any") == [(2, 3), (6, 7)]
     assert a.availability(10) == pytest.approx(0.6)
     assert list(a.up_at([0.5, 1.5, 4, 7])) == [True, False, True, False]
+
+
+def test_ask_all_waits_for_every_dependency_and_returns_each_outcome():
+    world = World(1)
+    Service(world, "fast", capacity=10, latency=0.01)
+    Service(world, "slow", capacity=10, latency=0.5)
+    Service(world, "broken", capacity=10, latency=0.02, error_rate=1.0)
+    seen = []
+
+    def handler(svc, req):
+        outcomes = yield from svc.ask_all(["fast", "slow", "broken"], req)
+        seen.append([ok for ok, _ in outcomes])
+
+    root = Service(world, "root", capacity=10, dependencies=["fast", "slow", "broken"], handler=handler)
+    OpenLoop(world, root, 5, requests=20)
+    results = world.run(until=30)
+    assert seen and all(s == [True, True, False] for s in seen)
+    assert results.latency.min() == pytest.approx(0.5)
+    assert results.failed_by() == {}
+
+
+def test_failed_by_names_the_component_that_raised():
+    world = World(1)
+    db = Service(world, "db", capacity=10, latency=0.01, error_rate=1.0)
+    OpenLoop(world, db, 5, requests=20)
+    assert world.run(until=30).failed_by() == {"db": 20}

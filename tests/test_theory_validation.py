@@ -8,7 +8,7 @@ import simpy
 from resilience_sim import (Exponential, FailureRepair, Mixture, OpenLoop, Service, World, theory)
 
 
-def two_state_sd(mttf, mttr, horizon):
+def two_state_sd(mttf, mttr, horizon):  # same as theory.availability_sd, spelled out here
     """Standard deviation of the time-average availability of an up/down Markov process over
     ``horizon``: Var = 2 * pi_up * pi_down / ((lambda + mu) * T) = 2 (mttf mttr)^2 / ((mttf + mttr)^3 T)."""
     return math.sqrt(2 * (mttf * mttr) ** 2 / ((mttf + mttr) ** 3 * horizon))
