@@ -82,9 +82,7 @@ def tolerance(mttf: float, mttr: float, horizon: float, *, sigmas: float = 4.0) 
     and down time has a spread equal to its mean). A repair time made of detect + recover spreads
     less than an exponential of the same mean, so the bound is then conservative.
     """
-    cycles = validate.positive("horizon", horizon) / (mttf + mttr)
-    a = theory.availability(mttf, mttr)
-    return sigmas * math.sqrt(2.0 / cycles) * a * (1.0 - a)
+    return sigmas * theory.availability_sd(mttf, mttr, horizon)
 
 
 def batch_error(results: Results, *names: str, need: str = "all", batches: int = 20) -> tuple[float, float]:

@@ -43,16 +43,13 @@ def first_service(seed: int, *, mttf: float = CHECKOUT_MTTF, mttr: float = CHECK
 
 def availability_wobble(mttf: float, mttr: float, duration: float) -> float:
     """How much a time availability measured over ``duration`` seconds wobbles by chance (one standard
-    deviation), for exponential times to failure and repair.
+    deviation), for exponential times to failure and repair: :func:`theory.availability_sd`.
 
     For this two-state process the share of time up over a long run of length T has variance
     2 * MTTF**2 * MTTR**2 / ((MTTF + MTTR)**3 * T); equivalently A(1 - A) * sqrt(2 / k) with
     k = T / (MTTF + MTTR) failure/repair cycles. More cycles, less wobble.
     """
-    mttf = validate.positive("mttf", mttf)
-    mttr = validate.positive("mttr", mttr)
-    duration = validate.positive("duration", duration)
-    return math.sqrt(2 * mttf ** 2 * mttr ** 2 / ((mttf + mttr) ** 3 * duration))
+    return theory.availability_sd(mttf, mttr, duration)
 
 
 def availability_so_far(results, name: str, times) -> np.ndarray:
