@@ -8,7 +8,7 @@ from __future__ import annotations
 import simpy
 
 from . import validate
-from .distributions import Distribution, as_distribution
+from .distributions import as_distribution
 from .service import Condition, Service
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from resilience_sim import Client, Fixed, Mixture, OpenLoop, Outage, Outcome, Service, World
+from resilience_sim import Client, Mixture, OpenLoop, Outage, Outcome, Service, World
 from resilience_sim.policies import (AdaptiveThrottle, Bulkhead, CircuitBreaker, ConstantBackoff, FullJitter,
                                      HedgePolicy, LoadShedder, RetryBudget, RetryPolicy, TokenBucket)
 

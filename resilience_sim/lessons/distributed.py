@@ -28,7 +28,7 @@ from ..timeline import combine
 from ..workload import OpenLoop
 from ..world import World
 from . import dashboard
-from .welcome import DAY, HOUR, YEAR, time_axis
+from .welcome import HOUR, YEAR, time_axis
 
 #: The story: the checkout team knows payments; nobody on it has heard of the ledger.
 STORY = ("checkout", "payments", "fraud-check", "ledger")

@@ -5,7 +5,6 @@ much a measured availability wobbles by chance over a finite run.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from matplotlib.ticker import FuncFormatter, MultipleLocator
