@@ -21,6 +21,10 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests notebooks labs/solutions --ignore=tests/e2e --nbval-lax --nbval-current-env
 
+# Runs every notebook in headless Chromium and moves a slider per dashboard (tests/e2e/run_e2e.py).
+test-e2e: $(STAMP)
+	$(BIN)/python tests/e2e/run_e2e.py
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 

@@ -27,21 +27,25 @@ notebook it opens the notebook, runs Run > Run All Cells, and checks:
    step as a finished "change", which ipywidgets 8 sends to the kernel even
    with ``continuous_update=False``) changes that dashboard's output: its
    images, text or, failing both, its screenshot.  No exception may appear
-   afterwards.
+   afterwards, nor the helper's "Could not run with these settings" message.
 
 DOM contract with the dashboard helper (keep these when editing it):
 
 * the outer dashboard box has ``widget.add_class("rs-dashboard")``;
-* the ``Output`` widget(s) showing its plots have
-  ``widget.add_class("rs-dashboard-output")``;
+* the widget(s) showing its picture (an ``Image`` or an ``Output`` holding a
+  matplotlib figure) have ``widget.add_class("rs-dashboard-output")``;
 * its sliders are ipywidgets sliders (``.widget-slider`` with a ``.noUi-handle``).
 
 A full-page screenshot per notebook goes to ``e2e-screenshots/``.  One line
 per notebook is printed (name, PASS/FAIL, seconds, findings); the exit status
-is 1 if any notebook failed, 2 if the test could not run at all.
+is 1 if any notebook failed, 2 if the test could not run at all.  Every wait is
+bounded (``--timeout`` per notebook, ``--total-timeout`` overall), and the
+server, its kernels and the browser are stopped on any exit, Ctrl-C included.
 """
 
 import argparse
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -62,32 +66,44 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1280, "height": 900}
 EXCEPTION_RE = re.compile(
     r"Traceback \(most recent call last\)|^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", re.M)
+EXCEPTION_LINE_RE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+# How resilience_sim.dashboard reports a failed compute inside the dashboard.
+DASHBOARD_ERROR_RE = re.compile(r"Could not run with these settings[^\n]*")
 WIDGET_REPR_RE = re.compile(r"^((V|H|Grid)?Box|Output|\w*Slider)\(")
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+INTERRUPTED = []  # signals received
 
 # State of the open notebook, read in the page.
 JS_STATE = """panel => {
   const status = panel.querySelector('.jp-Notebook-ExecutionIndicator')?.dataset.status;
+  const texts = (root, sel) => [...root.querySelectorAll(sel)].map(e => e.innerText);
   const cells = [...panel.querySelectorAll('.jp-Notebook .jp-Cell')].map(c => ({
-    code: c.classList.contains('jp-CodeCell'),
     prompt: (c.querySelector('.jp-InputPrompt')?.textContent || '').trim(),
-    empty: !(c.querySelector('.cm-content')?.textContent || '').trim(),
+    stderr: texts(c, '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'),
   }));
-  const texts = sel => [...panel.querySelectorAll(sel)].map(e => e.innerText);
   return {
     status, cells,
-    stderr: texts('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'),
-    plain: texts('.jp-OutputArea-output[data-mime-type="text/plain"]'),
-    outputs: texts('.jp-OutputArea-output'),
+    dialog: document.querySelector('.jp-Dialog')?.innerText.replace(/\\s+/g, ' ').trim(),
+    plain: texts(panel, '.jp-OutputArea-output[data-mime-type="text/plain"]'),
+    outputs: texts(panel, '.jp-OutputArea-output'),
   };
 }"""
-# What a dashboard shows: images and text of its outputs.
+# What a dashboard shows: images (an Image widget is itself the img) and text of its outputs.
 JS_SIGNATURE = """box => [...box.querySelectorAll('.rs-dashboard-output')].map(o =>
-  [...o.querySelectorAll('img')].map(i => i.src).join('|') + '\\n' + o.innerText)"""
+  [o, ...o.querySelectorAll('img')].filter(e => e.tagName === 'IMG').map(i => i.src).join('|')
+  + '\\n' + o.innerText)"""
+
+# Window height that shows the whole notebook, scrolled to its top.
+JS_HEIGHT = """outer => {
+  outer.scrollTop = 0;
+  const cells = outer.querySelectorAll('.jp-Cell');
+  const end = cells.length ? cells[cells.length - 1].getBoundingClientRect().bottom : 0;
+  return Math.ceil(Math.max(end, outer.getBoundingClientRect().bottom)) + 60;
+}"""
 
 
-class Timeout(Exception):
-    """A wait ran out of time."""
+class Failure(Exception):
+    """A check cannot go on: a wait ran out of time or the kernel died."""
 
 
 @dataclass
@@ -132,32 +148,48 @@ def copy_course(course, dest):
 
 
 def wait_until(predicate, deadline, what, interval=0.25):
-    """Poll ``predicate`` until it returns a true value, or raise Timeout."""
+    """Poll ``predicate`` until it returns a true value, or raise Failure."""
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise Timeout(f"timed out waiting for {what}")
+            raise Failure(f"timed out waiting for {what}")
         time.sleep(interval)
 
 
-def exceptions_in(state):
-    """First lines of outputs that show an exception."""
-    return [next((ln for ln in text.splitlines() if ln.strip() and not set(ln) <= {"-"}), text)[:120]
-            for text in state["stderr"] if EXCEPTION_RE.search(text)]
+def code_cells(path):
+    """{cell number (1-based): cell} for the non-empty code cells of a notebook file."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return {i: c for i, c in enumerate(cells, 1)
+            if c["cell_type"] == "code" and "".join(c["source"]).strip()}
+
+
+def exceptions_in(state, cells):
+    """'cell N: SomeError: message' for each output showing an unexpected exception."""
+    found = []
+    for number, cell in enumerate(state["cells"], 1):
+        tags = cells.get(number, {}).get("metadata", {}).get("tags", [])
+        for text in cell["stderr"]:
+            if "raises-exception" in tags or not EXCEPTION_RE.search(text):
+                continue
+            lines = [ln for ln in text.splitlines() if EXCEPTION_LINE_RE.match(ln)] or text.splitlines()
+            hint = ""
+            if "NBVAL_RAISES_EXCEPTION" in "".join(cells.get(number, {}).get("source", "")):
+                hint = " (tag the cell 'raises-exception' so Run All goes on)"
+            found.append(f"cell {number}: {' '.join(lines[-1].split())[:100]}{hint}")
+    return found
 
 
 class NotebookCheck:
     """Open one notebook in a fresh browser context and run the three checks."""
 
     def __init__(self, browser, server, rel, deadline, need_dashboard, shots):
-        self.server, self.rel, self.deadline = server, rel, deadline
+        self.browser, self.server, self.rel, self.deadline = browser, server, rel, deadline
         self.need_dashboard, self.shots = need_dashboard, shots
-        self.context = browser.new_context(viewport=VIEWPORT)
-        self.context.set_default_timeout(15000)
-        self.page = self.context.new_page()
+        self.context = self.page = None
         self.result = Result(str(rel))
+        self.cells = code_cells(server.root_dir / rel)
 
     def ms_left(self):
         return max(1000, (self.deadline - time.monotonic()) * 1000)
@@ -168,17 +200,25 @@ class NotebookCheck:
     def run(self):
         start = time.monotonic()
         try:
+            self.context = self.browser.new_context(viewport=VIEWPORT)
+            self.context.set_default_timeout(15000)
+            self.page = self.context.new_page()
             self.open()
             if self.run_all():
                 self.check_dashboards()
-        except Timeout as exc:
+        except Failure as exc:
             self.result.problems.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - Playwright errors become a failed line
+            if INTERRUPTED:  # Playwright may turn Ctrl-C into a "target closed" error
+                raise KeyboardInterrupt from exc
             first_line = (str(exc).splitlines() or [""])[0]
             self.result.problems.append(f"{type(exc).__name__}: {first_line}")
         finally:
-            self.screenshot()
-            self.context.close()
+            if self.page and not INTERRUPTED:
+                self.screenshot()
+            if self.context:
+                with contextlib.suppress(Exception):
+                    self.context.close()
             self.result.seconds = time.monotonic() - start
         return self.result
 
@@ -188,11 +228,13 @@ class NotebookCheck:
         page.goto(self.server.url(self.rel), timeout=self.ms_left())
         page.locator(PANEL).wait_for(timeout=self.ms_left())
 
-        def kernel_idle():
+        def kernel_idle():  # the indicator says idle before the session even starts
             dialog = page.locator(".jp-Dialog .jp-mod-accept")  # e.g. "Select Kernel"
             if dialog.count():
                 dialog.first.click()
-            return self.state()["status"] == "idle"
+            sessions = self.server.api("GET", "/api/sessions")
+            return (any(s["path"] == self.rel.as_posix() for s in sessions)
+                    and self.state()["status"] == "idle")
 
         wait_until(kernel_idle, self.deadline, "the kernel to start")
         sidebar = page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
@@ -204,24 +246,35 @@ class NotebookCheck:
         page = self.page
         page.get_by_role("menuitem", name="Run", exact=True).click(timeout=self.ms_left())
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click(timeout=self.ms_left())
-        state = self.wait_settled()
-        errors = exceptions_in(state)
-        self.result.problems += [f"exception: {e}" for e in errors]
-        missed = [i for i, c in enumerate(state["cells"], 1)
-                  if c["code"] and not c["empty"] and not re.fullmatch(r"\[\d+\]:", c["prompt"])]
-        if missed and not errors:
-            self.result.problems.append(f"cells not executed: {missed}")
-        return not (errors or missed)
+        try:
+            state = self.wait_settled()
+        except Failure as exc:
+            self.result.problems.append(f"{exc}; cells not executed: {self.missed(self.state())}")
+            return False
+        errors = exceptions_in(state, self.cells)
+        self.result.problems += [f"exception in {e}" for e in errors]
+        return not errors
+
+    def missed(self, state):
+        """Numbers of the non-empty code cells without an execution count."""
+        prompts = [c["prompt"] for c in state["cells"]]
+        return [i for i in self.cells if i > len(prompts) or not re.fullmatch(r"\[\d+\]:", prompts[i - 1])]
 
     def wait_settled(self):
-        """Wait until the kernel is idle and nothing is queued, twice in a row."""
+        """Wait until the kernel is idle, nothing is queued, and every cell ran or one raised;
+        twice in a row, as the kernel goes idle for a moment between cells."""
         previous = None
 
         def settled():
             nonlocal previous
             state = self.state()
-            quiet = state["status"] == "idle" and not any(c["prompt"] == "[*]:" for c in state["cells"])
-            done, previous = quiet and previous, (state if quiet else None)
+            if state["dialog"]:  # e.g. "Kernel Restarting ... appears to have died"
+                raise Failure(f"dialog: {state['dialog'][:150]}")
+            if state["status"] == "dead":
+                raise Failure("kernel dead")
+            quiet = (state["status"] == "idle" and not any(c["prompt"] == "[*]:" for c in state["cells"])
+                     and (not self.missed(state) or exceptions_in(state, self.cells)))
+            done, previous = quiet and previous, quiet
             return done and state
 
         return wait_until(settled, self.deadline, "the cells to finish", interval=0.4)
@@ -235,7 +288,7 @@ class NotebookCheck:
 
         try:
             wait_until(widgets_loaded, min(self.deadline, time.monotonic() + 10), "widgets")
-        except Timeout:
+        except Failure:
             problems.append("widgets still 'Loading widget...'")
         state = self.state()
         if any("Error displaying widget" in t for t in state["outputs"]):
@@ -254,7 +307,7 @@ class NotebookCheck:
         if self.result.problems:
             return
         notes.append(f"{boxes.count()} dashboard(s), sliders react")
-        errors = exceptions_in(self.wait_settled())
+        errors = exceptions_in(self.wait_settled(), self.cells)
         problems += [f"exception after slider move: {e}" for e in errors]
 
     def move_slider(self, box, number):
@@ -269,10 +322,12 @@ class NotebookCheck:
             problems.append(f"dashboard {number}: no .rs-dashboard-output")
             return
         box.scroll_into_view_if_needed(timeout=self.ms_left())
+        if self.dashboard_error(box, number, "before moving"):
+            return
         before = self.snapshot(box, outputs)
         value = handle.get_attribute("aria-valuenow")
         handle.focus()
-        for key in ("ArrowRight", "ArrowLeft", "ArrowLeft"):
+        for key in ("ArrowRight", "ArrowLeft"):  # left if it sits at its maximum
             handle.press(key)
             if handle.get_attribute("aria-valuenow") != value:
                 break
@@ -281,9 +336,17 @@ class NotebookCheck:
             return
         try:
             wait_until(lambda: self.snapshot(box, outputs) != before,
-                       min(self.deadline, time.monotonic() + 20), "a redraw", interval=0.3)
-        except Timeout:
+                       min(self.deadline, time.monotonic() + 15), "a redraw", interval=0.3)
+        except Failure:
             problems.append(f"dashboard {number}: output unchanged after slider moved")
+        self.dashboard_error(box, number, "after moving")
+
+    def dashboard_error(self, box, number, when):
+        """Report an error message the dashboard shows in place of its picture."""
+        found = DASHBOARD_ERROR_RE.search(box.inner_text())
+        if found:
+            self.result.problems.append(f"dashboard {number} {when}: {found.group(0)[:120]}")
+        return found
 
     def snapshot(self, box, outputs):
         """Images and text of the dashboard's outputs; pixels if both are empty."""
@@ -295,9 +358,8 @@ class NotebookCheck:
     def screenshot(self):
         """Full-page screenshot, with the viewport stretched to the whole notebook."""
         try:
-            height = self.page.locator(f"{PANEL} .jp-WindowedPanel-outer").evaluate(
-                "e => e.scrollHeight", timeout=5000)
-            self.page.set_viewport_size({"width": VIEWPORT["width"], "height": min(height + 150, 16000)})
+            height = self.page.locator(f"{PANEL} .jp-WindowedPanel-outer").evaluate(JS_HEIGHT, timeout=5000)
+            self.page.set_viewport_size({"width": VIEWPORT["width"], "height": min(height, 16000)})
             self.page.wait_for_timeout(300)
         except Exception:  # noqa: BLE001 - a smaller screenshot is still useful
             pass
@@ -306,6 +368,12 @@ class NotebookCheck:
             self.page.screenshot(path=self.shots / name, full_page=True, timeout=15000)
         except Exception as exc:  # noqa: BLE001
             self.result.notes.append(f"no screenshot ({type(exc).__name__})")
+
+
+def on_signal(signum, frame):
+    """Ctrl-C or SIGTERM: remember it (Playwright may swallow the exception) and raise."""
+    INTERRUPTED.append(signum)
+    raise KeyboardInterrupt
 
 
 def parse_args(argv):
@@ -318,8 +386,10 @@ def parse_args(argv):
     parser.add_argument("--total-timeout", type=float, default=900, help="seconds for the whole run")
     parser.add_argument("--allow-no-dashboard", action="store_true",
                         help="a notebook under notebooks/ without a dashboard passes")
+    parser.add_argument("--keep-going", dest="keep_going", action="store_true", default=True,
+                        help="try every notebook even after a failure (the default)")
     parser.add_argument("--fail-fast", dest="keep_going", action="store_false",
-                        help="stop at the first failing notebook (default: try all)")
+                        help="stop at the first failing notebook")
     return parser.parse_args(argv)
 
 
@@ -354,6 +424,8 @@ def run(args, chromium, notebooks, deadline):
                 browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
                 try:
                     for rel in notebooks:
+                        if INTERRUPTED:
+                            raise KeyboardInterrupt
                         if time.monotonic() > deadline or not (ok or args.keep_going):
                             print(f"{str(rel):<44} SKIP  (total timeout or --fail-fast)")
                             ok = False
@@ -367,7 +439,8 @@ def run(args, chromium, notebooks, deadline):
                         print(result.line(), flush=True)
                         ok = ok and not result.problems
                 finally:
-                    browser.close()
+                    with contextlib.suppress(Exception):  # already gone after a Ctrl-C
+                        browser.close()
         finally:
             server.stop()
     return ok
@@ -391,8 +464,8 @@ def main(argv=None):
     if not notebooks:
         print(f"no notebooks found under {args.course}", file=sys.stderr)
         return 2
-    # Ctrl-C raises KeyboardInterrupt; make SIGTERM do the same so cleanup runs.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     started = time.monotonic()
     try:
         ok = run(args, chromium, notebooks, started + args.total_timeout)
