@@ -39,10 +39,14 @@ class Slider:
         if self.step is not None:
             validate.number("step", self.step, low=0.0, high=self.high - self.low, low_open=True)
 
-    def widget(self):
-        common = dict(description=f"{self.label} ({self.unit})" if self.unit else self.label,
-                      continuous_update=False, style={"description_width": "190px"},
-                      layout=widgets.Layout(width="460px"))
+    @property
+    def description(self) -> str:
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    def widget(self, label_px: int = 190):
+        common = dict(description=self.description, continuous_update=False,
+                      style={"description_width": f"{label_px}px"},
+                      layout=widgets.Layout(width=f"{label_px + 290}px"))
         if self.integer:
             return widgets.IntSlider(value=int(self.default), min=int(self.low), max=int(self.high),
                                      step=int(self.step or 1), **common)
@@ -85,7 +89,9 @@ class Dashboard:
         self.cache_size = validate.integer("cache_size", cache_size, low=1)
         self._cache: OrderedDict = OrderedDict()
         self.results: dict = {}
-        self.sliders = {s.name: s.widget() for s in self.sliders_spec}
+        # wide enough for the longest label (about 7 px a character), so none is cut short
+        label_px = min(360, max(120, 7 * max(len(s.description) for s in self.sliders_spec) + 12))
+        self.sliders = {s.name: s.widget(label_px) for s in self.sliders_spec}
         width, height = int(figsize[0] * dpi), int(figsize[1] * dpi)
         self.picture = widgets.Image(format="png", layout=widgets.Layout(width=f"{width}px", height=f"{height}px"))
         self.picture.add_class("rs-dashboard-output")
