@@ -1,0 +1,347 @@
+"""Lab 03's checks accept the reference solution and reject each typical mistake with a message that
+names it. The reference class and function come from the solution notebook itself (its code cells run
+here in order), so the notebook stays the single source of truth."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+from collections import deque
+from pathlib import Path
+from time import monotonic
+
+import pytest
+
+from resilience_sim.labs import breaker as check
+
+SOLUTION = Path(__file__).resolve().parents[1] / "labs" / "solutions" / "03_circuit_breaker.ipynb"
+CLASS_CHECKS = ["closed_rules", "open_state", "half_open", "reset_on_close", "against_reference"]
+
+
+@pytest.fixture(scope="module")
+def ref() -> dict:
+    """The namespace left by running every code cell of the solution notebook."""
+    nb = json.loads(SOLUTION.read_text(encoding="utf-8"))
+    namespace: dict = {"__name__": "lab03_solution"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for index, cell in enumerate(nb["cells"]):
+            if cell["cell_type"] == "code":
+                exec(compile("".join(cell["source"]), f"{SOLUTION.name}[{index}]", "exec"), namespace)
+    return namespace
+
+
+def fails(check_fn, *args, match: str) -> str:
+    """Run a check that must fail, and return its message (which must match ``match``)."""
+    with pytest.raises(AssertionError, match=match) as info:
+        check_fn(*args)
+    return str(info.value)
+
+
+# --- the reference solution passes every check ---------------------------------------------------
+@pytest.mark.parametrize("name", CLASS_CHECKS)
+def test_check_accepts_the_solution(ref, name, capsys):
+    getattr(check, name)(ref["CircuitBreaker"])
+    out = capsys.readouterr().out
+    assert out.startswith("✔ ") and out.count("\n") == 1
+
+
+def test_run_calls_accepts_the_solution(ref, capsys):
+    check.run_calls(ref["run_calls"])
+    assert capsys.readouterr().out.startswith("✔ ")
+
+
+def test_solution_story_numbers(ref):
+    """The lab's closing cell: the learner's breaker agrees with the course's on the outage story."""
+    assert ref["yours"] == ref["course"] == (612, 16, 588)
+    assert ref["plain"] == (1200, 600, 0)
+
+
+# --- a breaker with one deliberate mistake switched on ----------------------------------------------
+def breaker(**mistakes):
+    """The solution's breaker, rewritten here so each keyword switches on one typical mistake."""
+    unknown = set(mistakes) - {
+        "stuck_open", "unlimited_probes", "no_reset_on_close", "keep_window_on_close", "too_few_calls",
+        "half_open_failure_stays", "timer_from_last_failure", "wall_clock", "imported_clock",
+        "timer_from_refusal", "total_failures", "no_window", "window_is_min_calls", "rate_strict",
+        "consecutive_strict", "min_calls_strict", "closes_after_first_probe", "open_allows",
+        "boundary_strict", "late_results_count", "probes_not_reset", "reopen_old_timer",
+        "allow_does_not_advance", "one_probe", "failed_probe_closes", "probes_in_flight",
+        "state_name", "allow_returns_none"}
+    assert not unknown, unknown
+    m = mistakes.get
+
+    def clock(now):
+        if m("wall_clock"):
+            return time.monotonic()
+        if m("imported_clock"):
+            return monotonic()
+        return now
+
+    class CircuitBreaker:
+        def __init__(self, consecutive_failures=5, failure_rate=0.5, window=20, min_calls=10, open_for=30.0,
+                     half_open_probes=3):
+            self.consecutive_failures, self.failure_rate = consecutive_failures, failure_rate
+            self.window, self.min_calls = window, min_calls
+            self.open_for, self.half_open_probes = open_for, half_open_probes
+            self._state, self._opened_at = "closed", 0.0
+            maxlen = min_calls if m("window_is_min_calls") else (None if m("no_window") else window)
+            self._failed = deque(maxlen=maxlen)
+            self._in_a_row = self._total = 0
+            self._probes = self._probes_ok = 0
+
+        def _open(self, now):
+            self._state, self._opened_at = "open", clock(now)
+
+        def _advance(self, now):
+            if self._state == "open" and not m("stuck_open"):
+                t = clock(now)
+                due = self._opened_at + self.open_for
+                if (t > due) if m("boundary_strict") else (t >= due):
+                    self._state = "half-open"
+                    if not m("probes_not_reset"):
+                        self._probes = self._probes_ok = 0
+
+        def state(self, now):
+            self._advance(now)
+            if m("state_name") and self._state == "half-open":
+                return "half_open"
+            return self._state
+
+        def allow(self, now):
+            if not m("allow_does_not_advance"):
+                self._advance(now)
+            if m("allow_returns_none"):
+                return None
+            if self._state == "closed":
+                return True
+            if self._state == "open":
+                if m("timer_from_refusal"):
+                    self._opened_at = clock(now)
+                return bool(m("open_allows"))
+            limit = 1 if m("one_probe") else self.half_open_probes
+            if m("unlimited_probes") or self._probes < limit:
+                self._probes += 1
+                return True
+            return False
+
+        def record(self, now, success):
+            self._advance(now)
+            if self._state == "open":
+                if m("timer_from_last_failure") and not success:
+                    self._opened_at = clock(now)
+                if m("late_results_count") and success:
+                    self._state = "closed"
+                return
+            if self._state == "half-open":
+                if not success:
+                    if m("failed_probe_closes"):
+                        self._state = "closed"
+                    elif m("reopen_old_timer"):
+                        self._state = "open"
+                    elif not m("half_open_failure_stays"):
+                        self._open(now)
+                    return
+                self._probes_ok += 1
+                if m("probes_in_flight"):
+                    self._probes -= 1
+                if m("closes_after_first_probe") or self._probes_ok == self.half_open_probes:
+                    self._state = "closed"
+                    if not m("no_reset_on_close"):
+                        self._in_a_row = self._total = 0
+                        if not m("keep_window_on_close"):
+                            self._failed.clear()
+                return
+            self._failed.append(not success)
+            self._in_a_row = 0 if success else self._in_a_row + 1
+            self._total += not success
+            run = self._total if m("total_failures") else self._in_a_row
+            n, failed = len(self._failed), sum(self._failed)
+            enough = True if m("too_few_calls") else ((n > self.min_calls) if m("min_calls_strict")
+                                                       else (n >= self.min_calls))
+            rate_hit = (failed / n > self.failure_rate) if m("rate_strict") else (failed / n >= self.failure_rate)
+            run_hit = (run > self.consecutive_failures) if m("consecutive_strict") else (
+                run >= self.consecutive_failures)
+            if run_hit or (enough and rate_hit):
+                self._open(now)
+
+    return CircuitBreaker
+
+
+def test_the_test_breaker_without_mistakes_passes_everything(capsys):
+    for name in CLASS_CHECKS:
+        getattr(check, name)(breaker())
+    assert capsys.readouterr().out.count("✔") == len(CLASS_CHECKS)
+
+
+# --- the mistakes the issue names, and others ---------------------------------------------------------
+@pytest.mark.parametrize("mistake, name, match", [
+    # never going half-open
+    ("stuck_open", "open_state", "Stuck open: your breaker never goes half-open"),
+    # unlimited probes in half-open
+    ("unlimited_probes", "half_open", "Unlimited probes"),
+    # not resetting counts on close: the run of failures, or the window
+    ("no_reset_on_close", "reset_on_close", "Counts not reset on close: one failure after closing"),
+    ("keep_window_on_close", "reset_on_close", "Counts not reset on close: .*empty the window"),
+    # opening on too few calls
+    ("too_few_calls", "closed_rules", "Opening on too few calls: your breaker opened after only 1 call "),
+    # a half-open failure not reopening it
+    ("half_open_failure_stays", "half_open", "a half-open failure must reopen"),
+    ("failed_probe_closes", "half_open", "A failed probe closed your breaker"),
+    # the open timer measured from the last failure, or restarted by refusals, rather than the opening
+    ("timer_from_last_failure", "open_state", r"runs from the last failure \(101"),
+    ("timer_from_refusal", "open_state", "Every refused call restarted your open timer"),
+    # wall-clock time instead of `now`
+    ("wall_clock", "open_state", "reads the wall clock"),
+    ("imported_clock", "open_state", "reads the wall clock"),
+    ("wall_clock", "half_open", "reads the wall clock"),
+    # the closed state's rules
+    ("total_failures", "closed_rules", r"counts all failures, not failures \*in a row\*"),
+    ("no_window", "closed_rules", "count all 41 calls since it closed"),
+    ("window_is_min_calls", "closed_rules", "is your window the right length"),
+    ("rate_strict", "closed_rules", r"at or above the threshold \(>=, not only >\)"),
+    ("consecutive_strict", "closed_rules", "Off by one: it must open on the 3rd failure in a row"),
+    ("min_calls_strict", "closed_rules", "Off by one: with min_calls=10"),
+    # open and half-open
+    ("open_allows", "open_state", "let a call through while open"),
+    ("boundary_strict", "open_state", "compare with >=, not >"),
+    ("late_results_count", "open_state", "A late success closed"),
+    ("allow_does_not_advance", "open_state", "allow must also notice"),
+    ("closes_after_first_probe", "half_open", "closed after the first successful probe"),
+    ("one_probe", "half_open", "let only 1 probe through"),
+    ("reopen_old_timer", "half_open", "the new open period starts at the failed probe"),
+    ("probes_not_reset", "half_open", "reset the probe count"),
+    # only the step-by-step comparison finds this one: a probe that succeeds frees a slot for another
+    ("probes_in_flight", "against_reference", r"allow\(.*\) should be False here"),
+    # the states' names and return values
+    ("state_name", "open_state", "Spell the states exactly"),
+    ("allow_returns_none", "open_state", "forget `return`"),
+])
+def test_each_mistake_is_named(mistake, name, match):
+    message = fails(getattr(check, name), breaker(**{mistake: True}), match=match)
+    assert "Replay:" in message and "b = CircuitBreaker(" in message
+
+
+@pytest.mark.parametrize("mistake", ["stuck_open", "unlimited_probes", "no_reset_on_close", "too_few_calls",
+                                     "half_open_failure_stays", "wall_clock", "timer_from_refusal",
+                                     "probes_in_flight", "reopen_old_timer", "no_window"])
+def test_the_reference_comparison_catches_the_behavioural_mistakes_too(mistake):
+    fails(check.against_reference, breaker(**{mistake: True}), match="should be|wall clock|Replay")
+
+
+def test_replay_shows_the_calls_that_lead_to_the_mistake():
+    message = fails(check.half_open, breaker(unlimited_probes=True), match="Unlimited probes")
+    assert "b = CircuitBreaker(consecutive_failures=2, failure_rate=1.0, window=20, min_calls=20, " \
+           "open_for=10.0, half_open_probes=3)" in message
+    assert "b.record(100.0, False)" in message and "b.allow(110.04)" in message and "# -> True" in message
+
+
+def test_replay_is_cut_when_long():
+    message = fails(check.closed_rules, breaker(no_window=True), match="count all")
+    assert "# ... " in message and message.count("\n") < 25
+
+
+def test_wall_clock_diagnosis_leaves_the_clocks_alone():
+    before = time.monotonic
+    fails(check.open_state, breaker(wall_clock=True), match="wall clock")
+    assert time.monotonic is before and monotonic is before and time.monotonic() > 0
+
+
+# --- calling mistakes -----------------------------------------------------------------------------------
+def test_unwritten_class_says_so():
+    class CircuitBreaker:
+        def __init__(self, **kw):
+            raise NotImplementedError("Your code here")
+    for name in CLASS_CHECKS:
+        fails(getattr(check, name), CircuitBreaker, match=r"__init__ is not written yet")
+
+
+def test_unwritten_method_says_so():
+    base = breaker()
+
+    class CircuitBreaker(base):
+        def allow(self, now):
+            raise NotImplementedError("Your code here")
+    fails(check.closed_rules, CircuitBreaker, match=r"CircuitBreaker.allow is not written yet")
+
+
+def test_wrong_signature_says_which_keywords():
+    class CircuitBreaker:
+        def __init__(self, threshold=5, open_for=30.0):
+            pass
+    fails(check.closed_rules, CircuitBreaker, match="TypeError.*consecutive_failures, failure_rate, window")
+
+
+def test_an_instance_instead_of_the_class():
+    fails(check.closed_rules, breaker()(), match="pass the class itself")
+
+
+def test_learner_exception_is_reported_with_the_call():
+    base = breaker()
+
+    class CircuitBreaker(base):
+        def record(self, now, success):
+            raise KeyError("oops")
+    fails(check.closed_rules, CircuitBreaker, match=r"b.record\(1.0, False\) raised KeyError")
+
+
+# --- task 6: run_calls -----------------------------------------------------------------------------------
+def calls(*, record_refused=False, ask_when_refused=False, no_none=False, no_record=False, no_return=False,
+          refused_as_failed=False, skip_allow=False):
+    def run_calls(breaker, times, is_up):
+        sent = failed = refused = 0
+        for t in times:
+            allowed = True if (no_none or breaker is not None) and skip_allow else (
+                breaker.allow(t) if (no_none or breaker is not None) else True)
+            if not allowed:
+                refused += 1
+                failed += refused_as_failed
+                if ask_when_refused:
+                    is_up(t)
+                if record_refused:
+                    breaker.record(t, False)
+                continue
+            sent += 1
+            ok = is_up(t)
+            failed += not ok
+            if breaker is not None and not no_record:
+                breaker.record(t, ok)
+        if no_return:
+            return None
+        return sent, failed, refused
+    return run_calls
+
+
+def test_run_calls_style_variants_pass(capsys):
+    check.run_calls(calls())
+    assert "✔" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake, match", [
+    ({"record_refused": True}, "Record only the calls the breaker let through"),
+    ({"ask_when_refused": True}, "fail fast: don't call it"),
+    ({"no_none": True}, "`breaker` is None"),
+    ({"no_record": True}, "never recorded"),
+    ({"no_return": True}, "forget `return"),
+    ({"refused_as_failed": True}, r"\(sent, failed, refused\) should be"),
+    ({"skip_allow": True}, "ask breaker.allow"),
+])
+def test_run_calls_mistakes(mistake, match):
+    fails(check.run_calls, calls(**mistake), match=match)
+
+
+def test_run_calls_unwritten():
+    def run_calls(breaker, times, is_up):
+        raise NotImplementedError("Your code here")
+    fails(check.run_calls, run_calls, match="run_calls is not written yet")
+
+
+def test_show_sequence_prints_the_whole_sequence(ref, capsys):
+    message = fails(check.against_reference, breaker(probes_in_flight=True), match="random sequence")
+    seed = int(message.split("random sequence ")[1].split(":")[0])
+    check.show_sequence(breaker(probes_in_flight=True), seed)
+    out = capsys.readouterr().out
+    assert out.startswith("b = CircuitBreaker(") and "(course: False)" in out and "# ... " not in out
+    assert out.strip().splitlines()[-1].startswith("# allow(")
+    check.show_sequence(ref["CircuitBreaker"], seed)
+    assert "agree at every step" in capsys.readouterr().out
