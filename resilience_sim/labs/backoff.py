@@ -1,0 +1,599 @@
+"""Checks for lab 02, backoff, jitter and a retry budget.
+
+Each check takes the learner's function (or class), tries it on cases whose right answers come from
+the course's own policies (:mod:`resilience_sim.policies`), and either prints one ✔ line or raises
+``AssertionError`` with a message that says which case failed, what was expected and, when the
+learner's answers match a typical mistake, what that mistake probably is and how to fix it.
+
+Conventions the lab states and the checks hold the learner to (the same as the policies'):
+
+* times are seconds (not milliseconds);
+* ``attempt`` in a backoff counts *retries* from 1: the wait before retry ``n`` is
+  ``min(cap, base * 2**n)`` (the AWS article's formula, so the first retry waits up to ``2 * base``);
+* in ``should_retry``, ``attempt`` is the number of the attempt that just failed (1 = the first call)
+  and ``max_attempts`` counts the first call;
+* a retry budget allows a retry at ``now`` while the retries granted in the window
+  ``(now - window, now]`` are fewer than ``min_retries + ratio * first attempts in that window``.
+
+It also has the adapters that put the learner's pieces into the simulator: :func:`as_backoff` and
+:func:`as_budget`.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+
+from ..policies import RETRYABLE, Backoff, RetryBudget as _PolicyBudget
+from .availability import _call, _close, _fmt, _ok, _real, _show
+
+__all__ = ["exponential_delay", "full_jitter", "retry_budget", "should_retry", "as_backoff", "as_budget",
+           "NOT_RETRYABLE"]
+
+
+# --- task 1: capped exponential backoff ----------------------------------------------------------
+def _exp(attempt, base, cap):
+    return min(cap, base * 2 ** attempt)
+
+
+_EXP_CASES = [(1, 0.1, 10.0), (2, 0.1, 10.0), (3, 0.1, 10.0), (6, 0.1, 10.0), (7, 0.1, 10.0), (20, 0.1, 10.0),
+              (1, 1.0, 30.0), (4, 1.0, 30.0), (5, 1.0, 30.0), (40, 0.05, 2.0)]
+
+_EXP_MISTAKES = [
+    (lambda a, b, c: b * 2 ** a, "Your delay has no cap: after 20 retries of 0.1 s it reaches 29 hours. "
+     "Return min(cap, base * 2 ** attempt)."),
+    (lambda a, b, c: _exp(a - 1, b, c), "Off by one in the attempt numbering: your delays are half the "
+     "expected ones. Here attempt 1 is the first retry and waits base * 2**1, so use 2 ** attempt, "
+     "not 2 ** (attempt - 1)."),
+    (lambda a, b, c: b * 2 ** (a - 1), "Two mistakes: no cap (wrap it in min(cap, ...)) and an off-by-one "
+     "(attempt 1 waits base * 2**1: use 2 ** attempt)."),
+    (lambda a, b, c: _exp(a + 1, b, c), "Off by one in the attempt numbering: your delays are double the "
+     "expected ones. Attempt 1 (the first retry) waits base * 2**1: use 2 ** attempt."),
+    (lambda a, b, c: 1000 * _exp(a, b, c), "Your delays are 1000 times too large: milliseconds? base, cap "
+     "and the delay are all in seconds here, as everywhere in the simulator."),
+    (lambda a, b, c: max(c, b * 2 ** a), "max(cap, ...) makes the cap the *shortest* wait; the cap is the "
+     "longest one: min(cap, base * 2 ** attempt)."),
+    (lambda a, b, c: min(c, b * a), "Your delays grow linearly (base * attempt); backoff doubles at every "
+     "retry: base * 2 ** attempt."),
+    (lambda a, b, c: min(c, 2 * b * a), "Your delays grow linearly (2 * base * attempt); backoff doubles at "
+     "every retry: base * 2 ** attempt."),
+    (lambda a, b, c: min(c, b ** a), "base ** attempt raises the base to a power; the multiplier is 2: "
+     "base * 2 ** attempt."),
+    (lambda a, b, c: min(c, 2 ** a), "Your delays ignore base: multiply, base * 2 ** attempt."),
+    (lambda a, b, c: min(c, b * 2 * a), "Your delays grow linearly (base * 2 * attempt): write the power, "
+     "base * 2 ** attempt."),
+]
+
+
+def exponential_delay(fn) -> None:
+    """Check ``exponential_delay(attempt, base, cap)``: ``min(cap, base * 2**attempt)`` seconds."""
+    name = "exponential_delay"
+    got = [_real(_call(fn, name, *c), _show(name, c)) for c in _EXP_CASES]
+    again = [_real(_call(fn, name, *c), _show(name, c)) for c in _EXP_CASES]
+    if got != again:
+        raise AssertionError(f"{name} gave different delays for the same attempt when called twice: task 1 "
+                             f"has no jitter (that is task 2), so the same attempt always waits the same.")
+    for args, g in zip(_EXP_CASES, got):
+        want = _exp(*args)
+        if not _close(g, want, 1e-9):
+            a, b, c = args
+            message = (f"{_show(name, args)} should be {_fmt(want)} s (min({_fmt(c)}, {_fmt(b)} * 2**{a})), "
+                       f"yours gave {_fmt(g)}.")
+            hint = next((h for f, h in _EXP_MISTAKES
+                         if all(_close(x, f(*case), 1e-9) for case, x in zip(_EXP_CASES, got))), None)
+            raise AssertionError(message + (f" {hint}" if hint else ""))
+    _ok(f"{name}: base 0.1 s and cap 10 s wait 0.2, 0.4, 0.8 … s and never more than 10 s "
+        f"(from the 7th retry on)")
+
+
+# --- task 2: full jitter --------------------------------------------------------------------------
+#: (attempt, base, cap): two uncapped ceilings and one capped one
+_JITTER_CASES = [(1, 0.1, 10.0), (3, 0.1, 10.0), (10, 0.1, 5.0)]
+_JITTER_DRAWS = 4000
+
+
+def _draws(fn, name, args, rng, n):
+    attempt, base, cap = args
+    return [_real(_call(fn, name, attempt, rng, base, cap), f"{name}({attempt}, rng, {_fmt(base)}, {_fmt(cap)})")
+            for _ in range(n)]
+
+
+#: Wrong ranges people write, each as the interval its draws cover: (lo, hi) from (attempt, base, cap).
+_JITTER_RANGES = [
+    (lambda a, b, c: (0.0, 1000 * _exp(a, b, c)), "Your waits are 1000 times too long: milliseconds? Everything "
+     "here is in seconds."),
+    (lambda a, b, c: (0.0, b * 2 ** a), "Your waits have no cap: the ceiling is min(cap, base * 2 ** attempt)."),
+    (lambda a, b, c: (0.0, _exp(a - 1, b, c)), "Your waits never exceed half the ceiling: off by one in the "
+     "attempt numbering (use 2 ** attempt, as in task 1) or a stray / 2."),
+    (lambda a, b, c: (0.0, _exp(a + 1, b, c)), "Your waits reach twice the ceiling: off by one in the attempt "
+     "numbering (use 2 ** attempt, as in task 1)."),
+    (lambda a, b, c: (_exp(a, b, c) / 2, _exp(a, b, c)), "Your waits never go below half the ceiling: that is "
+     "\"equal jitter\". Full jitter draws from the whole range: rng.uniform(0, ceiling)."),
+    (lambda a, b, c: (b, _exp(a, b, c)), "Your waits never go below base: full jitter starts at 0, "
+     "rng.uniform(0, ceiling)."),
+    (lambda a, b, c: (_exp(a, b, c), 2 * _exp(a, b, c)), "You added the jitter on top of the ceiling "
+     "(ceiling + random): waits go past the cap and clients stay bunched. Draw the whole wait: "
+     "rng.uniform(0, ceiling)."),
+    (lambda a, b, c: (0.0, c), "Your waits ignore the attempt: they are drawn below cap every time. The "
+     "ceiling grows with the attempt: min(cap, base * 2 ** attempt)."),
+    (lambda a, b, c: (0.0, b), "Your waits never exceed base: the ceiling grows with the attempt, "
+     "min(cap, base * 2 ** attempt)."),
+    (lambda a, b, c: (-_exp(a, b, c), _exp(a, b, c)), "Some of your waits are negative (you drew between "
+     "-ceiling and +ceiling): draw rng.uniform(0, ceiling)."),
+    (lambda a, b, c: (0.0, 1.0), "Your waits are between 0 and 1 whatever the attempt: you returned the "
+     "random fraction itself; multiply it by the ceiling (or use rng.uniform(0, ceiling))."),
+]
+
+
+def _covers(lo, hi, interval) -> bool:
+    """Whether draws spanning [lo, hi] look like a uniform draw over ``interval`` (4000 draws reach
+    within about 0.1% of each end; 1.5% of the width is generous)."""
+    a, b = interval
+    slack = 0.015 * (b - a) + 1e-12
+    return abs(lo - a) <= slack and abs(hi - b) <= slack
+
+
+def full_jitter(fn) -> None:
+    """Check ``full_jitter(attempt, rng, base, cap)``: ``rng.uniform(0, min(cap, base * 2**attempt))``,
+    a fresh draw from ``rng`` on every call."""
+    name = "full_jitter"
+    first = _call(fn, name, 1, random.Random(1), 0.1, 10.0)
+    _real(first, f"{name}(1, rng, 0.1, 10)")
+    attempts = list(range(1, 9))
+
+    def sequence(seed):
+        rng = random.Random(seed)
+        return [_real(_call(fn, name, a, rng, 0.1, 10.0), f"{name}({a}, rng, 0.1, 10)") for a in attempts]
+
+    one, same, other = sequence(7), sequence(7), sequence(8)
+    if one != same:
+        raise AssertionError(
+            f"{name} is not reproducible: two generators made with the same seed gave different waits "
+            f"({_fmt(one[0])} and {_fmt(same[0])} for attempt 1). Draw from the rng you are given "
+            f"(rng.uniform(...)), not from the random module's functions or a new random.Random(): a "
+            f"seeded simulation must give the same run twice.")
+    if one == other:
+        raise AssertionError(
+            f"{name} gave the same waits ({', '.join(_fmt(x) for x in one[:3])} …) with two differently "
+            f"seeded generators: the jitter is not drawn from rng. It looks drawn once and reused (a "
+            f"default argument, a global, or a random.Random with a fixed seed), so every client would "
+            f"wait exactly as long as the others and retry together again. Draw a fresh number from rng "
+            f"on every call.")
+    rng = random.Random(9)
+    repeats = [_real(_call(fn, name, 3, rng, 0.1, 10.0), f"{name}(3, rng, 0.1, 10)") for _ in range(50)]
+    if len(set(repeats)) == 1:
+        raise AssertionError(
+            f"{name}(3, rng, 0.1, 10) gave {_fmt(repeats[0])} on 50 calls in a row with the same rng: the "
+            f"jitter is drawn once and reused. Draw a fresh number from rng inside the function, on "
+            f"every call.")
+    rng = random.Random(11)
+    for args in _JITTER_CASES:
+        ceiling = _exp(*args)
+        xs = sorted(_draws(fn, name, args, rng, _JITTER_DRAWS))
+        lo, hi = xs[0], xs[-1]
+        shown = f"{name}({args[0]}, rng, {_fmt(args[1])}, {_fmt(args[2])})"
+        if _covers(lo, hi, (0.0, ceiling)):
+            mean = sum(xs) / len(xs)
+            quartiles = [xs[len(xs) * q // 4] for q in (1, 2, 3)]
+            se = ceiling / math.sqrt(12 * len(xs))
+            if abs(mean - ceiling / 2) > 5 * se or any(abs(x - q * ceiling / 4) > 0.04 * ceiling
+                                                       for q, x in zip((1, 2, 3), quartiles)):
+                raise AssertionError(
+                    f"{shown} stays between 0 and {_fmt(ceiling)} as it should, but its draws are not "
+                    f"spread evenly: mean {_fmt(mean)} (expected {_fmt(ceiling / 2)}), quartiles "
+                    f"{', '.join(_fmt(q) for q in quartiles)} (expected {_fmt(ceiling / 4)}, "
+                    f"{_fmt(ceiling / 2)}, {_fmt(3 * ceiling / 4)}). Use one uniform draw: "
+                    f"rng.uniform(0, ceiling).")
+            continue
+        message = (f"{shown} should be a uniform draw between 0 and {_fmt(ceiling)} s, but over "
+                   f"{_JITTER_DRAWS} calls yours ranged from {_fmt(lo)} to {_fmt(hi)}.")
+        observed = {}
+        for case in _JITTER_CASES:
+            ys = _draws(fn, name, case, random.Random(12), 1000)
+            observed[case] = (min(ys), max(ys))
+        hint = next((h for f, h in _JITTER_RANGES
+                     if all(_covers(*observed[c], f(*c)) for c in _JITTER_CASES)), None)
+        if hint is None and lo < 0:
+            hint = "A wait cannot be negative: draw rng.uniform(0, ceiling)."
+        if hint is None and hi > ceiling:
+            hint = "Waits above the ceiling min(cap, base * 2 ** attempt) break the cap."
+        raise AssertionError(message + (f" {hint}" if hint else ""))
+    _ok(f"{name}: fresh, reproducible draws from rng, spread evenly between 0 and min(cap, base·2^attempt)")
+
+
+# --- task 3: the retry budget -----------------------------------------------------------------------
+class _Budget:
+    """The reference: ``min_retries + ratio * first attempts`` retries per sliding window."""
+
+    def __init__(self, ratio=0.1, window=10.0, min_retries=5):
+        self.ratio, self.window, self.min_retries = ratio, window, min_retries
+        self.requests, self.retries = deque(), deque()
+
+    def _evict(self, now):
+        for times in (self.requests, self.retries):
+            while times and times[0] <= now - self.window:
+                times.popleft()
+
+    def record_request(self, now):
+        self.requests.append(now)
+
+    def try_retry(self, now):
+        self._evict(now)
+        if len(self.retries) < self.min_retries + self.ratio * len(self.requests):
+            self.retries.append(now)
+            return True
+        return False
+
+
+class _FirstAttemptsSpend(_Budget):
+    def record_request(self, now):
+        super().record_request(now)
+        self.retries.append(now)
+
+
+class _NoMinimum(_Budget):
+    def try_retry(self, now):
+        self._evict(now)
+        if len(self.retries) < self.ratio * len(self.requests):
+            self.retries.append(now)
+            return True
+        return False
+
+
+class _RetriesEarn(_Budget):
+    def try_retry(self, now):
+        granted = super().try_retry(now)
+        if granted:
+            self.requests.append(now)
+        return granted
+
+
+class _LessOrEqual(_Budget):
+    def try_retry(self, now):
+        self._evict(now)
+        if len(self.retries) <= self.min_retries + self.ratio * len(self.requests):
+            self.retries.append(now)
+            return True
+        return False
+
+
+class _DeniedSpend(_Budget):
+    def try_retry(self, now):
+        self._evict(now)
+        allowed = len(self.retries) < self.min_retries + self.ratio * len(self.requests)
+        self.retries.append(now)
+        return allowed
+
+
+class _NeverSpends(_Budget):
+    def try_retry(self, now):
+        self._evict(now)
+        return len(self.retries) < self.min_retries + self.ratio * len(self.requests)
+
+
+class _NoWindow(_Budget):
+    def _evict(self, now):
+        pass
+
+
+class _ForgetsOnlyRetries(_Budget):
+    def _evict(self, now):
+        while self.retries and self.retries[0] <= now - self.window:
+            self.retries.popleft()
+
+
+class _ForgetsOnlyRequests(_Budget):
+    def _evict(self, now):
+        while self.requests and self.requests[0] <= now - self.window:
+            self.requests.popleft()
+
+
+class _MaxNotSum(_Budget):
+    def try_retry(self, now):
+        self._evict(now)
+        if len(self.retries) < max(self.min_retries, self.ratio * len(self.requests)):
+            self.retries.append(now)
+            return True
+        return False
+
+
+_BUDGET_MISTAKES = [
+    (_FirstAttemptsSpend, "Your budget counts first attempts as retries: a busy client that never retried "
+     "found its budget already spent. Only retries spend the budget (try_retry); first attempts "
+     "(record_request) earn it."),
+    (_DeniedSpend, "Your budget counts refused retries as spent: once it says no, it keeps saying no even "
+     "after new requests earn more room. Record a retry only when you return True."),
+    (_NeverSpends, "Your budget never runs out: a granted retry must be recorded (it spends the budget), "
+     "otherwise a retry storm goes through unchecked."),
+    (_NoMinimum, "Your budget has no minimum: a quiet client with no recent requests may never retry. "
+     "Allow min_retries + ratio * (first attempts in the window)."),
+    (_LessOrEqual, "Off by one: your budget allows one retry too many (<= instead of <). With min_retries=5 "
+     "and no traffic, exactly 5 retries fit."),
+    (_RetriesEarn, "Your retries earn budget: the budget grows with the very retries it should limit (did you "
+     "count them as requests, or compare with ratio * (requests + retries)?). Only first attempts, "
+     "recorded by record_request, earn room: min_retries + ratio * first attempts."),
+    (_NoWindow, "Your budget never forgets: events older than the window must stop counting, both first "
+     "attempts and retries (drop those at or before now - window)."),
+    (_ForgetsOnlyRetries, "Your budget forgets old retries but not old first attempts: requests from long "
+     "ago keep paying for retries now. Drop requests older than the window too."),
+    (_ForgetsOnlyRequests, "Your budget forgets old first attempts but not old retries: after a burst of "
+     "retries it never recovers. Drop retries older than the window too."),
+    (_MaxNotSum, "You took the larger of min_retries and ratio * requests; this lab's budget adds them: "
+     "min_retries + ratio * requests (a busy client gets its 10% on top of the minimum)."),
+]
+
+
+def _budget_method(obj, method, name, *args):
+    fn = getattr(obj, method, None)
+    if not callable(fn):
+        raise AssertionError(f"{name} has no method {method}(now): the task asks for record_request(now) and "
+                             f"try_retry(now)")
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise AssertionError(f"{name}.{method} is not written yet: replace the line "
+                             f"`raise NotImplementedError(...)` with your code and run its cell again") from None
+    except Exception as exc:  # noqa: BLE001 - anything the learner's code raises
+        raise AssertionError(f"{name}.{method}({', '.join(_fmt(a) for a in args)}) raised "
+                             f"{type(exc).__name__}: {exc}") from exc
+
+
+def _tries(budget, name, now, n) -> int:
+    granted = 0
+    for _ in range(n):
+        answer = _budget_method(budget, "try_retry", name, now)
+        if answer is None:
+            raise AssertionError(f"{name}.try_retry({_fmt(now)}) returned None: did you forget `return`? "
+                                 f"It returns True (retry, and it is spent) or False.")
+        if not isinstance(answer, bool) and type(answer).__name__ != "bool_":
+            raise AssertionError(f"{name}.try_retry({_fmt(now)}) returned {answer!r}: return True or False")
+        granted += bool(answer)
+    return granted
+
+
+def _requests(budget, name, times):
+    for t in times:
+        _budget_method(budget, "record_request", name, t)
+
+
+def _make(cls, name, *args):
+    try:
+        return cls(*args)
+    except NotImplementedError:
+        raise AssertionError(f"{name}.__init__ is not written yet: replace the line "
+                             f"`raise NotImplementedError(...)` with your code") from None
+    except TypeError as exc:
+        raise AssertionError(f"{name}({', '.join(_fmt(a) for a in args)}) raised TypeError: {exc}. The class "
+                             f"takes (ratio, window, min_retries).") from exc
+
+
+_BUSY = [i * 0.1 + 0.05 for i in range(100)]            # 100 first attempts in (0, 10)
+
+
+def _quiet(cls, n):
+    return _tries(_make(cls, n, 0.1, 10.0, 5), n, 1.0, 20)
+
+
+def _quiet_no_minimum(cls, n):
+    return _tries(_make(cls, n, 0.1, 10.0, 0), n, 1.0, 5)
+
+
+def _busy(cls, n):
+    b = _make(cls, n, 0.1, 10.0, 5)
+    _requests(b, n, _BUSY)
+    return b, _tries(b, n, 9.99, 30)
+
+
+def _refused_then_earned(cls, n):
+    b = _make(cls, n, 0.1, 10.0, 5)
+    _tries(b, n, 1.0, 20)
+    _requests(b, n, [1.0 + 0.05 * (i + 1) for i in range(100)])
+    return _tries(b, n, 6.0, 30)
+
+
+def _forgets(cls, n):
+    b, _ = _busy(cls, n)
+    return _tries(b, n, 30.0, 30)
+
+
+def _old_requests(cls, n):
+    b = _make(cls, n, 0.1, 10.0, 5)
+    _requests(b, n, _BUSY)
+    return _tries(b, n, 25.0, 30)
+
+
+#: (what happens and how many retries fit, a function (cls, name) -> retries granted at the end)
+_SCENARIOS = [
+    ("a quiet client (no requests) with min_retries=5 tries 20 retries at t=1 s: the 5 minimum retries fit",
+     _quiet),
+    ("a quiet client with min_retries=0 tries 5 retries at t=1 s: none fit", _quiet_no_minimum),
+    ("a busy client: 100 first attempts between t=0 and t=10 s, then 30 retries tried at t=9.99 s: "
+     "5 + 10% of 100 = 15 fit", lambda cls, n: _busy(cls, n)[1]),
+    ("20 retries tried at t=1 s (5 fit), then 100 first attempts between t=1 and t=6 s, then 30 retries "
+     "tried at t=6 s: 5 + 10 - 5 = 10 more fit", _refused_then_earned),
+    ("the busy client of case 3 tries again at t=30 s, with no new traffic: everything has left the 10 s "
+     "window, so the 5 minimum retries fit again", _forgets),
+    ("100 first attempts between t=0 and t=10 s, then 30 retries tried at t=25 s: those requests have left "
+     "the 10 s window, so only the 5 minimum retries fit", _old_requests),
+]
+
+
+def _signature(cls, name):
+    return [run(cls, name) for _, run in _SCENARIOS]
+
+
+def retry_budget(cls) -> None:
+    """Check a ``RetryBudget(ratio, window, min_retries)`` class with ``record_request(now)`` and
+    ``try_retry(now) -> bool``, on six scenarios (times in seconds)."""
+    name = getattr(cls, "__name__", "RetryBudget")
+    if not isinstance(cls, type):
+        raise AssertionError(f"pass the class itself to the check, e.g. check.retry_budget(RetryBudget); got "
+                             f"{cls!r}")
+    one, two = _make(cls, name, 0.1, 10.0, 5), _make(cls, name, 0.1, 10.0, 5)
+    first, second = _tries(one, name, 1.0, 20), _tries(two, name, 1.0, 20)
+    if 0 < first and second < first:
+        raise AssertionError(
+            f"Two budgets share their counts: after a first {name} granted {first} retries, a second, new "
+            f"one granted only {second}. The lists (or counters) live in the class body; create them in "
+            f"__init__ (self.requests = [] ...), so that each client has its own budget.")
+    want = _signature(_Budget, "reference")
+    got = _signature(cls, name)
+    if got == want:
+        _ok(f"{name}: 5 minimum retries for a quiet client, 5 + 10% for a busy one; only retries spend it, "
+            f"refusals cost nothing, and the window forgets")
+        return
+    index = next(i for i, (g, w) in enumerate(zip(got, want)) if g != w)
+    message = f"Case {index + 1}, {_SCENARIOS[index][0]}; yours allowed {got[index]}."
+    hint = next((h for mistake, h in _BUDGET_MISTAKES if _signature(mistake, "mistake") == got), None)
+    raise AssertionError(message + (f" {hint}" if hint else ""))
+
+
+# --- task 4: which failures to retry ---------------------------------------------------------------
+#: Reasons never worth retrying: the request itself is wrong, or our own protection refused it.
+NOT_RETRYABLE = ("bad request", "not found", "unauthorized", "circuit open", "bulkhead full", "throttled",
+                 "deadline")
+_LOCAL = {"circuit open": "our own circuit breaker refused the call: retrying at once only burns an attempt",
+          "bulkhead full": "our own bulkhead is full: retrying at once only adds to the queue",
+          "throttled": "our own throttle refused it to protect an overloaded backend",
+          "deadline": "the request's deadline has passed: nobody is waiting for the answer any more"}
+
+
+def _should(attempt, reason, idempotent, key, max_attempts=3):
+    return attempt < max_attempts and reason in RETRYABLE and (idempotent or key is not None)
+
+
+def should_retry(fn) -> None:
+    """Check ``should_retry(attempt, reason, idempotent, key, max_attempts=3) -> bool``."""
+    name = "should_retry"
+    reasons = sorted(RETRYABLE) + list(NOT_RETRYABLE)
+    cases = [(a, r, i, k, m) for m in (1, 3, 5) for a in range(1, m + 2) for r in reasons
+             for i in (True, False) for k in (None, "order-42")]
+    answers = [(case, _call(fn, name, *case)) for case in cases]
+    if all(got is None for _, got in answers):
+        raise AssertionError(f"{_show(name, answers[0][0])} returned None: did you forget `return`?")
+    wrong = []
+    for case, got in answers:
+        if not isinstance(got, bool):
+            raise AssertionError(f"{_show(name, case)} returned {got!r} ({type(got).__name__}): return True or "
+                                 f"False. An expression like `idempotent or key` gives None or the key "
+                                 f"itself: write `key is not None`, or wrap the whole in bool(...).")
+        if got != _should(*case):
+            wrong.append((case, got))
+    if not wrong:
+        _ok(f"{name}: retries only transient failures, only idempotent calls or those with a key, and at "
+            f"most max_attempts calls in all")
+        return
+
+    def first(test):
+        return next(((c, g) for c, g in wrong if test(c, g)), None)
+
+    def say(case, got, why):
+        return (f"{_show(name, case)} returned {got}, should be {not got}: {why}")
+
+    found = first(lambda c, g: g and c[1] in NOT_RETRYABLE)
+    if found:
+        case, got = found
+        reason = case[1]
+        if reason in _LOCAL:
+            why = f"{_LOCAL[reason]}."
+        else:
+            article = "an" if reason[0] in "aeiou" else "a"
+            why = f"{article} {reason!r} answer will come back the same however often you send the same request."
+        if first(lambda c, g: g and c[1] in NOT_RETRYABLE and c[1] not in ("bad request", "not found")) and \
+                not first(lambda c, g: g and c[1] in ("bad request", "not found")):
+            why += (" You seem to skip a list of known bad reasons and retry everything else: retry only the "
+                    "reasons in RETRYABLE (an allowlist), so an unknown failure is not retried blindly.")
+        else:
+            why += " Retry only when reason is in RETRYABLE."
+        raise AssertionError(say(case, got, why))
+    refused = {c[1] for c, g in wrong if not g}
+    if refused and refused < set(RETRYABLE):
+        case, got = first(lambda c, g: not g)
+        missing = ", ".join(repr(r) for r in sorted(refused))
+        raise AssertionError(say(case, got, f"{missing} {'is' if len(refused) == 1 else 'are'} in RETRYABLE: "
+                                            f"failures that may not happen again, worth another try. "
+                                            f"Test reason in RETRYABLE rather than a list of your own."))
+    found = first(lambda c, g: g and not c[2] and c[3] is None)
+    if found:
+        case, got = found
+        raise AssertionError(say(case, got, "the call is not idempotent and carries no idempotency key: the "
+                                            "failed attempt may have been done by the server (a timeout does "
+                                            "not undo it), so a retry could charge twice. Retry only if "
+                                            "idempotent or key is not None."))
+    found = first(lambda c, g: not g and not c[2] and c[3] is not None)
+    if found and not first(lambda c, g: c[2]):
+        case, got = found
+        raise AssertionError(say(case, got, "the call carries an idempotency key, so the server can recognise "
+                                            "a repeat and answer it without doing it twice: retrying is safe."))
+    if all(c[4] != 3 for c, _ in wrong):
+        case, got = wrong[0]
+        raise AssertionError(say(case, got, f"with max_attempts={case[4]} your answers go wrong, while they are "
+                                            f"right for 3: use the max_attempts argument rather than a fixed "
+                                            f"number."))
+    found = first(lambda c, g: g and c[0] >= c[4])
+    if found:
+        case, got = found
+        raise AssertionError(say(case, got, f"attempt {case[0]} was the last of max_attempts={case[4]} (the "
+                                            f"first call counts), so no call is left: retry only while "
+                                            f"attempt < max_attempts."))
+    found = first(lambda c, g: not g and c[0] < c[4])
+    if found:
+        case, got = found
+        raise AssertionError(say(case, got, f"after attempt {case[0]} of max_attempts={case[4]} there is still "
+                                            f"a call left: retry while attempt < max_attempts (attempt 1 is "
+                                            f"the first call, not the first retry)."))
+    case, got = wrong[0]
+    raise AssertionError(say(case, got, "compare with the three rules of the task."))
+
+
+# --- adapters: the learner's pieces in the simulator ----------------------------------------------
+class _LearnerBackoff(Backoff):
+    def __init__(self, fn, base, cap):
+        super().__init__()
+        self.fn, self.base, self.cap = fn, base, cap
+
+    def _delay(self, attempt, rng, previous):
+        return self.fn(attempt, rng, self.base, self.cap)
+
+    def __repr__(self):
+        return f"{getattr(self.fn, '__name__', 'backoff')}(base={self.base:g}, cap={self.cap:g})"
+
+
+def as_backoff(fn, base: float, cap: float) -> Backoff:
+    """A backoff schedule for the simulator's client that waits ``fn(attempt, rng, base, cap)``."""
+    if not callable(fn):
+        raise ValueError(f"fn must be a function (attempt, rng, base, cap) -> seconds, got {fn!r}")
+    return _LearnerBackoff(fn, base, cap)
+
+
+class _LearnerBudget(_PolicyBudget):
+    """The policies' RetryBudget interface (can_retry, then record_retry) around a learner's budget whose
+    ``try_retry`` decides and spends in one call."""
+
+    def __init__(self, budget):
+        super().__init__()
+        self.inner = budget
+
+    def record_request(self, now):
+        self.requests += 1
+        self.inner.record_request(now)
+
+    def can_retry(self, now):
+        if self.inner.try_retry(now):
+            return True
+        self.denied.append(now)
+        return False
+
+    def record_retry(self, now):
+        self.retries += 1
+
+    def __repr__(self):
+        return f"learner's {type(self.inner).__name__}"
+
+
+def as_budget(budget) -> _PolicyBudget:
+    """Something the simulator's client accepts as ``budget=``, driving the learner's budget object."""
+    for method in ("record_request", "try_retry"):
+        if not callable(getattr(budget, method, None)):
+            raise ValueError(f"budget must have record_request(now) and try_retry(now), got {budget!r}")
+    return _LearnerBudget(budget)

@@ -1,0 +1,446 @@
+"""Lab 02's checks accept the reference solution and reject each typical mistake with a message that
+names it. The reference functions come from the solution notebook itself (its code cells run here in
+order), so the notebook stays the single source of truth. Each mistake is written the way a learner
+would write it."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from resilience_sim.labs import backoff as check
+from resilience_sim.lessons import retries as rt
+from resilience_sim.policies import RETRYABLE, RetryBudget as PolicyBudget
+
+SOLUTION = Path(__file__).resolve().parents[1] / "labs" / "solutions" / "02_backoff_and_budget.ipynb"
+
+
+@pytest.fixture(scope="module")
+def ref() -> dict:
+    """The namespace left by running every code cell of the solution notebook."""
+    nb = json.loads(SOLUTION.read_text(encoding="utf-8"))
+    namespace: dict = {"__name__": "lab02_solution"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for index, cell in enumerate(nb["cells"]):
+            if cell["cell_type"] == "code":
+                exec(compile("".join(cell["source"]), f"{SOLUTION.name}[{index}]", "exec"), namespace)
+    return namespace
+
+
+def fails(check_fn, *args, match: str):
+    """Run a check that must fail, and return its message (which must match ``match``)."""
+    with pytest.raises(AssertionError, match=match) as info:
+        check_fn(*args)
+    return str(info.value)
+
+
+# --- the reference solution passes every check ---------------------------------------------------
+@pytest.mark.parametrize("name, check_name", [("exponential_delay", "exponential_delay"),
+                                              ("full_jitter", "full_jitter"),
+                                              ("RetryBudget", "retry_budget"),
+                                              ("should_retry", "should_retry")])
+def test_check_accepts_the_solution(ref, name, check_name, capsys):
+    getattr(check, check_name)(ref[name])
+    out = capsys.readouterr().out
+    assert out.startswith("✔ ") and out.count("\n") == 1
+
+
+def test_solution_in_the_simulator_matches_the_course_policies(ref):
+    """The solution's jitter draws exactly what FullJitter draws; its budget decides as RetryBudget."""
+    mine = rt.contention_run(check.as_backoff(ref["full_jitter"], 0.01, 1.0), 30, seed=3)
+    assert mine == rt.contention_run("full jitter", 30, seed=3)
+    budget = check.as_budget(ref["RetryBudget"](0.1, 10.0, 5))
+    yours = rt.budget_run(outage=20, budget=budget, seed=4)
+    course = rt.budget_run(outage=20, budget=PolicyBudget(0.1, 10.0, 0.5), seed=4)
+    assert yours.outage_amplification == course.outage_amplification
+    assert yours.denied == course.denied == len(budget.denied) > 0
+    assert budget.requests == len(yours.results) and budget.retries > 0
+    assert "learner's RetryBudget" in repr(budget) and "full_jitter" in repr(check.as_backoff(ref["full_jitter"], 1, 2))
+
+
+def test_adapters_reject_junk():
+    with pytest.raises(ValueError, match="fn must be a function"):
+        check.as_backoff(0.1, 0.1, 1.0)
+    with pytest.raises(ValueError, match="record_request"):
+        check.as_budget(object())
+
+
+# --- not written yet, and other ways of not answering -------------------------------------------------
+def _stub(*args, **kwargs):
+    raise NotImplementedError("Your code here")
+
+
+@pytest.mark.parametrize("check_name", ["exponential_delay", "full_jitter", "should_retry"])
+def test_unwritten_function_says_so(check_name):
+    fails(getattr(check, check_name), _stub, match="not written yet")
+
+
+def test_unwritten_budget_says_so():
+    class RetryBudget:
+        def __init__(self, ratio=0.1, window=10.0, min_retries=5):
+            self.ratio, self.window, self.min_retries = ratio, window, min_retries
+            raise NotImplementedError("Your code here")
+    fails(check.retry_budget, RetryBudget, match=r"__init__ is not written yet")
+
+    class HalfDone:
+        def __init__(self, ratio=0.1, window=10.0, min_retries=5):
+            self.requests = []
+
+        def record_request(self, now):
+            self.requests.append(now)
+
+        def try_retry(self, now):
+            raise NotImplementedError("Your code here")
+    fails(check.retry_budget, HalfDone, match=r"HalfDone.try_retry is not written yet")
+
+
+def test_passing_something_else():
+    fails(check.exponential_delay, 0.2, match="pass the function itself")
+    fails(check.retry_budget, "RetryBudget", match="pass the class itself")
+
+
+def test_forgotten_return_and_wrong_types():
+    def exponential_delay(attempt, base, cap):
+        min(cap, base * 2 ** attempt)
+    fails(check.exponential_delay, exponential_delay, match="forget `return`")
+    fails(check.exponential_delay, lambda a, b, c: "0.2", match="should return a number")
+    fails(check.full_jitter, lambda a, rng, b, c: None, match="forget `return`")
+
+
+def test_learner_exception_is_reported_with_its_call():
+    fails(check.exponential_delay, lambda a, b, c: b / (a - 1), match=r"exponential_delay\(1, 0\.1, 10\) raised "
+                                                                    r"ZeroDivisionError")
+
+
+# --- task 1: capped exponential backoff ----------------------------------------------------------------
+@pytest.mark.parametrize("wrong, match", [
+    (lambda a, b, c: b * 2 ** a, "no cap"),
+    (lambda a, b, c: min(c, b * 2 ** (a - 1)), r"Off by one.*half.*2 \*\* attempt"),
+    (lambda a, b, c: min(c, b * 2 ** (a + 1)), r"Off by one.*double"),
+    (lambda a, b, c: b * 2 ** (a - 1), "Two mistakes: no cap"),
+    (lambda a, b, c: 1000 * min(c, b * 2 ** a), "milliseconds"),
+    (lambda a, b, c: max(c, b * 2 ** a), r"max\(cap, \.\.\.\)"),
+    (lambda a, b, c: min(c, b * a), "linearly"),
+    (lambda a, b, c: min(c, b ** a), r"base \*\* attempt"),
+    (lambda a, b, c: min(c, 2 ** a), "ignore base"),
+    (lambda a, b, c: min(c, b * 2 ** a) + 0.001, r"exponential_delay\(1, 0\.1, 10\) should be 0\.2 s"),
+])
+def test_exponential_delay_mistakes(wrong, match):
+    fails(check.exponential_delay, wrong, match=match)
+
+
+def test_exponential_delay_with_jitter_is_not_task_1():
+    rng = random.Random(1)
+    fails(check.exponential_delay, lambda a, b, c: rng.uniform(0, min(c, b * 2 ** a)), match="no jitter")
+
+
+def test_exponential_delay_message_shows_the_formula():
+    message = fails(check.exponential_delay, lambda a, b, c: b * 2 ** a, match="no cap")
+    assert "exponential_delay(7, 0.1, 10) should be 10 s (min(10, 0.1 * 2**7)), yours gave 12.8." in message
+
+
+# --- task 2: full jitter -----------------------------------------------------------------------------------
+def ceiling(a, b, c):
+    return min(c, b * 2 ** a)
+
+
+def drawn_at_definition(a, rng, b, c, _u=random.random()):   # the jitter is drawn once, when def runs
+    return _u * ceiling(a, b, c)
+
+
+def fresh_seeded_generator(a, rng, b, c):                     # a new generator with a fixed seed each call
+    return random.Random(42).uniform(0, ceiling(a, b, c))
+
+
+def global_random(a, rng, b, c):                              # not the rng it was given
+    return random.uniform(0, ceiling(a, b, c))
+
+
+_CACHE: dict = {}
+
+
+def cached_per_client(a, rng, b, c):                          # one draw per generator, reused every retry
+    u = _CACHE.setdefault(id(rng), rng.random())
+    return u * ceiling(a, b, c)
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (drawn_at_definition, "drawn once and reused"),
+    (fresh_seeded_generator, "drawn once and reused"),
+    (global_random, "not reproducible"),
+    (cached_per_client, r"drawn once and reused"),
+])
+def test_full_jitter_reused_or_foreign_randomness(wrong, match):
+    fails(check.full_jitter, wrong, match=match)
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda a, rng, b, c: rng.uniform(0, b * 2 ** a), "no cap"),
+    (lambda a, rng, b, c: rng.uniform(ceiling(a, b, c) / 2, ceiling(a, b, c)), "equal jitter"),
+    (lambda a, rng, b, c: ceiling(a, b, c) / 2 + rng.uniform(0, ceiling(a, b, c) / 2), "equal jitter"),
+    (lambda a, rng, b, c: rng.uniform(b, ceiling(a, b, c)), "never go below base"),
+    (lambda a, rng, b, c: ceiling(a, b, c) + rng.uniform(0, ceiling(a, b, c)), "on top of the ceiling"),
+    (lambda a, rng, b, c: 1000 * rng.uniform(0, ceiling(a, b, c)), "1000 times"),
+    (lambda a, rng, b, c: rng.uniform(0, ceiling(a - 1, b, c)), "half the ceiling.*off by one"),
+    (lambda a, rng, b, c: rng.uniform(0, ceiling(a + 1, b, c)), "twice the ceiling.*off by one"),
+    (lambda a, rng, b, c: rng.uniform(0, c), "ignore the attempt"),
+    (lambda a, rng, b, c: rng.uniform(0, b), "never exceed base"),
+    (lambda a, rng, b, c: rng.uniform(-ceiling(a, b, c), ceiling(a, b, c)), "negative"),
+    (lambda a, rng, b, c: rng.random(), "random fraction itself"),
+    (lambda a, rng, b, c: rng.random() ** 2 * ceiling(a, b, c), "not spread evenly"),
+])
+def test_full_jitter_wrong_range_or_shape(wrong, match):
+    fails(check.full_jitter, wrong, match=match)
+
+
+def test_full_jitter_message_names_the_call_and_range():
+    message = fails(check.full_jitter, lambda a, rng, b, c: rng.uniform(0, b * 2 ** a), match="no cap")
+    assert "full_jitter(10, rng, 0.1, 5) should be a uniform draw between 0 and 5 s" in message
+
+
+def test_full_jitter_accepts_other_correct_forms(capsys):
+    check.full_jitter(lambda a, rng, b, c: rng.random() * min(c, b * 2 ** a))
+    check.full_jitter(lambda a, rng, b, c: (1 - rng.random()) * min(c, b * 2 ** a))
+    assert capsys.readouterr().out.count("✔") == 2
+
+
+# --- task 3: the retry budget ------------------------------------------------------------------------------
+class Budget:
+    """A correct budget, written with counters pruned from lists, as a base for the mistakes below."""
+
+    def __init__(self, ratio=0.1, window=10.0, min_retries=5):
+        self.ratio, self.window, self.min_retries = ratio, window, min_retries
+        self.requests, self.retries = [], []
+
+    def forget(self, now):
+        self.requests = [t for t in self.requests if t > now - self.window]
+        self.retries = [t for t in self.retries if t > now - self.window]
+
+    def record_request(self, now):
+        self.requests.append(now)
+
+    def allowed(self):
+        return self.min_retries + self.ratio * len(self.requests)
+
+    def try_retry(self, now):
+        self.forget(now)
+        if len(self.retries) < self.allowed():
+            self.retries.append(now)
+            return True
+        return False
+
+
+class FirstAttemptsAreRetries(Budget):
+    def record_request(self, now):
+        self.requests.append(now)
+        self.retries.append(now)          # "every call is an attempt"
+
+
+class NoMinimum(Budget):
+    def allowed(self):
+        return self.ratio * len(self.requests)
+
+
+class LessOrEqual(Budget):
+    def try_retry(self, now):
+        self.forget(now)
+        if len(self.retries) <= self.allowed():
+            self.retries.append(now)
+            return True
+        return False
+
+
+class CountsRefusals(Budget):
+    def try_retry(self, now):
+        self.forget(now)
+        self.retries.append(now)          # counted before deciding
+        return len(self.retries) <= self.allowed()
+
+
+class NeverSpends(Budget):
+    def try_retry(self, now):
+        self.forget(now)
+        return len(self.retries) < self.allowed()
+
+
+class NeverForgets(Budget):
+    def forget(self, now):
+        pass
+
+
+class ForgetsOnlyRetries(Budget):
+    def forget(self, now):
+        self.retries = [t for t in self.retries if t > now - self.window]
+
+
+class ForgetsOnlyRequests(Budget):
+    def forget(self, now):
+        self.requests = [t for t in self.requests if t > now - self.window]
+
+
+class LargerOfTheTwo(Budget):
+    def allowed(self):
+        return max(self.min_retries, self.ratio * len(self.requests))
+
+
+class RetriesAreRequestsToo(Budget):
+    def try_retry(self, now):
+        granted = super().try_retry(now)
+        if granted:
+            self.record_request(now)      # "a retry is a request as well"
+        return granted
+
+
+class ShareOfAllCalls(Budget):
+    def allowed(self):
+        return self.min_retries + self.ratio * (len(self.requests) + len(self.retries))
+
+
+class SharedLists:
+    requests = []                         # class attributes: shared by every budget
+    retries = []
+
+    def __init__(self, ratio=0.1, window=10.0, min_retries=5):
+        self.ratio, self.window, self.min_retries = ratio, window, min_retries
+
+    def record_request(self, now):
+        self.requests.append(now)
+
+    def try_retry(self, now):
+        while self.retries and self.retries[0] <= now - self.window:
+            self.retries.pop(0)
+        while self.requests and self.requests[0] <= now - self.window:
+            self.requests.pop(0)
+        if len(self.retries) < self.min_retries + self.ratio * len(self.requests):
+            self.retries.append(now)
+            return True
+        return False
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (FirstAttemptsAreRetries, r"Case 3, a busy client.*yours allowed 0\. .*counts first attempts as retries"),
+    (NoMinimum, r"Case 1, a quiet client.*yours allowed 0\. .*no minimum"),
+    (LessOrEqual, r"Case 1.*yours allowed 6\. Off by one.*<= instead of <"),
+    (CountsRefusals, "counts refused retries as spent"),
+    (NeverSpends, "never runs out"),
+    (NeverForgets, r"Case 5.*never forgets"),
+    (ForgetsOnlyRetries, "forgets old retries but not old first attempts"),
+    (ForgetsOnlyRequests, "forgets old first attempts but not old retries"),
+    (LargerOfTheTwo, "larger of min_retries and ratio"),
+    (RetriesAreRequestsToo, "retries earn budget"),
+    (ShareOfAllCalls, r"retries earn budget.*requests \+ retries"),
+    (SharedLists, "Two budgets share their counts.*__init__"),
+])
+def test_retry_budget_mistakes(wrong, match):
+    fails(check.retry_budget, wrong, match=match)
+
+
+def test_retry_budget_answers_must_be_booleans():
+    class Silent(Budget):
+        def try_retry(self, now):
+            super().try_retry(now)
+
+    class Wordy(Budget):
+        def try_retry(self, now):
+            return "yes" if super().try_retry(now) else "no"
+    fails(check.retry_budget, Silent, match=r"try_retry\(1\) returned None: did you forget `return`")
+    fails(check.retry_budget, Wordy, match="returned 'yes': return True or False")
+
+
+def test_retry_budget_other_signatures_and_errors():
+    class TwoArgs(Budget):
+        def __init__(self, ratio, window):
+            super().__init__(ratio, window)
+    fails(check.retry_budget, TwoArgs, match=r"takes \(ratio, window, min_retries\)")
+
+    class NoTryRetry:
+        def __init__(self, *args):
+            pass
+
+        def record_request(self, now):
+            pass
+    fails(check.retry_budget, NoTryRetry, match="has no method try_retry")
+
+    class Crashes(Budget):
+        def try_retry(self, now):
+            return self.retries[-1] > 0
+    fails(check.retry_budget, Crashes, match=r"Crashes.try_retry\(1\) raised IndexError")
+
+
+def test_retry_budget_accepts_a_deque_based_solution(capsys):
+    from collections import deque
+
+    class DequeBudget:
+        def __init__(self, ratio=0.1, window=10.0, min_retries=5):
+            self.ratio, self.window, self.min_retries = ratio, window, min_retries
+            self.requests, self.retries = deque(), deque()
+
+        def record_request(self, now):
+            self.requests.append(now)
+
+        def try_retry(self, now):
+            for q in (self.requests, self.retries):
+                while q and q[0] <= now - self.window:
+                    q.popleft()
+            ok = len(self.retries) < self.min_retries + self.ratio * len(self.requests)
+            if ok:
+                self.retries.append(now)
+            return ok
+    check.retry_budget(DequeBudget)
+    assert "✔" in capsys.readouterr().out
+
+
+# --- task 4: which failures to retry ---------------------------------------------------------------------
+def rule(attempt, reason, idempotent, key, max_attempts=3):
+    return attempt < max_attempts and reason in RETRYABLE and (idempotent or key is not None)
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda a, r, i, k, m=3: a < m and (i or k is not None), r"'bad request'.*same.*RETRYABLE"),
+    (lambda a, r, i, k, m=3: a < m and r not in ("bad request", "not found") and (i or k is not None),
+     r"allowlist"),
+    (lambda a, r, i, k, m=3: a < m and (r in RETRYABLE or r == "circuit open") and (i or k is not None),
+     r"'circuit open'.*our own circuit breaker"),
+    (lambda a, r, i, k, m=3: a < m and (r in RETRYABLE or r == "deadline") and (i or k is not None),
+     r"deadline has passed"),
+    (lambda a, r, i, k, m=3: a < m and r in ("error", "timeout") and (i or k is not None),
+     r"'crashed', 'down'.*are in RETRYABLE"),
+    (lambda a, r, i, k, m=3: a < m and r in RETRYABLE, r"not idempotent and carries no idempotency key"),
+    (lambda a, r, i, k, m=3: a < m and r in RETRYABLE and i, r"carries an idempotency key"),
+    (lambda a, r, i, k, m=3: a <= m and r in RETRYABLE and (i or k is not None), r"was the last of max_attempts"),
+    (lambda a, r, i, k, m=3: a + 1 < m and r in RETRYABLE and (i or k is not None), r"still a call left"),
+    (lambda a, r, i, k, m=3: a < 3 and r in RETRYABLE and (i or k is not None), r"max_attempts argument"),
+])
+def test_should_retry_mistakes(wrong, match):
+    fails(check.should_retry, wrong, match=match)
+
+
+def test_should_retry_must_return_a_bool():
+    fails(check.should_retry, lambda a, r, i, k, m=3: a < m and r in RETRYABLE and (i or k),
+          match=r"returned None \(NoneType\): return True or False.*key is not None")
+    fails(check.should_retry, lambda a, r, i, k, m=3: a < m and r in RETRYABLE and (k or i),
+          match=r"returned 'order-42' \(str\): return True or False.*bool")
+    fails(check.should_retry, lambda a, r, i, k, m=3: None, match="forget `return`")
+    fails(check.should_retry, lambda a, r, i, k, m=3: int(rule(a, r, i, k, m)), match="return True or False")
+
+
+def test_should_retry_message_names_the_call():
+    message = fails(check.should_retry, lambda a, r, i, k, m=3: a < m and r in RETRYABLE, match="idempotency")
+    assert "should_retry(1, 'crashed', False, None, 1)" not in message      # attempt 1 of 1: no retry anyway
+    assert message.startswith("should_retry(1, 'crashed', False, None, 3) returned True, should be False")
+
+
+def test_should_retry_accepts_other_correct_forms(capsys):
+    def verbose(attempt, reason, idempotent, key, max_attempts=3):
+        if attempt >= max_attempts or reason not in RETRYABLE:
+            return False
+        if not idempotent and key is None:
+            return False
+        return True
+    check.should_retry(verbose)
+    check.should_retry(lambda a, r, i, k, m=3: bool(rule(a, r, i, k, m)))
+    assert capsys.readouterr().out.count("✔") == 2
