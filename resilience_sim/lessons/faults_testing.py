@@ -1,0 +1,621 @@
+"""03 Faults and how to test for them: fault fingerprints, tests done in simulation, a chaos experiment.
+
+* :func:`small_system` is the notebook's system: an ``api`` that calls a ``db`` (8 slots, 20 ms on
+  average); :func:`inject` attaches one fault of a kind to it and :func:`fault_run` runs it under
+  traffic; :func:`fingerprint` measures what the fault did inside its window.
+* :func:`call_once` sends one request (for unit and end-to-end tests); :func:`load_test` ramps the
+  rate up to find the knee; :func:`spike_test` measures how long a burst's backlog takes to drain;
+  :func:`slo_check` is the assertion a resilience test makes.
+* :func:`chaos_experiment` runs hypothesis, injection, observation on the same system.
+* :func:`watch` samples a service's busy slots and queue (notebook 04 uses it too).
+
+Times are simulated seconds; pictures show milliseconds where latencies are small.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+from .. import plots, theory, validate
+from ..client import Client
+from ..dashboard import Dashboard, Slider
+from ..distributions import Exponential, Fixed
+from ..faults import ErrorBurst, GrayFailure, LatencySpike, Outage, Partition
+from ..metrics import Results
+from ..records import Outcome
+from ..service import Service, ServiceError
+from ..workload import OpenLoop, Ramp, Spike, serve
+from ..world import World
+from . import dashboard
+
+#: The small system: the api does 2 ms of its own work, then asks the db (8 slots, 20 ms on average).
+API_WORK = 0.002
+API_SLOTS = 64
+DB_SLOTS = 8
+DB_MEAN = 0.020
+#: Traffic and the fault window of the fingerprint runs (seconds).
+RATE = 50.0
+DURATION = 40.0
+WINDOW = (10.0, 30.0)
+#: The fault kinds, in the order the notebook and the dashboard use.
+KINDS = ("crash", "errors", "latency", "partition", "gray failure")
+#: The SLO the tests and the chaos experiment check.
+SLO_AVAILABILITY = 0.995
+SLO_P99 = 0.200
+
+
+# --- the system and its faults --------------------------------------------------------------------
+def forward(svc, req):
+    """The api's plain handler: ask the db and return its answer (any db error reaches the user)."""
+    return (yield from svc.ask("db", req))
+
+
+def price_handler(svc, req):
+    """The api's handler with a fallback: ask the db; if that fails, answer from a cache (degraded)."""
+    try:
+        return (yield from svc.ask("db", req))
+    except ServiceError:
+        req.degraded = "price from cache"
+        return None
+
+
+def small_system(world, *, handler=forward, db_slots: int = DB_SLOTS, db_latency=None,
+                 api_slots: int = API_SLOTS):
+    """``api`` (2 ms of own work, then ``handler``) calling ``db`` (``db_slots`` slots, exponential
+    latency with mean 20 ms unless ``db_latency`` is given). Returns ``(api, db)``."""
+    db = Service(world, "db", capacity=db_slots, latency=Exponential(DB_MEAN) if db_latency is None else db_latency)
+    api = Service(world, "api", capacity=api_slots, latency=Fixed(API_WORK), dependencies=["db"], handler=handler)
+    return api, db
+
+
+def fault_settings(kind: str, intensity: float) -> dict:
+    """What ``intensity`` (0..1) means for each kind: the keywords of its fault, and words for people.
+
+    crash: the db is down (intensity not used); errors: a share ``intensity`` of db calls fail;
+    latency: db calls take ``intensity`` x 200 ms longer; partition: api and db cannot reach each
+    other and a call hangs ``intensity`` x 1 s (a connect timeout) before failing; gray failure: db
+    calls are 1 + 10 x intensity times slower and a share intensity / 10 of them fail.
+    """
+    validate.choice("kind", kind, KINDS)
+    x = validate.probability("intensity", intensity)
+    if kind == "crash":
+        return {"words": "db down (a crash is all or nothing)"}
+    if kind == "errors":
+        return {"error_rate": x, "words": f"{x:.0%} of db calls fail"}
+    if kind == "latency":
+        return {"extra": 0.2 * x, "words": f"db calls take {200 * x:.0f} ms longer"}
+    if kind == "partition":
+        return {"hang": 1.0 * x, "words": f"api cannot reach db; a call hangs {1000 * x:.0f} ms, then fails"}
+    return {"slowdown": 1 + 10 * x, "error_rate": x / 10,
+            "words": f"db {1 + 10 * x:.0f}x slower, {x / 10:.0%} of calls fail, health check says up"}
+
+
+def inject(kind: str, api: Service, db: Service, window, intensity: float = 0.5):
+    """Attach one fault of ``kind`` (see :func:`fault_settings`) to the api → db system inside ``window``."""
+    s = fault_settings(kind, intensity)
+    windows = [tuple(window)]
+    if kind == "crash":
+        return Outage(db, windows)
+    if kind == "errors":
+        return ErrorBurst(db, windows, error_rate=s["error_rate"])
+    if kind == "latency":
+        if s["extra"] == 0:
+            return None
+        return LatencySpike(db, windows, extra=s["extra"])
+    if kind == "partition":
+        return Partition(api, db, windows, hang=s["hang"])
+    if s["slowdown"] == 1 and s["error_rate"] == 0:
+        return None
+    return GrayFailure(db, windows, slowdown=s["slowdown"], error_rate=s["error_rate"])
+
+
+def fault_run(kind: str | None, *, seed: int, intensity: float = 0.5, rate: float = RATE,
+              duration: float = DURATION, window=WINDOW, handler=forward) -> Results:
+    """The small system under ``rate`` requests per second for ``duration`` seconds, with one fault of
+    ``kind`` inside ``window`` (``kind=None``: no fault, the baseline)."""
+    world = World(seed)
+    api, db = small_system(world, handler=handler)
+    if kind is not None:
+        inject(kind, api, db, window, intensity)
+    OpenLoop(world, api, rate, duration=duration)
+    return world.run(until=duration + 2.0)
+
+
+def _between(results: Results, window) -> np.ndarray:
+    start, end = window
+    return (results.start >= start) & (results.start < end)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What one fault did to the requests that reached the db inside its window, and what a health check saw."""
+    kind: str
+    requests: int
+    availability: float          # share answered
+    p50: float                   # seconds, answered requests (NaN if none)
+    p99: float
+    fastest: float               # seconds, any outcome
+    slowest: float
+    reasons: dict                # failure reason -> count
+    health_check_down: float     # seconds the db's up/down health check said "down"
+
+
+def fingerprint(results: Results, window=WINDOW, kind: str = "") -> Fingerprint:
+    """Measure the requests whose db call began inside ``window`` (they start the api's 2 ms earlier):
+    availability, latency, failure reasons, and what the db's health check said during the window."""
+    mask = _between(results, (window[0] - API_WORK, window[1] - API_WORK))
+    n = int(mask.sum())
+    if n == 0:
+        raise ValueError(f"window must hold at least one request start, got {window}")
+    answered = mask & (results.outcome <= Outcome.DEGRADED)
+    lat = results.latency
+    ok_lat = lat[answered]
+    p50, p99 = (np.percentile(ok_lat, [50, 99]) if ok_lat.size else (math.nan, math.nan))
+    codes = results._reason[mask & (results.outcome > Outcome.DEGRADED)]
+    reasons = {results.names[c]: int(k) for c, k in enumerate(np.bincount(codes)) if k} if codes.size else {}
+    down = sum(min(e, window[1]) - max(s, window[0])
+               for s, e in results.services["db"].timeline.down_windows(results.until)
+               if e > window[0] and s < window[1])
+    return Fingerprint(kind, n, float(answered.sum() / n), float(p50), float(p99), float(lat[mask].min()),
+                       float(lat[mask].max()), reasons, float(down))
+
+
+def fingerprint_table(prints) -> "Table":
+    """One row per fault kind: availability and latency inside the window, and what the health check saw."""
+    rows = [[p.kind or "no fault", f"{p.availability:.1%}",
+             "–" if math.isnan(p.p50) else f"{1000 * p.p50:.0f}",
+             "–" if math.isnan(p.p99) else f"{1000 * p.p99:.0f}",
+             ", ".join(f"{r} ({k})" for r, k in p.reasons.items()) or "–",
+             f"{p.health_check_down:.0f} s"] for p in prints]
+    return Table(["fault", "answered", "p50 (ms)", "p99 (ms)", "failures (count)", "health check: db down"], rows)
+
+
+class Table:
+    """A small table that shows itself as HTML in a notebook and as text when printed."""
+
+    def __init__(self, headers, rows):
+        self.headers = list(headers)
+        self.rows = [list(r) for r in rows]
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in self.headers)
+        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in self.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def __str__(self) -> str:
+        cells = [self.headers] + [[str(c) for c in r] for r in self.rows]
+        widths = [max(len(str(row[i])) for row in cells) for i in range(len(self.headers))]
+        return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in cells)
+
+    __repr__ = __str__
+
+
+OUTCOME_STYLE = {Outcome.OK: ("tab:green", "answered"), Outcome.DEGRADED: ("tab:olive", "degraded"),
+                 Outcome.FAILED: ("tab:red", "failed"), Outcome.TIMED_OUT: ("tab:orange", "timed out"),
+                 Outcome.REJECTED: ("tab:purple", "rejected")}
+
+
+def draw_requests(ax, results: Results, *, legend: bool = True, title: str | None = None):
+    """Every request as a dot: when it started (s) and how long it took (ms, log scale), coloured by
+    outcome; fault windows shaded."""
+    plots.shade_faults(ax, results, alpha=0.15)
+    lat_ms = np.maximum(results.latency, 1e-4) * 1000
+    for outcome, (color, label) in OUTCOME_STYLE.items():
+        sel = results.outcome == outcome
+        if sel.any():
+            ax.plot(results.start[sel], lat_ms[sel], ls="", marker=".", ms=2.5, color=color, label=label)
+    ax.set_yscale("log")
+    ax.set_ylim(0.5, 5000)
+    ax.yaxis.set_major_locator(FixedLocator([1, 10, 100, 1000]))   # no minor ticks: they cost ~40% of a redraw
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlim(0, results.until)
+    ax.set_xlabel("request start (s)")
+    if ax.get_subplotspec() is None or ax.get_subplotspec().colspan.start == 0:
+        ax.set_ylabel("latency (ms)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    if legend:
+        ax.legend(loc="upper left", fontsize=7, markerscale=2.5, ncols=3, frameon=False)
+    return ax
+
+
+def draw_fingerprints(runs: dict, *, window=WINDOW):
+    """A figure with one row per run (name -> Results): requests answered (%) and every request's latency."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(runs), 2, figsize=(10, 1.7 * len(runs)), sharex=True,
+                             gridspec_kw={"width_ratios": [1, 1.4]})
+    axes = np.atleast_2d(axes)
+    for row, (name, results) in enumerate(runs.items()):
+        left, right = axes[row]
+        plots.availability_over_time(results, bin_width=2.0, ax=left, color="tab:blue")
+        left.set_ylabel("answered (%)", fontsize=8)
+        left.set_title(name, fontsize=9, loc="left")
+        draw_requests(right, results, legend=False)
+        right.set_ylabel("latency (ms)", fontsize=8)
+        if row < len(runs) - 1:
+            left.set_xlabel("")
+            right.set_xlabel("")
+    from matplotlib.lines import Line2D
+    keys = [Line2D([], [], ls="", marker=".", color=OUTCOME_STYLE[o][0], label=OUTCOME_STYLE[o][1])
+            for o in (Outcome.OK, Outcome.FAILED)]
+    axes[0][1].legend(handles=keys, loc="upper left", fontsize=7, ncols=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+# --- a dashboard: one fault, without / with ---------------------------------------------------------
+DASH_RATE, DASH_DURATION = 40.0, 20.0
+
+
+def _fault_compute(kind: int, length: float, intensity_pct: float, with_fault: bool = True, seed: int = 303):
+    name = KINDS[int(kind) - 1]
+    window = (4.0, 4.0 + length)
+    results = fault_run(name if with_fault else None, seed=seed, intensity=intensity_pct / 100,
+                        rate=DASH_RATE, duration=DASH_DURATION, window=window)
+    words = fault_settings(name, intensity_pct / 100)["words"] if with_fault else "no fault"
+    return {"results": results, "kind": name, "window": window, "words": words, "with_fault": with_fault,
+            "print": fingerprint(results, window, name)}
+
+
+def _fault_draw(ax, result):
+    draw_requests(ax, result["results"], legend=result["with_fault"])
+    down = result["results"].services["db"].timeline.down_windows(result["results"].until)
+    for s, e in down:       # what an up/down health check of the db reports, as a bar along the top
+        ax.axvspan(s, e, ymin=0.96, ymax=1.0, color="tab:red", lw=0)
+    ax.set_ylim(0.5, 5000)
+
+
+def _fault_summary(result) -> str:
+    p = result["print"]
+    p99 = "none answered" if math.isnan(p.p99) else f"p99 {1000 * p.p99:.0f} ms"
+    return (f"{result['words']} &nbsp;·&nbsp; in the window: answered <b>{p.availability:.0%}</b>, {p99}, "
+            f"health check down {p.health_check_down:.0f} s")
+
+
+@dashboard("03_faults_and_testing/faults")
+def faults_dashboard() -> Dashboard:
+    """Pick a fault kind, its length and intensity; every request of the run without / with the fault."""
+    return Dashboard(
+        _fault_compute, _fault_draw,
+        [Slider("kind", "fault kind (1–5, see title)", "", 1, 5, 5, integer=True),
+         Slider("length", "fault length", "s", 1, 14, 8, step=1),
+         Slider("intensity_pct", "intensity", "%", 0, 100, 50, step=5)],
+        variants={"without the fault": {"with_fault": False}, "with the fault": {"with_fault": True}},
+        summary=_fault_summary, figsize=(9.0, 3.2),
+        title="Fault kinds: 1 crash · 2 errors · 3 latency · 4 partition · 5 gray failure. "
+              "Dots are requests (red: failed); red bar on top: the db's health check says down")
+
+
+# --- tests done in simulation -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Answer:
+    """How one request ended."""
+    outcome: str
+    reason: str
+    answered_by: str
+    latency: float
+
+
+def call_once(world, target, *, at: float = 0.0, until: float = 60.0) -> Answer:
+    """Send one request to ``target`` at time ``at`` and run ``world`` until it ends (at most ``until``)."""
+    world.env.process(_later(world, target, at))
+    results = world.run(until=until)
+    if len(results) != 1:
+        raise ValueError(f"until must leave time for the request to finish; {len(results)} finished by {until:g} s")
+    return Answer(Outcome(int(results.outcome[0])).name.lower(), results.reason(0),
+                  results.names[results._answered_by[0]], float(results.latency[0]))
+
+
+def _later(world, target, at):
+    if at > 0:
+        yield world.env.timeout(at)
+    yield from serve(world, target, "test")
+
+
+def shop(world, latencies=(0.001, 0.002, 0.005)):
+    """A whole chain for an end-to-end test: gateway → api → db, each with a fixed latency (seconds)."""
+    gw, api_lat, db_lat = latencies
+
+    def via(dep):
+        def handler(svc, req):
+            return (yield from svc.ask(dep, req))
+        return handler
+
+    Service(world, "db", capacity=8, latency=Fixed(db_lat))
+    Service(world, "api", capacity=8, latency=Fixed(api_lat), dependencies=["db"], handler=via("db"))
+    return Service(world, "gateway", capacity=8, latency=Fixed(gw), dependencies=["api"], handler=via("api"))
+
+
+def watch(world, service: Service, every: float, until: float):
+    """Sample ``service``'s busy slots and waiting queue every ``every`` seconds until ``until``;
+    returns a dict of three lists (``t``, ``busy``, ``queue``) filled while the world runs."""
+    every = validate.positive("every", every)
+    out = {"t": [], "busy": [], "queue": []}
+    env, slots = world.env, service.slots
+
+    def sampler():
+        k = 0
+        while k * every < until:          # times k * every exactly, without adding up rounding errors
+            if k * every > env.now:
+                yield env.timeout(k * every - env.now)
+            out["t"].append(env.now)
+            out["busy"].append(slots.count)
+            out["queue"].append(len(slots.queue))
+            k += 1
+
+    env.process(sampler())
+    return out
+
+
+def mmc_tail(t: float, servers: int, arrival_rate: float, service_rate: float) -> float:
+    """P(time in system > t) in an M/M/c queue served first come, first served.
+
+    The time in system is a wait (0 with probability 1 - C, otherwise exponential with rate
+    c*mu - lambda; C is the Erlang C probability) plus an exponential service with rate mu.
+    """
+    c, lam, mu = servers, arrival_rate, service_rate
+    C = theory.erlang_c(c, lam, mu)
+    r = c * mu - lam
+    if math.isclose(r, mu):
+        return math.exp(-mu * t) * (1 + C * mu * t)
+    return math.exp(-mu * t) + C * mu / (r - mu) * (math.exp(-mu * t) - math.exp(-r * t))
+
+
+def mmc_percentile(q: float, servers: int, arrival_rate: float, service_rate: float) -> float:
+    """The ``q``-quantile (0 < q < 1) of the time in an M/M/c system, by bisection on :func:`mmc_tail`."""
+    q = validate.number("q", q, low=0.0, high=1.0, low_open=True)
+    lo, hi = 0.0, 1.0
+    while mmc_tail(hi, servers, arrival_rate, service_rate) > 1 - q:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mmc_tail(mid, servers, arrival_rate, service_rate) > 1 - q else (lo, mid)
+    return (lo + hi) / 2
+
+
+@dataclass
+class LoadTest:
+    """A ramp from 0 to ``top`` requests per second: offered rate, throughput and p99 per time bin."""
+    results: Results = field(repr=False)
+    top: float
+    duration: float
+    offered: np.ndarray          # requests per second offered in each bin (from the ramp, at its middle)
+    throughput: np.ndarray       # answered per second, by start time
+    p99: np.ndarray              # seconds, by start time
+    knee: float                  # offered rate of the first bin whose p99 passes the threshold (NaN: none)
+    threshold: float
+    capacity: float              # what the db can serve per second: slots / mean latency
+
+
+def load_test(seed: int, *, top: float = 500.0, duration: float = 40.0, bin_width: float = 1.0,
+              threshold: float = SLO_P99) -> LoadTest:
+    """Ramp the small system's traffic from 0 to ``top`` requests per second over ``duration`` seconds;
+    the knee is the offered rate at which p99 latency first passes ``threshold`` seconds."""
+    world = World(seed)
+    api, _ = small_system(world)
+    OpenLoop(world, api, Ramp(0.0, top, duration), duration=duration)
+    results = world.run(until=duration + 5.0)          # time for the last arrivals to finish
+    ts = results.timeseries(bin_width)
+    bins = int(round(duration / bin_width))            # the ramp's bins only
+    offered = top * (ts["t"][:bins] + bin_width / 2) / duration
+    p99 = ts["p99"][:bins]
+    over = np.flatnonzero(p99 > threshold)
+    knee = float(offered[over[0]]) if over.size else math.nan
+    return LoadTest(results, top, duration, offered, ts["throughput"][:bins], p99, knee, threshold,
+                    DB_SLOTS / DB_MEAN)
+
+
+def load_test_knee_theory(threshold: float = SLO_P99) -> float:
+    """The steady-state rate at which the small system's p99 reaches ``threshold`` (M/M/8 db + 2 ms)."""
+    mu = 1 / DB_MEAN
+    lo, hi = 1.0, DB_SLOTS * mu * (1 - 1e-9)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if API_WORK + mmc_percentile(0.99, DB_SLOTS, mid, mu) > threshold:
+            hi = mid
+        else:
+            lo = mid
+    return (lo + hi) / 2
+
+
+def ramp_overshoot_bound(top: float = 500.0, duration: float = 40.0, threshold: float = SLO_P99) -> float:
+    """The latest offered rate at which a ramp's p99 can pass ``threshold``, in a fluid model.
+
+    Once the ramp passes the capacity c, the backlog grows like slope·τ²/2 (τ: seconds past c) and
+    a newcomer waits backlog / c; that wait reaches ``threshold`` at τ = sqrt(2·threshold·c/slope),
+    when the ramp offers c + sqrt(2·threshold·c·slope).
+    """
+    cap = DB_SLOTS / DB_MEAN
+    slope = validate.positive("top", top) / validate.positive("duration", duration)
+    return cap + math.sqrt(2 * threshold * cap * slope)
+
+
+def draw_load_test(ax, lt: LoadTest):
+    """p99 latency (ms, log) against the offered rate, with the threshold, the knee and the capacity."""
+    ax.plot(lt.offered, lt.p99 * 1000, color="tab:blue", marker=".", label="p99 latency (each 1 s of the ramp)")
+    ax.axhline(lt.threshold * 1000, color="k", ls="--", lw=1, label=f"{lt.threshold * 1000:.0f} ms")
+    ax.axvline(lt.capacity, color="tab:gray", ls=":", lw=1.5, label=f"db capacity {lt.capacity:.0f}/s")
+    if not math.isnan(lt.knee):
+        ax.axvline(lt.knee, color="tab:red", lw=1.2, label=f"knee ≈ {lt.knee:.0f}/s")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(FixedLocator([50, 100, 200, 500, 1000, 2000]))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("offered load (requests per second)")
+    ax.set_ylabel("p99 latency (ms)")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    return ax
+
+
+@dataclass
+class SpikeTest:
+    """A burst above capacity and how long its backlog took to drain once it ended."""
+    t: np.ndarray
+    waiting: np.ndarray          # requests waiting for a slot (api queue + db queue)
+    spike_end: float
+    drain: float                 # seconds from the end of the spike until nothing waits (NaN: never)
+    predicted: float             # the fluid estimate: backlog / spare capacity
+
+
+def spike_test(seed: int, *, base: float = 200.0, peak: float = 600.0, at: float = 1.5, length: float = 2.5,
+               duration: float = 8.0, every: float = 0.02) -> SpikeTest:
+    """``base`` requests per second, with ``peak`` for ``length`` seconds from ``at``; the waiting
+    requests are sampled every ``every`` seconds."""
+    world = World(seed)
+    api, db = small_system(world)
+    OpenLoop(world, api, Spike(base, peak, at, length), duration=duration)
+    seen_api = watch(world, api, every, duration)
+    seen_db = watch(world, db, every, duration)
+    world.run(until=duration)
+    t = np.array(seen_api["t"])
+    waiting = np.array(seen_api["queue"]) + np.array(seen_db["queue"])
+    end = at + length
+    after = np.flatnonzero((t >= end) & (waiting == 0))
+    drain = float(t[after[0]] - end) if after.size else math.nan
+    capacity = DB_SLOTS / DB_MEAN
+    predicted = max(0.0, peak - capacity) * length / (capacity - base)
+    return SpikeTest(t, waiting, end, drain, predicted)
+
+
+def spike_drain_sd(*, base: float = 200.0, peak: float = 600.0, length: float = 2.5) -> float:
+    """One standard deviation of the drain time of :func:`spike_test`, from a random-walk model.
+
+    During the spike the backlog grows by (peak - c·mu) per second with a variance of
+    (peak + c·mu) per second (Poisson arrivals and departures); it then drains at c·mu - base per
+    second, and the first-passage time of such a walk from Q to 0 has a variance of
+    Q (c·mu + base) / (c·mu - base)**3.
+    """
+    cap = DB_SLOTS / DB_MEAN
+    spare = cap - base
+    backlog = (peak - cap) * length
+    return math.sqrt((peak + cap) * length / spare ** 2 + backlog * (cap + base) / spare ** 3)
+
+
+def draw_spike(ax, st: SpikeTest, *, label: str | None = None, color=None):
+    ax.plot(st.t, st.waiting, lw=0.9, label=label, color=color)
+    return ax
+
+
+@dataclass(frozen=True)
+class SLOReport:
+    """Did a run meet the SLO? ``ok`` is the verdict; the numbers say by how much."""
+    ok: bool
+    availability: float
+    p99: float
+    slo_availability: float
+    slo_p99: float
+
+    def __str__(self) -> str:
+        mark = "PASS" if self.ok else "FAIL"
+        return (f"{mark}: answered {self.availability:.2%} (SLO ≥ {self.slo_availability:.1%}), "
+                f"p99 {1000 * self.p99:.0f} ms (SLO < {1000 * self.slo_p99:.0f} ms)")
+
+
+def slo_check(results: Results, *, window=None, availability: float = SLO_AVAILABILITY,
+              p99: float = SLO_P99) -> SLOReport:
+    """The assertion a resilience test makes: enough requests answered, and fast enough (p99 of the
+    answered ones), among the requests that started in ``window`` (default: the whole run)."""
+    mask = np.ones(len(results), bool) if window is None else _between(results, window)
+    n = int(mask.sum())
+    if n == 0:
+        raise ValueError("window must hold at least one request start")
+    answered = mask & (results.outcome <= Outcome.DEGRADED)
+    a = float(answered.sum() / n)
+    q = float(np.percentile(results.latency[answered], 99)) if answered.any() else math.inf
+    return SLOReport(a >= availability and q < p99, a, q, availability, p99)
+
+
+def resilience_test(handler, *, seed: int, outage=(20.0, 30.0), rate: float = RATE,
+                    duration: float = 60.0) -> SLOReport:
+    """Crash the db during ``outage`` while the api (with ``handler``) takes traffic; check the SLO."""
+    world = World(seed)
+    _, db = small_system(world, handler=handler)
+    Outage(db, [outage])
+    api = world.service("api")
+    OpenLoop(world, api, rate, duration=duration)
+    return slo_check(world.run(until=duration + 2.0))
+
+
+# --- Toxiproxy-style latency with jitter ----------------------------------------------------------
+def toxic_latency_run(seed: int, *, latency: float = 0.100, jitter: float = 0.050, window=(10.0, 30.0),
+                      rate: float = RATE, duration: float = 40.0) -> Results:
+    """The small system with fixed latencies (api 2 ms, db 5 ms, so every change is the toxic's),
+    and a latency toxic of ``latency`` ± ``jitter`` seconds on the db during ``window``."""
+    from ..distributions import Uniform
+    world = World(seed)
+    api, db = small_system(world, db_slots=64, db_latency=Fixed(0.005))
+    LatencySpike(db, [window], extra=Uniform(latency - jitter, latency + jitter))
+    OpenLoop(world, api, rate, duration=duration)
+    return world.run(until=duration + 1.0)
+
+
+# --- a chaos experiment -----------------------------------------------------------------------------
+#: Phases of the experiment (seconds): steady state, injection, recovery.
+CHAOS_PHASES = {"before": (0.0, 30.0), "during": (30.0, 90.0), "after": (90.0, 120.0)}
+#: The injected fault: the db turns gray, 3 times slower with 5% of calls failing.
+CHAOS_SLOWDOWN, CHAOS_ERRORS = 3.0, 0.05
+#: The protection tried after a first experiment: a 150 ms timeout on db calls and the cached price.
+CHAOS_TIMEOUT = 0.150
+
+
+@dataclass
+class ChaosExperiment:
+    """Hypothesis, injection, observation: the SLO checked in each phase of one run."""
+    results: Results = field(repr=False)
+    protected: bool
+    phases: dict                 # phase name -> SLOReport
+    health_check: float          # the db's time availability by its up/down health check
+
+    @property
+    def hypothesis_holds(self) -> bool:
+        return all(report.ok for report in self.phases.values())
+
+
+def chaos_experiment(seed: int, *, protected: bool = False, rate: float = RATE) -> ChaosExperiment:
+    """Steady state for 30 s, a gray failure of the db for 60 s, then 30 s to recover.
+
+    ``protected``: the api calls the db through a client with a 150 ms timeout and falls back to the
+    cached price on any failure (what notebooks 04 and 10 teach)."""
+    world = World(seed)
+    if protected:
+        db = Service(world, "db", capacity=DB_SLOTS, latency=Exponential(DB_MEAN))
+        to_db = Client(world, db, name="api->db", timeout=CHAOS_TIMEOUT)
+
+        def handler(svc, req):
+            try:
+                return (yield from to_db.call(req, caller=svc))
+            except ServiceError:
+                req.degraded = "price from cache"
+                return None
+
+        api = Service(world, "api", capacity=API_SLOTS, latency=Fixed(API_WORK), dependencies=["db"],
+                      handler=handler)
+    else:
+        api, db = small_system(world)
+    GrayFailure(db, [CHAOS_PHASES["during"]], slowdown=CHAOS_SLOWDOWN, error_rate=CHAOS_ERRORS)
+    end = CHAOS_PHASES["after"][1]
+    OpenLoop(world, api, rate, duration=end)
+    results = world.run(until=end + 2.0)
+    phases = {name: slo_check(results, window=w) for name, w in CHAOS_PHASES.items()}
+    return ChaosExperiment(results, protected, phases, results.time_availability("db"))
+
+
+def draw_chaos(ax, *experiments: ChaosExperiment, bin_width: float = 5.0):
+    """p99 latency (ms) per 5 s bin of each experiment, with the SLO line and the gray failure shaded."""
+    plots.shade_faults(ax, experiments[0].results)
+    for exp in experiments:
+        ts = exp.results.timeseries(bin_width)
+        label = "api with timeout + cache" if exp.protected else "plain api"
+        ax.step(ts["t"], ts["p99"] * 1000, where="post", color="tab:green" if exp.protected else "tab:blue",
+                label=f"p99, {label}")
+    ax.axhline(SLO_P99 * 1000, color="k", ls="--", lw=1, label=f"SLO: p99 < {SLO_P99 * 1000:.0f} ms")
+    ax.set_xlim(0, CHAOS_PHASES["after"][1])
+    ax.set_ylim(0, 500)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("p99 latency (ms)")
+    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    return ax
