@@ -26,10 +26,15 @@ from .service import ServiceError
 OVERLOAD_REASONS = frozenset({"overload", "shed", "rate limited", "rejected"})
 
 
-def _optional(name, value, kind):
-    if value is not None and not isinstance(value, kind):
-        raise ValueError(f"{name} must be a {kind.__name__} or None, got {value!r}")
-    return value
+def _optional(name, value, kind, methods=()):
+    """``value`` if it is None, a ``kind``, or (for ``methods``) any object that has them all: so a
+    learner's own breaker from a lab plugs in too."""
+    if value is None or isinstance(value, kind):
+        return value
+    if methods and all(callable(getattr(value, m, None)) for m in methods):
+        return value
+    extra = f" or an object with methods {', '.join(methods)}" if methods else ""
+    raise ValueError(f"{name} must be a {kind.__name__}{extra}, or None; got {value!r}")
 
 
 class Client:
@@ -63,7 +68,7 @@ class Client:
         self.retry = _optional("retry", retry, RetryPolicy)
         self.budget = _optional("budget", budget, RetryBudget)
         self.throttle = _optional("throttle", throttle, AdaptiveThrottle)
-        self.breaker = _optional("breaker", breaker, CircuitBreaker)
+        self.breaker = _optional("breaker", breaker, CircuitBreaker, ("allow", "record"))
         self.bulkhead = _optional("bulkhead", bulkhead, Bulkhead)
         self.hedge = _optional("hedge", hedge, HedgePolicy)
         self.idempotent, self.idempotency_key = bool(idempotent), bool(idempotency_key)
@@ -136,7 +141,7 @@ class Client:
         if self.bulkhead is not None:
             got_slot = yield from self._enter_bulkhead()
             if not got_slot:
-                if breaker is not None:
+                if breaker is not None and hasattr(breaker, "cancel"):
                     breaker.cancel(env.now)
                 return False, self._refuse("bulkhead full")
         start = env.now
@@ -149,7 +154,7 @@ class Client:
             else:
                 ok, value = yield from self._bounded(req, caller, limit)
         finally:
-            if self.bulkhead is not None and self.bulkhead.release(env.now):
+            if self.bulkhead is not None and self.bulkhead.release(env.now):  # handed to the oldest waiter
                 self._waiters.pop(0).succeed()
         if breaker is not None:
             breaker.record(env.now, ok, env.now - start)

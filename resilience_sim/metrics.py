@@ -1,6 +1,7 @@
 """Results of a run, and the metrics computed from its per-request records and timelines."""
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ class ClientStats:
     budget_denied: int
     hedges: int
     breaker_history: tuple     # ((time, state), ...); empty without a breaker
+    breaker_trips: tuple       # ((time, why), ...): each time the breaker opened, and why
 
     @property
     def amplification(self) -> float:
@@ -70,7 +72,8 @@ class Results:
         cols = world.recorder.columns()
         self.start, self.end = cols["start"], cols["end"]
         self.outcome, self.attempts = cols["outcome"], cols["attempts"]
-        self._reason, self._answered_by = cols["reason"], cols["answered_by"]
+        self._reason, self._answered_by, self._source = cols["reason"], cols["answered_by"], cols["source"]
+        self.workloads = tuple(world.workloads)
         self.names = list(world.recorder.names)
         self.record_bytes = world.recorder.nbytes
         self.services = {name: ServiceStats(name, s.calls, s.failures, s.timeline, dict(s.failure_reasons))
@@ -78,13 +81,29 @@ class Results:
         self.faults = [FaultSpan(f.label, f.kind, tuple(f.spans(until))) for f in world.faults]
         self.clients = {name: ClientStats(name, c.requests, c.attempts, c.backoff_time, dict(c.rejected),
                                           c.budget_denied, c.hedges,
-                                          tuple(c.breaker.history) if c.breaker is not None else ())
+                                          tuple(getattr(c.breaker, "history", ())),
+                                          tuple(getattr(c.breaker, "trips", ())))
                         for name, c in world.clients.items()}
 
     def __len__(self) -> int:
         return len(self.start)
 
     # --- selection ------------------------------------------------------------------------------
+    def only(self, *workloads: str) -> "Results":
+        """The same run seen through the requests the named workloads sent (say, one endpoint).
+        Request metrics then count those requests only; service, client and fault stats stay whole-run."""
+        if not workloads:
+            raise ValueError(f"workloads must name at least one of {list(self.workloads)}")
+        for name in workloads:
+            if name not in self.workloads:
+                raise ValueError(f"workloads must be among {list(self.workloads)}, got {name!r}")
+        codes = [self.names.index(name) for name in workloads if name in self.names]
+        mask = np.isin(self._source, codes)
+        view = copy.copy(self)
+        for attr in ("start", "end", "outcome", "attempts", "_reason", "_answered_by", "_source"):
+            setattr(view, attr, getattr(self, attr)[mask])
+        return view
+
     def _since(self, since: float) -> np.ndarray:
         since = validate.number("since", since, low=0.0, high=self.until)
         return self.start >= since

@@ -1,7 +1,7 @@
 """Compact per-request records: one row per user request, stored column-wise in typed arrays.
 
-A row costs 23 bytes (two float64 times, a uint8 outcome, uint16 codes for the reason, the number of
-attempts and who answered), so a million requests take about 23 MB.
+A row costs 25 bytes (two float64 times, a uint8 outcome, uint16 codes for the reason, the number of
+attempts, who answered and the workload that sent it), so a million requests take about 25 MB.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class Recorder:
         self.reason = array("H")
         self.attempts = array("H")
         self.answered_by = array("H")
+        self.source = array("H")
         self.names: list[str] = [""]
         self._codes: dict[str, int] = {"": 0}
 
@@ -41,7 +42,8 @@ class Recorder:
             self.names.append(name)
         return code
 
-    def add(self, start: float, end: float, outcome: int, reason: str, attempts: int, answered_by: str) -> None:
+    def add(self, start: float, end: float, outcome: int, reason: str, attempts: int, answered_by: str,
+            source: str) -> None:
         codes = self._codes
         self.start.append(start)
         self.end.append(end)
@@ -49,13 +51,14 @@ class Recorder:
         self.reason.append(codes[reason] if reason in codes else self.code(reason))
         self.attempts.append(attempts)
         self.answered_by.append(codes[answered_by] if answered_by in codes else self.code(answered_by))
+        self.source.append(codes[source] if source in codes else self.code(source))
 
     def __len__(self) -> int:
         return len(self.start)
 
     @property
     def nbytes(self) -> int:
-        cols = (self.start, self.end, self.outcome, self.reason, self.attempts, self.answered_by)
+        cols = (self.start, self.end, self.outcome, self.reason, self.attempts, self.answered_by, self.source)
         return sum(c.itemsize * len(c) for c in cols)
 
     def columns(self) -> dict[str, np.ndarray]:
@@ -66,4 +69,5 @@ class Recorder:
             "start": view(self.start, np.float64), "end": view(self.end, np.float64),
             "outcome": view(self.outcome, np.uint8), "reason": view(self.reason, np.uint16),
             "attempts": view(self.attempts, np.uint16), "answered_by": view(self.answered_by, np.uint16),
+            "source": view(self.source, np.uint16),
         }

@@ -107,12 +107,13 @@ def serve(world, target, name: str):
     try:
         yield from target.call(req)
     except ServiceError as err:
-        world.recorder.add(req.start, env.now, err.outcome, err.reason, req.attempts, err.service)
+        world.recorder.add(req.start, env.now, err.outcome, err.reason, req.attempts, err.service, name)
     else:
         if req.degraded:
-            world.recorder.add(req.start, env.now, Outcome.DEGRADED, req.degraded, req.attempts, req.answered_by)
+            world.recorder.add(req.start, env.now, Outcome.DEGRADED, req.degraded, req.attempts, req.answered_by,
+                               name)
         else:
-            world.recorder.add(req.start, env.now, Outcome.OK, "", req.attempts, req.answered_by)
+            world.recorder.add(req.start, env.now, Outcome.OK, "", req.attempts, req.answered_by, name)
 
 
 def _check_target(target):
@@ -144,6 +145,7 @@ class OpenLoop:
         self.duration = float("inf") if duration is None else validate.positive("duration", duration)
         self.requests = None if requests is None else validate.integer("requests", requests, low=1)
         self.name = name
+        world.add_workload(self)
         self.rng = world.rng(f"workload/{name}/arrivals")
         self.sent = 0
         world.env.process(self._arrivals())
@@ -180,6 +182,7 @@ class ClosedLoop:
         self.think = as_distribution("think", think, number_means="exponential")
         self.duration = validate.positive("duration", duration)
         self.name = name
+        world.add_workload(self)
         self.sent = 0
         for i in range(self.users):
             world.env.process(self._user(world.rng(f"workload/{name}/user-{i}")))

@@ -28,6 +28,7 @@ class World:
         self.env = simpy.Environment()
         self.services: dict = {}
         self.clients: dict = {}
+        self.workloads: dict = {}
         self.recorder = Recorder()
         self.faults: list = []
         self._streams: dict[str, random.Random] = {}
@@ -53,6 +54,14 @@ class World:
         if client.name in self.clients or client.name in self.services:
             raise ValueError(f"name must be unique in the world; {client.name!r} is taken")
         self.clients[client.name] = client
+
+    def add_workload(self, workload) -> None:
+        if not isinstance(workload.name, str) or not workload.name:
+            raise ValueError(f"name must be a non-empty string, got {workload.name!r}")
+        if workload.name in self.workloads:
+            raise ValueError(f"name must be unique among workloads; one called {workload.name!r} exists "
+                             f"(give each workload its own name, e.g. name=\"checkout\")")
+        self.workloads[workload.name] = workload
 
     def service(self, name: str):
         """The service called ``name``."""

@@ -182,3 +182,21 @@ def test_client_rejects_bad_input():
             Client(world, svc, **kwargs)
     with pytest.raises(ValueError, match="target"):
         Client(world, "svc")
+
+
+def test_any_object_with_allow_and_record_serves_as_a_breaker():
+    class AlwaysOpen:
+        def allow(self, now):
+            return False
+
+        def record(self, now, success, duration=0.0):
+            raise AssertionError("never called: nothing was allowed")
+
+    world = World(1)
+    api = Service(world, "api", latency=0.01)
+    Client(world, api, breaker=AlwaysOpen())
+    OpenLoop(world, world.clients["client"], 10, duration=5)
+    results = world.run(until=6)
+    assert set(results.reasons()) == {"circuit open"} and api.calls == 0
+    with pytest.raises(ValueError, match="breaker must be a CircuitBreaker or an object with methods allow, record"):
+        Client(world, api, name="other", breaker=object())

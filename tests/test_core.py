@@ -212,7 +212,7 @@ def test_records_are_compact_and_shared_with_numpy():
     svc = Service(world, "api", capacity=10, latency=0.001)
     OpenLoop(world, svc, 100, requests=1000)
     results = world.run(until=100)
-    assert results.record_bytes == 1000 * 23
+    assert results.record_bytes == 1000 * 25
 
 
 def test_timeseries_bins_by_start_time():
@@ -263,3 +263,26 @@ def test_failed_by_names_the_component_that_raised():
     db = Service(world, "db", capacity=10, latency=0.01, error_rate=1.0)
     OpenLoop(world, db, 5, requests=20)
     assert world.run(until=30).failed_by() == {"db": 20}
+
+
+def test_only_selects_one_workloads_requests():
+    world = World(1)
+    api = Service(world, "api", capacity=20, latency=0.01)
+    broken = Service(world, "broken", capacity=20, latency=0.01, error_rate=1.0)
+    OpenLoop(world, api, 10, duration=50, name="page")
+    OpenLoop(world, broken, 5, duration=50, name="checkout")
+    results = world.run(until=60)
+    page, checkout = results.only("page"), results.only("checkout")
+    assert len(page) + len(checkout) == len(results)
+    assert page.request_availability() == 1.0 and checkout.request_availability() == 0.0
+    assert results.only("page", "checkout").request_availability() == results.request_availability()
+    with pytest.raises(ValueError, match="workloads must be among"):
+        results.only("search")
+
+
+def test_workload_names_must_be_unique():
+    world = World(1)
+    api = Service(world, "api")
+    OpenLoop(world, api, 10, duration=5)
+    with pytest.raises(ValueError, match="unique among workloads"):
+        OpenLoop(world, api, 10, duration=5)
