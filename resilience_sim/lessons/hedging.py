@@ -1,0 +1,474 @@
+"""Notebook 08, hedged requests (Dean and Barroso, "The Tail at Scale", CACM 2013): scenarios,
+the exact theory of a hedged call, pictures and the dashboard. Also the course's reusable picture of
+the policy composition order (:func:`composition_order_mermaid`).
+
+The dependency of the story answers most calls in about 10 ms, but 2% of its calls hit a hiccup (a
+garbage-collection pause, a cold cache, a noisy neighbour) and take about 150 ms. Hiccups strike calls
+independently, so a second copy of a slow call is very likely fast: that is what hedging exploits.
+Times are simulated seconds; pictures show milliseconds.
+"""
+from __future__ import annotations
+
+import math
+from functools import partial
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+import simpy
+
+from .. import validate
+from ..client import Client
+from ..dashboard import Dashboard, Slider
+from ..distributions import Distribution, Exponential, Fixed, LogNormal, Mixture, Uniform
+from ..metrics import Results
+from ..service import Service, ServiceError
+from ..workload import OpenLoop
+from ..world import World
+from ..policies import HedgePolicy, delay_from_percentile
+from . import dashboard
+from .availability import Table
+from .distributed import build_fanout, wait_for_all
+
+MS = 1e-3
+
+# --- the policy composition order, as one picture for every notebook ------------------------------
+#: The layers a call goes through, outside in, and why each sits where it does. The single source of
+#: the picture; it follows the docstring of :mod:`resilience_sim.policies` (a test checks the order).
+COMPOSITION_ORDER = [
+    ("Adaptive throttle", "decides once per request, before any work: fail fast while the backend is overloaded"),
+    ("Deadline", "starts with the request; every layer below reads what is left of it"),
+    ("Retry with backoff, asking the retry budget", "bounded by attempts, by the deadline and by the budget"),
+    ("Circuit breaker", "inside the retries: counts every attempt; an open circuit fails fast"),
+    ("Bulkhead", "inside the breaker: a rejected call never takes a slot"),
+    ("Per-attempt timeout", "starts once the slot is held; never outlasts the deadline"),
+    ("Hedging", "innermost: copies race within one attempt's time; the loser is cancelled"),
+    ("The call (server side: token bucket, load shedder)", "admission control before the queue"),
+]
+
+
+def composition_order_mermaid(highlight: str | None = None) -> str:
+    """The composition order as a Mermaid flowchart in a Markdown code block.
+
+    Show it in any notebook with ``display(Markdown(composition_order_mermaid()))``; ``highlight``
+    (a layer's name, or the start of it, e.g. ``"Hedging"``) colours the layer the notebook is about.
+    """
+    names = [name for name, _ in COMPOSITION_ORDER]
+    if highlight is not None:
+        matches = [i for i, name in enumerate(names) if name.lower().startswith(highlight.lower())]
+        if len(matches) != 1:
+            raise ValueError(f"highlight must name one of {names}, got {highlight!r}")
+    # wider boxes than Mermaid's default (200 px) keep the picture short enough to read at a glance
+    lines = ["```mermaid", '%%{init: {"flowchart": {"wrappingWidth": 460}}}%%', "flowchart TD",
+             '    request(["a request from your code"])']
+    for i, (name, why) in enumerate(COMPOSITION_ORDER, start=1):
+        label = f"<b>{i}. {name}</b><br/><small>{why}</small>".replace('"', "#quot;")
+        lines.append(f'    L{i}["{label}"]')
+    lines.append("    request --> L1")
+    lines += [f"    L{i} --> L{i + 1}" for i in range(1, len(COMPOSITION_ORDER))]
+    if highlight is not None:
+        lines.append(f"    style L{matches[0] + 1} fill:#ffe9a8,stroke:#b8860b,stroke-width:2px")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+# --- the dependency and the exact theory of a hedged call -----------------------------------------
+#: Most calls take about 10 ms; 2% hit a hiccup of about 150 ms.
+HICCUP_SHARE = 0.02
+LATENCY = Mixture([(1 - HICCUP_SHARE, LogNormal(0.010, 0.3)), (HICCUP_SHARE, LogNormal(0.150, 0.4))])
+#: Requests per second in the uncongested experiments, and a capacity that never makes anyone wait.
+RATE = 100.0
+AMPLE = 1000
+_NORMAL = NormalDist()
+
+
+def survival(dist: Distribution, t: float) -> float:
+    """P(latency > t) for a Fixed, Exponential, Uniform or LogNormal latency, or a Mixture of them."""
+    if t < 0:
+        return 1.0
+    if isinstance(dist, Mixture):
+        return sum(w * survival(d, t) for w, d in dist.parts)
+    if isinstance(dist, LogNormal):
+        return 1.0 - _NORMAL.cdf(math.log(t / dist.median) / dist.sigma) if t > 0 else 1.0
+    if isinstance(dist, Exponential):
+        return math.exp(-t / dist.mean)
+    if isinstance(dist, Fixed):
+        return 1.0 if t < dist.value else 0.0
+    if isinstance(dist, Uniform):
+        return 1.0 if t < dist.low else 0.0 if t >= dist.high else (dist.high - t) / (dist.high - dist.low)
+    raise ValueError(f"dist must be a Fixed, Exponential, Uniform, LogNormal or Mixture, got {dist!r}")
+
+
+def hedged_survival(dist: Distribution, delay: float, t: float) -> float:
+    """P(hedged latency > t): the copy, sent ``delay`` seconds after the primary if no answer came,
+    is an independent draw, and the first answer wins (ample capacity: nobody queues). So a hedged
+    call is slower than t only if the primary is slower than t *and* the copy slower than t - delay."""
+    delay = validate.number("delay", delay, low=0.0, allow_inf=True)
+    if math.isinf(delay) or t < delay:
+        return survival(dist, t)
+    return survival(dist, t) * survival(dist, t - delay)
+
+
+def _between(name: str, value, low: float, high: float) -> float:
+    """A number strictly between ``low`` and ``high``."""
+    value = validate.number(name, value, low=low, high=high, low_open=True)
+    if value == high:
+        raise ValueError(f"{name} must be in ({low:g}, {high:g}), got {value!r}")
+    return value
+
+
+def _invert(sf, p: float) -> float:
+    p = _between("p", p, 0.0, 100.0)
+    target, lo, hi = 1.0 - p / 100, 0.0, 1.0
+    while sf(hi) > target:
+        hi *= 2
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if sf(mid) > target else (lo, mid)
+    return hi
+
+
+def quantile(dist: Distribution, p: float) -> float:
+    """The exact ``p``-th percentile (0 < p < 100) of a latency distribution, in seconds."""
+    return _invert(lambda t: survival(dist, t), p)
+
+
+def hedged_quantile(dist: Distribution, delay: float, p: float) -> float:
+    """The exact ``p``-th percentile of the latency of a call hedged after ``delay`` seconds."""
+    return _invert(lambda t: hedged_survival(dist, delay, t), p)
+
+
+def binomial_tolerance(p: float, n: int, *, sigmas: float = 4.0) -> float:
+    """``sigmas`` standard deviations of a share measured on ``n`` independent requests whose true
+    value is ``p``: sqrt(p (1 - p) / n)."""
+    p = validate.probability("p", p)
+    n = validate.integer("n", n, low=1)
+    return sigmas * math.sqrt(p * (1 - p) / n)
+
+
+# --- servers that keep working after the caller cancels -------------------------------------------
+class KeepsWorking:
+    """A target that goes on serving a call after its caller cancels it, as many HTTP servers do
+    when a client hangs up: the hedge loser keeps its slot until its work is done."""
+
+    def __init__(self, world, service: Service):
+        self.env, self.service, self.name = world.env, service, service.name
+
+    def call(self, req, caller=None):
+        work = self.env.process(_outcome(self.service.call(req, caller=caller)))
+        ok, value = yield work      # a cancel interrupts this wait, not the work
+        if not ok:
+            raise value
+        return value
+
+
+def _outcome(call):
+    try:
+        return True, (yield from call)
+    except ServiceError as err:
+        return False, err
+
+
+# --- one dependency behind a client, with or without hedging --------------------------------------
+@dataclass
+class Run:
+    """A run of ``requests`` calls to the dependency (through a hedging client, if any), and what
+    hedging cost."""
+    results: Results = field(repr=False)
+    delay: float | None          # the hedge delay in seconds (None: no hedging)
+    requests: int
+    hedges: int
+    load: float                  # offered load, as a share of the dependency's capacity
+
+    @property
+    def extra_load(self) -> float:
+        """Copies sent per request (``hedges / requests``)."""
+        return self.hedges / self.requests
+
+    def percentiles(self, ps=(50, 99, 99.9)) -> dict:
+        """``{p: seconds}`` of answered requests."""
+        return self.results.latency_percentiles(ps)
+
+    @property
+    def latencies(self) -> np.ndarray:
+        return self.results.latencies()
+
+
+def run(delay: float | None = None, *, requests: int = 4000, rate: float = RATE, capacity: int = AMPLE,
+        latency: Distribution = LATENCY, cancel: bool = True, max_hedges: int = 1, seed: int = 1) -> Run:
+    """Poisson calls at ``rate`` per second to a dependency of ``capacity`` slots, through a client
+    that hedges after ``delay`` seconds (``None``: never; up to ``max_hedges`` copies, ``delay`` apart).
+    ``cancel=False``: the dependency keeps working on a cancelled copy (:class:`KeepsWorking`).
+    Runs until every request has finished."""
+    world = World(seed=seed)
+    dep = Service(world, "dependency", capacity=capacity, latency=latency)
+    target = dep if cancel else KeepsWorking(world, dep)
+    if delay is not None:   # without hedging, the client would add nothing but its cost: call directly
+        target = Client(world, target, name="client", hedge=HedgePolicy(delay, max_hedges=max_hedges))
+    OpenLoop(world, target, rate, requests=requests)
+    duration = requests / rate
+    until = 2 * duration + 30.0
+    results = world.run(until=until)
+    while len(results) < requests:            # a collapsed dependency drains slowly: wait it out
+        until *= 2
+        results = world.run(until=until)
+    hedges = 0 if delay is None else results.client("client").hedges
+    return Run(results, delay, len(results), hedges, rate * latency.mean / capacity)
+
+
+def percentile_table(runs: dict, ps=(50, 99, 99.9)):
+    """Latency percentiles (ms) and extra load of each named run, as a table (``.data`` keeps numbers)."""
+    rows, data = [], {}
+    for name, r in runs.items():
+        values = r.percentiles(ps)
+        data[name] = dict(values, extra_load=r.extra_load)
+        rows.append([name] + [f"{values[p] / MS:.1f}" for p in ps] + [f"+{r.extra_load:.1%}"])
+    table = Table([""] + [f"p{p:g} (ms)" for p in ps] + ["extra load (copies/requests)"], rows)
+    table.data = data
+    return table
+
+
+# --- the trade-off: tail latency against extra load, as the delay sweeps --------------------------
+SWEEP_PERCENTILES = (50, 75, 90, 95, 99, 99.9)
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One hedge delay (the ``p``-th percentile of measured latencies) and what it gave."""
+    p: float
+    delay: float
+    extra_load: float
+    p99: float
+    p999: float
+    run: Run = field(repr=False)
+
+
+def delay_sweep(measured, percentiles=SWEEP_PERCENTILES, *, requests: int = 4000, seed: int = 1) -> list:
+    """For each percentile: hedge at that percentile of the ``measured`` latencies, and run."""
+    points = []
+    for p in percentiles:
+        delay = delay_from_percentile(measured, p)
+        r = run(delay, requests=requests, seed=seed)
+        tail = r.percentiles((99, 99.9))
+        points.append(SweepPoint(p, delay, r.extra_load, tail[99], tail[99.9], r))
+    return points
+
+
+def theory_tradeoff(latency: Distribution = LATENCY, ps=None) -> dict:
+    """The exact trade-off: for hedge delays at percentiles ``ps`` of ``latency``, the extra load
+    (1 - p/100) and the hedged p99 and p99.9 (seconds)."""
+    if ps is None:        # finer where the curve turns: between the two humps of the latency mix
+        ps = np.concatenate([np.linspace(50, 96, 24), np.linspace(96.1, 99.95, 40)])
+    ps = np.asarray(ps, dtype=float)
+    delays = [quantile(latency, float(p)) for p in ps]
+    return {"p": ps, "delay": np.array(delays), "extra_load": 1 - ps / 100,
+            "p99": np.array([hedged_quantile(latency, d, 99) for d in delays]),
+            "p999": np.array([hedged_quantile(latency, d, 99.9) for d in delays])}
+
+
+TRADEOFF_YTICKS = (20, 30, 50, 100, 150, 200, 300)
+
+
+def draw_tradeoff(ax, points, *, plain: Run | None = None, theory: dict | None = None):
+    """p99 and p99.9 (ms, log scale) against the extra load (%), one point per hedge delay; the exact
+    curves as lines, and the unhedged tail as dotted lines."""
+    colors = {"p99": "tab:blue", "p999": "tab:red"}
+    for key, label in (("p99", "p99"), ("p999", "p99.9")):
+        x = [100 * pt.extra_load for pt in points]
+        y = [getattr(pt, key) / MS for pt in points]
+        ax.plot(x, y, "o", color=colors[key], label=f"{label}, simulated")
+        if theory is not None:
+            ax.plot(100 * theory["extra_load"], theory[key] / MS, "-", color=colors[key], lw=1, alpha=0.7,
+                    label=f"{label}, exact")
+        if plain is not None:
+            tail = plain.percentiles((99, 99.9))[99 if key == "p99" else 99.9]
+            ax.axhline(tail / MS, color=colors[key], ls=":", lw=1)
+            ax.annotate(f"{label} without hedging", (52, tail / MS), color=colors[key], fontsize=8,
+                        ha="right", va="bottom")
+    for pt in points:
+        ax.annotate(f"delay p{pt.p:g}", (100 * pt.extra_load, pt.p999 / MS), textcoords="offset points",
+                    xytext=(0, 6), ha="left" if pt.extra_load < 0.005 else "center", fontsize=8)
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xticks([0, 1, 2, 5, 10, 25, 50], ["0", "1", "2", "5", "10", "25", "50"])
+    ax.set_xlim(-0.1, 60)
+    ax.set_yscale("log")
+    ax.set_yticks(TRADEOFF_YTICKS, [f"{t:g}" for t in TRADEOFF_YTICKS])
+    ax.minorticks_off()
+    ax.grid(True, color="0.92", lw=0.8)
+    ax.set_xlabel("extra load: copies sent per request (%)")
+    ax.set_ylabel("latency (ms)")
+    ax.legend(loc="center right", fontsize=8)
+    return ax
+
+
+# --- fan-out: hedge every leaf call ---------------------------------------------------------------
+def _hedged_all(svc, req, rows=None, clients=None):
+    """A root's handler: call every leaf through its own hedging client, wait for all."""
+    calls = [svc.env.process(_outcome(client.call(req, caller=svc))) for client in clients]
+    yield simpy.AllOf(svc.env, calls)
+    errors = [call.value[1] for call in calls if not call.value[0]]
+    if errors:
+        raise errors[0]
+
+
+def fanout_run(leaves: int = 20, delay: float | None = None, *, requests: int = 1000, rate: float = 20.0,
+               seed: int = 1) -> Results:
+    """A root that calls ``leaves`` copies of the dependency at once and waits for all (notebook 01's
+    fan-out), each leaf call hedged after ``delay`` seconds (``None``: not hedged)."""
+    world = World(seed=seed)
+    clients: list = []
+    handler = wait_for_all if delay is None else partial(_hedged_all, clients=clients)
+    root = build_fanout(world, leaves, LATENCY, handler=handler)
+    if delay is not None:
+        clients += [Client(world, world.service(name), name=f"root->{name}", hedge=HedgePolicy(delay))
+                    for name in root.dependencies]
+    OpenLoop(world, root, rate, requests=requests)
+    return world.run(until=requests / rate * 2 + 30)
+
+
+# --- when hedging hurts: a busy dependency whose server cannot drop the loser ---------------------
+#: The busy dependency of the last section: a pool of this many slots, one shared queue.
+POOL = 8
+VARIANTS = ("without hedging", "hedged, loser cancelled", "hedged, loser keeps working")
+
+
+def rate_for(load: float, capacity: int = POOL, latency: Distribution = LATENCY) -> float:
+    """Requests per second that keep ``load`` (a share) of ``capacity`` slots busy without hedging."""
+    load = _between("load", load, 0.0, 1.0)
+    return load * capacity / latency.mean
+
+
+def load_comparison(load: float, *, p: float = 95, requests: int = 3000, capacity: int = POOL,
+                    seed: int = 1) -> dict:
+    """At ``load``, the dependency without hedging, then hedged at the ``p``-th percentile of those
+    very latencies, with a server that drops the loser and with one that keeps working on it."""
+    rate = rate_for(load, capacity)
+    plain = run(None, requests=requests, rate=rate, capacity=capacity, seed=seed)
+    delay = delay_from_percentile(plain.latencies, p)
+    return {VARIANTS[0]: plain,
+            VARIANTS[1]: run(delay, requests=requests, rate=rate, capacity=capacity, seed=seed),
+            VARIANTS[2]: run(delay, requests=requests, rate=rate, capacity=capacity, seed=seed, cancel=False)}
+
+
+P99_YTICKS = (10, 30, 100, 300, 1000, 3000, 10000)
+
+
+def draw_p99_over_time(ax, runs: dict, *, bin_width: float = 0.5):
+    """The p99 latency (ms, log scale) of the requests started in each ``bin_width`` of the run."""
+    styles = dict(zip(VARIANTS, ("k", "tab:blue", "tab:red")))
+    until, low, high = 0.0, math.inf, 0.0
+    for name, r in runs.items():
+        start = r.results.start
+        series = r.results.timeseries(bin_width)
+        last = start.max() if start.size else 0.0
+        keep = series["t"] + bin_width <= last          # whole bins only
+        t, p99 = series["t"][keep], series["p99"][keep] / MS
+        ax.step(np.append(t, t[-1] + bin_width), np.append(p99, p99[-1]), where="post", color=styles.get(name),
+                label=name)
+        until = max(until, t[-1] + bin_width)
+        low, high = min(low, np.nanmin(p99)), max(high, np.nanmax(p99))
+    ax.set_xlim(0, until)
+    ax.set_yscale("log")
+    top = high * 5                                     # room for the legend above the lines
+    ticks = [v for v in P99_YTICKS if low / 1.5 <= v <= top]
+    ax.set_yticks(ticks, [f"{v:,}".replace(",", " ") for v in ticks])
+    ax.minorticks_off()
+    ax.set_ylim(low / 1.5, top)
+    ax.set_xlabel("time the request started (s)")
+    ax.set_ylabel(f"p99 latency per {bin_width:g} s (ms)")
+    ax.legend(loc="upper left", fontsize=8, ncols=len(runs), frameon=False)
+    return ax
+
+
+# --- the dashboard ---------------------------------------------------------------------------------
+DASH_REQUESTS = 1500
+DASH_SEED = 2013
+_last_plain: dict = {}      # the "without" panel's run, reused by the "with" panel of the same refresh
+
+
+@dataclass
+class DashResult:
+    run: Run
+    hedge: bool
+    p: float
+    plain_latencies: np.ndarray | None = None   # the unhedged run, drawn faintly behind the hedged one
+
+
+def _dash_compute(p_delay, load_pct, cancel, hedge):
+    key = (load_pct, DASH_REQUESTS, DASH_SEED)
+    rate = rate_for(load_pct / 100)
+    if not hedge or key not in _last_plain:
+        _last_plain.clear()
+        _last_plain[key] = run(None, requests=DASH_REQUESTS, rate=rate, capacity=POOL, seed=DASH_SEED)
+    plain = _last_plain[key]
+    if not hedge:
+        return DashResult(plain, False, p_delay)
+    delay = delay_from_percentile(plain.latencies, p_delay)
+    hedged = run(delay, requests=DASH_REQUESTS, rate=rate, capacity=POOL, seed=DASH_SEED, cancel=bool(cancel))
+    return DashResult(hedged, True, p_delay, plain.latencies)
+
+
+TAIL_XTICKS = (10, 100, 1000, 10000)
+TAIL_XLIM = (3, 20000)
+
+
+def survival_curve(latencies) -> tuple:
+    """Sorted latencies (ms) and the share of requests slower than each: a tail on a log-log plot."""
+    x = np.sort(np.asarray(latencies)) / MS
+    return x, 1.0 - np.arange(1, x.size + 1) / x.size
+
+
+def draw_tails(ax, curves: dict, *, xlim=TAIL_XLIM, ylabel: bool = True):
+    """Share of requests slower than t, against t (ms), both on log scales, for each
+    ``{label: (latencies, color)}``; p50, p99 and p99.9 marked as dashed lines."""
+    for label, (latencies, color) in curves.items():
+        x, y = survival_curve(latencies)
+        ax.step(x[:-1], y[:-1], where="post", color=color, lw=1.5 if color != "0.6" else 1, label=label)
+    for share, name in ((0.5, "p50"), (0.01, "p99"), (0.001, "p99.9")):
+        ax.axhline(share, color="0.8", lw=0.8, ls="--")
+        ax.annotate(name, (xlim[1], share), fontsize=8, ha="right", va="bottom", color="0.4")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ticks = [t for t in TAIL_XTICKS if xlim[0] <= t <= xlim[1]]
+    ax.set_xticks(ticks, [f"{t:,}".replace(",", " ") for t in ticks])
+    ax.set_yticks([1, 0.1, 0.01, 0.001, 0.0001], ["100%", "10%", "1%", "0.1%", "0.01%"])
+    ax.minorticks_off()          # log axes' minor ticks cost more to draw than the whole curve
+    ax.set_xlim(*xlim)
+    ax.set_ylim(min(5e-4, 0.5 / max(len(lat) for lat, _ in curves.values())), 1.2)
+    ax.set_xlabel("latency t (ms)")
+    if ylabel:
+        ax.set_ylabel("share of requests slower than t")
+    if len(curves) > 1:
+        ax.legend(loc="lower left", fontsize=8)
+    return ax
+
+
+def draw_tail(ax, res: DashResult):
+    """The dashboard's panel: the run's tail, and behind a hedged run the tail without hedging."""
+    curves = {}
+    if res.plain_latencies is not None:
+        curves["without hedging"] = (res.plain_latencies, "0.6")
+    label = f"hedged at p{res.p:g}" if res.hedge else "without hedging"
+    curves[label] = (res.run.latencies, "tab:blue" if res.hedge else "k")
+    return draw_tails(ax, curves, ylabel=not ax.get_subplotspec().colspan.start)
+
+
+def dash_summary(res: DashResult) -> str:
+    tail = res.run.percentiles((50, 99, 99.9))
+    text = " · ".join(f"p{p:g} {v / MS:.0f} ms" for p, v in tail.items())
+    return f"{text} · extra load <b>+{res.run.extra_load:.1%}</b>"
+
+
+@dashboard("08_hedged_requests/hedging")
+def hedging_dashboard() -> Dashboard:
+    """Hedge delay (a percentile of latencies measured without hedging), load, and whether the server
+    drops the loser; without / with hedging side by side."""
+    return Dashboard(
+        _dash_compute, draw_tail,
+        [Slider("load_pct", "load on the dependency", "% of capacity", 10, 90, 30, step=5),
+         Slider("p_delay", "hedge delay at percentile", "p", 50, 99.9, 95, step=0.1),
+         Slider("cancel", "server drops the loser", "1 yes, 0 no", 0, 1, 1, integer=True)],
+        variants={"without hedging": {"hedge": False}, "with hedging": {"hedge": True}},
+        summary=dash_summary, figsize=(9.0, 3.4),
+        title=f"A dependency of {POOL} slots: 2% of calls hit a 150 ms hiccup. "
+              f"{DASH_REQUESTS} requests per panel")
