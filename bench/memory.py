@@ -8,8 +8,18 @@ from resilience_sim import Exponential, OpenLoop, Service, World
 
 
 def rss_mb() -> float:
-    """Peak resident set size of this process so far, in MB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set size of this process so far, in MB.
+
+    Linux's VmHWM starts afresh with this program; ru_maxrss would carry over the peak of the
+    benchmark process that started it."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux, bytes on macOS
 
 
 def main(n: int) -> None:
