@@ -30,6 +30,7 @@ from ..service import Service, ServiceError
 from ..workload import OpenLoop, Ramp, Spike, serve
 from ..world import World
 from . import dashboard
+from .availability import Table
 
 #: The small system: the api does 2 ms of its own work, then asks the db (8 slots, 20 ms on average).
 API_WORK = 0.002
@@ -163,7 +164,7 @@ def fingerprint(results: Results, window=WINDOW, kind: str = "") -> Fingerprint:
                        float(lat[mask].max()), reasons, float(down))
 
 
-def fingerprint_table(prints) -> "Table":
+def fingerprint_table(prints) -> Table:
     """One row per fault kind: availability and latency inside the window, and what the health check saw."""
     rows = [[p.kind or "no fault", f"{p.availability:.1%}",
              "–" if math.isnan(p.p50) else f"{1000 * p.p50:.0f}",
@@ -171,26 +172,6 @@ def fingerprint_table(prints) -> "Table":
              ", ".join(f"{r} ({k})" for r, k in p.reasons.items()) or "–",
              f"{p.health_check_down:.0f} s"] for p in prints]
     return Table(["fault", "answered", "p50 (ms)", "p99 (ms)", "failures (count)", "health check: db down"], rows)
-
-
-class Table:
-    """A small table that shows itself as HTML in a notebook and as text when printed."""
-
-    def __init__(self, headers, rows):
-        self.headers = list(headers)
-        self.rows = [list(r) for r in rows]
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in self.headers)
-        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in self.rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    def __str__(self) -> str:
-        cells = [self.headers] + [[str(c) for c in r] for r in self.rows]
-        widths = [max(len(str(row[i])) for row in cells) for i in range(len(self.headers))]
-        return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in cells)
-
-    __repr__ = __str__
 
 
 OUTCOME_STYLE = {Outcome.OK: ("tab:green", "answered"), Outcome.DEGRADED: ("tab:olive", "degraded"),

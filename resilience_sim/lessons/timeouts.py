@@ -445,7 +445,7 @@ def db_timeout_probability() -> float:
 def chain_table(runs) -> "Table":
     """One column per run: users answered, calls per layer, db calls begun after the user left, and
     each layer's slot time after the user left (with its share of that layer's busy time)."""
-    from .faults_testing import Table
+    from .availability import Table
     runs = list(runs)
     rows = [["users answered"] + [f"{r.results.request_availability():.1%}" for r in runs]]
     rows += [[f"{n} calls"] + [f"{r.calls(n)}" for r in runs] for n in LAYERS]
