@@ -98,7 +98,15 @@ class Results:
             if name not in self.workloads:
                 raise ValueError(f"workloads must be among {list(self.workloads)}, got {name!r}")
         codes = [self.names.index(name) for name in workloads if name in self.names]
-        mask = np.isin(self._source, codes)
+        return self._view(np.isin(self._source, codes))
+
+    def between(self, t0: float, t1: float) -> "Results":
+        """The same run seen through the requests that started in [t0, t1) (say, during a fault)."""
+        t0 = validate.number("t0", t0, low=0.0, high=self.until)
+        t1 = validate.number("t1", t1, low=t0, high=self.until, low_open=True)
+        return self._view((self.start >= t0) & (self.start < t1))
+
+    def _view(self, mask: np.ndarray) -> "Results":
         view = copy.copy(self)
         for attr in ("start", "end", "outcome", "attempts", "_reason", "_answered_by", "_source"):
             setattr(view, attr, getattr(self, attr)[mask])
@@ -114,7 +122,15 @@ class Results:
         return self.end - self.start
 
     def reason(self, i: int) -> str:
+        """Why request ``i`` was not a full answer ("" when it was)."""
         return self.names[self._reason[i]]
+
+    def row(self, i: int) -> dict:
+        """Request ``i`` as a dict: start, end, latency, outcome, reason, attempts, answered_by, workload."""
+        return {"start": float(self.start[i]), "end": float(self.end[i]), "latency": float(self.latency[i]),
+                "outcome": Outcome(int(self.outcome[i])).name.lower(), "reason": self.reason(i),
+                "attempts": int(self.attempts[i]), "answered_by": self.names[self._answered_by[i]],
+                "workload": self.names[self._source[i]]}
 
     # --- availability -------------------------------------------------------------------------
     def request_availability(self, since: float = 0.0) -> float:
@@ -217,9 +233,10 @@ class Results:
         counts = np.bincount(self.outcome, minlength=len(Outcome))
         return {o.name.lower(): int(counts[o]) for o in Outcome}
 
-    def reasons(self) -> Counter:
-        """How many requests ended for each reason (degraded, failed, timed out or rejected)."""
-        codes = self._reason[self.outcome != Outcome.OK]
+    def reasons(self, *, unanswered_only: bool = False) -> Counter:
+        """How many requests ended for each reason (degraded, failed, timed out or rejected; with
+        ``unanswered_only``, leaving out the degraded answers)."""
+        codes = self._reason[self.outcome > Outcome.DEGRADED if unanswered_only else self.outcome != Outcome.OK]
         return Counter({self.names[c]: int(n) for c, n in enumerate(np.bincount(codes)) if n})
 
     def failed_by(self) -> Counter:

@@ -85,6 +85,8 @@ class Service:
     * ``error_rate``: the share of calls that fail with reason "error" after doing their work.
     * ``handler(service, request)``: an optional simpy generator run while holding a slot, which
       calls ``dependencies`` with :meth:`ask`; its return value is the call's value.
+    * A request whose deadline (``request.deadline``, set by a client) has passed when it gets a slot
+      is refused with "deadline" instead of being worked on.
     * ``shedder`` (a :class:`~resilience_sim.policies.LoadShedder`) refuses arrivals with "shed" when
       the queue or its oldest wait passes a bound; ``rate_limit`` (a
       :class:`~resilience_sim.policies.TokenBucket`) refuses arrivals beyond its rate with "rate limited".
@@ -198,6 +200,8 @@ class Service:
         with slots.request() as slot:
             slot.arrived = self.env.now
             yield slot
+            if self.env.now >= req.deadline:   # the caller has given up: don't start the work
+                raise self._fail("deadline")
             rng = self._latency_rng
             work = self.latency.sample(rng)
             if self._conditions:

@@ -286,3 +286,28 @@ def test_workload_names_must_be_unique():
     OpenLoop(world, api, 10, duration=5)
     with pytest.raises(ValueError, match="unique among workloads"):
         OpenLoop(world, api, 10, duration=5)
+
+
+def test_between_and_row_read_part_of_a_run():
+    world = World(1)
+    api = Service(world, "api", capacity=20, latency=0.01)
+    Outage(api, [(10, 20)])
+    OpenLoop(world, api, 10, duration=30, name="page")
+    results = world.run(until=31)
+    during = results.between(10.5, 19.5)
+    assert during.request_availability() == 0.0 and results.between(0, 9.9).request_availability() == 1.0
+    assert during.reasons(unanswered_only=True) == {"down": len(during)}
+    row = during.row(0)
+    assert row["outcome"] == "failed" and row["reason"] == "down" and row["workload"] == "page"
+    assert row["answered_by"] == "api" and 10.5 <= row["start"] < 19.5
+
+
+def test_a_service_refuses_work_whose_deadline_has_passed():
+    from resilience_sim import Client
+    world = World(1)
+    db = Service(world, "db", capacity=1, latency=0.5)
+    Client(world, db, deadline=0.6)
+    OpenLoop(world, world.clients["client"], 4, duration=20)      # twice what db can serve
+    results = world.run(until=25)
+    assert db.failure_reasons["deadline"] > 0                      # refused at the slot, not worked on
+    assert results.latency.max() <= 0.6 + 1e-9

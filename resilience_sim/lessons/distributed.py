@@ -22,7 +22,6 @@ from .. import theory, validate
 from ..dashboard import Dashboard, Slider
 from ..distributions import Fixed, Mixture
 from ..faults import FailureRepair, Outage
-from ..records import Outcome
 from ..service import Service, ServiceError
 from ..timeline import combine
 from ..workload import OpenLoop
@@ -72,10 +71,7 @@ def hidden_dependency(seed: int, *, outage=(100.0, 160.0), rate: float = 10.0, d
 
 def failed_by(results) -> Counter:
     """How many user requests failed because of each service (the one that raised the error)."""
-    # Results keeps the raising service of a failed request in the same column as "who answered".
-    failed = results.outcome >= Outcome.FAILED
-    codes = results._answered_by[failed]
-    return Counter({results.names[c]: int(n) for c, n in enumerate(np.bincount(codes)) if n})
+    return results.failed_by()
 
 
 # --- the product rule -----------------------------------------------------------------------------

@@ -147,21 +147,21 @@ class Fingerprint:
 def fingerprint(results: Results, window=WINDOW, kind: str = "") -> Fingerprint:
     """Measure the requests whose db call began inside ``window`` (they start the api's 2 ms earlier):
     availability, latency, failure reasons, and what the db's health check said during the window."""
-    mask = _between(results, (window[0] - API_WORK, window[1] - API_WORK))
-    n = int(mask.sum())
+    try:
+        seen = results.between(window[0] - API_WORK, window[1] - API_WORK)
+    except ValueError:
+        raise ValueError(f"window must lie inside the run [0, {results.until:g}] s, got {window}") from None
+    n = len(seen)
     if n == 0:
         raise ValueError(f"window must hold at least one request start, got {window}")
-    answered = mask & (results.outcome <= Outcome.DEGRADED)
-    lat = results.latency
-    ok_lat = lat[answered]
+    ok_lat = seen.latencies()
     p50, p99 = (np.percentile(ok_lat, [50, 99]) if ok_lat.size else (math.nan, math.nan))
-    codes = results._reason[mask & (results.outcome > Outcome.DEGRADED)]
-    reasons = {results.names[c]: int(k) for c, k in enumerate(np.bincount(codes)) if k} if codes.size else {}
+    reasons = dict(seen.reasons(unanswered_only=True))
     down = sum(min(e, window[1]) - max(s, window[0])
                for s, e in results.services["db"].timeline.down_windows(results.until)
                if e > window[0] and s < window[1])
-    return Fingerprint(kind, n, float(answered.sum() / n), float(p50), float(p99), float(lat[mask].min()),
-                       float(lat[mask].max()), reasons, float(down))
+    return Fingerprint(kind, n, float(ok_lat.size / n), float(p50), float(p99), float(seen.latency.min()),
+                       float(seen.latency.max()), reasons, float(down))
 
 
 def fingerprint_table(prints) -> Table:
@@ -287,8 +287,8 @@ def call_once(world, target, *, at: float = 0.0, until: float = 60.0) -> Answer:
     results = world.run(until=until)
     if len(results) != 1:
         raise ValueError(f"until must leave time for the request to finish; {len(results)} finished by {until:g} s")
-    return Answer(Outcome(int(results.outcome[0])).name.lower(), results.reason(0),
-                  results.names[results._answered_by[0]], float(results.latency[0]))
+    row = results.row(0)
+    return Answer(row["outcome"], row["reason"], row["answered_by"], row["latency"])
 
 
 def _later(world, target, at):
