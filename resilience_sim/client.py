@@ -7,8 +7,9 @@ the composition order documented in :mod:`resilience_sim.policies`:
 throttle → deadline → retry (with backoff and budget) → breaker → bulkhead → per-attempt timeout
 → hedging → the target.
 
-A timed-out or cancelled call's work is not undone: the target keeps serving it (as a real server
-does when its client hangs up), which is what turns retries into extra load.
+A timed-out attempt's work is not undone: the target keeps serving it (as a real server does when
+its client hangs up), which is what turns retries into extra load. A hedged copy that loses the race
+is cancelled (interrupted): it leaves the queue or frees its slot at once.
 """
 from __future__ import annotations
 

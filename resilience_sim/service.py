@@ -240,7 +240,7 @@ class Service:
         """Call several dependencies at once and wait for all (fan-out); returns, in order, each
         call's ``(True, value)`` or ``(False, ServiceError)``, so one failure never cuts the others short."""
         env = self.env
-        calls = [env.process(_outcome(self.ask(dep, req))) for dep in dependencies]
+        calls = [env.process(outcome_of(self.ask(dep, req))) for dep in dependencies]
         if not calls:
             raise ValueError("dependencies must name at least one dependency, got none")
         yield env.all_of(calls)
@@ -250,8 +250,9 @@ class Service:
         return f"Service({self.name!r}, capacity={self.capacity}, up={self.up})"
 
 
-def _outcome(call):
-    """Run a call to its end and return ``(True, value)`` or ``(False, ServiceError)``."""
+def outcome_of(call):
+    """Run a call to its end and return ``(True, value)`` or ``(False, ServiceError)``: a simpy
+    generator that never raises for a failed call, so it can run as a process nobody waits for."""
     try:
         return True, (yield from call)
     except ServiceError as err:

@@ -22,7 +22,7 @@ from ..client import Client
 from ..dashboard import Dashboard, Slider
 from ..distributions import Distribution, Exponential, Fixed, LogNormal, Mixture, Uniform
 from ..metrics import Results
-from ..service import Service, ServiceError
+from ..service import Service, outcome_of
 from ..workload import OpenLoop
 from ..world import World
 from ..policies import HedgePolicy, delay_from_percentile
@@ -155,18 +155,11 @@ class KeepsWorking:
         self.env, self.service, self.name = world.env, service, service.name
 
     def call(self, req, caller=None):
-        work = self.env.process(_outcome(self.service.call(req, caller=caller)))
+        work = self.env.process(outcome_of(self.service.call(req, caller=caller)))
         ok, value = yield work      # a cancel interrupts this wait, not the work
         if not ok:
             raise value
         return value
-
-
-def _outcome(call):
-    try:
-        return True, (yield from call)
-    except ServiceError as err:
-        return False, err
 
 
 # --- one dependency behind a client, with or without hedging --------------------------------------
@@ -304,7 +297,7 @@ def draw_tradeoff(ax, points, *, plain: Run | None = None, theory: dict | None =
 # --- fan-out: hedge every leaf call ---------------------------------------------------------------
 def _hedged_all(svc, req, rows=None, clients=None):
     """A root's handler: call every leaf through its own hedging client, wait for all."""
-    calls = [svc.env.process(_outcome(client.call(req, caller=svc))) for client in clients]
+    calls = [svc.env.process(outcome_of(client.call(req, caller=svc))) for client in clients]
     yield simpy.AllOf(svc.env, calls)
     errors = [call.value[1] for call in calls if not call.value[0]]
     if errors:
