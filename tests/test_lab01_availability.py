@@ -3,38 +3,20 @@ names it. The reference functions come from the solution notebook itself (its co
 in order), so the notebook stays the single source of truth."""
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import math
 import random
-from pathlib import Path
 
 import pytest
+from lab_support import fails, solution_namespace
 
 from resilience_sim import FailureRepair, RepairCrew, Service, World, theory
 from resilience_sim.labs import availability as check
-
-SOLUTION = Path(__file__).resolve().parents[1] / "labs" / "solutions" / "01_availability.ipynb"
 
 
 @pytest.fixture(scope="module")
 def ref() -> dict:
     """The namespace left by running every code cell of the solution notebook."""
-    nb = json.loads(SOLUTION.read_text(encoding="utf-8"))
-    namespace: dict = {"__name__": "lab01_solution"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for index, cell in enumerate(nb["cells"]):
-            if cell["cell_type"] == "code":
-                exec(compile("".join(cell["source"]), f"{SOLUTION.name}[{index}]", "exec"), namespace)
-    return namespace
-
-
-def fails(check_fn, *args, match: str):
-    """Run a check that must fail, and return its message (which must match ``match``)."""
-    with pytest.raises(AssertionError, match=match) as info:
-        check_fn(*args)
-    return str(info.value)
+    return solution_namespace("01_availability.ipynb")
 
 
 # --- the reference solution passes every check ---------------------------------------------------

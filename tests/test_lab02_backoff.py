@@ -4,38 +4,21 @@ order), so the notebook stays the single source of truth. Each mistake is writte
 would write it."""
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import random
-from pathlib import Path
 
 import pytest
+from lab_support import fails, solution_namespace
 
 from resilience_sim.labs import backoff as check
 from resilience_sim.lessons import retries as rt
-from resilience_sim.policies import RETRYABLE, RetryBudget as PolicyBudget
-
-SOLUTION = Path(__file__).resolve().parents[1] / "labs" / "solutions" / "02_backoff_and_budget.ipynb"
+from resilience_sim.policies import RETRYABLE
+from resilience_sim.policies import RetryBudget as PolicyBudget
 
 
 @pytest.fixture(scope="module")
 def ref() -> dict:
     """The namespace left by running every code cell of the solution notebook."""
-    nb = json.loads(SOLUTION.read_text(encoding="utf-8"))
-    namespace: dict = {"__name__": "lab02_solution"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for index, cell in enumerate(nb["cells"]):
-            if cell["cell_type"] == "code":
-                exec(compile("".join(cell["source"]), f"{SOLUTION.name}[{index}]", "exec"), namespace)
-    return namespace
-
-
-def fails(check_fn, *args, match: str):
-    """Run a check that must fail, and return its message (which must match ``match``)."""
-    with pytest.raises(AssertionError, match=match) as info:
-        check_fn(*args)
-    return str(info.value)
+    return solution_namespace("02_backoff_and_budget.ipynb")
 
 
 # --- the reference solution passes every check ---------------------------------------------------

@@ -3,39 +3,22 @@ names it. The reference class and function come from the solution notebook itsel
 here in order), so the notebook stays the single source of truth."""
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import time
 from collections import deque
-from pathlib import Path
 from time import monotonic
 
 import pytest
+from lab_support import fails, solution_namespace
 
 from resilience_sim.labs import breaker as check
 
-SOLUTION = Path(__file__).resolve().parents[1] / "labs" / "solutions" / "03_circuit_breaker.ipynb"
 CLASS_CHECKS = ["closed_rules", "open_state", "half_open", "reset_on_close", "against_reference"]
 
 
 @pytest.fixture(scope="module")
 def ref() -> dict:
     """The namespace left by running every code cell of the solution notebook."""
-    nb = json.loads(SOLUTION.read_text(encoding="utf-8"))
-    namespace: dict = {"__name__": "lab03_solution"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for index, cell in enumerate(nb["cells"]):
-            if cell["cell_type"] == "code":
-                exec(compile("".join(cell["source"]), f"{SOLUTION.name}[{index}]", "exec"), namespace)
-    return namespace
-
-
-def fails(check_fn, *args, match: str) -> str:
-    """Run a check that must fail, and return its message (which must match ``match``)."""
-    with pytest.raises(AssertionError, match=match) as info:
-        check_fn(*args)
-    return str(info.value)
+    return solution_namespace("03_circuit_breaker.ipynb")
 
 
 # --- the reference solution passes every check ---------------------------------------------------

@@ -1,7 +1,5 @@
 """Notebook 02 (availability): its scenarios agree with theory, are seeded, and its dashboards react."""
 import math
-import statistics
-import time
 
 import numpy as np
 import pytest
@@ -10,15 +8,6 @@ from resilience_sim import theory
 from resilience_sim.lessons import all_dashboards
 from resilience_sim.lessons import availability as av
 from resilience_sim.lessons.availability import HOUR, MINUTE, MONTH, WEEK
-
-
-def _median_rerun_ms(dash, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        dash.rerun()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
 
 
 # --- dashboards ----------------------------------------------------------------------------------------
@@ -30,7 +19,6 @@ def test_dashboards_are_registered():
 
 def test_detect_recover_dashboard_reacts_to_every_slider():
     dash = all_dashboards()["02_availability/detect_recover"]()
-    print(f"\n02_availability/detect_recover: median rerun {_median_rerun_ms(dash):.0f} ms")
     slow, fast = dash.results.values()
     assert fast.detect == av.FAST_DETECT and slow.detect == av.CHECKOUT_DETECT
     assert fast.availability > slow.availability
@@ -54,7 +42,6 @@ def test_detect_recover_dashboard_reacts_to_every_slider():
 
 def test_replicas_dashboard_reacts_to_every_slider():
     dash = all_dashboards()["02_availability/replicas"]()
-    print(f"\n02_availability/replicas: median rerun {_median_rerun_ms(dash):.0f} ms")
     indep, crew = dash.results.values()
     assert indep.crews is None and crew.crews == 1 and indep.n == crew.n == 2
     assert crew.availability < indep.availability
@@ -75,18 +62,6 @@ def test_replicas_dashboard_reacts_to_every_slider():
     assert indep1.availability == crew1.availability
     assert "naive" not in dash.text.value
     assert "Could not run" not in dash.text.value
-
-
-def test_dashboard_compute_stays_cheap_at_defaults():
-    for key in ("02_availability/detect_recover", "02_availability/replicas"):
-        dash = all_dashboards()[key]()
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            for variant, fixed in dash.variants.items():
-                dash.compute(**dash.params, **fixed)
-            times.append(time.perf_counter() - t)
-        print(f"\n{key}: median compute {1000 * statistics.median(times):.0f} ms (both variants)")
 
 
 # --- scenarios ------------------------------------------------------------------------------------------

@@ -1,7 +1,5 @@
 """Notebook 06 (circuit breakers): its scenarios are seeded, its key claims hold, and its dashboard reacts."""
 import math
-import statistics
-import time
 
 import matplotlib
 import numpy as np
@@ -30,12 +28,6 @@ def test_dashboard_is_registered():
 
 def test_outage_dashboard_reacts_to_every_slider():
     dash = all_dashboards()["06_circuit_breakers/outage"]()
-    times = []
-    for _ in range(3):
-        t = time.perf_counter()
-        dash.rerun()
-        times.append(time.perf_counter() - t)
-    print(f"\n06_circuit_breakers/outage: median rerun {1000 * statistics.median(times):.0f} ms")
     without, with_ = dash.results.values()
     assert without.breaker is None and with_.breaker is not None
     assert with_.checkout.stats(with_.outage).availability == 1.0
@@ -62,17 +54,6 @@ def test_outage_dashboard_reacts_to_every_slider():
     dash.set(threshold=2)
     assert dash.results["with a breaker"].calls_during_outage() < few        # trips sooner, fewer calls
     assert "Could not run" not in dash.text.value
-
-
-def test_dashboard_compute_cost_is_printed():
-    dash = all_dashboards()["06_circuit_breakers/outage"]()
-    times = []
-    for _ in range(3):
-        t = time.perf_counter()
-        for fixed in dash.variants.values():
-            dash.compute(**dash.params, **fixed)
-        times.append(time.perf_counter() - t)
-    print(f"\n06_circuit_breakers/outage: median compute {1000 * statistics.median(times):.0f} ms (both variants)")
 
 
 # --- section 1: failing fast ------------------------------------------------------------------------

@@ -1,8 +1,6 @@
 """Notebook 03 (faults and how to test for them): fingerprints, tests in simulation, the chaos experiment
 and the dashboard."""
 import math
-import statistics
-import time
 
 import numpy as np
 import pytest
@@ -13,19 +11,9 @@ from resilience_sim.lessons import all_dashboards
 from resilience_sim.lessons import faults_testing as ft
 
 
-def _median_rerun_ms(dash, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        dash.rerun()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
-
-
 # --- dashboard -------------------------------------------------------------------------------------
 def test_faults_dashboard_reacts_to_every_slider():
     dash = all_dashboards()["03_faults_and_testing/faults"]()
-    print(f"\n03_faults_and_testing/faults: median rerun {_median_rerun_ms(dash):.0f} ms")
     without, with_ = dash.results.values()
     assert without["with_fault"] is False and with_["with_fault"] is True
     assert with_["kind"] == "gray failure"
@@ -54,17 +42,6 @@ def test_faults_dashboard_reacts_to_every_slider():
     part = dash.results["with the fault"]["print"]
     assert part.availability == 0.0 and math.isclose(part.slowest, 0.502)
     assert "Could not run" not in dash.text.value
-
-
-def test_dashboard_compute_stays_cheap_at_defaults():
-    dash = all_dashboards()["03_faults_and_testing/faults"]()
-    times = []
-    for _ in range(3):
-        t = time.perf_counter()
-        for fixed in dash.variants.values():
-            dash.compute(**dash.params, **fixed)
-        times.append(time.perf_counter() - t)
-    print(f"\n03_faults_and_testing/faults: median compute {1000 * statistics.median(times):.0f} ms (both variants)")
 
 
 # --- faults and their fingerprints -------------------------------------------------------------------

@@ -4,8 +4,6 @@ import json
 import math
 import random
 import re
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -273,11 +271,3 @@ def test_dashboard_reacts_to_every_slider():
     assert "Could not run" not in dash.text.value
 
 
-def test_dashboard_rerun_time_is_printed():
-    dash = all_dashboards()[KEY]()
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        dash.rerun()
-        times.append(time.perf_counter() - start)
-    print(f"\n{KEY}: median rerun {statistics.median(times) * 1000:.0f} ms")

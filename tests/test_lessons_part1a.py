@@ -1,7 +1,5 @@
 """Lessons 00 (welcome) and 01 (distributed): scenario functions and dashboards, headless."""
 import math
-import statistics
-import time
 
 import numpy as np
 import pytest
@@ -24,17 +22,6 @@ def test_dashboard_is_registered_and_builds(key):
     assert dash.widget._dom_classes and "rs-dashboard" in dash.widget._dom_classes
     for slider in dash.sliders.values():
         assert slider.continuous_update is False
-
-
-@pytest.mark.parametrize("key", KEYS)
-def test_dashboard_rerun_time_is_printed(key):
-    dash = DASHBOARDS[key]()
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        dash.rerun()
-        times.append(time.perf_counter() - start)
-    print(f"{key}: rerun median {statistics.median(times) * 1000:.0f} ms")   # timed by `make bench`, not here
 
 
 def test_welcome_dashboard_slower_repair_means_less_availability():

@@ -3,7 +3,6 @@ dashboards react to every slider."""
 import math
 import random
 import statistics
-import time
 
 import numpy as np
 import pytest
@@ -16,15 +15,6 @@ from resilience_sim.service import Request, ServiceError
 from resilience_sim.workload import serve
 
 
-def _median_rerun_ms(dash, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        dash.rerun()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
-
-
 # --- dashboards ----------------------------------------------------------------------------------------
 def test_dashboards_are_registered():
     keys = all_dashboards()
@@ -33,7 +23,6 @@ def test_dashboards_are_registered():
 
 def test_budget_dashboard_reacts_to_every_slider():
     dash = all_dashboards()["05_retries/budget"]()
-    print(f"\n05_retries/budget: median rerun {_median_rerun_ms(dash):.0f} ms")
     without, with_ = dash.results.values()
     assert not without.budget and with_.budget
     assert without.outage_amplification == pytest.approx(3.0, abs=0.02)
@@ -61,7 +50,6 @@ def test_budget_dashboard_reacts_to_every_slider():
 
 def test_jitter_dashboard_reacts_to_every_slider():
     dash = all_dashboards()["05_retries/jitter"]()
-    print(f"\n05_retries/jitter: median rerun {_median_rerun_ms(dash):.0f} ms")
     plain, jittered = dash.results.values()
     assert plain.label == "exponential" and jittered.label == "full jitter"
     assert plain.peak_after_outage() == 300 and jittered.peak_after_outage() < jittered.capacity_per_bin
@@ -81,18 +69,6 @@ def test_jitter_dashboard_reacts_to_every_slider():
     t, counts = plain.per_bin()
     assert counts[(t > 0.15) & (t < 0.25)].sum() == 100   # the first retry wave, 0.2 s after the start
     assert "Could not run" not in dash.text.value
-
-
-def test_dashboard_compute_stays_cheap_at_defaults():
-    for key in ("05_retries/budget", "05_retries/jitter"):
-        dash = all_dashboards()[key]()
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            for fixed in dash.variants.values():
-                dash.compute(**dash.params, **fixed)
-            times.append(time.perf_counter() - t)
-        print(f"\n{key}: median compute {1000 * statistics.median(times):.0f} ms (both variants)")
 
 
 # --- theory --------------------------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 propagation, and the dashboard."""
 import math
 import random
-import statistics
-import time
 
 import numpy as np
 import pytest
@@ -13,19 +11,9 @@ from resilience_sim.lessons import all_dashboards
 from resilience_sim.lessons import timeouts as tm
 
 
-def _median_rerun_ms(dash, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        dash.rerun()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
-
-
 # --- dashboard -------------------------------------------------------------------------------------
 def test_slow_dependency_dashboard_reacts_to_every_slider():
     dash = all_dashboards()["04_timeouts/slow_dependency"]()
-    print(f"\n04_timeouts/slow_dependency: median rerun {_median_rerun_ms(dash):.0f} ms")
     without, with_ = dash.results.values()
     assert without.timeout is None and with_.timeout == pytest.approx(0.1)
     assert without.share_saturated() > 0.9 and with_.share_saturated() == 0.0
@@ -45,17 +33,6 @@ def test_slow_dependency_dashboard_reacts_to_every_slider():
     a, b = dash.results.values()
     assert np.array_equal(a.results.latency, b.results.latency)
     assert "Could not run" not in dash.text.value
-
-
-def test_dashboard_compute_stays_cheap_at_defaults():
-    dash = all_dashboards()["04_timeouts/slow_dependency"]()
-    times = []
-    for _ in range(3):
-        t = time.perf_counter()
-        for fixed in dash.variants.values():
-            dash.compute(**dash.params, **fixed)
-        times.append(time.perf_counter() - t)
-    print(f"\n04_timeouts/slow_dependency: median compute {1000 * statistics.median(times):.0f} ms (both variants)")
 
 
 # --- a slow dependency and Little's law ---------------------------------------------------------------
