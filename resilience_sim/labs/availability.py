@@ -21,6 +21,7 @@ import numbers
 import numpy as np
 
 from .. import theory
+from . import feedback as fb
 
 __all__ = ["availability", "checkout", "series", "parallel", "downtime_per_month", "min_replicas",
            "max_mttr", "measured_availability", "shared_crew_verdict", "min_replicas_shared_crew",
@@ -36,68 +37,11 @@ MONTH_365_MIN = 365 * 1440 / 12                       # the same with a 365-day 
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def _fmt(x) -> str:
-    if isinstance(x, bool) or x is None:
-        return repr(x)
-    if isinstance(x, numbers.Integral):
-        return str(int(x))
-    if isinstance(x, numbers.Real):
-        x = float(x)
-        if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-4):
-            return f"{x:.4g}"
-        return f"{x:.6g}"
-    return repr(x)
-
-
-def _show(name: str, args) -> str:
-    return f"{name}({', '.join(_fmt(a) for a in args)})"
-
-
-def _ok(text: str) -> None:
-    print(f"✔ {text}")
-
-
-def _call(fn, name: str, *args):
-    """Call the learner's function; turn its exceptions into a message that says what to do."""
-    if not callable(fn):
-        raise AssertionError(f"pass the function itself to the check, e.g. check.{name}({name}); "
-                             f"got {fn!r}, which is not a function")
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        raise AssertionError(f"{name} is not written yet: replace the line "
-                             f"`raise NotImplementedError(...)` with your code and run its cell again"
-                             ) from None
-    except TypeError as exc:
-        hint = ""
-        if "argument" in str(exc) or "not iterable" in str(exc):
-            hint = (f" Does {name} take the arguments the task gives it? Compare your `def` line "
-                    f"with the one in the task.")
-        raise AssertionError(f"{_show(name, args)} raised TypeError: {exc}.{hint}") from exc
-    except Exception as exc:  # noqa: BLE001 - anything else the learner's code raises
-        raise AssertionError(f"{_show(name, args)} raised {type(exc).__name__}: {exc}") from exc
-
-
-def _real(value, call: str) -> float:
-    if value is None:
-        raise AssertionError(f"{call} returned None: did you forget `return`?")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise AssertionError(f"{call} should return a number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if math.isnan(value):
-        raise AssertionError(f"{call} returned nan (not a number): look for 0/0 or inf - inf")
-    return value
-
-
-def _close(got: float, want: float, rel: float) -> bool:
-    return math.isclose(got, want, rel_tol=rel, abs_tol=rel * 1e-3)
-
-
 def _diagnose(cases, got, mistakes, rel: float = 1e-6) -> str | None:
     """The hint of the first mistake whose answers match the learner's on every case."""
     for compute, hint in mistakes:
         try:
-            if all(_close(g, compute(*args), rel) for args, g in zip(cases, got)):
+            if all(fb.close(g, compute(*args), rel) for args, g in zip(cases, got)):
                 return hint
         except (ArithmeticError, ValueError):
             continue
@@ -106,11 +50,11 @@ def _diagnose(cases, got, mistakes, rel: float = 1e-6) -> str | None:
 
 def _check_function(fn, name, cases, expected, mistakes, *, rel=1e-9, explain=""):
     """Run ``fn`` on every case; fail on the first wrong answer, naming a recognised mistake."""
-    got = [_real(_call(fn, name, *args), _show(name, args)) for args in cases]
+    got = [fb.real(fb.call(fn, name, *args), fb.show(name, args)) for args in cases]
     for args, g, want in zip(cases, got, expected):
-        if not _close(g, want, rel):
+        if not fb.close(g, want, rel):
             hint = _diagnose(cases, got, mistakes)
-            message = f"{_show(name, args)} should be {_fmt(want)}, yours gave {_fmt(g)}."
+            message = f"{fb.show(name, args)} should be {fb.fmt(want)}, yours gave {fb.fmt(g)}."
             if hint:
                 message += f" {hint}"
             elif explain:
@@ -142,7 +86,7 @@ def availability(fn) -> None:
     _check_function(fn, "availability", cases, expected, mistakes,
                     explain="Availability is the share of each failure-and-repair cycle spent up: "
                             "MTTF / (MTTF + MTTR).")
-    _ok("availability(mttf, mttr) = MTTF / (MTTF + MTTR): 99 h up and 1 h down give 0.99")
+    fb.ok("availability(mttf, mttr) = MTTF / (MTTF + MTTR): 99 h up and 1 h down give 0.99")
 
 
 # --- task 2: the checkout service (MTTR includes detection) ------------------------------------
@@ -151,8 +95,8 @@ def checkout(mttr_h, availability_value) -> None:
     mttf = CHECKOUT["mttf_h"]
     detect, restart = CHECKOUT["detect_min"], CHECKOUT["restart_min"]
     want_mttr = (detect + restart) / 60
-    mttr_h = _real(mttr_h, "checkout_mttr")
-    if not _close(mttr_h, want_mttr, 1e-9):
+    mttr_h = fb.real(mttr_h, "checkout_mttr")
+    if not fb.close(mttr_h, want_mttr, 1e-9):
         known = {
             restart / 60: f"MTTR counts from the moment the service breaks until it works again, so the "
                           f"{detect:g} minutes before anyone notices are part of it: detect + restart.",
@@ -163,24 +107,24 @@ def checkout(mttr_h, availability_value) -> None:
                      f"and convert to hours, like MTTF.",
             (detect + restart) * 60: "That is in seconds, but MTTF is in hours: use one unit for both.",
         }
-        hint = next((h for v, h in known.items() if _close(mttr_h, v, 1e-6)), "")
-        raise AssertionError(f"checkout_mttr should be {want_mttr:g} h, yours is {_fmt(mttr_h)}. {hint}".strip())
+        hint = next((h for v, h in known.items() if fb.close(mttr_h, v, 1e-6)), "")
+        raise AssertionError(f"checkout_mttr should be {want_mttr:g} h, yours is {fb.fmt(mttr_h)}. {hint}".strip())
     want = theory.availability(mttf, want_mttr)
-    got = _real(availability_value, "checkout_availability")
-    if not _close(got, want, 1e-9):
+    got = fb.real(availability_value, "checkout_availability")
+    if not fb.close(got, want, 1e-9):
         known = {
             100 * want: "That looks like a percentage; give a fraction between 0 and 1.",
             theory.availability(mttf, restart / 60): "That leaves the detection time out of MTTR.",
             theory.availability(mttf, detect + restart): "That mixes hours (MTTF) and minutes (MTTR).",
             want_mttr / (mttf + want_mttr): "That is the share of time down: MTTF and MTTR swapped.",
         }
-        hint = next((h for v, h in known.items() if _close(got, v, 1e-6)), "")
+        hint = next((h for v, h in known.items() if fb.close(got, v, 1e-6)), "")
         if not hint and abs(got - want) < 1e-4:
             hint = ("Close, but not exact: did you round, or use an approximation? Compute it with your "
                     "availability function.")
         raise AssertionError(f"checkout_availability should be availability({mttf:g}, {want_mttr:g}) = "
-                             f"{want:.6f}, yours is {_fmt(got)}. {hint}".strip())
-    _ok(f"checkout: MTTR = {detect:g} + {restart:g} min = {want_mttr:g} h, availability {want:.4%} "
+                             f"{want:.6f}, yours is {fb.fmt(got)}. {hint}".strip())
+    fb.ok(f"checkout: MTTR = {detect:g} + {restart:g} min = {want_mttr:g} h, availability {want:.4%} "
         f"({theory.nines(want):.2f} nines)")
 
 
@@ -210,7 +154,7 @@ def series(fn) -> None:
     _check_function(fn, "series", cases, expected, mistakes,
                     explain="In series every part must be up: multiply the availabilities.")
     ten = theory.series(*[0.999] * 10)
-    _ok(f"series multiplies: ten 99.9% services in a chain give {ten:.2%}")
+    fb.ok(f"series multiplies: ten 99.9% services in a chain give {ten:.2%}")
 
 
 def parallel(fn) -> None:
@@ -237,7 +181,7 @@ def parallel(fn) -> None:
     ]
     _check_function(fn, "parallel", cases, expected, mistakes,
                     explain="Parallel: the system is down only when all replicas are down: 1 − Π(1 − a).")
-    _ok(f"parallel: two 99% replicas give {theory.parallel(0.99, 0.99):.2%}, if they fail independently")
+    fb.ok(f"parallel: two 99% replicas give {theory.parallel(0.99, 0.99):.2%}, if they fail independently")
 
 
 # --- task 4: downtime budget per month ----------------------------------------------------------
@@ -248,9 +192,9 @@ def downtime_per_month(fn) -> None:
     """Check ``downtime_per_month(a)`` in minutes, a month being 365.25 / 12 days."""
     cases = _DOWNTIME_CASES
     name = "downtime_per_month"
-    got = [_real(_call(fn, name, *args), _show(name, args)) for args in cases]
-    if all(_close(g, (1 - a) * MONTH_365_MIN, 1e-6) for (a,), g in zip(cases, got)):
-        _ok(f"{name}: 99.9% allows {(1 - 0.999) * MONTH_365_MIN:.1f} minutes a month with your 365-day "
+    got = [fb.real(fb.call(fn, name, *args), fb.show(name, args)) for args in cases]
+    if all(fb.close(g, (1 - a) * MONTH_365_MIN, 1e-6) for (a,), g in zip(cases, got)):
+        fb.ok(f"{name}: 99.9% allows {(1 - 0.999) * MONTH_365_MIN:.1f} minutes a month with your 365-day "
             f"year. Accepted; the course uses 365.25 days (leap years included, "
             f"{(1 - 0.999) * MONTH_MIN:.1f} min), as theory.downtime(a, 'month') does.")
         return
@@ -271,12 +215,12 @@ def downtime_per_month(fn) -> None:
     ]
     for args, g in zip(cases, got):
         want = (1 - args[0]) * MONTH_MIN
-        if not _close(g, want, 1e-6):
+        if not fb.close(g, want, 1e-6):
             hint = _diagnose(cases, got, mistakes) or ("Downtime is the share of time down, 1 − a, times "
                                                        "the minutes in a month (365.25 × 1440 / 12).")
-            raise AssertionError(f"{_show(name, args)} should be {want:.4f} minutes, yours gave "
-                                 f"{_fmt(g)}. {hint}")
-    _ok(f"{name}: 99.9% allows {(1 - 0.999) * MONTH_MIN:.1f} minutes a month, 99.95% "
+            raise AssertionError(f"{fb.show(name, args)} should be {want:.4f} minutes, yours gave "
+                                 f"{fb.fmt(g)}. {hint}")
+    fb.ok(f"{name}: 99.9% allows {(1 - 0.999) * MONTH_MIN:.1f} minutes a month, 99.95% "
         f"{(1 - 0.9995) * MONTH_MIN:.1f}, 99.999% {(1 - 0.99999) * MONTH_MIN * 60:.0f} seconds")
 
 
@@ -309,7 +253,7 @@ def _as_count(value, call: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise AssertionError(f"{call} should return a whole number of replicas, got {value!r}")
     if not float(value).is_integer():
-        raise AssertionError(f"{call} returned {_fmt(value)}, but replicas come whole: round *up* "
+        raise AssertionError(f"{call} returned {fb.fmt(value)}, but replicas come whole: round *up* "
                              f"(math.ceil), since fewer replicas would miss the target")
     return int(value)
 
@@ -318,7 +262,7 @@ def min_replicas(fn) -> None:
     """Check ``min_replicas(target, mttf, mttr)``: fewest independent replicas meeting ``target``."""
     name = "min_replicas"
     cases = _MIN_REPLICAS_CASES
-    got = [_as_count(_call(fn, name, *c), _show(name, c)) for c in cases]
+    got = [_as_count(fb.call(fn, name, *c), fb.show(name, c)) for c in cases]
 
     def ratio(t, f, r):                       # the real-valued n where 1 − u^n = target
         return math.log(1 - t) / math.log(r / (f + r))
@@ -343,17 +287,17 @@ def min_replicas(fn) -> None:
             t, mttf, mttr = args
             a = theory.availability(mttf, mttr)
             yours = theory.parallel(*[a] * g) if g >= 1 else 0.0
-            message = (f"{_show(name, args)} should be {want}: each replica is up {a:.6f} of the time, "
+            message = (f"{fb.show(name, args)} should be {want}: each replica is up {a:.6f} of the time, "
                        f"{want} replicas give {theory.parallel(*[a] * want):.7f}")
             if want > 1:
                 fewer = want - 1
                 message += (f" and {fewer} give{'s' if fewer == 1 else ''} "
                             f"{theory.parallel(*[a] * fewer):.7f}")
-            message += f" against the target {_fmt(t)}. Yours gave {g}"
+            message += f" against the target {fb.fmt(t)}. Yours gave {g}"
             message += f" ({yours:.7f})." if g >= 1 else "."
             hint = _diagnose(cases, got, mistakes, rel=0)
             raise AssertionError(message + (f" {hint}" if hint else ""))
-    _ok(f"{name}: a {TARGET:.2%} target with MTTF {REPLICA_MTTF_H:g} h and MTTR {DESIGN_MTTR_H:g} h needs "
+    fb.ok(f"{name}: a {TARGET:.2%} target with MTTF {REPLICA_MTTF_H:g} h and MTTR {DESIGN_MTTR_H:g} h needs "
         f"{_replicas_needed(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H)} independent replicas")
 
 
@@ -391,23 +335,23 @@ def max_mttr(fn) -> None:
         (lambda t, f, n: per_replica_u(t, n), "You returned the share of time each replica may be down; "
          "turn it into an MTTR: MTTR = MTTF·u / (1 − u)."),
     ]
-    got = [_real(_call(fn, name, *c), _show(name, c)) for c in cases]
+    got = [fb.real(fb.call(fn, name, *c), fb.show(name, c)) for c in cases]
     for args, g, want in zip(cases, got, expected):
-        if not _close(g, want, 1e-4):
+        if not fb.close(g, want, 1e-4):
             t, mttf, n = args
             hint = _diagnose(cases, got, mistakes, rel=1e-4)
-            message = f"{_show(name, args)} should be {want:.6g}, yours gave {_fmt(g)}"
+            message = f"{fb.show(name, args)} should be {want:.6g}, yours gave {fb.fmt(g)}"
             if g > 0:
                 reached = theory.parallel(*[theory.availability(mttf, g)] * n)
                 verdict = "misses" if reached < t else "beats (so a longer MTTR would still do)"
                 message += (f": with it, {n} replica{'s reach' if n > 1 else ' reaches'} {reached:.7f}, "
-                            f"which {verdict} the target {_fmt(t)}")
+                            f"which {verdict} the target {fb.fmt(t)}")
             message += "."
             if hint:
                 message += f" {hint}"
             raise AssertionError(message)
     one, two, three = (_max_mttr(TARGET, REPLICA_MTTF_H, n) for n in (1, 2, 3))
-    _ok(f"{name}: for {TARGET:.2%} with MTTF {REPLICA_MTTF_H:g} h, one replica must be back in "
+    fb.ok(f"{name}: for {TARGET:.2%} with MTTF {REPLICA_MTTF_H:g} h, one replica must be back in "
         f"{one * 60:.0f} min, two in {two:.1f} h, three in {three:.1f} h")
 
 
@@ -449,7 +393,7 @@ def measured_availability(fn) -> None:
     name = "measured_availability"
     cases = _CREW_CASES
     calls = [(*c, _CREW_UNTIL, _CREW_SEED) for c in cases]
-    got = [_real(_call(fn, name, *args), _show(name, args)) for args in calls]
+    got = [fb.real(fb.call(fn, name, *args), fb.show(name, args)) for args in calls]
     expected = [theory.replicas_availability(n, f, r, crews=c) for n, f, r, c in cases]
     mistakes = [
         (lambda n, f, r, c: _any_up(n, f, r, None), "Your replicas are repaired independently, as if each "
@@ -469,7 +413,7 @@ def measured_availability(fn) -> None:
     ]
     for args, g in zip(calls, got):
         if not 0 <= g <= 1:
-            raise AssertionError(f"{_show(name, args)} measured {_fmt(g)}, outside [0, 1]: a percentage? "
+            raise AssertionError(f"{fb.show(name, args)} measured {fb.fmt(g)}, outside [0, 1]: a percentage? "
                                  f"Return the fraction that time_availability gives.")
     for case, args, g, want in zip(cases, calls, got, expected):
         if abs(g - want) > _CREW_TOL:
@@ -477,18 +421,18 @@ def measured_availability(fn) -> None:
                          if all(abs(gi - compute(*ci)) <= _CREW_TOL for ci, gi in zip(cases, got))), "")
             crews = "a repairer per replica" if case[3] is None else f"a shared crew of {case[3]}"
             raise AssertionError(
-                f"{_show(name, args)} measured {_fmt(g)}, but {case[0]} replicas with MTTF {case[1]:g}, "
+                f"{fb.show(name, args)} measured {fb.fmt(g)}, but {case[0]} replicas with MTTF {case[1]:g}, "
                 f"MTTR {case[2]:g} and {crews} are up (any of them) {want:.3f} of the time in theory "
                 f"(a run this long lands within ±{_CREW_TOL:g} of it). {hint}".strip())
     short = (*cases[0], 5_000.0)
-    first, again = (_real(_call(fn, name, *short, 3), name) for _ in range(2))
+    first, again = (fb.real(fb.call(fn, name, *short, 3), name) for _ in range(2))
     if first != again:
-        raise AssertionError(f"{name} gave {_fmt(first)} and then {_fmt(again)} for the same seed: build the "
+        raise AssertionError(f"{name} gave {fb.fmt(first)} and then {fb.fmt(again)} for the same seed: build the "
                              f"world with World(seed=seed) and take no other randomness, so a run repeats.")
-    if _real(_call(fn, name, *short, 4), name) == first:
+    if fb.real(fb.call(fn, name, *short, 4), name) == first:
         raise AssertionError(f"{name} gave the same answer for seeds 3 and 4: pass the seed on, "
                              f"World(seed=seed).")
-    _ok(f"{name}: two replicas (MTTF 10, MTTR 5) measured {got[0]:.3f} with one shared crew against "
+    fb.ok(f"{name}: two replicas (MTTF 10, MTTR 5) measured {got[0]:.3f} with one shared crew against "
         f"{got[3]:.3f} with independent repairs (theory {expected[0]:.3f} and {expected[3]:.3f})")
 
 
@@ -497,13 +441,13 @@ def shared_crew_verdict(measured, meets_target) -> None:
     mttr = DESIGN_MTTR_H
     theory_one = theory.replicas_availability(2, REPLICA_MTTF_H, mttr, crews=1)
     theory_free = theory.replicas_availability(2, REPLICA_MTTF_H, mttr)
-    measured = _real(measured, "measured")
+    measured = fb.real(measured, "measured")
     if abs(measured - theory_free) < abs(measured - theory_one):
-        raise AssertionError(f"measured is {_fmt(measured)}, close to {theory_free:.5f}, what two "
+        raise AssertionError(f"measured is {fb.fmt(measured)}, close to {theory_free:.5f}, what two "
                              f"independently repaired replicas give: the run does not seem to share one "
                              f"crew (RepairCrew(world, 1) given to both replicas).")
     if abs(measured - theory_one) > 2e-4:             # about 5 standard deviations at 2e6 h
-        raise AssertionError(f"measured is {_fmt(measured)}, but two replicas sharing one crew give "
+        raise AssertionError(f"measured is {fb.fmt(measured)}, but two replicas sharing one crew give "
                              f"{theory_one:.5f} in theory; run measured_availability(2, MTTF, MTTR, 1, "
                              f"until, seed) with MTTF {REPLICA_MTTF_H:g} h, MTTR {mttr:g} h and until "
                              f"2 000 000 h (all in seconds), then read the verdict from it.")
@@ -512,7 +456,7 @@ def shared_crew_verdict(measured, meets_target) -> None:
     if bool(meets_target) != (measured >= TARGET):
         raise AssertionError(f"meets_target is {bool(meets_target)}, but the run measured {measured:.5f} "
                              f"against the target {TARGET}: compare the two (measured >= TARGET).")
-    _ok(f"verdict: with one shared crew the design reaches about {theory_one:.4%}, not {TARGET:.2%}: "
+    fb.ok(f"verdict: with one shared crew the design reaches about {theory_one:.4%}, not {TARGET:.2%}: "
         f"a replica that fails during the other's repair waits for the engineer")
 
 
@@ -533,8 +477,8 @@ def min_replicas_shared_crew(fn) -> None:
     cases = _SHARED_CASES
     got = []
     for c in cases:
-        value = _call(fn, name, *c)
-        got.append(None if value is None else _as_count(value, _show(name, c)))
+        value = fb.call(fn, name, *c)
+        got.append(None if value is None else _as_count(value, fb.show(name, c)))
     for args, g in zip(cases, got):
         want = _shared_needed(*args)
         if g == want:
@@ -543,10 +487,10 @@ def min_replicas_shared_crew(fn) -> None:
         if want is None:
             ceiling = 1 - math.exp(-mttf / mttr)
             raise AssertionError(
-                f"{_show(name, args)} should be None: with one crew, MTTF {mttf:g} and MTTR {mttr:g}, the crew is "
+                f"{fb.show(name, args)} should be None: with one crew, MTTF {mttf:g} and MTTR {mttr:g}, the crew is "
                 f"the bottleneck and no number of replicas gets above {ceiling:.4f} (1 − e^(−MTTF/MTTR)); "
                 f"yours gave {g}. Stop at `limit` replicas and return None.")
-        message = f"{_show(name, args)} should be {want}, yours gave {g}."
+        message = f"{fb.show(name, args)} should be {want}, yours gave {g}."
         independent = _replicas_needed(target, mttf, mttr)
         if g == independent and all(gi == _replicas_needed(t, f, r) for (t, f, r, _), gi in zip(cases, got)
                                     if gi is not None):
@@ -559,5 +503,5 @@ def min_replicas_shared_crew(fn) -> None:
             reached = theory.replicas_availability(g, mttf, mttr, crews=crews)
             message += f" With {g} replicas availability is only {reached:.6f}."
         raise AssertionError(message)
-    _ok(f"{name}: with one shared crew the design needs {_shared_needed(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 1)} "
+    fb.ok(f"{name}: with one shared crew the design needs {_shared_needed(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 1)} "
         f"replicas, not {_replicas_needed(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H)}; or give the two replicas two crews")

@@ -25,7 +25,7 @@ import random
 from collections import deque
 
 from ..policies import RETRYABLE, Backoff, RetryBudget as _PolicyBudget
-from .availability import _call, _close, _fmt, _ok, _real, _show
+from . import feedback as fb
 
 __all__ = ["exponential_delay", "full_jitter", "retry_budget", "should_retry", "as_backoff", "as_budget",
            "NOT_RETRYABLE"]
@@ -68,21 +68,21 @@ _EXP_MISTAKES = [
 def exponential_delay(fn) -> None:
     """Check ``exponential_delay(attempt, base, cap)``: ``min(cap, base * 2**attempt)`` seconds."""
     name = "exponential_delay"
-    got = [_real(_call(fn, name, *c), _show(name, c)) for c in _EXP_CASES]
-    again = [_real(_call(fn, name, *c), _show(name, c)) for c in _EXP_CASES]
+    got = [fb.real(fb.call(fn, name, *c), fb.show(name, c)) for c in _EXP_CASES]
+    again = [fb.real(fb.call(fn, name, *c), fb.show(name, c)) for c in _EXP_CASES]
     if got != again:
         raise AssertionError(f"{name} gave different delays for the same attempt when called twice: task 1 "
                              f"has no jitter (that is task 2), so the same attempt always waits the same.")
     for args, g in zip(_EXP_CASES, got):
         want = _exp(*args)
-        if not _close(g, want, 1e-9):
+        if not fb.close(g, want, 1e-9):
             a, b, c = args
-            message = (f"{_show(name, args)} should be {_fmt(want)} s (min({_fmt(c)}, {_fmt(b)} * 2**{a})), "
-                       f"yours gave {_fmt(g)}.")
+            message = (f"{fb.show(name, args)} should be {fb.fmt(want)} s (min({fb.fmt(c)}, {fb.fmt(b)} * 2**{a})), "
+                       f"yours gave {fb.fmt(g)}.")
             hint = next((h for f, h in _EXP_MISTAKES
-                         if all(_close(x, f(*case), 1e-9) for case, x in zip(_EXP_CASES, got))), None)
+                         if all(fb.close(x, f(*case), 1e-9) for case, x in zip(_EXP_CASES, got))), None)
             raise AssertionError(message + (f" {hint}" if hint else ""))
-    _ok(f"{name}: base 0.1 s and cap 10 s wait 0.2, 0.4, 0.8 … s and never more than 10 s "
+    fb.ok(f"{name}: base 0.1 s and cap 10 s wait 0.2, 0.4, 0.8 … s and never more than 10 s "
         f"(from the 7th retry on)")
 
 
@@ -94,7 +94,7 @@ _JITTER_DRAWS = 4000
 
 def _draws(fn, name, args, rng, n):
     attempt, base, cap = args
-    return [_real(_call(fn, name, attempt, rng, base, cap), f"{name}({attempt}, rng, {_fmt(base)}, {_fmt(cap)})")
+    return [fb.real(fb.call(fn, name, attempt, rng, base, cap), f"{name}({attempt}, rng, {fb.fmt(base)}, {fb.fmt(cap)})")
             for _ in range(n)]
 
 
@@ -137,33 +137,33 @@ def full_jitter(fn) -> None:
     """Check ``full_jitter(attempt, rng, base, cap)``: ``rng.uniform(0, min(cap, base * 2**attempt))``,
     a fresh draw from ``rng`` on every call."""
     name = "full_jitter"
-    first = _call(fn, name, 1, random.Random(1), 0.1, 10.0)
-    _real(first, f"{name}(1, rng, 0.1, 10)")
+    first = fb.call(fn, name, 1, random.Random(1), 0.1, 10.0)
+    fb.real(first, f"{name}(1, rng, 0.1, 10)")
     attempts = list(range(1, 9))
 
     def sequence(seed):
         rng = random.Random(seed)
-        return [_real(_call(fn, name, a, rng, 0.1, 10.0), f"{name}({a}, rng, 0.1, 10)") for a in attempts]
+        return [fb.real(fb.call(fn, name, a, rng, 0.1, 10.0), f"{name}({a}, rng, 0.1, 10)") for a in attempts]
 
     one, same, other = sequence(7), sequence(7), sequence(8)
     if one != same:
         raise AssertionError(
             f"{name} is not reproducible: two generators made with the same seed gave different waits "
-            f"({_fmt(one[0])} and {_fmt(same[0])} for attempt 1). Draw from the rng you are given "
+            f"({fb.fmt(one[0])} and {fb.fmt(same[0])} for attempt 1). Draw from the rng you are given "
             f"(rng.uniform(...)), not from the random module's functions or a new random.Random(): a "
             f"seeded simulation must give the same run twice.")
     if one == other:
         raise AssertionError(
-            f"{name} gave the same waits ({', '.join(_fmt(x) for x in one[:3])} …) with two differently "
+            f"{name} gave the same waits ({', '.join(fb.fmt(x) for x in one[:3])} …) with two differently "
             f"seeded generators: the jitter is not drawn from rng. It looks drawn once and reused (a "
             f"default argument, a global, or a random.Random with a fixed seed), so every client would "
             f"wait exactly as long as the others and retry together again. Draw a fresh number from rng "
             f"on every call.")
     rng = random.Random(9)
-    repeats = [_real(_call(fn, name, 3, rng, 0.1, 10.0), f"{name}(3, rng, 0.1, 10)") for _ in range(50)]
+    repeats = [fb.real(fb.call(fn, name, 3, rng, 0.1, 10.0), f"{name}(3, rng, 0.1, 10)") for _ in range(50)]
     if len(set(repeats)) == 1:
         raise AssertionError(
-            f"{name}(3, rng, 0.1, 10) gave {_fmt(repeats[0])} on 50 calls in a row with the same rng: the "
+            f"{name}(3, rng, 0.1, 10) gave {fb.fmt(repeats[0])} on 50 calls in a row with the same rng: the "
             f"jitter is drawn once and reused. Draw a fresh number from rng inside the function, on "
             f"every call.")
     rng = random.Random(11)
@@ -171,7 +171,7 @@ def full_jitter(fn) -> None:
         ceiling = _exp(*args)
         xs = sorted(_draws(fn, name, args, rng, _JITTER_DRAWS))
         lo, hi = xs[0], xs[-1]
-        shown = f"{name}({args[0]}, rng, {_fmt(args[1])}, {_fmt(args[2])})"
+        shown = f"{name}({args[0]}, rng, {fb.fmt(args[1])}, {fb.fmt(args[2])})"
         if _covers(lo, hi, (0.0, ceiling)):
             mean = sum(xs) / len(xs)
             quartiles = [xs[len(xs) * q // 4] for q in (1, 2, 3)]
@@ -179,14 +179,14 @@ def full_jitter(fn) -> None:
             if abs(mean - ceiling / 2) > 5 * se or any(abs(x - q * ceiling / 4) > 0.04 * ceiling
                                                        for q, x in zip((1, 2, 3), quartiles)):
                 raise AssertionError(
-                    f"{shown} stays between 0 and {_fmt(ceiling)} as it should, but its draws are not "
-                    f"spread evenly: mean {_fmt(mean)} (expected {_fmt(ceiling / 2)}), quartiles "
-                    f"{', '.join(_fmt(q) for q in quartiles)} (expected {_fmt(ceiling / 4)}, "
-                    f"{_fmt(ceiling / 2)}, {_fmt(3 * ceiling / 4)}). Use one uniform draw: "
+                    f"{shown} stays between 0 and {fb.fmt(ceiling)} as it should, but its draws are not "
+                    f"spread evenly: mean {fb.fmt(mean)} (expected {fb.fmt(ceiling / 2)}), quartiles "
+                    f"{', '.join(fb.fmt(q) for q in quartiles)} (expected {fb.fmt(ceiling / 4)}, "
+                    f"{fb.fmt(ceiling / 2)}, {fb.fmt(3 * ceiling / 4)}). Use one uniform draw: "
                     f"rng.uniform(0, ceiling).")
             continue
-        message = (f"{shown} should be a uniform draw between 0 and {_fmt(ceiling)} s, but over "
-                   f"{_JITTER_DRAWS} calls yours ranged from {_fmt(lo)} to {_fmt(hi)}.")
+        message = (f"{shown} should be a uniform draw between 0 and {fb.fmt(ceiling)} s, but over "
+                   f"{_JITTER_DRAWS} calls yours ranged from {fb.fmt(lo)} to {fb.fmt(hi)}.")
         observed = {}
         for case in _JITTER_CASES:
             ys = _draws(fn, name, case, random.Random(12), 1000)
@@ -198,7 +198,7 @@ def full_jitter(fn) -> None:
         if hint is None and hi > ceiling:
             hint = "Waits above the ceiling min(cap, base * 2 ** attempt) break the cap."
         raise AssertionError(message + (f" {hint}" if hint else ""))
-    _ok(f"{name}: fresh, reproducible draws from rng, spread evenly between 0 and min(cap, base·2^attempt)")
+    fb.ok(f"{name}: fresh, reproducible draws from rng, spread evenly between 0 and min(cap, base·2^attempt)")
 
 
 # --- task 3: the retry budget -----------------------------------------------------------------------
@@ -328,14 +328,8 @@ def _budget_method(obj, method, name, *args):
     if not callable(fn):
         raise AssertionError(f"{name} has no method {method}(now): the task asks for record_request(now) and "
                              f"try_retry(now)")
-    try:
+    with fb.learner_code(f"{name}.{method}", fb.show(f"{name}.{method}", args)):
         return fn(*args)
-    except NotImplementedError:
-        raise AssertionError(f"{name}.{method} is not written yet: replace the line "
-                             f"`raise NotImplementedError(...)` with your code and run its cell again") from None
-    except Exception as exc:  # noqa: BLE001 - anything the learner's code raises
-        raise AssertionError(f"{name}.{method}({', '.join(_fmt(a) for a in args)}) raised "
-                             f"{type(exc).__name__}: {exc}") from exc
 
 
 def _tries(budget, name, now, n) -> int:
@@ -343,10 +337,10 @@ def _tries(budget, name, now, n) -> int:
     for _ in range(n):
         answer = _budget_method(budget, "try_retry", name, now)
         if answer is None:
-            raise AssertionError(f"{name}.try_retry({_fmt(now)}) returned None: did you forget `return`? "
+            raise AssertionError(f"{name}.try_retry({fb.fmt(now)}) returned None: did you forget `return`? "
                                  f"It returns True (retry, and it is spent) or False.")
         if not isinstance(answer, bool) and type(answer).__name__ != "bool_":
-            raise AssertionError(f"{name}.try_retry({_fmt(now)}) returned {answer!r}: return True or False")
+            raise AssertionError(f"{name}.try_retry({fb.fmt(now)}) returned {answer!r}: return True or False")
         granted += bool(answer)
     return granted
 
@@ -357,14 +351,10 @@ def _requests(budget, name, times):
 
 
 def _make(cls, name, *args):
-    try:
+    with fb.learner_code(f"{name}.__init__", fb.show(name, args),
+                         lambda exc: ". The class takes (ratio, window, min_retries)."
+                         if isinstance(exc, TypeError) else ""):
         return cls(*args)
-    except NotImplementedError:
-        raise AssertionError(f"{name}.__init__ is not written yet: replace the line "
-                             f"`raise NotImplementedError(...)` with your code") from None
-    except TypeError as exc:
-        raise AssertionError(f"{name}({', '.join(_fmt(a) for a in args)}) raised TypeError: {exc}. The class "
-                             f"takes (ratio, window, min_retries).") from exc
 
 
 _BUSY = [i * 0.1 + 0.05 for i in range(100)]            # 100 first attempts in (0, 10)
@@ -439,7 +429,7 @@ def retry_budget(cls) -> None:
     want = _signature(_Budget, "reference")
     got = _signature(cls, name)
     if got == want:
-        _ok(f"{name}: 5 minimum retries for a quiet client, 5 + 10% for a busy one; only retries spend it, "
+        fb.ok(f"{name}: 5 minimum retries for a quiet client, 5 + 10% for a busy one; only retries spend it, "
             f"refusals cost nothing, and the window forgets")
         return
     index = next(i for i, (g, w) in enumerate(zip(got, want)) if g != w)
@@ -468,19 +458,19 @@ def should_retry(fn) -> None:
     reasons = sorted(RETRYABLE) + list(NOT_RETRYABLE)
     cases = [(a, r, i, k, m) for m in (1, 3, 5) for a in range(1, m + 2) for r in reasons
              for i in (True, False) for k in (None, "order-42")]
-    answers = [(case, _call(fn, name, *case)) for case in cases]
+    answers = [(case, fb.call(fn, name, *case)) for case in cases]
     if all(got is None for _, got in answers):
-        raise AssertionError(f"{_show(name, answers[0][0])} returned None: did you forget `return`?")
+        raise AssertionError(f"{fb.show(name, answers[0][0])} returned None: did you forget `return`?")
     wrong = []
     for case, got in answers:
         if not isinstance(got, bool):
-            raise AssertionError(f"{_show(name, case)} returned {got!r} ({type(got).__name__}): return True or "
+            raise AssertionError(f"{fb.show(name, case)} returned {got!r} ({type(got).__name__}): return True or "
                                  f"False. An expression like `idempotent or key` gives None or the key "
                                  f"itself: write `key is not None`, or wrap the whole in bool(...).")
         if got != _should(*case):
             wrong.append((case, got))
     if not wrong:
-        _ok(f"{name}: retries only transient failures, only idempotent calls or those with a key, and at "
+        fb.ok(f"{name}: retries only transient failures, only idempotent calls or those with a key, and at "
             f"most max_attempts calls in all")
         return
 
@@ -488,7 +478,7 @@ def should_retry(fn) -> None:
         return next(((c, g) for c, g in wrong if test(c, g)), None)
 
     def say(case, got, why):
-        return (f"{_show(name, case)} returned {got}, should be {not got}: {why}")
+        return (f"{fb.show(name, case)} returned {got}, should be {not got}: {why}")
 
     found = first(lambda c, g: g and c[1] in NOT_RETRYABLE)
     if found:

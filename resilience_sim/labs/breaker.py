@@ -30,16 +30,13 @@ import sys
 import time as _time
 
 from ..policies import CircuitBreaker as _Reference
+from . import feedback as fb
 
 __all__ = ["closed_rules", "open_state", "half_open", "reset_on_close", "against_reference",
            "show_sequence", "run_calls"]
 
 STATES = ("closed", "open", "half-open")
 _CLOCKS = ("time", "monotonic", "perf_counter", "time_ns", "monotonic_ns", "perf_counter_ns")
-
-
-def _ok(text: str) -> None:
-    print(f"✔ {text}")
 
 
 def _fmt(x) -> str:
@@ -98,15 +95,11 @@ class _Driver:
                                  f"got {cls!r}")
         self.kwargs, self.clock = dict(kwargs), clock
         self.lines = [f"b = CircuitBreaker({_kwargs(kwargs)})"]
-        try:
+        with fb.learner_code("CircuitBreaker.__init__", f"CircuitBreaker({_kwargs(kwargs)})",
+                             lambda exc: ". Does __init__ take the keywords of the task: consecutive_failures, "
+                             "failure_rate, window, min_calls, open_for, half_open_probes?"
+                             if isinstance(exc, TypeError) else ""):
             self.b = cls(**kwargs)
-        except NotImplementedError:
-            raise AssertionError("CircuitBreaker.__init__ is not written yet: replace the line "
-                                 "`raise NotImplementedError(...)` with your code and run its cell again") from None
-        except TypeError as exc:
-            raise AssertionError(f"CircuitBreaker({_kwargs(kwargs)}) raised TypeError: {exc}. Does __init__ take "
-                                 "the keywords of the task: consecutive_failures, failure_rate, window, "
-                                 "min_calls, open_for, half_open_probes?") from exc
 
     def _call(self, method: str, text: str, *args):
         if self.clock is not None:
@@ -115,13 +108,8 @@ class _Driver:
         if not callable(fn):
             raise AssertionError(f"your CircuitBreaker has no method {method}(); the task asks for state(now), "
                                  f"allow(now) and record(now, success)")
-        try:
+        with fb.learner_code(f"CircuitBreaker.{method}", text, lambda exc: "\n" + self.replay()):
             return fn(*args)
-        except NotImplementedError:
-            raise AssertionError(f"CircuitBreaker.{method} is not written yet: replace the line "
-                                 f"`raise NotImplementedError(...)` with your code and run its cell again") from None
-        except Exception as exc:  # noqa: BLE001 - whatever the learner's code raises
-            raise AssertionError(f"{text} raised {type(exc).__name__}: {exc}\n{self.replay()}") from exc
 
     def state(self, now) -> str:
         text = f"b.state({_fmt(now)})"
@@ -283,7 +271,7 @@ def closed_rules(cls) -> None:
     """Task 1: the closed state's two rules, min_calls, the window, and >=."""
     for scenario in (_closed_min_calls, _closed_rate_equal, _closed_consecutive, _closed_window):
         _with_clock_diagnosis(cls, scenario)
-    _ok("closed: opens on 3 failures in a row, or on >= 50% of the last `window` calls once min_calls are "
+    fb.ok("closed: opens on 3 failures in a row, or on >= 50% of the last `window` calls once min_calls are "
         "counted, and not before")
 
 
@@ -374,7 +362,7 @@ def open_state(cls) -> None:
     opening; late results ignored; only ``now`` counts."""
     for scenario in (_open_timer, _open_allow_moves, _open_late_results):
         _with_clock_diagnosis(cls, scenario)
-    _ok("open: refuses every call, and is half-open exactly open_for after it opened, whatever came in between")
+    fb.ok("open: refuses every call, and is half-open exactly open_for after it opened, whatever came in between")
 
 
 # --- task 3: half-open probes ---------------------------------------------------------------------
@@ -456,7 +444,7 @@ def half_open(cls) -> None:
     """Task 3: a limited number of probes; all succeed -> closed; one fails -> open again, afresh."""
     for scenario in (_half_probes_limited, _half_all_succeed, _half_failure_reopens):
         _with_clock_diagnosis(cls, scenario)
-    _ok("half-open: 3 probes at most; closes when all 3 succeed, reopens (with a new timer) when one fails")
+    fb.ok("half-open: 3 probes at most; closes when all 3 succeed, reopens (with a new timer) when one fails")
 
 
 # --- task 4: starting afresh when it closes --------------------------------------------------------
@@ -503,7 +491,7 @@ def reset_on_close(cls) -> None:
     """Task 4: closing clears the failures in a row and the window."""
     for scenario in (_reset_consecutive, _reset_window):
         _with_clock_diagnosis(cls, scenario)
-    _ok("closing starts afresh: old failures neither count in a row nor in the window")
+    fb.ok("closing starts afresh: old failures neither count in a row nor in the window")
 
 
 # --- task 5: the whole machine against the course's breaker -----------------------------------------
@@ -558,7 +546,7 @@ def against_reference(cls, *, runs: int = 200) -> None:
     step with :class:`resilience_sim.policies.CircuitBreaker`, which follows the same spec."""
     for seed in range(runs):
         _with_clock_diagnosis(cls, lambda c, clock, s=seed: _compare(c, s, clock))
-    _ok(f"{runs} random call sequences: your breaker agrees with the course's at every step")
+    fb.ok(f"{runs} random call sequences: your breaker agrees with the course's at every step")
 
 
 def show_sequence(cls, seed: int) -> None:
@@ -638,15 +626,10 @@ def run_calls(fn) -> None:
             return up(t)
         spy = None if kw is None else _Spy(**kw)
         label = "no breaker" if kw is None else f"CircuitBreaker({_kwargs(kw)})"
-        try:
+        with fb.learner_code("run_calls", f"run_calls({label}, ...)",
+                             lambda exc: ". With no breaker, `breaker` is None: call the dependency every time."
+                             if kw is None and isinstance(exc, AttributeError) else "."):
             got = fn(spy, times, is_up)
-        except NotImplementedError:
-            raise AssertionError("run_calls is not written yet: replace the line `raise NotImplementedError(...)` "
-                                 "with your code and run its cell again") from None
-        except Exception as exc:  # noqa: BLE001
-            hint = (" With no breaker, `breaker` is None: call the dependency every time."
-                    if kw is None and isinstance(exc, AttributeError) else "")
-            raise AssertionError(f"run_calls({label}, ...) raised {type(exc).__name__}: {exc}.{hint}") from exc
         if got is None:
             raise AssertionError("run_calls returned None: did you forget `return sent, failed, refused`?")
         ref_breaker = None if kw is None else _Reference(**kw)
@@ -671,4 +654,4 @@ def run_calls(fn) -> None:
             raise AssertionError(f"run_calls should return a tuple (sent, failed, refused), got {got!r}") from None
         if got != want:
             raise AssertionError(f"With {label}, (sent, failed, refused) should be {want}, yours gave {got}.")
-    _ok("run_calls: asks the breaker before each call, fails fast when refused, records every result")
+    fb.ok("run_calls: asks the breaker before each call, fails fast when refused, records every result")
