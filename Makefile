@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The whole course in the file browser (root = this folder), opened on the first notebook.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ip=127.0.0.1 $(ROOT_FLAG) notebooks/00_welcome.ipynb
+	$(BIN)/jupyter lab --ip=127.0.0.1 $(ROOT_FLAG) --ServerApp.root_dir=. \
+		--LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests notebooks labs/solutions --ignore=tests/e2e --nbval-lax --nbval-current-env
