@@ -55,6 +55,35 @@ class Slider:
                                    readout_format=_format(step), **common)
 
 
+@dataclass(frozen=True)
+class Choice:
+    """A setting with a few named options (shown as toggle buttons): ``options`` are (text, value)
+    pairs and ``name`` is the keyword passed to the compute function with the chosen value."""
+    name: str
+    label: str
+    options: tuple
+    default: object
+
+    def __post_init__(self):
+        if not self.name.isidentifier() or keyword.iskeyword(self.name):
+            raise ValueError(f"name must be a Python identifier, got {self.name!r}")
+        options = tuple(tuple(o) for o in self.options)
+        if len(options) < 2 or any(len(o) != 2 or not isinstance(o[0], str) for o in options):
+            raise ValueError(f"options must hold at least two (text, value) pairs, got {self.options!r}")
+        values = [value for _, value in options]
+        if self.default not in values:
+            raise ValueError(f"default must be one of the option values {values}, got {self.default!r}")
+        object.__setattr__(self, "options", options)
+
+    @property
+    def description(self) -> str:
+        return self.label
+
+    def widget(self, label_px: int = 190):
+        return widgets.ToggleButtons(options=list(self.options), value=self.default, description=self.label,
+                                     style={"description_width": f"{label_px}px", "button_width": "auto"})
+
+
 def _format(step: float) -> str:
     digits = 0
     while step < 1 and digits < 6:
@@ -65,6 +94,8 @@ def _format(step: float) -> str:
 
 class Dashboard:
     """Sliders that re-run ``compute(**params)`` and redraw with ``draw(ax, result)``.
+
+    ``sliders`` holds :class:`Slider` and :class:`Choice` controls, shown in that order.
 
     With ``variants`` (e.g. ``{"without breaker": {"breaker": False}, "with breaker": {"breaker": True}}``)
     each variant's fixed keywords are added to the slider values and the panels are drawn side by side.
@@ -77,8 +108,8 @@ class Dashboard:
         if not callable(compute) or not callable(draw):
             raise ValueError("compute and draw must be callables")
         self.sliders_spec = list(sliders)
-        if not self.sliders_spec or not all(isinstance(s, Slider) for s in self.sliders_spec):
-            raise ValueError("sliders must be a non-empty list of Slider")
+        if not self.sliders_spec or not all(isinstance(s, (Slider, Choice)) for s in self.sliders_spec):
+            raise ValueError("sliders must be a non-empty list of Slider (or Choice)")
         names = [s.name for s in self.sliders_spec]
         if len(set(names)) != len(names):
             raise ValueError(f"sliders must have distinct names, got {names}")

@@ -72,3 +72,23 @@ def test_a_failing_run_is_shown_not_swallowed():
 def test_unknown_slider_name_is_rejected():
     with pytest.raises(ValueError, match="slider must be one of"):
         make([]).set(speed=3)
+
+
+def test_a_choice_offers_named_options_and_passes_their_value():
+    from resilience_sim.dashboard import Choice
+
+    calls = []
+
+    def compute(rate, mode):
+        calls.append(mode)
+        return rate
+
+    dash = Dashboard(compute, lambda ax, r: ax.plot([r]),
+                     [Slider("rate", "Rate", "req/s", 1, 100, 10), Choice("mode", "mode", (("fast", 1), ("safe", 0)), 1)])
+    assert [o[0] for o in dash.sliders["mode"].options] == ["fast", "safe"] and calls == [1]
+    dash.set(mode=0)
+    assert calls == [1, 0]
+    with pytest.raises(ValueError, match="default must be one of"):
+        Choice("mode", "mode", (("fast", 1), ("safe", 0)), 2)
+    with pytest.raises(ValueError, match="at least two"):
+        Choice("mode", "mode", (("fast", 1),), 1)

@@ -21,7 +21,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from .. import plots, theory, validate
 from ..client import Client
-from ..dashboard import Dashboard, Slider
+from ..dashboard import Choice, Dashboard, Slider
 from ..distributions import Exponential, Fixed
 from ..faults import ErrorBurst, GrayFailure, LatencySpike, Outage, Partition
 from ..metrics import Results
@@ -262,13 +262,13 @@ def faults_dashboard() -> Dashboard:
     """Pick a fault kind, its length and intensity; every request of the run without / with the fault."""
     return Dashboard(
         _fault_compute, _fault_draw,
-        [Slider("kind", "fault kind (1–5, see title)", "", 1, 5, 5, integer=True),
-         Slider("length", "fault length", "s", 1, 14, 8, step=1),
-         Slider("intensity_pct", "intensity", "%", 0, 100, 50, step=5)],
+        [Slider("length", "fault length", "s", 1, 14, 8, step=1),
+         Slider("intensity_pct", "intensity", "%", 0, 100, 50, step=5),
+         Choice("kind", "fault kind", (("crash", 1), ("errors", 2), ("latency", 3), ("partition", 4),
+                                       ("gray failure", 5)), 5)],
         variants={"without the fault": {"with_fault": False}, "with the fault": {"with_fault": True}},
         summary=_fault_summary, figsize=(9.0, 3.2),
-        title="Fault kinds: 1 crash · 2 errors · 3 latency · 4 partition · 5 gray failure. "
-              "Dots are requests (red: failed); red bar on top: the db's health check says down")
+        title="Pick a fault. Dots are requests (red: failed); red bar on top: the db's health check says down")
 
 
 # --- tests done in simulation -----------------------------------------------------------------------

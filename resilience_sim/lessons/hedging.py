@@ -19,7 +19,7 @@ import simpy
 
 from .. import validate
 from ..client import Client
-from ..dashboard import Dashboard, Slider
+from ..dashboard import Choice, Dashboard, Slider
 from ..distributions import Distribution, Exponential, Fixed, LogNormal, Mixture, Uniform
 from ..metrics import Results
 from ..service import Service, outcome_of
@@ -460,7 +460,7 @@ def hedging_dashboard() -> Dashboard:
         _dash_compute, draw_tail,
         [Slider("load_pct", "load on the dependency", "% of capacity", 10, 90, 30, step=5),
          Slider("p_delay", "hedge delay at percentile", "p", 50, 99.9, 95, step=0.1),
-         Slider("cancel", "server drops the loser", "1 yes, 0 no", 0, 1, 1, integer=True)],
+         Choice("cancel", "the losing copy", (("is dropped", 1), ("keeps the server working", 0)), 1)],
         variants={"without hedging": {"hedge": False}, "with hedging": {"hedge": True}},
         summary=dash_summary, figsize=(9.0, 3.4),
         title=f"A dependency of {POOL} slots: 2% of calls hit a 150 ms hiccup. "
