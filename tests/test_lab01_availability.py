@@ -33,8 +33,9 @@ def test_check_accepts_the_solution(ref, name, capsys):
 
 def test_answer_checks_accept_the_solution(ref, capsys):
     check.checkout(ref["checkout_mttr"], ref["checkout_availability"])
-    check.shared_crew_verdict(ref["measured"], ref["meets_target"])
-    assert capsys.readouterr().out.count("✔") == 2
+    check.shared_crew_verdict(ref["meets_target"])
+    check.shared_crew_verdict(ref["meets_target"], measured=ref["measured"])
+    assert capsys.readouterr().out.count("✔") == 3
 
 
 def test_solution_design_numbers():
@@ -48,6 +49,16 @@ def test_unwritten_function_says_so(name):
     def stub(*args):
         raise NotImplementedError("Your code here")
     fails(getattr(check, name), stub, match="not written yet")
+
+
+def test_unset_answers_say_so():
+    """The learner's copy sets each answer to the placeholder ... before the stub line, so the check cell
+    after an unchanged answer cell says "not written yet" instead of raising NameError."""
+    right = theory.availability(504, 0.5)
+    fails(check.checkout, ..., ..., match=r"checkout_mttr is not written yet.*sets checkout_mttr")
+    fails(check.checkout, 0.5, ..., match=r"checkout_availability is not written yet")
+    fails(check.checkout, None, right, match=r"checkout_mttr is None: set it")
+    fails(check.shared_crew_verdict, ..., match=r"meets_target is not written yet")
 
 
 def test_passing_something_other_than_a_function():
@@ -79,6 +90,17 @@ def test_availability_mistakes(wrong, match):
     fails(check.availability, wrong, match=match)
 
 
+def test_rounded_availability_is_told_to_stop_rounding():
+    fails(check.availability, lambda f, r: round(f / (f + r), 4), match=r"0\.990099, yours gave 0\.9901\. "
+                                                                        r"Close on every case.*did you round")
+
+
+def test_availability_accepts_numpy(capsys):
+    import numpy as np
+    check.availability(lambda f, r: np.float64(f) / np.add(f, r))
+    assert "✔" in capsys.readouterr().out
+
+
 # --- task 2: the checkout service -----------------------------------------------------------------
 def test_checkout_mistakes():
     right = theory.availability(504, 0.5)
@@ -92,7 +114,7 @@ def test_checkout_mistakes():
     fails(check.checkout, 0.5, theory.availability(504, 0.3), match="leaves the detection time out")
     fails(check.checkout, 0.5, 1 - right, match="swapped")
     fails(check.checkout, 0.5, round(right, 5), match="round")
-    fails(check.checkout, 0.5, "0.999", match="should return a number")
+    fails(check.checkout, 0.5, "0.999", match="checkout_availability should be a number")
 
 
 # --- task 3: series and parallel -----------------------------------------------------------------
@@ -107,6 +129,56 @@ def test_checkout_mistakes():
 ])
 def test_series_mistakes(wrong, match):
     fails(check.series, wrong, match=match)
+
+
+def product_from_zero(*avail):
+    p = 0
+    for a in avail:
+        p *= a
+    return p
+
+
+def return_inside_the_loop(*avail):
+    p = 1
+    for a in avail:
+        p *= a
+        return p
+
+
+def parallel_product_from_zero(*avail):
+    down = 0
+    for a in avail:
+        down *= 1 - a
+    return 1 - down
+
+
+def parallel_return_inside_the_loop(*avail):
+    down = 1
+    for a in avail:
+        down *= 1 - a
+        return 1 - down
+
+
+@pytest.mark.parametrize("name, wrong, match", [
+    ("series", product_from_zero, "gives 0 for every chain.*start it at 1"),
+    ("series", return_inside_the_loop, "first availability alone.*`return` inside the for loop"),
+    ("parallel", parallel_product_from_zero, "gives 1 for every set of replicas.*start it at 1"),
+    ("parallel", parallel_return_inside_the_loop, "first availability alone.*`return` inside the for loop"),
+])
+def test_composition_loop_mistakes(name, wrong, match):
+    fails(getattr(check, name), wrong, match=match)
+
+
+def test_composition_accepts_other_correct_forms(capsys):
+    import functools
+    import operator
+
+    import numpy as np
+    check.series(lambda *a: functools.reduce(operator.mul, a, 1))
+    check.series(lambda *a: np.prod(a))
+    check.parallel(lambda *a: 1 - np.prod(1 - np.array(a)))
+    check.parallel(lambda *a, independent=True: 1 - math.prod(1 - x for x in a))   # an extra optional parameter
+    assert capsys.readouterr().out.count("✔") == 4
 
 
 @pytest.mark.parametrize("wrong, match", [
@@ -138,6 +210,13 @@ def test_downtime_with_a_365_day_year_is_accepted_with_a_note(capsys):
     check.downtime_per_month(lambda a: (1 - a) * 365 * 24 * 60 / 12)
     out = capsys.readouterr().out
     assert out.startswith("✔") and "365-day year" in out and "365.25" in out
+
+
+def test_downtime_with_the_rounded_30_44_days_is_accepted_with_a_note(capsys):
+    """The lab's prose gives a month as 30.44 days; using that figure is not a mistake."""
+    check.downtime_per_month(lambda a: (1 - a) * 30.44 * 24 * 60)
+    out = capsys.readouterr().out
+    assert out.startswith("✔") and "30.44" in out and "30.4375" in out
 
 
 @pytest.mark.parametrize("wrong, match", [
@@ -201,6 +280,17 @@ def test_max_mttr_mistakes(wrong, match):
     fails(check.max_mttr, wrong, match=match)
 
 
+def test_max_mttr_with_the_power_instead_of_the_root():
+    fails(check.max_mttr, lambda t, f, n: f * (1 - t) ** n / (1 - (1 - t) ** n), match="power n.*n-th root")
+
+
+def test_min_replicas_accepts_the_closed_form(capsys):
+    import numpy as np
+    check.min_replicas(lambda t, f, r: math.ceil(math.log(1 - t) / math.log(r / (f + r))))
+    check.min_replicas(lambda t, f, r: np.ceil(np.log(1 - t) / np.log(r / (f + r))))
+    assert capsys.readouterr().out.count("✔") == 2
+
+
 def test_max_mttr_says_whether_the_answer_misses_or_beats_the_target():
     message = fails(check.max_mttr, lambda t, f, n: 2 * f * (1 - t) / t, match="misses the target")
     assert "0.9995, 200, 1) should be 0.10005" in message
@@ -257,18 +347,44 @@ def test_measured_availability_mistakes(mistake, match):
     fails(check.measured_availability, simulation(**mistake), match=match)
 
 
+def test_measured_availability_converting_some_times():
+    """mttf and mttr turned into seconds (as if they came in hours), until left alone: nothing fails."""
+    sim = simulation()
+    fails(check.measured_availability, lambda n, f, r, c, until, seed: sim(n, 3600 * f, 3600 * r, c, until, seed),
+          match="hardly ever fail.*pass them on as they are")
+
+
+def test_measured_availability_with_the_names_as_a_list():
+    def measured_availability(n, mttf, mttr, crews, until, seed):
+        world = World(seed=seed)
+        crew = None if crews is None else RepairCrew(world, crews)
+        names = [f"r{i}" for i in range(n)]
+        for name in names:
+            FailureRepair(Service(world, name), mttf=mttf, mttr=mttr, crew=crew)
+        return world.run(until=until).time_availability(names, need="any")
+    fails(check.measured_availability, measured_availability, match=r"raised TypeError.*unpack it with a star")
+
+
 def test_measured_availability_percent():
     sim = simulation()
     fails(check.measured_availability, lambda *args: 100 * sim(*args), match="percentage")
 
 
 def test_verdict_mistakes(ref):
+    fails(check.shared_crew_verdict, True, match="meets_target is True.*0.99923.*below the target")
+    fails(check.shared_crew_verdict, "no", match="True or False")
     measured = ref["measured"]
-    fails(check.shared_crew_verdict, measured, True, match="meets_target is True")
-    fails(check.shared_crew_verdict, measured, "no", match="True or False")
+    fails(check.shared_crew_verdict, True, measured, match="meets_target is True")
+    fails(check.shared_crew_verdict, "no", measured, match="True or False")
     independent = theory.replicas_availability(2, 200, 4)
-    fails(check.shared_crew_verdict, independent, True, match="does not seem to share one crew")
-    fails(check.shared_crew_verdict, 0.999, False, match="two replicas sharing one crew give 0.99923")
+    fails(check.shared_crew_verdict, True, independent, match="does not seem to share one crew")
+    fails(check.shared_crew_verdict, False, 0.999, match="two replicas sharing one crew give 0.99923")
+
+
+def test_verdict_accepts_a_numpy_bool(capsys):
+    import numpy as np
+    check.shared_crew_verdict(np.float64(0.9992) >= check.TARGET)
+    assert "✔" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("wrong, match", [
@@ -277,6 +393,44 @@ def test_verdict_mistakes(ref):
 ])
 def test_min_replicas_shared_crew_mistakes(wrong, match):
     fails(check.min_replicas_shared_crew, wrong, match=match)
+
+
+def shared_needed(limit_of_its_own=None, first=1, last=0):
+    """min_replicas_shared_crew looping over range(first, limit + last), or over a limit of its own."""
+    def min_replicas_shared_crew(target, mttf, mttr, crews, limit=50):
+        top = limit if limit_of_its_own is None else limit_of_its_own
+        for n in range(first, top + last):
+            if theory.replicas_availability(n, mttf, mttr, crews=crews) >= target:
+                return n
+        return None
+    return min_replicas_shared_crew
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (shared_needed(limit_of_its_own=50, last=1), r"4, 1, limit=2\) should be None: 3 replicas are needed.*`limit` "
+                                                 r"argument rather than a number of your own"),
+    (shared_needed(last=0), r"4, 1, limit=3\) should be 3.*limit itself counts.*range\(1, limit \+ 1\)"),
+    (shared_needed(first=0, last=1), r"raised ValueError.*Count replicas from 1"),
+])
+def test_min_replicas_shared_crew_must_honour_the_limit(wrong, match):
+    fails(check.min_replicas_shared_crew, wrong, match=match)
+
+
+def test_min_replicas_shared_crew_without_the_limit_parameter():
+    def min_replicas_shared_crew(target, mttf, mttr, crews):
+        return shared_needed(last=1)(target, mttf, mttr, crews)
+    fails(check.min_replicas_shared_crew, min_replicas_shared_crew, match=r"limit=3\) raised TypeError.*`def` line")
+
+
+def test_min_replicas_shared_crew_accepts_a_while_loop(capsys):
+    def min_replicas_shared_crew(target, mttf, mttr, crews, limit=50):
+        n = 1
+        while n <= limit:
+            if theory.replicas_availability(n, mttf, mttr, crews=crews) >= target:
+                return n
+            n += 1
+    check.min_replicas_shared_crew(min_replicas_shared_crew)
+    assert "✔" in capsys.readouterr().out
 
 
 def test_min_replicas_shared_crew_without_a_limit():

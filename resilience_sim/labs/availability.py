@@ -18,8 +18,6 @@ from __future__ import annotations
 import math
 import numbers
 
-import numpy as np
-
 from .. import theory
 from . import feedback as fb
 
@@ -34,6 +32,7 @@ REPLICA_MTTF_H = 200.0
 DESIGN_MTTR_H = 4.0                                   # the design: 2 replicas, repaired within 4 h
 MONTH_MIN = theory.SECONDS_PER["month"] / 60          # 43 830 minutes
 MONTH_365_MIN = 365 * 1440 / 12                       # the same with a 365-day year
+MONTH_3044_MIN = 30.44 * 1440                         # the lab's rounded "30.44 days"
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -57,6 +56,9 @@ def _check_function(fn, name, cases, expected, mistakes, *, rel=1e-9, explain=""
             message = f"{fb.show(name, args)} should be {fb.fmt(want)}, yours gave {fb.fmt(g)}."
             if hint:
                 message += f" {hint}"
+            elif all(fb.close(gi, wi, 1e-3) for gi, wi in zip(got, expected)):
+                message += (" Close on every case but not exact: did you round? Return the value as it "
+                            "comes out (round only when you print it).")
             elif explain:
                 message += f" {explain}"
             raise AssertionError(message)
@@ -95,7 +97,7 @@ def checkout(mttr_h, availability_value) -> None:
     mttf = CHECKOUT["mttf_h"]
     detect, restart = CHECKOUT["detect_min"], CHECKOUT["restart_min"]
     want_mttr = (detect + restart) / 60
-    mttr_h = fb.real(mttr_h, "checkout_mttr")
+    mttr_h = fb.number(mttr_h, "checkout_mttr")
     if not fb.close(mttr_h, want_mttr, 1e-9):
         known = {
             restart / 60: f"MTTR counts from the moment the service breaks until it works again, so the "
@@ -110,7 +112,7 @@ def checkout(mttr_h, availability_value) -> None:
         hint = next((h for v, h in known.items() if fb.close(mttr_h, v, 1e-6)), "")
         raise AssertionError(f"checkout_mttr should be {want_mttr:g} h, yours is {fb.fmt(mttr_h)}. {hint}".strip())
     want = theory.availability(mttf, want_mttr)
-    got = fb.real(availability_value, "checkout_availability")
+    got = fb.number(availability_value, "checkout_availability")
     if not fb.close(got, want, 1e-9):
         known = {
             100 * want: "That looks like a percentage; give a fraction between 0 and 1.",
@@ -129,7 +131,10 @@ def checkout(mttr_h, availability_value) -> None:
 
 
 # --- task 3: series and parallel ----------------------------------------------------------------
-_COMPOSITION_CASES = [(0.99, 0.99), (0.9, 0.8, 0.5), (0.999,), (0.5, 0.5), (0.95, 0.9)]
+_COMPOSITION_CASES = [(0.99, 0.99), (0.9, 0.8, 0.5), (0.999,), (0.5, 0.5), (0.95, 0.9), (0.8, 0.99, 0.9)]
+
+_FIRST_ONLY = ("Your answer is the first availability alone, whatever the others are: is your `return` "
+               "inside the for loop? Return after the loop, once every part is counted.")
 
 
 def series(fn) -> None:
@@ -150,6 +155,9 @@ def series(fn) -> None:
         (lambda *a: 1 - sum(1 - x for x in a), "1 − Σ(1 − a) is the approximation for parts that are almost "
          "always up (it goes to 0 for two 50% parts, the truth is 25%); multiply the availabilities."),
         (lambda *a: 100 * math.prod(a), "That looks like a percentage; return a fraction between 0 and 1."),
+        (lambda *a: 0.0, "Yours gives 0 for every chain: does your product start at 0? Anything times 0 "
+         "stays 0; start it at 1 (or use math.prod)."),
+        (lambda *a: a[0], _FIRST_ONLY),
     ]
     _check_function(fn, "series", cases, expected, mistakes,
                     explain="In series every part must be up: multiply the availabilities.")
@@ -178,6 +186,9 @@ def parallel(fn) -> None:
          "are down at once: 1 − Π(1 − a)."),
         (lambda *a: 100 * theory.parallel(*a), "That looks like a percentage; return a fraction between "
          "0 and 1."),
+        (lambda *a: 1.0, "Yours gives 1 for every set of replicas: does the product of the unavailabilities "
+         "start at 0? Anything times 0 stays 0; start it at 1 (or use math.prod)."),
+        (lambda *a: a[0], _FIRST_ONLY),
     ]
     _check_function(fn, "parallel", cases, expected, mistakes,
                     explain="Parallel: the system is down only when all replicas are down: 1 − Π(1 − a).")
@@ -197,6 +208,11 @@ def downtime_per_month(fn) -> None:
         fb.ok(f"{name}: 99.9% allows {(1 - 0.999) * MONTH_365_MIN:.1f} minutes a month with your 365-day "
             f"year. Accepted; the course uses 365.25 days (leap years included, "
             f"{(1 - 0.999) * MONTH_MIN:.1f} min), as theory.downtime(a, 'month') does.")
+        return
+    if all(fb.close(g, (1 - a) * MONTH_3044_MIN, 1e-6) for (a,), g in zip(cases, got)):
+        fb.ok(f"{name}: 99.9% allows {(1 - 0.999) * MONTH_3044_MIN:.2f} minutes a month with the rounded "
+              f"30.44 days. Accepted; exactly, a month is 365.25 / 12 = 30.4375 days "
+              f"({(1 - 0.999) * MONTH_MIN:.2f} min), as theory.downtime(a, 'month') uses.")
         return
     day = 1440
     mistakes = [
@@ -334,6 +350,9 @@ def max_mttr(fn) -> None:
          "it into an MTTR: MTTR = MTTF·u / (1 − u) with u = 1 − that availability."),
         (lambda t, f, n: per_replica_u(t, n), "You returned the share of time each replica may be down; "
          "turn it into an MTTR: MTTR = MTTF·u / (1 − u)."),
+        (lambda t, f, n: f * (1 - t) ** n / (1 - (1 - t) ** n), "You raised (1 − target) to the power n: "
+         "that is how often n replicas are all down when each is down (1 − target) of the time. Go the other "
+         "way: each replica may be down the n-th root, u = (1 − target)^(1/n)."),
     ]
     got = [fb.real(fb.call(fn, name, *c), fb.show(name, c)) for c in cases]
     for args, g, want in zip(cases, got, expected):
@@ -393,7 +412,14 @@ def measured_availability(fn) -> None:
     name = "measured_availability"
     cases = _CREW_CASES
     calls = [(*c, _CREW_UNTIL, _CREW_SEED) for c in cases]
-    got = [fb.real(fb.call(fn, name, *args), fb.show(name, args)) for args in calls]
+
+    def hint(exc) -> str:
+        if isinstance(exc, TypeError) and "unhashable" in str(exc):
+            return (". time_availability takes the names one by one, not a list: unpack it with a star, "
+                    "time_availability(*names, need=\"any\").")
+        return ""
+
+    got = [fb.real(fb.call(fn, name, *args, hint=hint), fb.show(name, args)) for args in calls]
     expected = [theory.replicas_availability(n, f, r, crews=c) for n, f, r, c in cases]
     mistakes = [
         (lambda n, f, r, c: _any_up(n, f, r, None), "Your replicas are repaired independently, as if each "
@@ -419,6 +445,10 @@ def measured_availability(fn) -> None:
         if abs(g - want) > _CREW_TOL:
             hint = next((h for compute, h in mistakes
                          if all(abs(gi - compute(*ci)) <= _CREW_TOL for ci, gi in zip(cases, got))), "")
+            if not hint and all(gi > 0.99 for gi in got):
+                hint = ("Your replicas hardly ever fail in the run, as if the run were far shorter than "
+                        "their MTTF: did you convert mttf or mttr (to seconds, say) but not until? The "
+                        "three times arrive in one unit; pass them on as they are.")
             crews = "a repairer per replica" if case[3] is None else f"a shared crew of {case[3]}"
             raise AssertionError(
                 f"{fb.show(name, args)} measured {fb.fmt(g)}, but {case[0]} replicas with MTTF {case[1]:g}, "
@@ -436,11 +466,23 @@ def measured_availability(fn) -> None:
         f"{got[3]:.3f} with independent repairs (theory {expected[0]:.3f} and {expected[3]:.3f})")
 
 
-def shared_crew_verdict(measured, meets_target) -> None:
-    """Check the verdict on the design (2 replicas, MTTF 200 h, MTTR 4 h) when they share one crew."""
+def shared_crew_verdict(meets_target, measured=None) -> None:
+    """Check the verdict on the design (2 replicas, MTTF 200 h, MTTR 4 h) when they share one crew; with
+    ``measured`` (the learner's run), check that run too and judge the verdict against it."""
     mttr = DESIGN_MTTR_H
     theory_one = theory.replicas_availability(2, REPLICA_MTTF_H, mttr, crews=1)
     theory_free = theory.replicas_availability(2, REPLICA_MTTF_H, mttr)
+    meets_target = fb.answer(meets_target, "meets_target")
+    if measured is None:
+        if not fb.is_bool(meets_target):
+            raise AssertionError(f"meets_target should be True or False, got {meets_target!r}")
+        if bool(meets_target):
+            raise AssertionError(f"meets_target is True, but two replicas sharing one engineer are up about "
+                                 f"{theory_one:.5f} of the time (your run above measured it), below the "
+                                 f"target {TARGET}: compare the two (measured >= TARGET).")
+        fb.ok(f"verdict: with one shared crew the design reaches about {theory_one:.4%}, not {TARGET:.2%}: "
+              f"a replica that fails during the other's repair waits for the engineer")
+        return
     measured = fb.real(measured, "measured")
     if abs(measured - theory_free) < abs(measured - theory_one):
         raise AssertionError(f"measured is {fb.fmt(measured)}, close to {theory_free:.5f}, what two "
@@ -451,7 +493,7 @@ def shared_crew_verdict(measured, meets_target) -> None:
                              f"{theory_one:.5f} in theory; run measured_availability(2, MTTF, MTTR, 1, "
                              f"until, seed) with MTTF {REPLICA_MTTF_H:g} h, MTTR {mttr:g} h and until "
                              f"2 000 000 h (all in seconds), then read the verdict from it.")
-    if not isinstance(meets_target, (bool, np.bool_)):
+    if not fb.is_bool(meets_target):
         raise AssertionError(f"meets_target should be True or False, got {meets_target!r}")
     if bool(meets_target) != (measured >= TARGET):
         raise AssertionError(f"meets_target is {bool(meets_target)}, but the run measured {measured:.5f} "
@@ -471,14 +513,32 @@ def _shared_needed(target, mttf, mttr, crews, limit=50):
     return None
 
 
+#: (target, mttf, mttr, crews, limit): the design needs 3 replicas with one crew
+_SHARED_LIMIT_CASES = [(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 1, 3), (TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 1, 2)]
+
+
 def min_replicas_shared_crew(fn) -> None:
-    """Check ``min_replicas_shared_crew(target, mttf, mttr, crews)``: fewest replicas, or None."""
+    """Check ``min_replicas_shared_crew(target, mttf, mttr, crews, limit=50)``: fewest replicas, or None
+    when ``limit`` replicas (included) are not enough."""
     name = "min_replicas_shared_crew"
     cases = _SHARED_CASES
-    got = []
-    for c in cases:
-        value = fb.call(fn, name, *c)
-        got.append(None if value is None else _as_count(value, fb.show(name, c)))
+    if not callable(fn):
+        fb.call(fn, name)                     # says to pass the function itself
+
+    def hint(exc) -> str:
+        if isinstance(exc, ValueError) and "n must be" in str(exc):
+            return ". Count replicas from 1: n = 1, 2, ..., limit (range(1, limit + 1))."
+        return fb.signature_hint(name)(exc)
+
+    def ask(*args, **kwargs):
+        shown = fb.show(name, args)
+        if kwargs:
+            shown = f"{shown[:-1]}, {', '.join(f'{k}={fb.fmt(v)}' for k, v in kwargs.items())})"
+        with fb.learner_code(name, shown, hint):
+            value = fn(*args, **kwargs)
+        return shown, (None if value is None else _as_count(value, shown))
+
+    got = [ask(*c)[1] for c in cases]
     for args, g in zip(cases, got):
         want = _shared_needed(*args)
         if g == want:
@@ -503,5 +563,19 @@ def min_replicas_shared_crew(fn) -> None:
             reached = theory.replicas_availability(g, mttf, mttr, crews=crews)
             message += f" With {g} replicas availability is only {reached:.6f}."
         raise AssertionError(message)
+    for args in _SHARED_LIMIT_CASES:
+        *rest, limit = args
+        shown, g = ask(*rest, limit=limit)
+        want = _shared_needed(*args)
+        if g == want:
+            continue
+        if want is None:
+            needed = _shared_needed(*rest)
+            raise AssertionError(f"{shown} should be None: {needed} replicas are needed, more than "
+                                 f"limit={limit}; yours gave {g}. Try n = 1, 2, ... up to limit and no further, "
+                                 f"using the `limit` argument rather than a number of your own.")
+        raise AssertionError(f"{shown} should be {want}: {want} replicas meet the target and limit={limit} "
+                             f"allows them; yours gave {g}. limit itself counts: try n = 1, 2, ..., limit "
+                             f"(range(1, limit + 1)), using the `limit` argument.")
     fb.ok(f"{name}: with one shared crew the design needs {_shared_needed(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 1)} "
         f"replicas, not {_replicas_needed(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H)}; or give the two replicas two crews")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 import numbers
+import random
 from contextlib import contextmanager
 
 
 def fmt(x) -> str:
-    """A value as the learner would write it: whole numbers plain, others to 6 significant digits."""
+    """A value as the learner would write it: whole numbers plain, others to 6 significant digits, a
+    random generator as ``rng`` (the name the labs give it)."""
     if isinstance(x, bool) or x is None:
         return repr(x)
+    if isinstance(x, random.Random):
+        return "rng"
     if isinstance(x, numbers.Integral):
         return str(int(x))
     if isinstance(x, numbers.Real):
@@ -47,7 +51,7 @@ def learner_code(name: str, call: str, hint=lambda exc: ""):
         raise AssertionError(f"{call} raised {type(exc).__name__}: {exc}{hint(exc)}") from exc
 
 
-def _signature_hint(name: str):
+def signature_hint(name: str):
     def hint(exc) -> str:
         if isinstance(exc, TypeError) and ("argument" in str(exc) or "not iterable" in str(exc)):
             return (f". Does {name} take the arguments the task gives it? Compare your `def` line "
@@ -56,13 +60,37 @@ def _signature_hint(name: str):
     return hint
 
 
-def call(fn, name: str, *args):
-    """Call the learner's function ``name`` with ``args``, turning its failures into advice."""
+def call(fn, name: str, *args, hint=None):
+    """Call the learner's function ``name`` with ``args``, turning its failures into advice: ``hint(exc)``
+    when it has some (text starting with its own punctuation), else a word on the signature."""
     if not callable(fn):
         raise AssertionError(f"pass the function itself to the check, e.g. check.{name}({name}); "
                              f"got {fn!r}, which is not a function")
-    with learner_code(name, show(name, args), _signature_hint(name)):
+
+    def advice(exc) -> str:
+        return (hint(exc) if hint else "") or signature_hint(name)(exc)
+    with learner_code(name, show(name, args), advice):
         return fn(*args)
+
+
+def answer(value, name: str):
+    """A value the learner set in a cell (not returned by a function): its placeholder ``...`` means
+    "not written yet", and ``None`` means it was never given a value."""
+    if value is Ellipsis:
+        raise AssertionError(f"{name} is not written yet: in its cell, replace the line "
+                             f"`raise NotImplementedError(...)` with code that sets {name}, and run that "
+                             f"cell again")
+    if value is None:
+        raise AssertionError(f"{name} is None: set it to your answer in its cell, and run that cell again")
+    return value
+
+
+def number(value, name: str) -> float:
+    """A number the learner set in a cell, as a float; its placeholder or a non-number is a message."""
+    value = answer(value, name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise AssertionError(f"{name} should be a number, got {value!r} ({type(value).__name__})")
+    return real(value, name)
 
 
 def real(value, call_text: str) -> float:
@@ -75,6 +103,11 @@ def real(value, call_text: str) -> float:
     if math.isnan(value):
         raise AssertionError(f"{call_text} returned nan (not a number): look for 0/0 or inf - inf")
     return value
+
+
+def is_bool(value) -> bool:
+    """True or False, the Python ones or numpy's (what a comparison of numpy numbers gives)."""
+    return isinstance(value, bool) or type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")
 
 
 def close(got: float, want: float, rel: float) -> bool:
