@@ -180,6 +180,28 @@ def test_full_jitter_wrong_range_or_shape(wrong, match):
     fails(check.full_jitter, wrong, match=match)
 
 
+def capped_after_drawing(a, rng, b, c):                      # the draw is capped, not the ceiling
+    return min(c, rng.uniform(0, b * 2 ** a))
+
+
+def arguments_in_another_order(attempt, base, cap, rng):
+    return rng.uniform(0, min(cap, base * 2 ** attempt))
+
+
+def rng_first(rng, attempt, base, cap):
+    return rng.uniform(0, min(cap, base * 2 ** attempt))
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (capped_after_drawing, r"full_jitter\(10, rng, 0\.1, 5\) gave exactly the cap.*capped the draw afterwards"),
+    (arguments_in_another_order, r"full_jitter\(1, rng, 0\.1, 10\) raised AttributeError.*in that order"),
+    (rng_first, r"raised AttributeError.*\(attempt, rng, base, cap\), in that order"),
+])
+def test_full_jitter_capping_and_argument_order(wrong, match):
+    message = fails(check.full_jitter, wrong, match=match)
+    assert "<random.Random" not in message
+
+
 def test_full_jitter_message_names_the_call_and_range():
     message = fails(check.full_jitter, lambda a, rng, b, c: rng.uniform(0, b * 2 ** a), match="no cap")
     assert "full_jitter(10, rng, 0.1, 5) should be a uniform draw between 0 and 5 s" in message
@@ -283,6 +305,22 @@ class ShareOfAllCalls(Budget):
         return self.min_retries + self.ratio * (len(self.requests) + len(self.retries))
 
 
+class KeepsTheEdge(Budget):
+    def forget(self, now):                # keeps an event exactly `window` seconds old
+        self.requests = [t for t in self.requests if now - t <= self.window]
+        self.retries = [t for t in self.retries if now - t <= self.window]
+
+
+class RoundsDown(Budget):
+    def allowed(self):
+        return self.min_retries + int(self.ratio * len(self.requests))   # "no half retries"
+
+
+class RoundsToNearest(Budget):
+    def allowed(self):
+        return self.min_retries + round(self.ratio * len(self.requests))
+
+
 class SharedLists:
     requests = []                         # class attributes: shared by every budget
     retries = []
@@ -317,6 +355,9 @@ class SharedLists:
     (RetriesAreRequestsToo, "retries earn budget"),
     (ShareOfAllCalls, r"retries earn budget.*requests \+ retries"),
     (SharedLists, "Two budgets share their counts.*__init__"),
+    (KeepsTheEdge, r"Case 7, min_retries=0.*\(0, 10\].*yours allowed 2\. Your window keeps events exactly"),
+    (RoundsDown, r"Case 8, 14 first attempts.*7 retries fit.*yours allowed 6\. You rounded"),
+    (RoundsToNearest, r"Case 8.*You rounded"),
 ])
 def test_retry_budget_mistakes(wrong, match):
     fails(check.retry_budget, wrong, match=match)
@@ -352,6 +393,27 @@ def test_retry_budget_other_signatures_and_errors():
         def try_retry(self, now):
             return self.retries[-1] > 0
     fails(check.retry_budget, Crashes, match=r"Crashes.try_retry\(1\) raised IndexError")
+
+
+def test_retry_budget_accepts_other_correct_forms(capsys):
+    import math
+
+    import numpy as np
+
+    class Ceiling(Budget):                # with a strict <, rounding the allowance up changes nothing
+        def allowed(self):
+            return self.min_retries + math.ceil(self.ratio * len(self.requests))
+
+    class NumpyAnswer(Budget):
+        def try_retry(self, now):
+            return np.bool_(super().try_retry(now))
+
+    class ExtraOption(Budget):
+        def __init__(self, ratio=0.1, window=10.0, min_retries=5, name="db"):
+            super().__init__(ratio, window, min_retries)
+    for cls in (Ceiling, NumpyAnswer, ExtraOption):
+        check.retry_budget(cls)
+    assert capsys.readouterr().out.count("✔") == 3
 
 
 def test_retry_budget_accepts_a_deque_based_solution(capsys):
@@ -400,6 +462,23 @@ def rule(attempt, reason, idempotent, key, max_attempts=3):
 ])
 def test_should_retry_mistakes(wrong, match):
     fails(check.should_retry, wrong, match=match)
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda a, r, i, k, m=3: a < m and r in RETRYABLE and i and k is not None,
+     r"\(1, 'crashed', True, None, 3\) returned False.*idempotent.*either one is enough"),
+    (lambda a, r, i, k, m=3: a < m and r in RETRYABLE and k is not None,
+     r"\(1, 'crashed', True, None, 3\) returned False.*idempotent: doing it twice does no harm"),
+])
+def test_should_retry_idempotent_calls_need_no_key(wrong, match):
+    message = fails(check.should_retry, wrong, match=match)
+    assert "still a call left" not in message
+
+
+def test_should_retry_accepts_a_numpy_bool(capsys):
+    import numpy as np
+    check.should_retry(lambda a, r, i, k, m=3: np.bool_(rule(a, r, i, k, m)))
+    assert "✔" in capsys.readouterr().out
 
 
 def test_should_retry_must_return_a_bool():

@@ -92,9 +92,25 @@ _JITTER_CASES = [(1, 0.1, 10.0), (3, 0.1, 10.0), (10, 0.1, 5.0)]
 _JITTER_DRAWS = 4000
 
 
+def _jitter_hint(exc) -> str:
+    """Advice for an exception in full_jitter: a float where rng belongs means the parameters are in
+    another order than (attempt, rng, base, cap)."""
+    text = str(exc)
+    if (isinstance(exc, AttributeError) and ("uniform" in text or "random" in text)) or \
+            (isinstance(exc, TypeError) and "Random" in text):
+        return (". The check calls full_jitter(attempt, rng, base, cap), in that order, as the simulator "
+                "does: is your `def` line in the same order?")
+    return fb.signature_hint("full_jitter")(exc)
+
+
+def _jitter_call(fn, name, attempt, rng, base, cap):
+    with fb.learner_code(name, fb.show(name, (attempt, rng, base, cap)), _jitter_hint):
+        return fn(attempt, rng, base, cap)
+
+
 def _draws(fn, name, args, rng, n):
     attempt, base, cap = args
-    return [fb.real(fb.call(fn, name, attempt, rng, base, cap), f"{name}({attempt}, rng, {fb.fmt(base)}, {fb.fmt(cap)})")
+    return [fb.real(_jitter_call(fn, name, attempt, rng, base, cap), fb.show(name, (attempt, rng, base, cap)))
             for _ in range(n)]
 
 
@@ -137,13 +153,15 @@ def full_jitter(fn) -> None:
     """Check ``full_jitter(attempt, rng, base, cap)``: ``rng.uniform(0, min(cap, base * 2**attempt))``,
     a fresh draw from ``rng`` on every call."""
     name = "full_jitter"
-    first = fb.call(fn, name, 1, random.Random(1), 0.1, 10.0)
+    if not callable(fn):
+        fb.call(fn, name)                     # says to pass the function itself
+    first = _jitter_call(fn, name, 1, random.Random(1), 0.1, 10.0)
     fb.real(first, f"{name}(1, rng, 0.1, 10)")
     attempts = list(range(1, 9))
 
     def sequence(seed):
         rng = random.Random(seed)
-        return [fb.real(fb.call(fn, name, a, rng, 0.1, 10.0), f"{name}({a}, rng, 0.1, 10)") for a in attempts]
+        return [fb.real(_jitter_call(fn, name, a, rng, 0.1, 10.0), f"{name}({a}, rng, 0.1, 10)") for a in attempts]
 
     one, same, other = sequence(7), sequence(7), sequence(8)
     if one != same:
@@ -160,7 +178,7 @@ def full_jitter(fn) -> None:
             f"wait exactly as long as the others and retry together again. Draw a fresh number from rng "
             f"on every call.")
     rng = random.Random(9)
-    repeats = [fb.real(fb.call(fn, name, 3, rng, 0.1, 10.0), f"{name}(3, rng, 0.1, 10)") for _ in range(50)]
+    repeats = [fb.real(_jitter_call(fn, name, 3, rng, 0.1, 10.0), f"{name}(3, rng, 0.1, 10)") for _ in range(50)]
     if len(set(repeats)) == 1:
         raise AssertionError(
             f"{name}(3, rng, 0.1, 10) gave {fb.fmt(repeats[0])} on 50 calls in a row with the same rng: the "
@@ -176,6 +194,13 @@ def full_jitter(fn) -> None:
             mean = sum(xs) / len(xs)
             quartiles = [xs[len(xs) * q // 4] for q in (1, 2, 3)]
             se = ceiling / math.sqrt(12 * len(xs))
+            at_cap = sum(x == args[2] for x in xs)
+            if ceiling == args[2] and at_cap > len(xs) // 4:
+                raise AssertionError(
+                    f"{shown} gave exactly the cap, {fb.fmt(ceiling)} s, in {at_cap} of {len(xs)} draws: you "
+                    f"drew below the uncapped base * 2 ** attempt and capped the draw afterwards, so once the "
+                    f"backoff passes the cap nearly every client waits exactly cap and they retry together "
+                    f"again. Cap the ceiling first, then draw: rng.uniform(0, min(cap, base * 2 ** attempt)).")
             if abs(mean - ceiling / 2) > 5 * se or any(abs(x - q * ceiling / 4) > 0.04 * ceiling
                                                        for q, x in zip((1, 2, 3), quartiles)):
                 raise AssertionError(
@@ -288,6 +313,22 @@ class _ForgetsOnlyRequests(_Budget):
             self.requests.popleft()
 
 
+class _KeepsTheEdge(_Budget):
+    def _evict(self, now):
+        for times in (self.requests, self.retries):
+            while times and times[0] < now - self.window:
+                times.popleft()
+
+
+class _RoundsDown(_Budget):
+    def try_retry(self, now):
+        self._evict(now)
+        if len(self.retries) < self.min_retries + math.floor(self.ratio * len(self.requests)):
+            self.retries.append(now)
+            return True
+        return False
+
+
 class _MaxNotSum(_Budget):
     def try_retry(self, now):
         self._evict(now)
@@ -320,6 +361,12 @@ _BUDGET_MISTAKES = [
      "retries it never recovers. Drop retries older than the window too."),
     (_MaxNotSum, "You took the larger of min_retries and ratio * requests; this lab's budget adds them: "
      "min_retries + ratio * requests (a busy client gets its 10% on top of the minimum)."),
+    (_KeepsTheEdge, "Your window keeps events exactly `window` seconds old: it covers [now - window, now]. "
+     "The window is (now - window, now]: drop the times at or before now - window (t <= now - window), "
+     "keep those after it (t > now - window)."),
+    (_RoundsDown, "You rounded ratio * first attempts to a whole number (int() or round()): with 14 first "
+     "attempts the limit is 5 + 1.4 = 6.4, so a 7th retry fits (6 < 6.4). Compare with the sum itself, "
+     "no rounding."),
 ]
 
 
@@ -339,7 +386,7 @@ def _tries(budget, name, now, n) -> int:
         if answer is None:
             raise AssertionError(f"{name}.try_retry({fb.fmt(now)}) returned None: did you forget `return`? "
                                  f"It returns True (retry, and it is spent) or False.")
-        if not isinstance(answer, bool) and type(answer).__name__ != "bool_":
+        if not fb.is_bool(answer):
             raise AssertionError(f"{name}.try_retry({fb.fmt(now)}) returned {answer!r}: return True or False")
         granted += bool(answer)
     return granted
@@ -392,6 +439,18 @@ def _old_requests(cls, n):
     return _tries(b, n, 25.0, 30)
 
 
+def _edge(cls, n):
+    b = _make(cls, n, 0.1, 10.0, 0)
+    _requests(b, n, [0.0] * 10 + [5.0] * 10)
+    return _tries(b, n, 10.0, 5)
+
+
+def _fraction(cls, n):
+    b = _make(cls, n, 0.1, 10.0, 5)
+    _requests(b, n, [1.0 + 0.1 * i for i in range(14)])
+    return _tries(b, n, 3.0, 20)
+
+
 #: (what happens and how many retries fit, a function (cls, name) -> retries granted at the end)
 _SCENARIOS = [
     ("a quiet client (no requests) with min_retries=5 tries 20 retries at t=1 s: the 5 minimum retries fit",
@@ -405,6 +464,10 @@ _SCENARIOS = [
      "window, so the 5 minimum retries fit again", _forgets),
     ("100 first attempts between t=0 and t=10 s, then 30 retries tried at t=25 s: those requests have left "
      "the 10 s window, so only the 5 minimum retries fit", _old_requests),
+    ("min_retries=0, 10 first attempts at t=0 s and 10 at t=5 s, then 5 retries tried at t=10 s: the window "
+     "is (0, 10], so those at t=0 no longer count and 10% of 10 = 1 retry fits", _edge),
+    ("14 first attempts between t=1 and t=2.3 s, then 20 retries tried at t=3 s: the limit is 5 + 10% of 14 "
+     "= 6.4, so 7 retries fit (the 7th because 6 < 6.4)", _fraction),
 ]
 
 
@@ -434,7 +497,9 @@ def retry_budget(cls) -> None:
         return
     index = next(i for i, (g, w) in enumerate(zip(got, want)) if g != w)
     message = f"Case {index + 1}, {_SCENARIOS[index][0]}; yours allowed {got[index]}."
-    hint = next((h for mistake, h in _BUDGET_MISTAKES if _signature(mistake, "mistake") == got), None)
+    signatures = [(_signature(mistake, "mistake"), h) for mistake, h in _BUDGET_MISTAKES]
+    hint = next((h for sig, h in signatures if sig == got), None) or \
+        next((h for sig, h in signatures if sig[:index + 1] == got[:index + 1]), None)   # the first failure alike
     raise AssertionError(message + (f" {hint}" if hint else ""))
 
 
@@ -463,10 +528,11 @@ def should_retry(fn) -> None:
         raise AssertionError(f"{fb.show(name, answers[0][0])} returned None: did you forget `return`?")
     wrong = []
     for case, got in answers:
-        if not isinstance(got, bool):
+        if not fb.is_bool(got):
             raise AssertionError(f"{fb.show(name, case)} returned {got!r} ({type(got).__name__}): return True or "
                                  f"False. An expression like `idempotent or key` gives None or the key "
                                  f"itself: write `key is not None`, or wrap the whole in bool(...).")
+        got = bool(got)
         if got != _should(*case):
             wrong.append((case, got))
     if not wrong:
@@ -515,6 +581,18 @@ def should_retry(fn) -> None:
         case, got = found
         raise AssertionError(say(case, got, "the call carries an idempotency key, so the server can recognise "
                                             "a repeat and answer it without doing it twice: retrying is safe."))
+    if all(not g and c[0] < c[4] and c[1] in RETRYABLE and (c[2] != (c[3] is not None)) for c, g in wrong):
+        no_key = first(lambda c, g: c[2] and c[3] is None)      # idempotent, no key: refused
+        if no_key:
+            case, got = no_key
+            why = ("the call is idempotent: doing it twice does no harm, so it may be retried without an "
+                   "idempotency key.")
+            if first(lambda c, g: not c[2]):
+                why += (" And a call that is not idempotent but carries a key may be retried too: either one "
+                        "is enough, so retry if idempotent or key is not None (or, not and).")
+            else:
+                why += " The key is only needed when the call is not idempotent: idempotent or key is not None."
+            raise AssertionError(say(case, got, why))
     if all(c[4] != 3 for c, _ in wrong):
         case, got = wrong[0]
         raise AssertionError(say(case, got, f"with max_attempts={case[4]} your answers go wrong, while they are "
