@@ -43,7 +43,8 @@ def test_solution_story_numbers(ref):
 # --- a breaker with one deliberate mistake switched on ----------------------------------------------
 def breaker(**mistakes):
     """The solution's breaker, rewritten here so each keyword switches on one typical mistake."""
-    unknown = set(mistakes) - {
+    unknown = set(mistakes) - {"rate_over_window", "min_calls_gates_both", "judges_at_min_calls_only",
+                               "failures_over_successes", "numpy_bool",
         "stuck_open", "unlimited_probes", "no_reset_on_close", "keep_window_on_close", "too_few_calls",
         "half_open_failure_stays", "timer_from_last_failure", "wall_clock", "imported_clock",
         "timer_from_refusal", "total_failures", "no_window", "window_is_min_calls", "rate_strict",
@@ -96,6 +97,12 @@ def breaker(**mistakes):
                 self._advance(now)
             if m("allow_returns_none"):
                 return None
+            if m("numpy_bool"):
+                import numpy as np
+                return np.bool_(self._allow(now))
+            return self._allow(now)
+
+        def _allow(self, now):
             if self._state == "closed":
                 return True
             if self._state == "open":
@@ -141,10 +148,16 @@ def breaker(**mistakes):
             run = self._total if m("total_failures") else self._in_a_row
             n, failed = len(self._failed), sum(self._failed)
             enough = True if m("too_few_calls") else ((n > self.min_calls) if m("min_calls_strict")
+                                                       else (n == self.min_calls) if m("judges_at_min_calls_only")
                                                        else (n >= self.min_calls))
-            rate_hit = (failed / n > self.failure_rate) if m("rate_strict") else (failed / n >= self.failure_rate)
+            share = failed / (self.window if m("rate_over_window") else n)
+            if m("failures_over_successes"):
+                share = failed / (n - failed) if n > failed else 1.0
+            rate_hit = (share > self.failure_rate) if m("rate_strict") else (share >= self.failure_rate)
             run_hit = (run > self.consecutive_failures) if m("consecutive_strict") else (
                 run >= self.consecutive_failures)
+            if m("min_calls_gates_both"):
+                run_hit = run_hit and enough
             if run_hit or (enough and rate_hit):
                 self._open(now)
 
@@ -199,10 +212,32 @@ def test_the_test_breaker_without_mistakes_passes_everything(capsys):
     # the states' names and return values
     ("state_name", "open_state", "Spell the states exactly"),
     ("allow_returns_none", "open_state", "forget `return`"),
+    # the failure-rate rule: its share, and when it may judge
+    ("rate_over_window", "closed_rules", r"did not open \(not even at 6 failures in 10\).*failures / len"),
+    ("min_calls_gates_both", "closed_rules", "min_calls .* gates only the failure-rate rule"),
+    ("judges_at_min_calls_only", "closed_rules", r"judge only when exactly min_calls=6.*at least min_calls"),
+    ("failures_over_successes", "closed_rules", r"divide the failures by the successes"),
 ])
 def test_each_mistake_is_named(mistake, name, match):
     message = fails(getattr(check, name), breaker(**{mistake: True}), match=match)
     assert "Replay:" in message and "b = CircuitBreaker(" in message
+
+
+def test_the_new_rate_mistakes_do_not_get_the_old_misleading_hints():
+    assert ">=, not only >" not in fails(check.closed_rules, breaker(rate_over_window=True), match="window=20")
+    assert "count all" not in fails(check.closed_rules, breaker(judges_at_min_calls_only=True), match="exactly")
+    assert "right length" not in fails(check.closed_rules, breaker(failures_over_successes=True), match="successes")
+
+
+def test_a_numpy_bool_from_allow_is_accepted(capsys):
+    for name in CLASS_CHECKS:
+        getattr(check, name)(breaker(numpy_bool=True))
+    assert capsys.readouterr().out.count("✔") == len(CLASS_CHECKS)
+
+
+@pytest.mark.parametrize("mistake", ["rate_over_window", "judges_at_min_calls_only", "failures_over_successes"])
+def test_the_reference_comparison_catches_the_rate_mistakes_too(mistake):
+    fails(check.against_reference, breaker(**{mistake: True}), match="should be")
 
 
 @pytest.mark.parametrize("mistake", ["stuck_open", "unlimited_probes", "no_reset_on_close", "too_few_calls",
@@ -270,7 +305,7 @@ def test_learner_exception_is_reported_with_the_call():
 
 # --- task 6: run_calls -----------------------------------------------------------------------------------
 def calls(*, record_refused=False, ask_when_refused=False, no_none=False, no_record=False, no_return=False,
-          refused_as_failed=False, skip_allow=False):
+          refused_as_failed=False, skip_allow=False, refused_as_sent=False, as_list=False, order=None):
     def run_calls(breaker, times, is_up):
         sent = failed = refused = 0
         for t in times:
@@ -279,6 +314,7 @@ def calls(*, record_refused=False, ask_when_refused=False, no_none=False, no_rec
             if not allowed:
                 refused += 1
                 failed += refused_as_failed
+                sent += refused_as_sent
                 if ask_when_refused:
                     is_up(t)
                 if record_refused:
@@ -291,13 +327,16 @@ def calls(*, record_refused=False, ask_when_refused=False, no_none=False, no_rec
                 breaker.record(t, ok)
         if no_return:
             return None
-        return sent, failed, refused
+        if order:
+            return tuple({"sent": sent, "failed": failed, "refused": refused}[k] for k in order)
+        return [sent, failed, refused] if as_list else (sent, failed, refused)
     return run_calls
 
 
 def test_run_calls_style_variants_pass(capsys):
     check.run_calls(calls())
-    assert "✔" in capsys.readouterr().out
+    check.run_calls(calls(as_list=True))
+    assert capsys.readouterr().out.count("✔") == 2
 
 
 @pytest.mark.parametrize("mistake, match", [
@@ -306,7 +345,9 @@ def test_run_calls_style_variants_pass(capsys):
     ({"no_none": True}, "`breaker` is None"),
     ({"no_record": True}, "never recorded"),
     ({"no_return": True}, "forget `return"),
-    ({"refused_as_failed": True}, r"\(sent, failed, refused\) should be"),
+    ({"refused_as_failed": True}, r"\(sent, failed, refused\) should be.*counted the refused calls as failed"),
+    ({"refused_as_sent": True}, r"counted the refused calls as sent"),
+    ({"order": ("sent", "refused", "failed")}, r"another order: return \(sent, failed, refused\)"),
     ({"skip_allow": True}, "ask breaker.allow"),
 ])
 def test_run_calls_mistakes(mistake, match):

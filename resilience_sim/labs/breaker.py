@@ -127,7 +127,9 @@ class _Driver:
     def allow(self, now) -> bool:
         text = f"b.allow({_fmt(now)})"
         got = self._call("allow", text, now)
-        if not isinstance(got, bool):
+        if fb.is_bool(got):
+            got = bool(got)
+        else:
             hint = " Did you forget `return`?" if got is None else ""
             self.lines.append(text)
             raise AssertionError(f"allow(now) must return True or False, yours returned {got!r}.{hint}\n"
@@ -199,6 +201,14 @@ def _closed_min_calls(cls, clock):
                              "yet your breaker did not open: check the failure-rate rule.\n" + d.replay())
 
 
+def _opens_after(cls, clock, kw: dict, outcomes) -> bool:
+    """Whether a fresh breaker is open after these outcomes (a probe that tells two mistakes apart)."""
+    probe = _Driver(cls, kw, clock)
+    for i, ok in enumerate(outcomes, start=1):
+        probe.call(float(i), ok)
+    return probe.state(float(len(outcomes))) == "open"
+
+
 def _closed_rate_equal(cls, clock):
     kw = dict(consecutive_failures=100, failure_rate=0.5, window=20, min_calls=10, open_for=30.0,
               half_open_probes=1)
@@ -208,8 +218,13 @@ def _closed_rate_equal(cls, clock):
     d.expect("state(9.0)", d.state(9.0), "closed", "4 failures in 9 calls (44%) is below failure_rate=0.5.")
     d.call(10.0, False)
     if d.state(10.0) != "open":
-        raise AssertionError("5 failures in 10 calls is exactly failure_rate=0.5: the breaker must open at or "
-                             "above the threshold (>=, not only >).\n" + d.replay())
+        if _opens_after(cls, clock, kw, [True] * 4 + [False] * 6):
+            raise AssertionError("5 failures in 10 calls is exactly failure_rate=0.5: the breaker must open at "
+                                 "or above the threshold (>=, not only >).\n" + d.replay())
+        raise AssertionError("5 failures in 10 calls is 50% >= failure_rate=0.5, yet your breaker did not open "
+                             "(not even at 6 failures in 10). The share is over the outcomes kept so far: "
+                             "failures / len(outcomes), here 5 / 10. Dividing by window=20 instead gives "
+                             "25%.\n" + d.replay())
 
 
 def _closed_window(cls, clock):
@@ -224,12 +239,24 @@ def _closed_window(cls, clock):
         should_open = i >= kw["min_calls"] and failed / len(last) >= kw["failure_rate"]
         state = d.state(float(i))
         if state == "open" and not should_open:
+            if _opens_after(cls, clock, kw, [True, True, False] * 2):
+                raise AssertionError(
+                    f"Your breaker opened when {failed} of the last {len(last)} calls had failed "
+                    f"({failed / len(last):.0%} < failure_rate=0.5); a fresh one opens after only 2 failures "
+                    f"in 6 calls (33%). It looks like you divide the failures by the successes (2 / 4 = 50%); "
+                    f"the failure rate is failures / all outcomes kept.\n{d.replay()}")
             raise AssertionError(
                 f"Your breaker opened when {failed} of the last {len(last)} calls had failed "
                 f"({failed / len(last):.0%} < failure_rate=0.5). The rate is counted over the last window=12 "
                 f"calls (collections.deque(maxlen=window) keeps exactly those): is your window the right "
                 f"length?\n{d.replay()}")
         if should_open and state != "open":
+            if not _opens_after(cls, clock, kw, [True] * 6 + [False] * 6):
+                raise AssertionError(
+                    f"{failed} of the last 12 calls failed (50%), so the breaker must open; yours is still "
+                    f"{state!r}, and a fresh one stays closed after 6 successes then 6 failures too. Your rate "
+                    f"rule seems to judge only when exactly min_calls=6 outcomes are kept: it applies whenever "
+                    f"at least min_calls are kept (len(outcomes) >= min_calls).\n{d.replay()}")
             total = outcomes[:i].count(False)
             raise AssertionError(
                 f"{failed} of the last 12 calls failed (50%), so the breaker must open; yours is still "
@@ -263,8 +290,9 @@ def _closed_consecutive(cls, clock):
             raise AssertionError("Off by one: it must open on the 3rd failure in a row "
                                  "(failures in a row >= consecutive_failures), yours waited for the 4th.\n"
                                  + d.replay())
-        raise AssertionError("3 failures in a row and consecutive_failures=3, yet your breaker is not open.\n"
-                             + d.replay())
+        raise AssertionError("3 failures in a row and consecutive_failures=3, yet your breaker is not open. "
+                             "min_calls (20 here) gates only the failure-rate rule: the failures-in-a-row rule "
+                             "opens the breaker however few calls were made.\n" + d.replay())
 
 
 def closed_rules(cls) -> None:
@@ -653,5 +681,13 @@ def run_calls(fn) -> None:
         except TypeError:
             raise AssertionError(f"run_calls should return a tuple (sent, failed, refused), got {got!r}") from None
         if got != want:
-            raise AssertionError(f"With {label}, (sent, failed, refused) should be {want}, yours gave {got}.")
+            hint = ""
+            if len(got) == 3 and got[0] == want[0] and got[2] == want[2] and got[1] == want[1] + want[2]:
+                hint = (" You counted the refused calls as failed too: `failed` counts the calls that were made "
+                        "and failed; refused calls have their own count, and they never reached the dependency.")
+            elif len(got) == 3 and got[0] == want[0] + want[2] and got[1:] == want[1:]:
+                hint = " You counted the refused calls as sent too: `sent` counts only the calls actually made."
+            elif len(got) == 3 and sorted(got) == sorted(want):
+                hint = " The right numbers in another order: return (sent, failed, refused)."
+            raise AssertionError(f"With {label}, (sent, failed, refused) should be {want}, yours gave {got}.{hint}")
     fb.ok("run_calls: asks the breaker before each call, fails fast when refused, records every result")
