@@ -252,7 +252,7 @@ def _chain_draw(ax, result) -> None:
 
 def _chain_summary(result) -> str:
     n = len(result["names"])
-    return (f"{n} service{'s' if n > 1 else ''} at {result['one']:.2%} each &nbsp;·&nbsp; chain: "
+    return (f"{n} service{'s' if n > 1 else ''} at {result['one']:.3%} each &nbsp;·&nbsp; chain: "
             f"measured <b>{result['measured']:.3%}</b>, product {result['formula']:.3%} "
             f"&nbsp;·&nbsp; about {result['down_hours_year']:.0f} h down a year")
 
@@ -265,7 +265,7 @@ def chain_dashboard(seed: int = 1987, cycles: int = 200) -> Dashboard:
 
     return Dashboard(compute, _chain_draw,
                      [Slider("services", "services in the chain", "", 1, len(CHAIN_NAMES), 10, integer=True),
-                      Slider("availability_pct", "availability of each", "%", 99.0, 99.99, 99.9, step=0.01)],
+                      Slider("availability_pct", "availability of each", "%", 99.0, 99.995, 99.9, step=0.005)],
                      summary=_chain_summary, figsize=(9.0, 3.4),
                      title="A request that needs every service in a chain (repairs take an hour on average)")
 
