@@ -50,7 +50,7 @@ SLOW_EXTRA = 1.0
 SLOW_WINDOW = (5.0, 20.0)
 DURATION = 30.0
 #: The timeout the api puts on db calls in the story: a round 100 ms, five times the healthy median and
-#: far below the slow spell's latency (section 2 checks it against the percentiles: it is about p99.6).
+#: far below the slow spell's latency (section 4 checks it against the percentiles: it is about p99.6).
 TIMEOUT = 0.100
 SAMPLE_EVERY = 0.1
 
@@ -275,7 +275,7 @@ def slow_dependency_dashboard() -> Dashboard:
               f"from {DASH_WINDOW[0]:.0f} s to {DASH_WINDOW[1]:.0f} s (users give up after {PATIENCE:.0f} s)")
 
 
-# --- section 2: choosing a timeout from percentiles -----------------------------------------------
+# --- section 4: choosing a timeout from percentiles -----------------------------------------------
 def dependency_latencies(seed: int, *, calls: int = 20000, dist: LogNormal = DB_HEALTHY) -> np.ndarray:
     """Latencies (s) of ``calls`` calls to a healthy db with room for all of them (no queueing)."""
     world = World(seed)
@@ -333,8 +333,9 @@ def draw_tradeoff(ax, tr: Tradeoff):
     right = ax.twinx()
     right.plot(ms, tr.slots_hung, color="tab:blue", lw=1.8, label="slots held if the db hangs")
     right.plot(ms, tr.slots_healthy, color="tab:blue", lw=1.2, ls="--", label="slots held, db healthy")
-    right.axhline(tr.slots, color="k", ls="--", lw=0.9)
-    right.annotate(f"all {tr.slots} slots", (ms[0] * 1.1, tr.slots * 1.04), fontsize=8)
+    right.axhline(tr.slots, color="tab:blue", ls=":", lw=1.2)      # read on the right (blue) axis
+    right.annotate(f"all {tr.slots} slots (right axis)", (ms[0] * 1.1, tr.slots * 1.04), fontsize=8,
+                   color="tab:blue")
     right.set_ylim(0, tr.slots * 2)
     right.set_ylabel("api slots held by searches", color="tab:blue")
     lines = ax.get_legend_handles_labels()
@@ -354,7 +355,7 @@ def timed_out_share(seed: int, timeout: float, *, calls: int = 20000) -> float:
     return results.reasons().get("timeout", 0) / len(results)
 
 
-# --- section 3: deadline propagation --------------------------------------------------------------
+# --- section 5: deadline propagation --------------------------------------------------------------
 #: The chain's users give up after one second.
 CHAIN_PATIENCE = 1.0
 #: Each team's own timeouts: api waits up to 3 s for svc; svc tries the db up to 3 times, 0.8 s each.
