@@ -283,7 +283,7 @@ def draw_tradeoff(ax, points, *, plain: Run | None = None, theory: dict | None =
                     xytext=(0, 6), ha="left" if pt.extra_load < 0.005 else "center", fontsize=8)
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xticks([0, 1, 2, 5, 10, 25, 50], ["0", "1", "2", "5", "10", "25", "50"])
-    ax.set_xlim(-0.1, 60)
+    ax.set_xlim(-0.1, 90)                  # room on the right for the label of the p50 point
     ax.set_yscale("log")
     ax.set_yticks(TRADEOFF_YTICKS, [f"{t:g}" for t in TRADEOFF_YTICKS])
     ax.minorticks_off()
