@@ -95,7 +95,9 @@ class LogNormal(Distribution):
     def quantile(self, q: float) -> float:
         """The ``q``-quantile, for q in (0, 1)."""
         from statistics import NormalDist
-        validate.number("q", q, low=0.0, high=1.0, low_open=True)
+        q = validate.number("q", q, low=0.0, high=1.0, low_open=True)
+        if q == 1.0:
+            raise ValueError("q must be in (0, 1) (the 1-quantile of a log-normal is infinite), got 1.0")
         return self.median * math.exp(self.sigma * NormalDist().inv_cdf(q))
 
     def sample(self, rng) -> float:
@@ -132,7 +134,7 @@ class Mixture(Distribution):
             raise ValueError("parts must hold at least one (weight, distribution) pair, got none")
         total = 0.0
         for i, part in enumerate(parts):
-            if len(part) != 2 or not isinstance(part[1], Distribution):
+            if not isinstance(part, (tuple, list)) or len(part) != 2 or not isinstance(part[1], Distribution):
                 raise ValueError(f"parts[{i}] must be a (weight, Distribution) pair, got {part!r}")
             total += validate.non_negative(f"parts[{i}] weight", part[0])
         if total <= 0:

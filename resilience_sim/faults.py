@@ -82,12 +82,17 @@ class LatencySpike(_ConditionFault):
     kind = "latency spike"
 
     def __init__(self, service: Service, windows, *, extra=0.0, factor: float = 1.0):
+        service = _service("service", service)
         extra = as_distribution("extra", extra, number_means="fixed")
         factor = validate.number("factor", factor, low=1.0)
         if factor == 1.0 and extra.mean == 0.0:
             raise ValueError("extra must be > 0 seconds or factor > 1; this spike would change nothing")
+        # the extra latency is drawn from the spike's own stream, so the service's own latency draws
+        # are the same with or without the spike (k: this service's k-th spike, in creation order)
+        k = sum(isinstance(f, LatencySpike) and f.service is service for f in service.world.faults)
+        rng = service.world.rng(f"fault/{service.name}/latency-spike-{k}/extra")
         super().__init__(service, windows, f"latency spike on {service.name}",
-                         Condition(latency_factor=factor, extra_latency=extra))
+                         Condition(latency_factor=factor, extra_latency=extra, extra_rng=rng))
 
 
 class ErrorBurst(_ConditionFault):
@@ -95,6 +100,7 @@ class ErrorBurst(_ConditionFault):
     kind = "error burst"
 
     def __init__(self, service: Service, windows, *, error_rate: float):
+        service = _service("service", service)
         error_rate = validate.probability("error_rate", error_rate)
         super().__init__(service, windows, f"error burst on {service.name}", Condition(error_rate=error_rate))
 
@@ -105,6 +111,7 @@ class GrayFailure(_ConditionFault):
     kind = "gray failure"
 
     def __init__(self, service: Service, windows, *, slowdown: float = 1.0, error_rate: float = 0.0):
+        service = _service("service", service)
         slowdown = validate.number("slowdown", slowdown, low=1.0)
         error_rate = validate.probability("error_rate", error_rate)
         if slowdown == 1.0 and error_rate == 0.0:
@@ -126,11 +133,14 @@ class Partition(_Windowed):
         self._pair = frozenset((a.name, b.name))
         super().__init__(a.world, f"partition {a.name} | {b.name}", windows)
 
-    def _begin(self):
-        self.world._partitions[self._pair] = self.hang
+    def _begin(self):   # partitions of the same pair may overlap: the pair is cut while any is active
+        self.world._partitions.setdefault(self._pair, []).append(self.hang)
 
     def _end(self):
-        self.world._partitions.pop(self._pair, None)
+        hangs = self.world._partitions[self._pair]
+        hangs.remove(self.hang)
+        if not hangs:
+            del self.world._partitions[self._pair]
 
 
 class RepairCrew:

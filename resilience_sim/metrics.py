@@ -63,13 +63,16 @@ class Results:
     """Everything a run produced: per-request columns, service stats and fault spans.
 
     Metrics that take ``since`` count only the requests that started at or after ``since`` (to skip
-    a warm-up); times are simulated seconds.
+    a warm-up); times are simulated seconds. Request metrics count the requests that finished by
+    ``until``; ``in_flight`` is how many user requests had started but not finished then.
     """
 
     def __init__(self, world, until: float):
         self.seed = world.seed
         self.until = until
-        cols = world.recorder.columns()
+        # copies: the world may run on after this (world.run(until=later)), appending to its records
+        cols = {name: col.copy() for name, col in world.recorder.columns().items()}
+        self.in_flight = world.recorder.started - len(world.recorder)
         self.start, self.end = cols["start"], cols["end"]
         self.outcome, self.attempts = cols["outcome"], cols["attempts"]
         self._reason, self._answered_by, self._source = cols["reason"], cols["answered_by"], cols["source"]
@@ -112,9 +115,14 @@ class Results:
             setattr(view, attr, getattr(self, attr)[mask])
         return view
 
+    def _since_value(self, since: float) -> float:
+        since = validate.number("since", since, low=0.0)
+        if since >= self.until:
+            raise ValueError(f"since must be in [0, {self.until:g}) (before the end of the run), got {since:g}")
+        return since
+
     def _since(self, since: float) -> np.ndarray:
-        since = validate.number("since", since, low=0.0, high=self.until)
-        return self.start >= since
+        return self.start >= self._since_value(since)
 
     @property
     def latency(self) -> np.ndarray:
@@ -154,7 +162,7 @@ class Results:
         if not services:
             raise ValueError(f"services must name at least one of {sorted(self.services)}")
         timelines = [self._stats(name).timeline for name in services]
-        since = validate.number("since", since, low=0.0, high=self.until)
+        since = self._since_value(since)
         return group_availability(timelines, self.until, need=need, since=since)
 
     def _stats(self, name: str) -> ServiceStats:
@@ -173,6 +181,12 @@ class Results:
 
     def latency_percentiles(self, ps=(50, 95, 99), *, successful: bool = True, since: float = 0.0) -> dict:
         """``{p: seconds}`` for each percentile p in (0, 100]."""
+        try:
+            ps = list(ps)
+        except TypeError:
+            raise ValueError(f"ps must be a list of percentiles in (0, 100], e.g. (50, 99), got {ps!r}") from None
+        if not ps:
+            raise ValueError("ps must hold at least one percentile in (0, 100], got none")
         for p in ps:
             validate.number("ps", p, low=0.0, high=100.0, low_open=True)
         lat = self.latencies(successful=successful, since=since)
@@ -195,16 +209,19 @@ class Results:
 
     def throughput(self, since: float = 0.0) -> float:
         """Answered requests per second over [since, until)."""
+        since = self._since_value(since)
         mask = self._since(since) & (self.outcome <= Outcome.DEGRADED)
         return float(np.count_nonzero(mask) / (self.until - since))
 
     def arrival_rate(self, since: float = 0.0) -> float:
         """Finished requests per second that started in [since, until)."""
+        since = self._since_value(since)
         return float(np.count_nonzero(self._since(since)) / (self.until - since))
 
     def mean_in_system(self, since: float = 0.0) -> float:
-        """Time-averaged number of requests in flight over [since, until), from the records."""
-        since = validate.number("since", since, low=0.0, high=self.until)
+        """Time-averaged number of requests in flight over [since, until), from the records (so
+        without the ``in_flight`` requests that had not finished by ``until``)."""
+        since = self._since_value(since)
         overlap = np.clip(np.minimum(self.end, self.until) - np.maximum(self.start, since), 0.0, None)
         return float(overlap.sum() / (self.until - since))
 

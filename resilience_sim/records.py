@@ -31,6 +31,7 @@ class Recorder:
         self.attempts = array("H")
         self.answered_by = array("H")
         self.source = array("H")
+        self.started = 0             # user requests sent (a row is added when each one ends)
         self.names: list[str] = [""]
         self._codes: dict[str, int] = {"": 0}
 

@@ -66,14 +66,16 @@ class Request:
 
 
 class Condition:
-    """A fault's effect on a service while it lasts: slower and/or more errors."""
-    __slots__ = ("latency_factor", "extra_latency", "error_rate")
+    """A fault's effect on a service while it lasts: slower and/or more errors. ``extra_rng`` is the
+    fault's own stream for drawing ``extra_latency`` (None: the service's latency stream)."""
+    __slots__ = ("latency_factor", "extra_latency", "error_rate", "extra_rng")
 
     def __init__(self, latency_factor: float = 1.0, extra_latency: Distribution | None = None,
-                 error_rate: float = 0.0):
+                 error_rate: float = 0.0, extra_rng=None):
         self.latency_factor = validate.number("latency_factor", latency_factor, low=0.0)
         self.extra_latency = extra_latency
         self.error_rate = validate.probability("error_rate", error_rate)
+        self.extra_rng = extra_rng
 
 
 class Service:
@@ -86,9 +88,11 @@ class Service:
     * ``handler(service, request)``: an optional simpy generator run while holding a slot, which
       calls ``dependencies`` with :meth:`ask`; its return value is the call's value.
     * A request whose deadline (``request.deadline``, set by a client) has passed when it gets a slot
-      is refused with "deadline" instead of being worked on.
-    * ``shedder`` (a :class:`~resilience_sim.policies.LoadShedder`) refuses arrivals with "shed" when
-      the queue or its oldest wait passes a bound; ``rate_limit`` (a
+      is refused with "deadline" instead of being worked on; one that was waiting when the service
+      crashed fails with "crashed" when it gets its slot, without doing the work.
+    * ``shedder`` (a :class:`~resilience_sim.policies.LoadShedder`) refuses arrivals that would have to
+      wait with "shed" when the queue or its oldest wait passes a bound (one that finds a free slot is
+      served: ``max_queue=0`` means "never wait"); ``rate_limit`` (a
       :class:`~resilience_sim.policies.TokenBucket`) refuses arrivals beyond its rate with "rate limited".
     """
 
@@ -104,6 +108,9 @@ class Service:
         self.latency = as_distribution("latency", latency, number_means="fixed")
         self.error_rate = validate.probability("error_rate", error_rate)
         self.queue_limit = None if queue_limit is None else validate.integer("queue_limit", queue_limit, low=0)
+        if isinstance(dependencies, str):
+            raise ValueError(f"dependencies must be a list of service names, got the string {dependencies!r} "
+                             f"(write [{dependencies!r}])")
         self.dependencies = tuple(dependencies)
         for dep in self.dependencies:
             if not isinstance(dep, str):
@@ -166,7 +173,7 @@ class Service:
         for c in self._conditions:
             factor *= c.latency_factor
             if c.extra_latency is not None:
-                extras.append(c.extra_latency)
+                extras.append((c.extra_latency, c.extra_rng))
             ok *= 1.0 - c.error_rate
         self._factor, self._extras, self._errors = factor, tuple(extras), 1.0 - ok
 
@@ -191,7 +198,7 @@ class Service:
             raise self._fail("overload")
         if self.rate_limit is not None and not self.rate_limit.try_take(self.env.now):
             raise self._fail("rate limited")
-        if self.shedder is not None:
+        if self.shedder is not None and slots.count >= self.capacity:   # only a newcomer who would wait
             queue = slots.queue
             oldest_wait = self.env.now - queue[0].arrived if queue else 0.0
             if self.shedder.should_shed(self.env.now, len(queue), oldest_wait):
@@ -200,14 +207,16 @@ class Service:
         with slots.request() as slot:
             slot.arrived = self.env.now
             yield slot
+            if epoch != self._epoch:           # crashed while this call waited: its queue was lost
+                raise self._fail("crashed")
             if self.env.now >= req.deadline:   # the caller has given up: don't start the work
                 raise self._fail("deadline")
             rng = self._latency_rng
             work = self.latency.sample(rng)
             if self._conditions:
                 work *= self._factor
-                for extra in self._extras:
-                    work += extra.sample(rng)
+                for extra, extra_rng in self._extras:
+                    work += extra.sample(extra_rng or rng)
             if work > 0:
                 yield self.env.timeout(work)
             if epoch != self._epoch:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 
 
@@ -9,7 +10,7 @@ def number(name: str, value, *, low: float | None = None, high: float | None = N
            low_open: bool = False, allow_inf: bool = False) -> float:
     """Return ``value`` as a float, or raise ``ValueError`` naming ``name`` and the allowed range."""
     allowed = _describe(low, high, low_open, allow_inf)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):   # numpy scalars are welcome
         raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
     value = float(value)
     if math.isnan(value) or (math.isinf(value) and not allow_inf):
@@ -48,8 +49,8 @@ def probability(name: str, value) -> float:
 def integer(name: str, value, *, low: int = 1, high: int | None = None) -> int:
     """A whole number in [low, high]."""
     rng = f"in [{low}, {high}]" if high is not None else f">= {low}"
-    if isinstance(value, bool) or not isinstance(value, int) and not (
-            isinstance(value, float) and value.is_integer()):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) and not (
+            isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()):
         raise ValueError(f"{name} must be a whole number {rng}, got {value!r}")
     value = int(value)
     if value < low or (high is not None and value > high):

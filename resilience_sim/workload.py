@@ -5,6 +5,7 @@ wraps one in resilience policies. Every finished user request becomes one row in
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 from . import validate
@@ -104,6 +105,7 @@ def serve(world, target, name: str):
     """Send one user request to ``target`` and record how it ended (a simpy generator)."""
     env = world.env
     req = Request(env.now)
+    world.recorder.started += 1
     try:
         yield from target.call(req)
     except ServiceError as err:
@@ -134,7 +136,7 @@ class OpenLoop:
                  name: str = "users"):
         self.world = world
         self.target = _check_target(target)
-        if isinstance(profile, (int, float)) and not isinstance(profile, bool):
+        if isinstance(profile, numbers.Real) and not isinstance(profile, bool):
             profile = Constant(profile)
         if not isinstance(profile, PROFILES):
             raise ValueError(f"profile must be a rate in requests per second or one of "

@@ -32,7 +32,7 @@ class World:
         self.recorder = Recorder()
         self.faults: list = []
         self._streams: dict[str, random.Random] = {}
-        self._partitions: dict[frozenset, float] = {}
+        self._partitions: dict[frozenset, list[float]] = {}   # pair -> hangs of its active partitions
 
     @property
     def now(self) -> float:
@@ -71,8 +71,10 @@ class World:
             raise ValueError(f"name must be one of {sorted(self.services)}, got {name!r}") from None
 
     def partition_hang(self, a: str, b: str) -> float | None:
-        """If ``a`` and ``b`` are cut off from each other now, how long a call waits before failing."""
-        return self._partitions.get(frozenset((a, b))) if self._partitions else None
+        """If ``a`` and ``b`` are cut off from each other now, how long a call waits before failing
+        (the longest hang of the partitions active between them)."""
+        hangs = self._partitions.get(frozenset((a, b))) if self._partitions else None
+        return max(hangs) if hangs else None
 
     def run(self, until: float):
         """Run the simulation until ``until`` seconds and return its :class:`~resilience_sim.metrics.Results`."""

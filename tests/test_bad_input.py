@@ -89,6 +89,15 @@ CASES = [
     (lambda: Slider("not valid", "x", "s", 0, 1, 0.5), ["name", "identifier"]),
     (lambda: Slider("x", "x", "s", 1, 0, 0.5), ["high", "> 1"]),
     (lambda: Slider("x", "x", "s", 0, 1, 2), ["default", "[0, 1]"]),
+    # regressions: these used to raise AttributeError/TypeError, or to pass silently
+    (lambda: LatencySpike("db", [(0, 1)], extra=1.0), ["service", "Service"]),
+    (lambda: ErrorBurst("db", [(0, 1)], error_rate=0.5), ["service", "Service"]),
+    (lambda: GrayFailure("db", [(0, 1)], slowdown=2), ["service", "Service"]),
+    (lambda: Service(world(), "a", dependencies="db"), ["dependencies", "list of service names"]),
+    (lambda: Mixture([5]), ["parts[0]", "pair"]),
+    (lambda: LogNormal(0.1, 0.5).quantile(1.0), ["q", "(0, 1)"]),
+    (lambda: Slider("n", "n", "", 0.5, 10, 2.5, integer=True), ["low", "whole number"]),
+    (lambda: Slider("n", "n", "", 1, 10, 2, step=0.5, integer=True), ["step", "whole number"]),
 ]
 
 
@@ -113,3 +122,34 @@ def test_metrics_reject_bad_arguments():
                        (lambda: results.request_availability(since=11), "since")]:
         with pytest.raises(ValueError, match=word):
             call()
+
+
+def test_since_must_be_before_the_end_of_the_run():
+    """since == until used to divide by zero (nan rates, ZeroDivisionError for time availability)."""
+    w = World(1)
+    s = Service(w, "api", latency=0.001)
+    OpenLoop(w, s, 10, duration=10)
+    results = w.run(until=10)
+    for call in (lambda: results.throughput(since=10), lambda: results.arrival_rate(since=10),
+                 lambda: results.mean_in_system(since=10), lambda: results.time_availability("api", since=10),
+                 lambda: results.request_availability(since=10)):
+        with pytest.raises(ValueError, match=r"since must be in \[0, 10\)"):
+            call()
+    for ps in (99, ()):
+        with pytest.raises(ValueError, match="ps must"):
+            results.latency_percentiles(ps)
+
+
+def test_numpy_numbers_are_accepted_like_python_numbers():
+    """np.int64 and np.float32 (from np.arange, np.linspace, arrays) used to be refused as "not a number"."""
+    import numpy as np
+    from resilience_sim.policies import Bulkhead
+    w = World(np.int64(3))
+    api = Service(w, "api", capacity=np.int64(4), latency=Fixed(np.float32(0.01)))
+    Outage(api, np.array([[1, 2]]))
+    OpenLoop(w, api, np.int64(10), duration=np.int64(5))
+    assert Bulkhead(np.int64(2)).max_concurrent == 2
+    assert len(w.run(until=np.int64(6))) > 0
+    for bad in (np.bool_(True), np.float64("nan")):
+        with pytest.raises(ValueError, match="capacity"):
+            Service(World(1), "x", capacity=bad)

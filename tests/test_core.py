@@ -311,3 +311,66 @@ def test_a_service_refuses_work_whose_deadline_has_passed():
     results = world.run(until=25)
     assert db.failure_reasons["deadline"] > 0                      # refused at the slot, not worked on
     assert results.latency.max() <= 0.6 + 1e-9
+
+
+# --- regressions --------------------------------------------------------------------------------
+def _probe(world, target, at, log, caller=None):
+    """A process that calls ``target`` at time ``at`` and logs (reason or "ok", end time) under ``at``."""
+    from resilience_sim import Request
+
+    def run():
+        yield world.env.timeout(at)
+        try:
+            yield from target.call(Request(world.now), caller)
+            log[at] = ("ok", world.now)
+        except ServiceError as err:
+            log[at] = (err.reason, world.now)
+    world.env.process(run())
+
+
+def test_overlapping_partitions_of_a_pair_cut_it_until_the_last_one_ends():
+    world = World(1)
+    a, b = Service(world, "a"), Service(world, "b")
+    Partition(a, b, [(0, 10)])
+    Partition(a, b, [(5, 20)], hang=0.5)     # overlaps the first: the pair stays cut until 20
+    log = {}
+    for t in (3, 7, 15, 25):
+        _probe(world, b, t, log, caller=a)
+    world.run(until=30)
+    assert log == {3: ("partition", 3), 7: ("partition", 7.5), 15: ("partition", 15.5), 25: ("ok", 25)}
+
+
+def test_requests_queued_at_a_crash_fail_when_served_without_doing_the_work():
+    world = World(1)
+    api = Service(world, "api", capacity=1, latency=1.0)
+    Outage(api, [(0.5, 0.6)])
+    log = {}
+    for t in (0.0, 0.1, 0.2, 0.7):           # one in service and two queued at the crash; one after it
+        _probe(world, api, t, log)
+    world.run(until=10)
+    assert log == {0.0: ("crashed", 1.0), 0.1: ("crashed", 1.0), 0.2: ("crashed", 1.0), 0.7: ("ok", 2.0)}
+
+
+def test_a_latency_spike_draws_its_extra_from_its_own_stream():
+    def run(spike):
+        world = World(5)
+        api = Service(world, "api", capacity=100, latency=Exponential(0.01))
+        if spike:
+            LatencySpike(api, [(10, 20)], extra=Exponential(0.5))
+        OpenLoop(world, api, 50, duration=60)
+        results = world.run(until=70)
+        return results.latency[results.start > 30]
+
+    assert np.array_equal(run(False), run(True))   # after the spike, the very same latencies
+
+
+def test_a_world_runs_on_after_its_results_were_taken():
+    world = World(1)
+    api = Service(world, "api", capacity=100, latency=0.01)
+    LatencySpike(api, [(15, 30)], extra=60.0)
+    OpenLoop(world, api, 10, duration=20)
+    first = world.run(until=10)
+    second = world.run(until=20)               # used to fail: "cannot resize an array that is exporting buffers"
+    assert 0 < len(first) < len(second)
+    assert first.in_flight <= 1 and second.in_flight == pytest.approx(50, abs=20)   # hung in the spike
+    assert second.request_availability() == 1.0   # of the requests that finished: in_flight says what is missing
