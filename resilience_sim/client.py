@@ -8,8 +8,10 @@ throttle → deadline → retry (with backoff and budget) → breaker → bulkhe
 → hedging → the target.
 
 A timed-out attempt's work is not undone: the target keeps serving it (as a real server does when
-its client hangs up), which is what turns retries into extra load. A hedged copy that loses the race
-is cancelled (interrupted): it leaves the queue or frees its slot at once.
+its client hangs up), which is what turns retries into extra load; that holds for the copies of a
+hedged attempt that times out too. A hedged copy that loses the race is cancelled (interrupted): it
+leaves the queue or frees its slot at once. A client cancelled by its own caller (a client above that
+hedges) cancels what it has in flight, leaves its bulkhead and gives its breaker permit back.
 """
 from __future__ import annotations
 
@@ -73,11 +75,15 @@ class Client:
         self.bulkhead = _optional("bulkhead", bulkhead, Bulkhead)
         self.hedge = _optional("hedge", hedge, HedgePolicy)
         self.idempotent, self.idempotency_key = bool(idempotent), bool(idempotency_key)
-        self.rng = world.rng(f"client/{name}")
+        self.rng = world.rng(f"client/{name}")                       # retry jitter
+        self._throttle_rng = world.rng(f"client/{name}/throttle")    # its own: a throttle leaves jitter alone
         self.requests = self.attempts = self.hedges = self.budget_denied = 0
         self.backoff_time = 0.0
         self.rejected: Counter = Counter()
-        self._waiters: list = []       # bulkhead waiters' wake-up events, oldest first
+        # bulkhead waiters' wake-up events, oldest first: one list per Bulkhead, shared with any other
+        # client given the same Bulkhead (a release hands the slot to its oldest waiter, whoever's it is)
+        self._waiters: list = next((c._waiters for c in world.clients.values()
+                                    if self.bulkhead is not None and c.bulkhead is self.bulkhead), [])
         world.add_client(self)
 
     # --- one logical request ------------------------------------------------------------------
@@ -85,7 +91,7 @@ class Client:
         """Serve one request through the policies (``value = yield from client.call(req)``)."""
         env = self.env
         self.requests += 1
-        if self.throttle is not None and not self.throttle.allow(env.now, self.rng):
+        if self.throttle is not None and not self.throttle.allow(env.now, self._throttle_rng):
             raise self._refuse("throttled")
         deadline = req.deadline
         if self.deadline is not None:
@@ -139,71 +145,108 @@ class Client:
         env, breaker = self.env, self.breaker
         if breaker is not None and not breaker.allow(env.now):
             return False, self._refuse("circuit open")
-        if self.bulkhead is not None:
-            got_slot = yield from self._enter_bulkhead()
-            if not got_slot:
-                if breaker is not None and hasattr(breaker, "cancel"):
-                    breaker.cancel(env.now)
-                return False, self._refuse("bulkhead full")
-        start = env.now
-        limit = req.deadline - start
-        if self.timeout is not None:
-            limit = min(limit, self.timeout.per_attempt)
         try:
-            if self.hedge is not None:
-                ok, value = yield from self._hedged(req, caller, limit)
-            else:
-                ok, value = yield from self._bounded(req, caller, limit)
-        finally:
-            if self.bulkhead is not None and self.bulkhead.release(env.now):  # handed to the oldest waiter
-                self._waiters.pop(0).succeed()
+            if self.bulkhead is not None:
+                refusal = yield from self._enter_bulkhead(req.deadline)
+                if refusal:
+                    self._give_permit_back()
+                    return False, self._refuse(refusal)
+            start = env.now
+            limit = req.deadline - start
+            if self.timeout is not None:
+                limit = min(limit, self.timeout.per_attempt)
+            try:
+                if self.hedge is not None:
+                    ok, value = yield from self._hedged(req, caller, limit)
+                else:
+                    ok, value = yield from self._bounded(req, caller, limit)
+            finally:
+                if self.bulkhead is not None:
+                    self._release_slot()
+        except simpy.Interrupt:   # a caller above cancelled this call (say its hedge won): no outcome
+            self._give_permit_back()
+            raise
         if breaker is not None:
             breaker.record(env.now, ok, env.now - start)
         if self.timeout is not None:
             self.timeout.record(env.now, not ok and value.reason == "timeout")
         return ok, value
 
-    def _enter_bulkhead(self):
+    def _give_permit_back(self):
+        """The breaker allowed a call that was never made or never finished: no outcome to record."""
+        if self.breaker is not None and hasattr(self.breaker, "cancel"):
+            self.breaker.cancel(self.env.now)
+
+    def _release_slot(self):
+        if self.bulkhead.release(self.env.now):  # handed to the oldest waiter: wake it
+            self._waiters.pop(0).succeed()
+
+    def _enter_bulkhead(self, deadline):
+        """Take a bulkhead slot, waiting at most ``max_wait`` and never past ``deadline``. Returns
+        ``None`` once the slot is held, or why not: "bulkhead full" or "deadline"."""
         env, bulkhead = self.env, self.bulkhead
         if bulkhead.try_acquire(env.now):
-            return True
+            return None
         if not bulkhead.can_wait():
-            return False
-        give_up_at = bulkhead.enqueue(env.now)
+            return "bulkhead full"
+        enqueued = env.now
+        give_up_at = bulkhead.enqueue(enqueued)
         handed = env.event()
         self._waiters.append(handed)
-        yield handed | env.timeout(give_up_at - env.now)
+        try:
+            yield handed | env.timeout(max(0.0, min(give_up_at, deadline) - enqueued))
+        except simpy.Interrupt:   # cancelled while waiting: leave the queue, or pass on a slot just handed over
+            if handed.triggered:
+                self._release_slot()
+            else:
+                self._waiters.remove(handed)
+                bulkhead.leave(enqueued)
+            raise
         if handed.triggered:
-            return True
+            return None
         self._waiters.remove(handed)
+        if env.now < give_up_at:   # the deadline came first
+            bulkhead.leave(enqueued)
+            return "deadline"
         bulkhead.give_up(env.now)
-        return False
+        return "bulkhead full"
 
-    def _guarded(self, req, caller):
-        """The target's call as a process that returns its outcome instead of failing."""
+    def _guarded(self, req, caller, *, inline=False):
+        """The target's call, returning its outcome instead of failing. Run as this client's own process,
+        an interrupt is this client cancelling it ("cancelled"); run ``inline`` in the caller's process,
+        an interrupt comes from a caller above and goes on up."""
         try:
             self.attempts += 1
             return True, (yield from self.target.call(req, caller=caller))
         except ServiceError as err:
             return False, err
         except simpy.Interrupt:
+            if inline:
+                raise
             return False, ServiceError(self.name, "cancelled")
 
     def _bounded(self, req, caller, limit):
         if math.isinf(limit):
-            return (yield from self._guarded(req, caller))
+            return (yield from self._guarded(req, caller, inline=True))
         if limit <= 0:
             return False, ServiceError(self.name, "timeout")
         call = self.env.process(self._guarded(req, caller))
-        yield call | self.env.timeout(limit)
+        try:
+            yield call | self.env.timeout(limit)
+        except simpy.Interrupt:   # our caller cancelled us: cancel the call too
+            self._cancel([call])
+            raise
         if call.triggered:
             return call.value
         return False, ServiceError(self.name, "timeout")
 
     def _hedged(self, req, caller, limit):
         """Send the primary, then copies at the hedge policy's times; the first success wins and
-        the others are cancelled. Fails when every copy sent has failed or the time limit passes."""
+        the others are cancelled. Fails when every copy sent has failed or the time limit passes
+        (then, as for any timed-out attempt, the copies still running go on at the target)."""
         env, hedge = self.env, self.hedge
+        if limit <= 0:
+            return False, ServiceError(self.name, "timeout")
         start, ends_at = env.now, env.now + limit
         copies = [env.process(self._guarded(req, caller))]
         last_error = None
@@ -212,7 +255,11 @@ class Client:
             wake = min(hedge.hedge_at(start, len(copies) - 1), ends_at)
             if pending and wake > env.now:
                 timer = [] if math.isinf(wake) else [env.timeout(wake - env.now)]
-                yield simpy.AnyOf(env, pending + timer)
+                try:
+                    yield simpy.AnyOf(env, pending + timer)
+                except simpy.Interrupt:   # our caller cancelled us: cancel every copy
+                    self._cancel(copies)
+                    raise
             for i, c in enumerate(copies):
                 if c.triggered and c.value[0]:
                     hedge.record_winner(env.now, hedge=i > 0)
@@ -221,7 +268,6 @@ class Client:
                 if c.triggered:
                     last_error = c.value[1]
             if env.now >= ends_at:
-                self._cancel(copies)
                 return False, ServiceError(self.name, "timeout")
             if hedge.should_hedge(start, env.now, len(copies) - 1):
                 hedge.record_hedge(env.now)
@@ -234,7 +280,7 @@ class Client:
     def _cancel(copies):
         for c in copies:
             if not c.triggered and c.is_alive:
-                c.interrupt("hedge lost")
+                c.interrupt("cancelled")
 
     def __repr__(self):
         return f"Client({self.name!r} -> {getattr(self.target, 'name', self.target)!r})"

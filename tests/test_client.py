@@ -200,3 +200,122 @@ def test_any_object_with_allow_and_record_serves_as_a_breaker():
     assert set(results.reasons()) == {"circuit open"} and api.calls == 0
     with pytest.raises(ValueError, match="breaker must be a CircuitBreaker or an object with methods allow, record"):
         Client(world, api, name="other", breaker=object())
+
+
+# --- regressions --------------------------------------------------------------------------------
+def _call_at(world, target, at, log, deadline=float("inf")):
+    from resilience_sim import Request, ServiceError
+
+    def run():
+        yield world.env.timeout(at)
+        req = Request(world.now)
+        req.deadline = deadline
+        try:
+            yield from target.call(req)
+            log[at] = ("ok", world.now)
+        except ServiceError as err:
+            log[at] = (err.reason, world.now)
+    world.env.process(run())
+
+
+def test_a_shedder_with_max_queue_zero_serves_whoever_finds_a_free_slot():
+    world = World(1)
+    api = Service(world, "api", capacity=4, latency=0.01, shedder=LoadShedder(max_queue=0))
+    OpenLoop(world, api, 1, duration=100)          # nobody ever has to wait: nobody is shed
+    assert world.run(until=101).request_availability() == 1.0
+    world = World(1)
+    api = Service(world, "api", capacity=1, latency=1.0, shedder=LoadShedder(max_queue=0))
+    log = {}
+    for t in (0.0, 0.5, 1.5):
+        _call_at(world, api, t, log)
+    world.run(until=5)
+    assert log == {0.0: ("ok", 1.0), 0.5: ("shed", 0.5), 1.5: ("ok", 2.5)}
+
+
+def test_a_client_cancelled_by_a_hedging_client_above_returns_its_books():
+    # the outer client hedges; its target is another client (documented: "a Service or another client")
+    world = World(1)
+    db = Service(world, "db", capacity=10, latency=1.0)
+    pool = Bulkhead(1, max_wait=5.0)
+    inner = Client(world, db, name="inner", bulkhead=pool)
+    Client(world, inner, name="outer", hedge=HedgePolicy(delay=0.1, max_hedges=2))
+    OpenLoop(world, world.clients["outer"], 0.05, requests=3)
+    results = world.run(until=200)
+    assert results.outcome_counts()["ok"] == 3                       # used to leak the slot: "bulkhead full"
+    assert pool.in_use == 0 and pool.waiting == 0
+
+    world = World(1)
+    db = Service(world, "db", capacity=10, latency=1.0)
+    breaker = CircuitBreaker(consecutive_failures=1, open_for=1.0)
+    inner = Client(world, db, name="inner", breaker=breaker)
+    Client(world, inner, name="outer", hedge=HedgePolicy(delay=0.1))
+    OpenLoop(world, world.clients["outer"], 0.2, duration=100)
+    results = world.run(until=100)
+    assert breaker.trips == [] and results.request_availability() == 1.0   # a cancel is not a failure
+
+    world = World(1)                                # cancelled mid-attempt, with a half-open breaker
+    db = Service(world, "db", capacity=10, latency=1.0)
+    breaker = CircuitBreaker(consecutive_failures=1, open_for=1.0)
+    breaker.record(0.0, False)                      # half-open from 1 s
+    inner = Client(world, db, name="inner", breaker=breaker, timeout=5.0)
+    fast = Service(world, "fast", latency=0.2)
+
+    class Race:                                     # the primary goes to the inner client, the copy to fast
+        order = iter([inner, fast])
+
+        def call(self, req, caller=None):
+            return next(self.order).call(req, caller)
+
+    outer = Client(world, Race(), name="outer", hedge=HedgePolicy(delay=0.0))
+    log = {}
+    _call_at(world, outer, 2.0, log)
+    world.run(until=10)
+    assert log == {2.0: ("ok", 2.2)}
+    assert db.slots.count == 0                      # the inner attempt was cancelled too, not left running
+    assert breaker.allow(10.0)                      # its probe permit came back: not stuck half-open
+
+
+def test_a_bulkhead_wait_never_outlasts_the_deadline():
+    world = World(1)
+    db = Service(world, "db", capacity=10, latency=1.0)
+    pool = Bulkhead(1, max_wait=2.0)
+    client = Client(world, db, name="c", bulkhead=pool)
+    log = {}
+    _call_at(world, client, 0.0, log)
+    _call_at(world, client, 0.1, log, deadline=0.3)     # its caller gives up at 0.3
+    world.run(until=10)
+    assert log == {0.0: ("ok", 1.0), 0.1: ("deadline", 0.3)}
+    assert client.rejected == {"deadline": 1} and pool.waiting == 0 and pool.rejections == []
+
+
+def test_clients_sharing_a_bulkhead_hand_slots_to_each_others_waiters():
+    world = World(1)
+    db = Service(world, "db", capacity=10, latency=0.5)
+    pool = Bulkhead(1, max_wait=2.0)
+    a, b = Client(world, db, name="a->db", bulkhead=pool), Client(world, db, name="b->db", bulkhead=pool)
+    OpenLoop(world, a, 2, duration=20, name="a")
+    OpenLoop(world, b, 2, duration=20, name="b")
+    results = world.run(until=40)                     # used to fail: IndexError, pop from empty list
+    assert pool.in_use == 0 and pool.waiting == 0 and pool.peak == 1
+    assert results.only("a").outcome_counts()["ok"] > 0 and results.only("b").outcome_counts()["ok"] > 0
+
+
+def test_a_hedged_attempt_that_times_out_leaves_its_copies_working_like_any_timed_out_attempt():
+    world = World(1)
+    db = Service(world, "db", capacity=1, latency=1.0)
+    client = Client(world, db, name="c", timeout=0.5, hedge=HedgePolicy(delay=0.1))
+    log = {}
+    _call_at(world, client, 0.0, log)
+    _call_at(world, db, 0.6, log)        # straight to db: waits for the primary (to 1.0), then the copy (to 2.0)
+    world.run(until=10)
+    assert log == {0.0: ("timeout", 0.5), 0.6: ("ok", 3.0)}
+
+
+def test_the_adaptive_throttle_draws_from_its_own_stream():
+    world = World(1)
+    api = Service(world, "api", capacity=1, latency=0.1, queue_limit=0)
+    client = Client(world, api, name="c", throttle=AdaptiveThrottle(k=1.0, window=10.0))
+    OpenLoop(world, client, 50, duration=20)
+    results = world.run(until=21)
+    assert results.client("c").rejected["throttled"] > 0          # it drew numbers...
+    assert client.rng.random() == World(1).rng("client/c").random()   # ...but not from the jitter stream

@@ -72,3 +72,15 @@ def test_bad_input(call, words):
         call()
     for w in words:
         assert w in str(e.value)
+
+
+def test_a_waiter_can_leave_before_its_max_wait_without_counting_as_rejected():
+    b = Bulkhead(1, max_wait=5.0)
+    assert b.try_acquire(0.0)
+    b.enqueue(1.0)
+    b.enqueue(2.0)
+    b.leave(1.0)                             # its caller gave up (cancelled, or its deadline came)
+    assert b.waiting == 1 and b.rejections == []
+    assert b.release(3.0) is True and b.waits == [1.0]   # the slot goes to the one still waiting
+    with pytest.raises(RuntimeError, match="leave"):
+        b.leave(1.0)

@@ -11,7 +11,8 @@ The policy keeps the books; the driver does the waiting (a simpy event, an async
     elif bulkhead.can_wait():                # max_wait > 0
         until = bulkhead.enqueue(now)        # wait for a hand-over, at most until `until`
         # a release(now) that returns True has handed its slot to the oldest waiter: wake it;
-        # a waiter still waiting at `until` calls bulkhead.give_up(now) (counted as rejected)
+        # a waiter still waiting at `until` calls bulkhead.give_up(now) (counted as rejected);
+        # one that stops waiting earlier (cancelled, deadline) calls bulkhead.leave(its enqueue time)
     else:
         ...rejected (already counted by try_acquire)...
 
@@ -76,6 +77,14 @@ class Bulkhead:
             raise RuntimeError("give_up() without a waiter")
         self._waiters.popleft()
         self.rejections.append((now, "wait expired"))
+
+    def leave(self, enqueued_at: float) -> None:
+        """A waiter enqueued at ``enqueued_at`` stops waiting before ``max_wait`` (its caller gave up
+        or its deadline came): it leaves the queue, not counted as rejected by the bulkhead."""
+        try:
+            self._waiters.remove(enqueued_at)
+        except ValueError:
+            raise RuntimeError(f"leave() without a waiter enqueued at {enqueued_at!r}") from None
 
     def release(self, now: float) -> bool:
         """A call ended. Returns True when its slot went straight to the oldest waiter (wake it)."""
