@@ -38,6 +38,17 @@ class Slider:
         validate.number("default", self.default, low=self.low, high=self.high)
         if self.step is not None:
             validate.number("step", self.step, low=0.0, high=self.high - self.low, low_open=True)
+        if self.integer:   # an IntSlider would silently round these
+            for field in ("low", "high", "default", "step"):
+                value = getattr(self, field)
+                if value is not None and not float(value).is_integer():
+                    raise ValueError(f"{field} must be a whole number for an integer slider, got {value!r}")
+
+    def check(self, value):
+        """``value`` if the slider can take it, else a ValueError naming the slider and its range."""
+        if self.integer:
+            return validate.integer(self.name, value, low=int(self.low), high=int(self.high))
+        return validate.number(self.name, value, low=self.low, high=self.high)
 
     @property
     def description(self) -> str:
@@ -74,6 +85,10 @@ class Choice:
         if self.default not in values:
             raise ValueError(f"default must be one of the option values {values}, got {self.default!r}")
         object.__setattr__(self, "options", options)
+
+    def check(self, value):
+        """``value`` if it is one of the option values, else a ValueError naming them."""
+        return validate.choice(self.name, value, [v for _, v in self.options])
 
     @property
     def description(self) -> str:
@@ -114,6 +129,13 @@ class Dashboard:
         if len(set(names)) != len(names):
             raise ValueError(f"sliders must have distinct names, got {names}")
         self.variants = dict(variants) if variants else {"": {}}
+        for variant, fixed in self.variants.items():
+            if not isinstance(fixed, dict):
+                raise ValueError(f"variants[{variant!r}] must be a dict of keywords, got {fixed!r}")
+            clash = sorted(set(fixed) & set(names))
+            if clash:
+                raise ValueError(f"variants[{variant!r}] must not set a slider's keyword, got {clash} "
+                                 f"(the slider sets it)")
         self.compute, self.draw, self.summary = compute, draw, summary
         self.figsize, self.dpi = figsize, validate.integer("dpi", dpi, low=20, high=300)
         self.sharey = bool(sharey)
@@ -143,7 +165,8 @@ class Dashboard:
         for name, value in values.items():
             if name not in self.sliders:
                 raise ValueError(f"slider must be one of {list(self.sliders)}, got {name!r}")
-            self.sliders[name].value = value
+            spec = next(s for s in self.sliders_spec if s.name == name)
+            self.sliders[name].value = spec.check(value)   # a widget would clamp it silently
 
     def _on_change(self, _change) -> None:
         self.refresh()
@@ -171,6 +194,8 @@ class Dashboard:
         if self.summary:
             self.text.value = " &nbsp;|&nbsp; ".join(
                 f"<b>{v}</b>: {self.summary(r)}" if v else self.summary(r) for v, r in self.results.items())
+        else:   # clear the message of a failed run, if any
+            self.text.value = ""
 
     def rerun(self) -> None:
         """Forget cached results and refresh: what the benchmark times."""

@@ -92,3 +92,31 @@ def test_a_choice_offers_named_options_and_passes_their_value():
         Choice("mode", "mode", (("fast", 1), ("safe", 0)), 2)
     with pytest.raises(ValueError, match="at least two"):
         Choice("mode", "mode", (("fast", 1),), 1)
+
+
+def test_the_error_message_goes_once_a_run_works_again():
+    def compute(rate):
+        if rate > 50:
+            raise ValueError("too fast")
+        return rate
+
+    dash = Dashboard(compute, lambda ax, r: ax.plot([r]), [Slider("rate", "Rate", "req/s", 1, 100, 10)])
+    dash.set(rate=80)
+    assert "too fast" in dash.text.value
+    dash.set(rate=20)
+    assert dash.text.value == ""             # used to stay on screen when there is no summary
+
+
+def test_set_refuses_values_outside_a_slider_instead_of_clamping():
+    calls = []
+    dash = make(calls)
+    with pytest.raises(ValueError, match=r"rate must be in \[1, 100\]"):
+        dash.set(rate=1000)
+    with pytest.raises(ValueError, match="replicas must be a whole number in \\[1, 5\\]"):
+        dash.set(replicas=2.5)
+    assert dash.params == {"rate": 10, "replicas": 2} and len(calls) == 1
+
+
+def test_variants_must_not_set_a_sliders_keyword():
+    with pytest.raises(ValueError, match="must not set a slider's keyword"):
+        make([], variants={"fast": {"rate": 90}})
