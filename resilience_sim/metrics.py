@@ -63,16 +63,18 @@ class Results:
     """Everything a run produced: per-request columns, service stats and fault spans.
 
     Metrics that take ``since`` count only the requests that started at or after ``since`` (to skip
-    a warm-up); times are simulated seconds. Request metrics count the requests that finished by
-    ``until``; ``in_flight`` is how many user requests had started but not finished then.
+    a warm-up); times are simulated seconds. A request still unanswered at ``until`` counts as
+    TIMED_OUT with reason "unfinished" and ends at ``until`` (``in_flight`` says how many): a hung
+    dependency shows as lost requests, never as a quiet run.
     """
 
     def __init__(self, world, until: float):
         self.seed = world.seed
         self.until = until
         # copies: the world may run on after this (world.run(until=later)), appending to its records
-        cols = {name: col.copy() for name, col in world.recorder.columns().items()}
-        self.in_flight = world.recorder.started - len(world.recorder)
+        finished, unfinished = world.recorder.columns(), world.recorder.unfinished_rows(until)
+        cols = {name: np.concatenate([finished[name], unfinished[name]]) for name in finished}
+        self.in_flight = len(unfinished["start"])
         self.start, self.end = cols["start"], cols["end"]
         self.outcome, self.attempts = cols["outcome"], cols["attempts"]
         self._reason, self._answered_by, self._source = cols["reason"], cols["answered_by"], cols["source"]
@@ -219,8 +221,8 @@ class Results:
         return float(np.count_nonzero(self._since(since)) / (self.until - since))
 
     def mean_in_system(self, since: float = 0.0) -> float:
-        """Time-averaged number of requests in flight over [since, until), from the records (so
-        without the ``in_flight`` requests that had not finished by ``until``)."""
+        """Time-averaged number of requests in flight over [since, until), from the records (the
+        unfinished ones included, up to ``until``)."""
         since = self._since_value(since)
         overlap = np.clip(np.minimum(self.end, self.until) - np.maximum(self.start, since), 0.0, None)
         return float(overlap.sum() / (self.until - since))

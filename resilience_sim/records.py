@@ -31,7 +31,8 @@ class Recorder:
         self.attempts = array("H")
         self.answered_by = array("H")
         self.source = array("H")
-        self.started = 0             # user requests sent (a row is added when each one ends)
+        self.pending: dict = {}      # requests sent and not yet ended (a row is added when each one ends)
+                                     # -> the workload that sent them
         self.names: list[str] = [""]
         self._codes: dict[str, int] = {"": 0}
 
@@ -61,6 +62,20 @@ class Recorder:
     def nbytes(self) -> int:
         cols = (self.start, self.end, self.outcome, self.reason, self.attempts, self.answered_by, self.source)
         return sum(c.itemsize * len(c) for c in cols)
+
+    def unfinished_rows(self, until: float) -> dict[str, np.ndarray]:
+        """The requests still pending at ``until`` as rows that end then, TIMED_OUT with reason
+        "unfinished": the user never got an answer while the run lasted."""
+        pending = list(self.pending.items())
+        return {
+            "start": np.array([req.start for req, _ in pending], dtype=np.float64),
+            "end": np.full(len(pending), until, dtype=np.float64),
+            "outcome": np.full(len(pending), Outcome.TIMED_OUT, dtype=np.uint8),
+            "reason": np.full(len(pending), self.code("unfinished"), dtype=np.uint16),
+            "attempts": np.array([req.attempts for req, _ in pending], dtype=np.uint16),
+            "answered_by": np.zeros(len(pending), dtype=np.uint16),
+            "source": np.array([self.code(source) for _, source in pending], dtype=np.uint16),
+        }
 
     def columns(self) -> dict[str, np.ndarray]:
         """The columns as numpy arrays that share memory with the records (no copy)."""

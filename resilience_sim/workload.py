@@ -105,7 +105,7 @@ def serve(world, target, name: str):
     """Send one user request to ``target`` and record how it ended (a simpy generator)."""
     env = world.env
     req = Request(env.now)
-    world.recorder.started += 1
+    world.recorder.pending[req] = name
     try:
         yield from target.call(req)
     except ServiceError as err:
@@ -116,6 +116,8 @@ def serve(world, target, name: str):
                                name)
         else:
             world.recorder.add(req.start, env.now, Outcome.OK, "", req.attempts, req.answered_by, name)
+    finally:
+        del world.recorder.pending[req]
 
 
 def _check_target(target):

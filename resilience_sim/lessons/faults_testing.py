@@ -285,8 +285,8 @@ def call_once(world, target, *, at: float = 0.0, until: float = 60.0) -> Answer:
     """Send one request to ``target`` at time ``at`` and run ``world`` until it ends (at most ``until``)."""
     world.env.process(_later(world, target, at))
     results = world.run(until=until)
-    if len(results) != 1:
-        raise ValueError(f"until must leave time for the request to finish; {len(results)} finished by {until:g} s")
+    if results.in_flight or len(results) != 1:
+        raise ValueError(f"until must leave time for the request to finish; it had not by {until:g} s")
     row = results.row(0)
     return Answer(row["outcome"], row["reason"], row["answered_by"], row["latency"])
 

@@ -417,7 +417,9 @@ def metastable_run(load: float = META_LOAD, trigger: float = TRIGGER, timeout: f
     OpenLoop(world, client, load * CAPACITY, duration=duration)
     label = ("adaptive throttle" if throttle else "retry budget" if budget else
              "no retries" if attempts == 1 else "retries with backoff" if jitter else "retries, no budget")
-    return MetastableResult(world.run(until=duration), probe, (start, start + trigger), tuple(window),
+    # run on until every request sent has had all its attempts, so none is left unfinished
+    drain = attempts * timeout + (attempts - 1) * (backoff.cap if jitter else 0.0)
+    return MetastableResult(world.run(until=duration + drain), probe, (start, start + trigger), tuple(window),
                             load, label, client)
 
 
@@ -426,6 +428,7 @@ def draw_availability(ax, res: MetastableResult, *, bin_width: float = 1.0, colo
     """Availability over time (by request start), the trigger shaded and the judged window bracketed."""
     plots.availability_over_time(res.results, bin_width=bin_width, ax=ax, shade=shade, color=color,
                                  label=label or res.label)
+    ax.set_xlim(0, res.window[1])                 # the requests sent; after that the run only drains
     if shade:
         lo, hi = res.window
         ax.annotate("", (lo, 50), (hi, 50), arrowprops=dict(arrowstyle="<->", color="gray", lw=1))
