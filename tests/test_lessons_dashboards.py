@@ -21,3 +21,21 @@ def test_one_step_of_the_first_slider_changes_the_picture(key):
     slider.value = slider.value + step
     assert bytes(dash.picture.value) != before, f"{key}: moving {name} one step changed nothing"
     assert "Could not run" not in dash.text.value
+
+
+@pytest.mark.parametrize("key", sorted(DASHBOARDS))
+def test_a_reused_figure_draws_exactly_what_a_fresh_one_draws(key):
+    """Redraws reuse the figure (it is cheaper); moving each slider must give the same pixels as a
+    figure built anew."""
+    dash = DASHBOARDS[key]()
+    assert bytes(dash.picture.value) == dash.render(fresh=True)
+    for name, slider in dash.sliders.items():
+        options = getattr(slider, "options", None)
+        if options:                                   # a Choice: pick another option
+            values = [v for _, v in options] if isinstance(options[0], tuple) else list(options)
+            slider.value = next(v for v in values if v != slider.value)
+        else:
+            step = slider.step if slider.value + slider.step <= slider.max else -slider.step
+            slider.value = slider.value + step * 3 if slider.min <= slider.value + step * 3 <= slider.max \
+                else slider.value + step
+        assert bytes(dash.picture.value) == dash.render(fresh=True), f"{key}: after moving {name}"
