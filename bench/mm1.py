@@ -1,19 +1,103 @@
-"""M/M/1 speed: resilience_sim against a minimal hand-written simpy model of the same workload."""
+"""M/M/1 speed: one queue (Poisson arrivals 80/s, exponential service 100/s, one FIFO server) in four engines.
+
+* ``heapq_loop``: the floor, a bare event loop on a heapq in pure Python;
+* ``plain_simpy``: a minimal hand-written simpy model;
+* ``with_ciw``: the same network in Ciw (a bench-only dependency; ``None`` when Ciw is not installed);
+* ``with_resilience_sim``: World, Service and OpenLoop.
+
+Each engine is ``engine(n, seed=1, count=False) -> (mean response time, events or None)``: it runs ``n``
+requests to the end. With ``count=True`` it also counts its events, which may cost time, so
+:func:`compare` counts in a separate run after the timed ones.
+"""
 from __future__ import annotations
 
+import itertools
 import random
 import time
+from collections import deque
+from heapq import heappop, heappush
+from typing import NamedTuple
 
 import simpy
 
 from resilience_sim import Exponential, OpenLoop, Service, World
 
+try:
+    import ciw
+except ImportError:          # bench-only dependency: the table skips it
+    ciw = None
+
 ARRIVAL_RATE, SERVICE_RATE = 80.0, 100.0
+THEORY_MEAN = 1 / (SERVICE_RATE - ARRIVAL_RATE)      # M/M/1 mean response time: 0.05 s
 
 
-def plain_simpy(n: int, seed: int = 1) -> float:
-    """The same M/M/1 queue in plain simpy; returns the mean response time."""
+def heapq_loop(n: int, seed: int = 1, count: bool = False) -> tuple[float, int]:
+    """The floor: the M/M/1 queue as a bare event loop on a heapq; returns the mean response time and
+    the number of events pushed (two per request: its arrival and its departure).
+
+    It draws from the same two streams, in the same order, as :func:`plain_simpy`, so both compute the
+    same queue. The pushes are counted for free by the tie-breaking sequence number, so ``count`` changes nothing.
+    """
+    arrivals, work = random.Random(seed), random.Random(seed + 1)
+    heap: list = []
+    seq = itertools.count()          # breaks ties in time, as simpy's event ids do; also counts the pushes
+    waiting: deque[float] = deque()  # arrival times of the requests in the queue
+    in_service = None                # arrival time of the request being served, None when idle
+    total, arrived = 0.0, 1
+    heappush(heap, (arrivals.expovariate(ARRIVAL_RATE), next(seq), True))    # True: an arrival
+    while heap:
+        now, _, is_arrival = heappop(heap)
+        if is_arrival:
+            if arrived < n:
+                arrived += 1
+                heappush(heap, (now + arrivals.expovariate(ARRIVAL_RATE), next(seq), True))
+            if in_service is None:
+                in_service = now
+                heappush(heap, (now + work.expovariate(SERVICE_RATE), next(seq), False))
+            else:
+                waiting.append(now)
+        else:                        # a departure
+            total += now - in_service
+            if waiting:
+                in_service = waiting.popleft()
+                heappush(heap, (now + work.expovariate(SERVICE_RATE), next(seq), False))
+            else:
+                in_service = None
+    return total / n, next(seq)
+
+
+class EventCounter:
+    """Counts the events a simpy ``Environment`` processes, by wrapping its ``step`` on the instance.
+
+    Why ``step``: ``Environment.run`` takes every event off the queue with ``self.step()``, whether the
+    event went on through ``env.schedule`` or was pushed onto ``env._queue`` directly (a known speed
+    trick), so this count cannot be bypassed by a faster model; and the class itself is untouched, so
+    other environments and the timed runs pay nothing. A run that drains its queue processes every
+    event it scheduled, so this is also the number of events scheduled. ``simpy.Environment`` is built
+    inside ``World``, hence the wrapping of an instance rather than a subclass.
+    """
+
+    def __init__(self, env: simpy.Environment):
+        self.events = 0
+        self._step = env.step
+        env.step = self.step
+
+    def step(self) -> None:
+        self._step()                 # raises EmptySchedule or StopSimulation at the end: not an event of the model
+        self.events += 1
+
+    def check(self, n: int) -> int:
+        """The count, refusing one that cannot be right (each request needs events of its own)."""
+        if self.events < n:
+            raise RuntimeError(f"counted {self.events} events for {n} requests: the run no longer goes "
+                               f"through env.step, so bench/mm1.py must count events another way")
+        return self.events
+
+
+def plain_simpy(n: int, seed: int = 1, count: bool = False) -> tuple[float, int | None]:
+    """The same M/M/1 queue in plain simpy; returns the mean response time and (``count``) events processed."""
     env = simpy.Environment()
+    counter = EventCounter(env) if count else None
     server = simpy.Resource(env, capacity=1)
     arrivals, work = random.Random(seed), random.Random(seed + 1)
     times: list[float] = []
@@ -32,34 +116,95 @@ def plain_simpy(n: int, seed: int = 1) -> float:
 
     env.process(source())
     env.run()
-    return sum(times) / len(times)
+    return sum(times) / len(times), counter.check(n) if counter else None
 
 
-def with_resilience_sim(n: int, seed: int = 1) -> float:
-    """The M/M/1 queue built from resilience_sim's World, Service and OpenLoop; returns the mean response time."""
+def with_ciw(n: int, seed: int = 1, count: bool = False) -> tuple[float, int | None]:
+    """The M/M/1 queue as a one-node Ciw network, run until ``n`` customers have left; returns the mean
+    response time and (``count``) Ciw's events.
+
+    Ciw keeps no event queue: each step it scans the nodes for the earliest next event and has that node
+    carry it out (``Simulation.event_and_return_nextnode``). Its events are those steps, counted by
+    wrapping that method on the instance: an arrival and a service end per customer, as in the heapq loop.
+    Ciw draws from the global ``random`` module, seeded by ``ciw.seed``.
+    """
+    network = ciw.create_network(arrival_distributions=[ciw.dists.Exponential(rate=ARRIVAL_RATE)],
+                                 service_distributions=[ciw.dists.Exponential(rate=SERVICE_RATE)],
+                                 number_of_servers=[1])
+    ciw.seed(seed)
+    sim = ciw.Simulation(network)
+    events = 0
+    if count:
+        step = sim.event_and_return_nextnode
+
+        def counting_step(node):
+            nonlocal events
+            events += 1
+            return step(node)
+        sim.event_and_return_nextnode = counting_step
+    sim.simulate_until_max_customers(n, method="Finish")
+    records = sim.get_all_records()
+    assert len(records) == n
+    return sum(r.exit_date - r.arrival_date for r in records) / n, events if count else None
+
+
+def with_resilience_sim(n: int, seed: int = 1, count: bool = False) -> tuple[float, int | None]:
+    """The M/M/1 queue built from resilience_sim's World, Service and OpenLoop; returns the mean response
+    time and (``count``) the events processed by ``world.env``."""
     world = World(seed)
+    counter = EventCounter(world.env) if count else None      # before anything schedules an event
     server = Service(world, "server", capacity=1, latency=Exponential(1 / SERVICE_RATE))
     OpenLoop(world, server, ARRIVAL_RATE, requests=n)
     results = world.run(until=n / ARRIVAL_RATE * 2)
     assert len(results) == n
-    return results.mean_latency()
+    return results.mean_latency(), counter.check(n) if counter else None
 
 
-def timed(fn, n: int) -> tuple[float, float]:
-    t0 = time.perf_counter()
-    value = fn(n)
-    return time.perf_counter() - t0, value
+ENGINES = {"heapq loop": heapq_loop, "plain simpy": plain_simpy, "ciw": with_ciw if ciw else None,
+           "resilience_sim": with_resilience_sim}
 
 
-def compare(n: int = 200_000, rounds: int = 3) -> tuple[float, float]:
-    """Best-of-``rounds`` seconds for plain simpy and for resilience_sim, interleaved."""
-    plain, ours = [], []
+class Row(NamedTuple):
+    engine: str
+    seconds: float                    # best of the timed rounds
+    mean: float                       # mean response time, in seconds
+    events_per_request: float | None
+
+
+def compare(n: int = 200_000, rounds: int = 3) -> list[Row]:
+    """Best-of-``rounds`` wall-clock seconds of each installed engine, rounds interleaved (every engine once
+    per round, so a slow spell of the machine hits them all), then one un-timed counting run each."""
+    engines = {name: fn for name, fn in ENGINES.items() if fn is not None}
+    best = dict.fromkeys(engines, float("inf"))
+    means = {}
     for _ in range(rounds):
-        plain.append(timed(plain_simpy, n)[0])
-        ours.append(timed(with_resilience_sim, n)[0])
-    return min(plain), min(ours)
+        for name, fn in engines.items():
+            t0 = time.perf_counter()
+            means[name], _ = fn(n)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    rows = []
+    for name, fn in engines.items():
+        events = fn(n, count=True)[1]
+        rows.append(Row(name, best[name], means[name], None if events is None else events / n))
+    return rows
+
+
+def table(rows: list[Row], n: int) -> str:
+    """The rows as a compact table; ``vs simpy`` is seconds over plain simpy's seconds."""
+    simpy_seconds = next(r.seconds for r in rows if r.engine == "plain simpy")
+    lines = [f"M/M/1, {n:,} requests (lambda {ARRIVAL_RATE:g}/s, mu {SERVICE_RATE:g}/s; "
+             f"theory mean {THEORY_MEAN:.4f} s)",
+             f"  {'engine':<15}{'seconds':>8}{'vs simpy':>10}{'events/request':>16}{'mean response':>15}"]
+    for r in rows:
+        events = "n/a" if r.events_per_request is None else f"{r.events_per_request:.1f}"
+        lines.append(f"  {r.engine:<15}{r.seconds:>8.2f}{r.seconds / simpy_seconds:>9.2f}x{events:>16}"
+                     f"{r.mean:>13.4f} s")
+    if ENGINES["ciw"] is None:
+        lines.append("  ciw: not installed (pip install ciw)")
+    else:
+        lines.append("  (ciw's events are its steps: it keeps no event queue, it scans its nodes for the next event)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    p, o = compare(50_000, 2)
-    print(f"plain {p:.3f}s ours {o:.3f}s ratio {o / p:.2f}")
+    print(table(compare(50_000, 2), 50_000))

@@ -1,18 +1,51 @@
 """resilience_sim: a discrete-event simulator (on simpy) of services, faults, workloads and the
-resilience patterns that keep them up, with metrics, plots and dashboards for the course."""
-from .client import Client
-from .distributions import Distribution, Exponential, Fixed, LogNormal, Mixture, Uniform, Weibull
-from .faults import (ErrorBurst, FailureRepair, GrayFailure, LatencySpike, Outage, Partition,
-                     RepairCrew)
-from .metrics import Results
-from .records import Outcome
-from .service import Request, Service, ServiceError
-from .workload import ClosedLoop, Constant, OpenLoop, Ramp, Spike, Step
-from .world import World
+resilience patterns that keep them up, with metrics, plots and dashboards for the course.
 
-__all__ = [
-    "World", "Service", "Client", "ServiceError", "Request", "Outcome", "Results",
-    "Distribution", "Fixed", "Exponential", "LogNormal", "Uniform", "Weibull", "Mixture",
-    "FailureRepair", "RepairCrew", "Outage", "LatencySpike", "ErrorBurst", "GrayFailure", "Partition",
-    "OpenLoop", "ClosedLoop", "Constant", "Ramp", "Step", "Spike",
-]
+Layers, each a sub-package; imports point one way only, and ``tests/test_layers.py`` checks in a
+fresh interpreter that each layer loads nothing it must not:
+
+* ``core``: numbers only (validation, outcomes and reasons, distributions, load profiles, records,
+  timelines, theory); imports nothing of ours, nor simpy, matplotlib or ipywidgets.
+* ``policies``: pure state machines driven by ``now``; import ``core``.
+* ``metrics``: results computed from records, never from a World; import ``core``.
+* ``sim``: the only importer of simpy (world, services, clients, faults, workloads); imports
+  ``core``, ``policies`` and ``metrics``.
+* ``views``: plots and dashboards, the only importers of matplotlib and ipywidgets; import ``core``
+  and ``metrics``.
+* ``lessons`` (one scenario module per notebook, plus ``lessons.common``) and ``labs`` use all of these.
+
+This module is lazy (PEP 562): ``import resilience_sim.policies`` loads the policies and core only,
+and a name below is imported the first time it is used.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "World": "sim.world", "Service": "sim.service", "Request": "sim.service", "ServiceError": "sim.service",
+    "Client": "sim.client",
+    "FailureRepair": "sim.faults", "RepairCrew": "sim.faults", "Outage": "sim.faults",
+    "LatencySpike": "sim.faults", "ErrorBurst": "sim.faults", "GrayFailure": "sim.faults",
+    "Partition": "sim.faults",
+    "OpenLoop": "sim.workload", "ClosedLoop": "sim.workload",
+    "Constant": "core.profiles", "Ramp": "core.profiles", "Step": "core.profiles", "Spike": "core.profiles",
+    "Distribution": "core.distributions", "Fixed": "core.distributions", "Exponential": "core.distributions",
+    "LogNormal": "core.distributions", "Uniform": "core.distributions", "Weibull": "core.distributions",
+    "Mixture": "core.distributions",
+    "Outcome": "core.reasons", "Results": "metrics.results",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value          # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -93,7 +93,7 @@ CASES = [
     (lambda: LatencySpike("db", [(0, 1)], extra=1.0), ["service", "Service"]),
     (lambda: ErrorBurst("db", [(0, 1)], error_rate=0.5), ["service", "Service"]),
     (lambda: GrayFailure("db", [(0, 1)], slowdown=2), ["service", "Service"]),
-    (lambda: Service(world(), "a", dependencies="db"), ["dependencies", "list of service names"]),
+    (lambda: Service(world(), "a", dependencies="db"), ["dependencies", "list of services, clients or service names"]),
     (lambda: Mixture([5]), ["parts[0]", "pair"]),
     (lambda: LogNormal(0.1, 0.5).quantile(1.0), ["q", "(0, 1)"]),
     (lambda: Slider("n", "n", "", 0.5, 10, 2.5, integer=True), ["low", "whole number"]),
@@ -119,22 +119,25 @@ def test_metrics_reject_bad_arguments():
                        (lambda: results.time_availability("api", need="most"), "need must be one of"),
                        (lambda: results.latency_percentiles((0,)), "ps"),
                        (lambda: results.timeseries(0), "bin_width"),
-                       (lambda: results.request_availability(since=11), "since")]:
+                       (lambda: results.between(5, 11), "t1"),
+                       (lambda: results.between(-1, 5), "t0"),
+                       (lambda: results.between(5, 5), "t1"),
+                       (lambda: results.between(2, 4).between(1, 3), "t0")]:
         with pytest.raises(ValueError, match=word):
             call()
 
 
-def test_since_must_be_before_the_end_of_the_run():
-    """since == until used to divide by zero (nan rates, ZeroDivisionError for time availability)."""
+def test_an_empty_view_says_it_is_empty_instead_of_dividing_by_zero():
     w = World(1)
     s = Service(w, "api", latency=0.001)
-    OpenLoop(w, s, 10, duration=10)
+    OpenLoop(w, s, 10, duration=5)
     results = w.run(until=10)
-    for call in (lambda: results.throughput(since=10), lambda: results.arrival_rate(since=10),
-                 lambda: results.mean_in_system(since=10), lambda: results.time_availability("api", since=10),
-                 lambda: results.request_availability(since=10)):
-        with pytest.raises(ValueError, match=r"since must be in \[0, 10\)"):
+    empty = results.between(6, 10)
+    for call in (empty.request_availability, empty.full_quality_availability, empty.calls_per_request,
+                 empty.attempts_per_request, empty.summary, empty.mean_latency):
+        with pytest.raises(ValueError, match="no .*requests in Results"):
             call()
+    assert empty.throughput() == 0.0 and empty.arrival_rate() == 0.0
     for ps in (99, ()):
         with pytest.raises(ValueError, match="ps must"):
             results.latency_percentiles(ps)

@@ -271,7 +271,7 @@ def test_a_client_cancelled_by_a_hedging_client_above_returns_its_books():
     _call_at(world, outer, 2.0, log)
     world.run(until=10)
     assert log == {2.0: ("ok", 2.2)}
-    assert db.slots.count == 0                      # the inner attempt was cancelled too, not left running
+    assert db.busy == 0                      # the inner attempt was cancelled too, not left running
     assert breaker.allow(10.0)                      # its probe permit came back: not stuck half-open
 
 

@@ -5,7 +5,7 @@ import pytest
 from resilience_sim import (ClosedLoop, Constant, ErrorBurst, Exponential, FailureRepair, Fixed,
                             GrayFailure, LatencySpike, LogNormal, Mixture, OpenLoop, Outage, Outcome,
                             Partition, Ramp, Service, ServiceError, Spike, Step, Uniform, Weibull, World)
-from resilience_sim.timeline import Timeline, combine
+from resilience_sim.core.timeline import Timeline, combine
 
 
 def small_world(seed=1, mttr=5.0, error_rate=0.01):
@@ -212,7 +212,7 @@ def test_records_are_compact_and_shared_with_numpy():
     svc = Service(world, "api", capacity=10, latency=0.001)
     OpenLoop(world, svc, 100, requests=1000)
     results = world.run(until=100)
-    assert results.record_bytes == 1000 * 25
+    assert results.record_bytes == 1000 * 29
 
 
 def test_timeseries_bins_by_start_time():
@@ -276,7 +276,7 @@ def test_only_selects_one_workloads_requests():
     assert len(page) + len(checkout) == len(results)
     assert page.request_availability() == 1.0 and checkout.request_availability() == 0.0
     assert results.only("page", "checkout").request_availability() == results.request_availability()
-    with pytest.raises(ValueError, match="workloads must be among"):
+    with pytest.raises(ValueError, match="routes must be among"):
         results.only("search")
 
 
@@ -298,7 +298,7 @@ def test_between_and_row_read_part_of_a_run():
     assert during.request_availability() == 0.0 and results.between(0, 9.9).request_availability() == 1.0
     assert during.reasons(unanswered_only=True) == {"down": len(during)}
     row = during.row(0)
-    assert row["outcome"] == "failed" and row["reason"] == "down" and row["workload"] == "page"
+    assert row["outcome"] == "failed" and row["reason"] == "down" and row["route"] == "page"
     assert row["answered_by"] == "api" and 10.5 <= row["start"] < 19.5
 
 
@@ -388,4 +388,4 @@ def test_requests_unanswered_when_the_run_ends_count_as_lost():
     assert results.request_availability() == pytest.approx(1 - results.in_flight / len(results))
     assert results.reasons() == {"unfinished": results.in_flight}
     assert results.outcome_counts()["timed_out"] == results.in_flight
-    assert results.row(len(results) - 1)["end"] == 10.0 and results.row(len(results) - 1)["workload"] == "page"
+    assert results.row(len(results) - 1)["end"] == 10.0 and results.row(len(results) - 1)["route"] == "page"

@@ -11,7 +11,8 @@ from lab_support import fails, solution_namespace
 
 from resilience_sim.labs import backoff as check
 from resilience_sim.lessons import retries as rt
-from resilience_sim.policies import RETRYABLE
+from resilience_sim.core.reasons import REASONS
+from resilience_sim.policies import RETRYABLE, Constant, RetryPolicy
 from resilience_sim.policies import RetryBudget as PolicyBudget
 
 
@@ -442,6 +443,22 @@ def test_retry_budget_accepts_a_deque_based_solution(capsys):
 # --- task 4: which failures to retry ---------------------------------------------------------------------
 def rule(attempt, reason, idempotent, key, max_attempts=3):
     return attempt < max_attempts and reason in RETRYABLE and (idempotent or key is not None)
+
+
+def test_every_reason_the_lab_asks_about_is_in_the_core_vocabulary():
+    assert set(RETRYABLE) <= REASONS and set(check.NOT_RETRYABLE) <= REASONS
+    assert not set(RETRYABLE) & set(check.NOT_RETRYABLE)
+
+
+def test_the_labs_rule_is_the_course_retry_policy():
+    """What the lab checks a learner against is what RetryPolicy decides, on every case it asks."""
+    for m in (1, 3, 5):
+        policy = RetryPolicy(m, Constant(0))
+        for reason in sorted(RETRYABLE) + list(check.NOT_RETRYABLE):
+            for a in range(1, m + 2):
+                for i in (True, False):
+                    for k in (None, "order-42"):
+                        assert policy.should_retry(a, reason, i, k) == rule(a, reason, i, k, m), (a, reason, i, k, m)
 
 
 @pytest.mark.parametrize("wrong, match", [

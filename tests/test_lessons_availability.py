@@ -107,7 +107,7 @@ def test_monthly_bars_match_the_timeline():
     # rebuild the same world to read its timeline, and compare with the bars
     res = av.detect_recover_run(cycles=200, seed=9)
     from resilience_sim import FailureRepair, Service, World
-    from resilience_sim.distributions import Exponential
+    from resilience_sim.core.distributions import Exponential
     world = World(seed=9)
     FailureRepair(Service(world, "checkout"), mttf=res.mttf, detect=Exponential(res.detect),
                   recover=Exponential(res.recover))

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-import resilience_sim.client
+import resilience_sim.sim.client
 import resilience_sim.policies
 from resilience_sim import Client, Fixed, LogNormal, Mixture, Service, Uniform, World, theory
-from resilience_sim.distributions import Exponential
+from resilience_sim.core.distributions import Exponential
 from resilience_sim.lessons import all_dashboards
 from resilience_sim.lessons import hedging as h
 from resilience_sim.policies import HedgePolicy, delay_from_percentile
-from resilience_sim.workload import serve
+from resilience_sim.sim.workload import serve
 
 KEY = "08_hedged_requests/hedging"
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "08_hedged_requests.ipynb"
@@ -46,7 +46,7 @@ def test_composition_order_follows_the_policies_docstring():
 
 
 def test_composition_order_follows_the_client_docstring():
-    doc = resilience_sim.client.__doc__
+    doc = resilience_sim.sim.client.__doc__
     chain = doc[doc.index("throttle →"):doc.index("the target.")]
     layers = [part.strip().split()[0] for part in chain.split("→") if part.strip()]
     assert len(layers) == len(h.COMPOSITION_ORDER) - 1     # the target is the last box
@@ -214,7 +214,7 @@ def test_keeps_working_holds_the_slot_of_a_cancelled_copy():
         Client(world, target, name="c", hedge=HedgePolicy(0.5))
         world.env.process(serve(world, world.clients["c"], "u"))   # at 0: primary; at 0.5: the copy
         world.run(until=1.2)                                      # the primary won at 1.0
-        return dep.slots.count
+        return dep.busy
 
     assert busy_slots(cancel=True) == 0
     assert busy_slots(cancel=False) == 1     # the copy works on until 1.5

@@ -11,8 +11,8 @@ from resilience_sim import Fixed, Outcome, Service, World
 from resilience_sim.lessons import all_dashboards
 from resilience_sim.lessons import retries as rt
 from resilience_sim.policies import ConstantBackoff, FullJitter, RetryBudget
-from resilience_sim.service import Request, ServiceError
-from resilience_sim.workload import serve
+from resilience_sim.sim.service import Request, ServiceError
+from resilience_sim.sim.workload import serve
 
 
 # --- dashboards ----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Circuit breaker: both trip rules, open -> half-open -> closed, probes, resets, bad input."""
+"""Circuit breaker: both trip rules, open -> half-open -> closed, probes, resets, bounded logs, bad input."""
 import math
 
 import pytest
@@ -196,9 +196,67 @@ def test_rules_combine():
     (lambda: CircuitBreaker(consecutive_failures=1, open_for=math.inf), ["open_for", "finite"]),
     (lambda: CircuitBreaker(consecutive_failures=1, half_open_probes=0), ["half_open_probes", ">= 1"]),
     (lambda: CircuitBreaker(consecutive_failures=1, start=math.nan), ["start"]),
+    (lambda: CircuitBreaker(consecutive_failures=1, log_limit=-5), ["log_limit", ">= 0", "None"]),
+    (lambda: CircuitBreaker(consecutive_failures=1, on_event="print"), ["on_event", "function"]),
 ])
 def test_bad_input(call, words):
     with pytest.raises(ValueError) as e:
         call()
     for w in words:
         assert w in str(e.value)
+
+
+# --- bounded logs ---------------------------------------------------------------------------------------
+def trip_forever(b, n):
+    """Trip ``b`` (consecutive_failures=1, open_for=1) ``n`` times: once from closed, then by failed
+    probes; one call is rejected while each opening lasts."""
+    for i in range(n):
+        assert b.allow(float(i))
+        b.record(float(i), success=False)
+        assert not b.allow(i + 0.5)
+
+
+def test_100_000_trips_keep_at_most_the_limit_of_entries_and_exact_counts():
+    b = CircuitBreaker(consecutive_failures=1, open_for=1.0)
+    trip_forever(b, 100_000)
+    for log in (b.history, b.trips, b.rejections):
+        assert len(log) == 10_000 and log.limit == 10_000
+    assert b.trips.total == 100_000 and b.trips.dropped == 90_000
+    assert b.trips.counts == {"consecutive failures": 1, "probe failed": 99_999}
+    assert b.history.total == 1 + 2 * 100_000 - 1        # the start, then open and half-open each cycle
+    assert b.history.counts["open"] == 100_000 and b.history.counts["closed"] == 1
+    assert b.rejected == b.rejections.total == 100_000
+    assert b.trips[-1] == (99_999.0, "probe failed") and b.trips[0] == (90_000.0, "probe failed")
+    assert b.history[-1] == (99_999.0, "open") and b.rejections[-1] == 99_999.5
+    assert b.state(100_000.0) == "half-open"              # the machine itself is unaffected
+
+
+def test_log_limit_is_settable_and_none_keeps_everything():
+    small, every = (CircuitBreaker(consecutive_failures=1, open_for=1.0, log_limit=limit) for limit in (5, None))
+    trip_forever(small, 1000)
+    trip_forever(every, 1000)
+    assert len(small.trips) == 5 and small.trips.total == 1000
+    assert len(every.trips) == 1000 and every.trips.dropped == 0 and every.history.limit is None
+    assert list(small.trips) == list(every.trips)[-5:]
+
+
+def test_on_event_receives_every_event_in_order_after_the_state_changed():
+    seen, mismatched, breaker = [], [], []
+
+    def export(kind, entry):
+        seen.append((kind, entry))
+        if kind == "history" and breaker and breaker[0].state(entry[0]) != entry[1]:
+            mismatched.append(entry)                         # the callback saw an old state
+
+    b = CircuitBreaker(consecutive_failures=1, open_for=1.0, log_limit=3, on_event=export)
+    breaker.append(b)
+    assert seen == [("history", (0.0, "closed"))]            # the first entry is exported too
+    trip_forever(b, 1000)
+    assert [e for k, e in seen if k == "trips"] == [(0.0, "consecutive failures")] + \
+        [(float(i), "probe failed") for i in range(1, 1000)]
+    assert [e for k, e in seen if k == "rejections"] == [i + 0.5 for i in range(1000)]
+    assert [e for k, e in seen if k == "history"][-3:] == list(b.history)
+    assert len(seen) == b.history.total + b.trips.total + b.rejections.total
+    assert seen[1:4] == [("history", (0.0, "open")), ("trips", (0.0, "consecutive failures")),
+                         ("rejections", 0.5)]                  # state change first, then why
+    assert mismatched == []

@@ -100,6 +100,23 @@ def test_throttle_window_forgets_old_history():
     assert t.rejection_probability(120.0) == 0.0
 
 
+def test_a_client_that_never_retries_keeps_only_one_window_of_requests():
+    b = RetryBudget(ratio=0.1, window=10.0)
+    for i in range(100_000):                     # a day of healthy traffic: can_retry is never asked
+        b.record_request(i * 1.0)
+        b.record_retry(i * 1.0)
+    assert b.requests == b.retries == 100_000    # the counts stay exact
+    assert len(b._requests.events) == len(b._retries.events) == 10     # (now - 10, now]
+    assert b.allowance(99_999.0) == pytest.approx(0.1 * 10 + 10)
+
+
+def test_throttle_window_stays_bounded_while_every_request_is_accepted():
+    t = AdaptiveThrottle(window=5.0)
+    for i in range(10_000):
+        t.record(i * 1.0, True)
+    assert len(t._events.events) == 5 and t.rejection_probability(9_999.0) == 0.0
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda: RetryBudget(ratio=-0.1), ["ratio", "[0, 1]"]),
     (lambda: RetryBudget(ratio=1.5), ["ratio", "[0, 1]"]),

@@ -3,6 +3,7 @@ import random
 
 import pytest
 
+from resilience_sim.core.reasons import REASONS, TRANSIENT
 from resilience_sim.policies import RETRYABLE, Constant, Exponential, FullJitter, RetryPolicy
 
 
@@ -87,7 +88,7 @@ def test_a_whole_retry_loop_makes_at_most_max_attempts_calls():
     (lambda: RetryPolicy(0, Constant(0)), ["max_attempts", ">= 1"]),
     (lambda: RetryPolicy(2.5, Constant(0)), ["max_attempts", "whole number"]),
     (lambda: RetryPolicy(3, 0.1), ["backoff", "schedule"]),
-    (lambda: RetryPolicy(3, Constant(0), retry_on="error"), ["retry_on", "set of reason strings"]),
+    (lambda: RetryPolicy(3, Constant(0), retry_on="error"), ["retry_on", "set of reasons", "{'error'}"]),
     (lambda: RetryPolicy(3, Constant(0), retry_on={1}), ["retry_on"]),
     (lambda: policy().should_retry(0, "error"), ["attempt", ">= 1"]),
     (lambda: policy().next_delay(1, retry_after=-1), ["retry_after", ">= 0"]),
@@ -97,3 +98,66 @@ def test_bad_input(call, words):
         call()
     for w in words:
         assert w in str(e.value)
+
+
+# --- one vocabulary of reasons ------------------------------------------------------------------------
+def test_retryable_is_the_cores_transient_reasons():
+    assert RETRYABLE is TRANSIENT and policy().retry_on == TRANSIENT
+
+
+def test_a_typo_in_retry_on_is_refused_naming_the_parameter_and_the_known_reasons():
+    with pytest.raises(ValueError) as e:
+        policy(retry_on={"timout"})
+    message = str(e.value)
+    assert message.startswith("retry_on") and "'timout'" in message
+    assert all(repr(r) in message for r in REASONS)
+
+
+@pytest.mark.parametrize("ask", [
+    lambda p: p.should_retry(1, "timout"),
+    lambda p: p.decide(0.0, 1, "timout", random.Random(1)),
+    lambda p: p.should_retry(1, None),
+])
+def test_a_typo_in_reason_is_refused_naming_the_parameter_and_the_known_reasons(ask):
+    p = policy()
+    with pytest.raises(ValueError) as e:
+        ask(p)
+    message = str(e.value)
+    assert message.startswith("reason") and all(repr(r) in message for r in REASONS)
+    assert len(p.retries) == len(p.refusals) == 0          # nothing logged for a refused question
+
+
+def test_every_known_reason_is_accepted_in_retry_on_and_as_a_reason():
+    p = policy(retry_on=REASONS)
+    assert all(p.should_retry(1, r) for r in sorted(REASONS))
+
+
+# --- bounded logs -------------------------------------------------------------------------------------
+def test_logs_are_bounded_while_refused_stays_exact():
+    p = policy(2, log_limit=10)
+    for i in range(1000):
+        p.should_retry(1, "error", now=float(i))           # granted
+        p.should_retry(2, "error", now=float(i))           # max attempts
+        p.should_retry(1, "bad request", now=float(i))     # not retryable
+    assert len(p.retries) == 10 and p.retries.total == 1000 and p.retries[0] == (990.0, 1, "error")
+    assert len(p.refusals) == 10 and p.refusals.dropped == 1990
+    assert p.refused == {"max attempts": 1000, "not retryable": 1000}
+
+
+def test_on_event_gets_every_decision_in_order():
+    seen = []
+    p = policy(2, on_event=lambda kind, entry: seen.append((kind, entry)))
+    p.should_retry(1, "error", now=1.0)
+    p.should_retry(2, "error", now=2.0)
+    assert seen == [("retries", (1.0, 1, "error")), ("refusals", (2.0, 2, "error", "max attempts"))]
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"log_limit": -1}, ["log_limit", ">= 0", "None", "-1"]),
+    ({"log_limit": 2.5}, ["log_limit", "whole number"]),
+    ({"on_event": 3}, ["on_event", "function", "3"]),
+])
+def test_bad_log_settings_are_refused(kw, words):
+    with pytest.raises(ValueError) as e:
+        policy(**kw)
+    assert all(w in str(e.value) for w in words)

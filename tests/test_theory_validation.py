@@ -86,7 +86,7 @@ def mm1(load, requests, seed):
 def test_mm1_mean_response_time(load, tolerance):
     results = mm1(load, 100_000, seed=3)
     expected = theory.mm1_response_time(100 * load, 100)
-    assert results.mean_latency(since=10.0) == pytest.approx(expected, rel=tolerance)
+    assert results.between(10.0, results.until).mean_latency() == pytest.approx(expected, rel=tolerance)
 
 
 def test_mmc_mean_response_time_matches_erlang_c():
@@ -97,7 +97,7 @@ def test_mmc_mean_response_time_matches_erlang_c():
     results = world.run(until=60_000 / lam * 1.5)
     expected = theory.mmc_response_time(servers, lam, mu)
     # same reasoning as M/M/1 at load 0.8: relaxation ~ a few service times; 60,000 requests -> ~3%
-    assert results.mean_latency(since=100.0) == pytest.approx(expected, rel=0.08)
+    assert results.between(100.0, results.until).mean_latency() == pytest.approx(expected, rel=0.08)
 
 
 def test_littles_law_on_a_runs_own_numbers():

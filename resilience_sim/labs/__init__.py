@@ -1,2 +1,2 @@
-"""The course's labs: the checks each lab calls (one module per lab) and the generator of the
-learner's copies (``python -m resilience_sim.labs.generate``)."""
+"""The course's labs: the checks each lab calls, one module per lab (the learner's copies are
+generated from the solutions by ``python tools/generate_labs.py``)."""

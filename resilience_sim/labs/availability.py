@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from .. import theory
+from ..core import theory
 from . import feedback as fb
 
 __all__ = ["availability", "checkout", "series", "parallel", "downtime_per_month", "min_replicas",

@@ -24,6 +24,7 @@ import math
 import random
 from collections import deque
 
+from ..core.reasons import check_reasons
 from ..policies import RETRYABLE, Backoff, RetryBudget as _PolicyBudget
 from . import feedback as fb
 
@@ -507,6 +508,7 @@ def retry_budget(cls) -> None:
 #: Reasons never worth retrying: the request itself is wrong, or our own protection refused it.
 NOT_RETRYABLE = ("bad request", "not found", "unauthorized", "circuit open", "bulkhead full", "throttled",
                  "deadline")
+check_reasons("NOT_RETRYABLE", NOT_RETRYABLE)     # the core's vocabulary: a typo here fails at import
 _LOCAL = {"circuit open": "our own circuit breaker refused the call: retrying at once only burns an attempt",
           "bulkhead full": "our own bulkhead is full: retrying at once only adds to the queue",
           "throttled": "our own throttle refused it to protect an overloaded backend",

@@ -11,16 +11,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import theory, validate
-from ..dashboard import Dashboard, Slider
-from ..distributions import Distribution, Exponential, as_distribution
-from ..faults import FailureRepair, Outage, RepairCrew
+from ..core import theory, validate
+from ..views.dashboard import Dashboard, Slider
+from ..core.distributions import Distribution, Exponential, as_distribution
+from ..sim.faults import FailureRepair, Outage, RepairCrew
 from ..metrics import Results
-from ..records import Outcome
-from ..service import Service
-from ..timeline import combine
-from ..workload import OpenLoop
-from ..world import World
+from ..core.reasons import Outcome
+from ..sim.service import Service
+from ..core.timeline import combine
+from ..sim.workload import OpenLoop
+from ..sim.world import World
 from . import dashboard
 
 MINUTE, HOUR, DAY, WEEK = 60.0, 3600.0, 86400.0, 7 * 86400.0

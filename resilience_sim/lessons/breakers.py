@@ -12,7 +12,7 @@ During the outage ``recs`` stops answering: a :class:`~resilience_sim.Partition`
 sockets), so without a breaker every page call holds a worker for the whole timeout.
 
 :func:`shop_run` builds and runs it; :class:`ShopRun` keeps each endpoint's own request log (the
-run's :class:`~resilience_sim.metrics.Results` mixes both endpoints) and the time of every call sent
+run's :class:`~resilience_sim.metrics.results.Results` mixes both endpoints) and the time of every call sent
 to ``recs``. :func:`rules_run` compares a consecutive-failures breaker with a failure-rate breaker on a
 dependency whose error rate steps from 20% to 60%.
 """
@@ -24,17 +24,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import validate
-from ..client import Client
-from ..dashboard import Dashboard, Slider
-from ..distributions import Exponential, Fixed
-from ..faults import ErrorBurst, Partition
+from ..core import validate
+from ..sim.client import Client
+from ..views.dashboard import Dashboard, Slider
+from ..core.distributions import Exponential, Fixed
+from ..sim.faults import ErrorBurst, Partition
 from ..metrics import Results
 from ..policies import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from ..records import Outcome
-from ..service import Service, ServiceError
-from ..workload import OpenLoop
-from ..world import World
+from ..core.reasons import Outcome
+from ..sim.service import Service, ServiceError
+from ..sim.workload import OpenLoop
+from ..sim.world import World
 from . import dashboard
 
 #: Product-page requests per second; each one asks recs for recommendations.

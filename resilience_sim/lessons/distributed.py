@@ -18,14 +18,14 @@ import numpy as np
 import simpy
 from matplotlib.colors import ListedColormap
 
-from .. import theory, validate
-from ..dashboard import Dashboard, Slider
-from ..distributions import Fixed, Mixture
-from ..faults import FailureRepair, Outage
-from ..service import Service, ServiceError
-from ..timeline import combine
-from ..workload import OpenLoop
-from ..world import World
+from ..core import theory, validate
+from ..views.dashboard import Dashboard, Slider
+from ..core.distributions import Fixed, Mixture
+from ..sim.faults import FailureRepair, Outage
+from ..sim.service import Service, ServiceError
+from ..core.timeline import combine
+from ..sim.workload import OpenLoop
+from ..sim.world import World
 from . import dashboard
 from .welcome import HOUR, YEAR, time_axis
 

@@ -19,16 +19,18 @@ from dataclasses import dataclass, field
 import numpy as np
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from .. import plots, theory, validate
-from ..client import Client
-from ..dashboard import Choice, Dashboard, Slider
-from ..distributions import Exponential, Fixed
-from ..faults import ErrorBurst, GrayFailure, LatencySpike, Outage, Partition
+from ..core import theory, validate
+from ..views import plots
+from ..sim.client import Client
+from ..views.dashboard import Choice, Dashboard, Slider
+from ..core.distributions import Exponential, Fixed
+from ..sim.faults import ErrorBurst, GrayFailure, LatencySpike, Outage, Partition
 from ..metrics import Results
-from ..records import Outcome
-from ..service import Service, ServiceError
-from ..workload import OpenLoop, Ramp, Spike, serve
-from ..world import World
+from ..core.reasons import Outcome
+from ..sim.service import Service, ServiceError
+from ..core.profiles import Ramp, Spike
+from ..sim.workload import OpenLoop, serve
+from ..sim.world import World
 from . import dashboard
 from .availability import Table
 
@@ -316,7 +318,7 @@ def watch(world, service: Service, every: float, until: float):
     returns a dict of three lists (``t``, ``busy``, ``queue``) filled while the world runs."""
     every = validate.positive("every", every)
     out = {"t": [], "busy": [], "queue": []}
-    env, slots = world.env, service.slots
+    env = world.env
 
     def sampler():
         k = 0
@@ -324,8 +326,8 @@ def watch(world, service: Service, every: float, until: float):
             if k * every > env.now:
                 yield env.timeout(k * every - env.now)
             out["t"].append(env.now)
-            out["busy"].append(slots.count)
-            out["queue"].append(len(slots.queue))
+            out["busy"].append(service.busy)
+            out["queue"].append(service.waiting)
             k += 1
 
     env.process(sampler())
@@ -526,7 +528,7 @@ def toxic_latency_run(seed: int, *, latency: float = 0.100, jitter: float = 0.05
                       rate: float = RATE, duration: float = 40.0) -> Results:
     """The small system with fixed latencies (api 2 ms, db 5 ms, so every change is the toxic's),
     and a latency toxic of ``latency`` ± ``jitter`` seconds on the db during ``window``."""
-    from ..distributions import Uniform
+    from ..core.distributions import Uniform
     world = World(seed)
     api, db = small_system(world, db_slots=64, db_latency=Fixed(0.005))
     LatencySpike(db, [window], extra=Uniform(latency - jitter, latency + jitter))

@@ -17,14 +17,14 @@ from statistics import NormalDist
 import numpy as np
 import simpy
 
-from .. import validate
-from ..client import Client
-from ..dashboard import Choice, Dashboard, Slider
-from ..distributions import Distribution, Exponential, Fixed, LogNormal, Mixture, Uniform
+from ..core import validate
+from ..sim.client import Client
+from ..views.dashboard import Choice, Dashboard, Slider
+from ..core.distributions import Distribution, Exponential, Fixed, LogNormal, Mixture, Uniform
 from ..metrics import Results
-from ..service import Service, outcome_of
-from ..workload import OpenLoop
-from ..world import World
+from ..sim.service import Service, outcome_of
+from ..sim.workload import OpenLoop
+from ..sim.world import World
 from ..policies import HedgePolicy, delay_from_percentile
 from . import dashboard
 from .availability import Table

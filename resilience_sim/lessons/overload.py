@@ -21,18 +21,19 @@ from dataclasses import dataclass, field
 import numpy as np
 from matplotlib.ticker import MultipleLocator
 
-from .. import plots, validate
-from ..client import Client
-from ..dashboard import Dashboard, Slider
-from ..distributions import Exponential
-from ..faults import GrayFailure, LatencySpike
+from ..core import validate
+from ..views import plots
+from ..sim.client import Client
+from ..views.dashboard import Dashboard, Slider
+from ..core.distributions import Exponential
+from ..sim.faults import GrayFailure, LatencySpike
 from ..metrics import Results
 from ..policies import (AdaptiveThrottle, Bulkhead, ConstantBackoff, FullJitter, LoadShedder, RetryBudget,
                         RetryPolicy, TokenBucket)
-from ..records import Outcome
-from ..service import Service, ServiceError
-from ..workload import OpenLoop
-from ..world import World
+from ..core.reasons import Outcome
+from ..sim.service import Service, ServiceError
+from ..sim.workload import OpenLoop
+from ..sim.world import World
 from . import dashboard
 
 GOOD, BAD = "tab:blue", "tab:red"
@@ -82,7 +83,7 @@ class Endpoint:
     """One entry point (a URL path) of a service: it tells the service's handler which route a
     request came in on, and keeps how each of its requests ended (``starts``, ``ok``).
 
-    A :class:`~resilience_sim.service.Request` has no field for its route, so the endpoint files the
+    A :class:`~resilience_sim.sim.service.Request` has no field for its route, so the endpoint files the
     route in ``table`` under the request's start time, which every layer below keeps
     (``Request.child`` copies it); two Poisson workloads never draw the very same start time.
     """
@@ -248,7 +249,7 @@ class OverloadResult:
 
     def p99(self, lo: float = 5.0) -> float:
         """99th percentile latency of answered requests (NaN if none was answered)."""
-        lat = self.results.latencies(since=lo)
+        lat = self.results.between(lo, self.results.until).latencies()
         return float(np.percentile(lat, 99)) if lat.size else math.nan
 
     def share(self, reason: str) -> float:

@@ -22,18 +22,19 @@ from functools import partial
 
 import numpy as np
 
-from .. import plots, validate
-from ..client import Client
-from ..dashboard import Dashboard, Slider
-from ..distributions import Exponential, Mixture
-from ..faults import Outage
+from ..core import validate
+from ..views import plots
+from ..sim.client import Client
+from ..views.dashboard import Dashboard, Slider
+from ..core.distributions import Exponential, Mixture
+from ..sim.faults import Outage
 from ..metrics import Results
 from ..policies import (Backoff, ConstantBackoff, DecorrelatedJitter, EqualJitter, ExponentialBackoff,
                         FullJitter, RetryBudget, RetryPolicy)
-from ..records import Outcome
-from ..service import Service, ServiceError
-from ..workload import OpenLoop, serve
-from ..world import World
+from ..core.reasons import Outcome
+from ..sim.service import Service, ServiceError
+from ..sim.workload import OpenLoop, serve
+from ..sim.world import World
 from . import dashboard
 from .availability import Table, percent
 

@@ -21,16 +21,16 @@ from statistics import NormalDist
 import numpy as np
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from .. import validate
-from ..client import Client
-from ..dashboard import Dashboard, Slider
-from ..distributions import LogNormal
-from ..faults import LatencySpike
+from ..core import validate
+from ..sim.client import Client
+from ..views.dashboard import Dashboard, Slider
+from ..core.distributions import LogNormal
+from ..sim.faults import LatencySpike
 from ..metrics import Results
 from ..policies import ConstantBackoff, RetryPolicy
-from ..service import Service, ServiceError
-from ..workload import OpenLoop
-from ..world import World
+from ..sim.service import Service, ServiceError
+from ..sim.workload import OpenLoop
+from ..sim.world import World
 from . import dashboard
 from .faults_testing import watch
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.ticker import FuncFormatter, MultipleLocator
 
-from .. import plots, theory, validate
-from ..dashboard import Dashboard, Slider
-from ..faults import FailureRepair
-from ..service import Service
-from ..world import World
+from ..core import theory, validate
+from ..views import plots
+from ..views.dashboard import Dashboard, Slider
+from ..sim.faults import FailureRepair
+from ..sim.service import Service
+from ..sim.world import World
 from . import dashboard
 
 # Time units, in simulated seconds.

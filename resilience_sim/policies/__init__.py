@@ -1,7 +1,9 @@
 """Resilience policies: plain state machines that take ``now`` (and a ``random.Random`` where they
 draw) and return decisions. They never sleep, start threads or touch global randomness, so the
 simulator (simulated time), the live httpx client (``time.monotonic()``) and the tests (plain numbers)
-drive the very same objects. Each records what it did in plain lists and counters for plots.
+drive the very same objects. Each records what it did in counters (exact) and in bounded logs for
+plots (:class:`~resilience_sim.core.eventlog.EventLog`: the newest ``log_limit`` entries, 10,000 by
+default, read like lists; ``on_event=`` exports every entry as it happens, say to live metrics).
 
 Composition order, from the outside in (one logical request, top to bottom):
 

@@ -1,7 +1,9 @@
 """Backoff schedules: how long to wait before each retry.
 
 Every schedule answers ``delay(attempt, rng=None, previous=None) -> float`` and nothing else changes
-its answers (a shared schedule can serve every request; ``given`` is only a log for plots).
+its answers (a shared schedule can serve every request). ``given`` logs ``(attempt, delay)`` for plots in
+a bounded :class:`~resilience_sim.core.eventlog.EventLog`: the newest ``log_limit`` entries (10,000 by
+default, ``None``: all), ``given.total`` exact; ``on_event("given", entry)`` is called for each, in order.
 
 Indexing, the same in all: ``attempt`` counts *retries* from 1, so ``delay(1)`` is the wait before
 the second call. The exponential ceiling of retry ``n`` is ``min(cap, base * 2**n)``, the formula of
@@ -14,14 +16,15 @@ call draws fresh numbers from ``rng``, so two retries, or two requests, never sh
 """
 from __future__ import annotations
 
-from .. import validate
+from ..core import validate
+from ..core.eventlog import DEFAULT_LIMIT, policy_log
 
 
 class Backoff:
     """Base class: subclasses implement :meth:`_delay`."""
 
-    def __init__(self):
-        self.given: list[tuple[int, float]] = []    # (attempt, delay) for every delay handed out
+    def __init__(self, *, log_limit: int | None = DEFAULT_LIMIT, on_event=None):
+        self.given = policy_log("given", log_limit, on_event)    # (attempt, delay) for every delay handed out
 
     def delay(self, attempt: int, rng=None, previous: float | None = None) -> float:
         """The wait in seconds before retry number ``attempt`` (1 = first retry)."""
@@ -43,8 +46,8 @@ def _needs(rng):
 class Constant(Backoff):
     """The same wait before every retry."""
 
-    def __init__(self, base: float):
-        super().__init__()
+    def __init__(self, base: float, *, log_limit: int | None = DEFAULT_LIMIT, on_event=None):
+        super().__init__(log_limit=log_limit, on_event=on_event)
         self.base = validate.non_negative("base", base)
 
     def _delay(self, attempt, rng, previous):
@@ -58,8 +61,9 @@ class Exponential(Backoff):
     """``min(cap, base * multiplier**attempt)``: no jitter, and always capped (``cap`` is required
     and finite: an uncapped exponential reaches hours within a few dozen retries)."""
 
-    def __init__(self, base: float, cap: float, multiplier: float = 2.0):
-        super().__init__()
+    def __init__(self, base: float, cap: float, multiplier: float = 2.0, *,
+                 log_limit: int | None = DEFAULT_LIMIT, on_event=None):
+        super().__init__(log_limit=log_limit, on_event=on_event)
         self.base = validate.positive("base", base)
         self.cap = validate.number("cap", cap, low=self.base)
         self.multiplier = validate.number("multiplier", multiplier, low=1.0)
@@ -81,8 +85,8 @@ class Exponential(Backoff):
 class FullJitter(Exponential):
     """AWS "Full Jitter": ``random_between(0, min(cap, base * 2**attempt))``."""
 
-    def __init__(self, base: float, cap: float):
-        super().__init__(base, cap, 2.0)
+    def __init__(self, base: float, cap: float, *, log_limit: int | None = DEFAULT_LIMIT, on_event=None):
+        super().__init__(base, cap, 2.0, log_limit=log_limit, on_event=on_event)
 
     def _delay(self, attempt, rng, previous):
         return _needs(rng).uniform(0.0, self.ceiling(attempt))
@@ -92,8 +96,8 @@ class EqualJitter(Exponential):
     """AWS "Equal Jitter": with ``temp = min(cap, base * 2**attempt)``, ``temp/2 + random_between(0, temp/2)``:
     never less than half the exponential value."""
 
-    def __init__(self, base: float, cap: float):
-        super().__init__(base, cap, 2.0)
+    def __init__(self, base: float, cap: float, *, log_limit: int | None = DEFAULT_LIMIT, on_event=None):
+        super().__init__(base, cap, 2.0, log_limit=log_limit, on_event=on_event)
 
     def _delay(self, attempt, rng, previous):
         half = self.ceiling(attempt) / 2
@@ -105,8 +109,8 @@ class DecorrelatedJitter(Exponential):
     delay waited before the last retry (``None`` = ``base`` for the first retry). Depends on
     ``previous``, not on ``attempt`` (still validated, for one interface)."""
 
-    def __init__(self, base: float, cap: float):
-        super().__init__(base, cap, 2.0)
+    def __init__(self, base: float, cap: float, *, log_limit: int | None = DEFAULT_LIMIT, on_event=None):
+        super().__init__(base, cap, 2.0, log_limit=log_limit, on_event=on_event)
 
     def _delay(self, attempt, rng, previous):
         prev = self.base if previous is None else validate.non_negative("previous", previous)

@@ -18,8 +18,12 @@ Contract: after ``allow(now)`` returns True, call ``record(now, success, duratio
 when the call ends (a timeout is a failure), or ``cancel(now)`` if the call was never made (say the
 bulkhead refused it: not the dependency's fault). Otherwise a half-open probe is never returned.
 
-Logs for plots: ``history`` [(time, state)], ``trips`` [(time, why)], ``rejected`` (count) and
-``rejections`` (times), ``late`` (results that arrived while open, ignored).
+Logs: ``history`` [(time, state)], starting with ``(start, "closed")``; ``trips`` [(time, why)];
+``rejected`` (count) and ``rejections`` (times); ``late`` (results that arrived while open, ignored).
+The three lists are bounded :mod:`~resilience_sim.core.eventlog` logs: the newest ``log_limit`` entries
+(10,000 by default; ``None``: all), counts exact (``trips.total``, ``history.counts["open"]``).
+``on_event(kind, entry)`` gets every entry in order, after the state changed: a trip is
+``("history", (t, "open"))``, then ``("trips", (t, why))``.
 
 Where this differs from Resilience4j's CircuitBreaker (resilience4j.readme.io, "CircuitBreaker"):
 rates are fractions in [0, 1], not percentages; Resilience4j has no consecutive-failures rule;
@@ -34,8 +38,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from operator import itemgetter
 
-from .. import validate
+from ..core import validate
+from ..core.eventlog import DEFAULT_LIMIT, policy_log
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
@@ -50,7 +56,8 @@ class CircuitBreaker:
     def __init__(self, *, consecutive_failures: int | None = None, failure_rate: float | None = None,
                  slow_call_rate: float | None = None, slow_call_duration: float | None = None,
                  window: float = 100, window_type: str = "count", min_calls: int = 10,
-                 open_for: float = 30.0, half_open_probes: int = 1, start: float = 0.0):
+                 open_for: float = 30.0, half_open_probes: int = 1, start: float = 0.0,
+                 log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         if consecutive_failures is None and failure_rate is None and slow_call_rate is None:
             raise ValueError("consecutive_failures, failure_rate or slow_call_rate: give at least one "
                              "trip rule, got none")
@@ -79,11 +86,11 @@ class CircuitBreaker:
         self._calls: deque = deque()      # (time, failed, slow) in the closed state's window
         self._failed = self._slow = self._consecutive = 0
         self._probes_sent = self._probes_out = self._probes_ok = 0
-        self.history: list[tuple[float, str]] = [(start, CLOSED)]
-        self.trips: list[tuple[float, str]] = []
-        self.rejected = 0
-        self.rejections: list[float] = []
-        self.late = 0
+        self.history = policy_log("history", log_limit, on_event, key=itemgetter(1))   # (time, state)
+        self.trips = policy_log("trips", log_limit, on_event, key=itemgetter(1))       # (time, why)
+        self.rejections = policy_log("rejections", log_limit, on_event)                # times
+        self.rejected = self.late = 0
+        self.history.append((start, CLOSED))
 
     # --- the decisions -------------------------------------------------------------------------
     def state(self, now: float) -> str:
@@ -174,16 +181,16 @@ class CircuitBreaker:
         return ""
 
     def _open(self, now, why):
-        self.trips.append((now, why))
         self._opened_at = now
         self._to(now, OPEN)
+        self.trips.append((now, why))
 
     def _to(self, when, state):
         self._state = state
-        self.history.append((when, state))
         self._calls.clear()
         self._failed = self._slow = self._consecutive = 0
         self._probes_sent = self._probes_out = self._probes_ok = 0
+        self.history.append((when, state))     # last: a callback sees the new state
 
     def __repr__(self):
         return f"CircuitBreaker(state={self._state!r}, open_for={self.open_for:g})"

@@ -6,12 +6,18 @@
   ``max(0, (requests - K * accepts) / (requests + 1))`` over a sliding window.
 
 Windows are half-open, ``(now - window, now]``: an event exactly ``window`` seconds old has left.
+What holds: memory is bounded by the traffic of one window (old events leave at every add, not only
+when a decision is asked for), and the logs (``denied``, ``rejected``) are bounded
+:mod:`~resilience_sim.core.eventlog` logs keeping the newest ``log_limit`` entries (10,000 by
+default; ``None``: all), their totals exact (``denied.total``), the counters (``requests``,
+``retries``, ``allowed``) exact too. ``on_event(kind, entry)`` gets every log entry, in order.
 """
 from __future__ import annotations
 
 from collections import deque
 
-from .. import validate
+from ..core import validate
+from ..core.eventlog import DEFAULT_LIMIT, policy_log
 
 
 class _Window:
@@ -24,6 +30,7 @@ class _Window:
         self.marked = 0
 
     def add(self, now: float, marked: bool = False) -> None:
+        self.evict(now)
         self.events.append((now, marked))
         self.marked += marked
 
@@ -43,7 +50,8 @@ class RetryBudget:
     ``record_retry(now)`` when it does retry. Share one budget across all requests of a client.
     """
 
-    def __init__(self, ratio: float = 0.1, window: float = 10.0, min_per_second: float = 1.0):
+    def __init__(self, ratio: float = 0.1, window: float = 10.0, min_per_second: float = 1.0, *,
+                 log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         self.ratio = validate.probability("ratio", ratio)
         self.window = validate.positive("window", window)
         self.min_per_second = validate.non_negative("min_per_second", min_per_second)
@@ -51,7 +59,7 @@ class RetryBudget:
         self._retries = _Window(self.window)
         self.requests = 0
         self.retries = 0
-        self.denied: list[float] = []
+        self.denied = policy_log("denied", log_limit, on_event)     # times of retries refused
 
     def record_request(self, now: float) -> None:
         """A first attempt was sent (never call this for a retry)."""
@@ -84,18 +92,20 @@ class AdaptiveThrottle:
     Every request counts once in ``requests``: either :meth:`allow` rejected it locally, or
     :meth:`record` logs the backend's verdict for it (``accepted``: the backend did not refuse it for
     overload). ``K`` (``k``) is how many requests per accept the client tolerates before throttling:
-    2 in the book; lower is more aggressive. Logs: ``allowed`` (count), ``rejected`` (times).
+    2 in the book; lower is more aggressive. Logs: ``allowed`` (count), ``rejected`` (times; its exact
+    count is ``rejected.total``).
 
     As the book counts them, local rejections are requests too, so after a total outage recovery is
     gradual: once the backend accepts again, the share let through roughly doubles every window.
     """
 
-    def __init__(self, k: float = 2.0, window: float = 120.0):
+    def __init__(self, k: float = 2.0, window: float = 120.0, *,
+                 log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         self.k = validate.number("k", k, low=1.0)
         self.window = validate.positive("window", window)
         self._events = _Window(self.window)   # marked = accepted
         self.allowed = 0
-        self.rejected: list[float] = []
+        self.rejected = policy_log("rejected", log_limit, on_event)   # times (rejected.total: count)
 
     def rejection_probability(self, now: float) -> float:
         requests = self._events.evict(now)

@@ -18,27 +18,35 @@ The policy keeps the books; the driver does the waiting (a simpy event, an async
 
 All waiters share one ``max_wait``, so the oldest is both the next served and the next to expire:
 the driver must keep its waiters in the same FIFO order.
+
+Logs ``rejections`` and ``waits`` are bounded :mod:`~resilience_sim.core.eventlog` logs (the newest
+``log_limit`` entries, 10,000 by default; ``None``: all); counts stay exact (``rejected``,
+``rejections.counts["full"]``, ``waits.total``). ``on_event(kind, entry)`` gets every entry, in order.
 """
 from __future__ import annotations
 
 from collections import deque
+from operator import itemgetter
 
-from .. import validate
+from ..core import validate
+from ..core.eventlog import DEFAULT_LIMIT, policy_log
 
 
 class Bulkhead:
     """Logs: ``acquired`` (count), ``rejections`` [(time, "full" | "wait expired")], ``waits``
-    (seconds waited by those handed a slot), ``peak`` (most calls in flight at once)."""
+    (seconds waited by those handed a slot), ``peak`` (most calls in flight at once), ``rejected``
+    (count of all rejections, exact)."""
 
-    def __init__(self, max_concurrent: int, max_wait: float = 0.0):
+    def __init__(self, max_concurrent: int, max_wait: float = 0.0, *,
+                 log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         self.max_concurrent = validate.integer("max_concurrent", max_concurrent, low=1)
         self.max_wait = validate.non_negative("max_wait", max_wait)
         self.in_use = 0
         self._waiters: deque = deque()     # enqueue times, oldest first
         self.acquired = 0
         self.peak = 0
-        self.rejections: list[tuple[float, str]] = []
-        self.waits: list[float] = []
+        self.rejections = policy_log("rejections", log_limit, on_event, key=itemgetter(1))   # (time, why)
+        self.waits = policy_log("waits", log_limit, on_event)                               # seconds
 
     @property
     def waiting(self) -> int:
@@ -46,7 +54,7 @@ class Bulkhead:
 
     @property
     def rejected(self) -> int:
-        return len(self.rejections)
+        return self.rejections.total
 
     def try_acquire(self, now: float) -> bool:
         """Take a slot if one is free and nobody is waiting. On False, counts a rejection only when
@@ -91,8 +99,9 @@ class Bulkhead:
         if self.in_use == 0:
             raise RuntimeError("release() without a matching acquire")
         if self._waiters:
-            self.waits.append(now - self._waiters.popleft())
+            waited = now - self._waiters.popleft()
             self.acquired += 1
+            self.waits.append(waited)
             return True
         self.in_use -= 1
         return False

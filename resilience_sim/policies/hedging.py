@@ -11,12 +11,17 @@ Contract with the caller, who sends, waits and cancels (the policy only decides 
   (interrupt the simpy process, cancel the task or close the connection). A loser left running still
   loads the backend, which is the cost of hedging done badly;
 * hedge only idempotent calls (reads): every copy may be executed.
+
+``hedge_times`` is a bounded :mod:`~resilience_sim.core.eventlog` log (the newest ``log_limit``
+entries, 10,000 by default; ``None``: all); the counters stay exact. ``on_event("hedge_times", now)``
+is called for every copy sent, in order.
 """
 from __future__ import annotations
 
 import math
 
-from .. import validate
+from ..core import validate
+from ..core.eventlog import DEFAULT_LIMIT, policy_log
 
 
 def delay_from_percentile(latencies, p: float = 95) -> float:
@@ -39,17 +44,20 @@ class HedgePolicy:
     """Logs: ``hedges_sent``, ``finished`` (requests with a winner), ``hedges_won`` (a copy answered
     first) and ``hedge_times`` (when copies were sent). ``extra_load`` = copies per finished request."""
 
-    def __init__(self, delay: float, max_hedges: int = 1):
+    def __init__(self, delay: float, max_hedges: int = 1, *,
+                 log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         self.delay = validate.number("delay", delay, low=0.0, allow_inf=True)
         self.max_hedges = validate.integer("max_hedges", max_hedges, low=0)
         self.hedges_sent = 0
         self.hedges_won = 0
         self.finished = 0
-        self.hedge_times: list[float] = []
+        self.hedge_times = policy_log("hedge_times", log_limit, on_event)
 
     @classmethod
-    def from_latencies(cls, latencies, p: float = 95, max_hedges: int = 1) -> HedgePolicy:
-        return cls(delay_from_percentile(latencies, p), max_hedges)
+    def from_latencies(cls, latencies, p: float = 95, max_hedges: int = 1, *,
+                       log_limit: int | None = DEFAULT_LIMIT, on_event=None) -> HedgePolicy:
+        """A policy whose delay is the ``p``-th percentile of ``latencies``."""
+        return cls(delay_from_percentile(latencies, p), max_hedges, log_limit=log_limit, on_event=on_event)
 
     def hedge_at(self, start: float, sent: int = 0) -> float:
         """When copy number ``sent + 1`` is due for a request started at ``start`` (inf: never)."""

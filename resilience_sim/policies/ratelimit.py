@@ -5,10 +5,17 @@
   tokens are taken. The bucket starts full.
 * :class:`LoadShedder`: a server refuses new work when its queue is too long or too old, so the
   work it does accept is answered while the caller still waits for it.
+
+Logs (``rejections``, ``sheds``) are bounded :mod:`~resilience_sim.core.eventlog` logs (the newest
+``log_limit`` entries, 10,000 by default; ``None``: all); counts stay exact (``rejections.total``,
+``sheds.counts["queue full"]``). ``on_event(kind, entry)`` gets every entry, in order.
 """
 from __future__ import annotations
 
-from .. import validate
+from operator import itemgetter
+
+from ..core import validate
+from ..core.eventlog import DEFAULT_LIMIT, policy_log
 
 _EPS = 1e-9   # tolerance on token counts: waiting exactly wait_time() must be enough
 
@@ -16,13 +23,13 @@ _EPS = 1e-9   # tolerance on token counts: waiting exactly wait_time() must be e
 class TokenBucket:
     """Logs: ``taken`` (count of granted takes) and ``rejections`` (times)."""
 
-    def __init__(self, rate: float, burst: float):
+    def __init__(self, rate: float, burst: float, *, log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         self.rate = validate.positive("rate", rate)
         self.burst = validate.number("burst", burst, low=1.0)
         self._tokens = self.burst
         self._last: float | None = None
         self.taken = 0
-        self.rejections: list[float] = []
+        self.rejections = policy_log("rejections", log_limit, on_event)   # times
 
     def available(self, now: float) -> float:
         """Tokens in the bucket at ``now`` (after refilling)."""
@@ -63,12 +70,13 @@ class LoadShedder:
     ``max_queue``, or when the oldest waiting request has waited more than ``max_queue_delay``
     seconds. ``None`` turns a limit off. Logs: ``admitted`` (count), ``sheds`` [(time, why)]."""
 
-    def __init__(self, max_queue: int | None = None, max_queue_delay: float | None = None):
+    def __init__(self, max_queue: int | None = None, max_queue_delay: float | None = None, *,
+                 log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         self.max_queue = None if max_queue is None else validate.integer("max_queue", max_queue, low=0)
         self.max_queue_delay = (None if max_queue_delay is None else
                                 validate.non_negative("max_queue_delay", max_queue_delay))
         self.admitted = 0
-        self.sheds: list[tuple[float, str]] = []
+        self.sheds = policy_log("sheds", log_limit, on_event, key=itemgetter(1))   # (time, why)
 
     def should_shed(self, now: float, queue_length: int, oldest_wait: float = 0.0) -> bool:
         if self.max_queue is not None and queue_length >= self.max_queue:

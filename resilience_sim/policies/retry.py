@@ -4,26 +4,34 @@ What holds:
 
 * at most ``max_attempts`` calls in all (the first one counts): after attempt ``n`` fails,
   ``should_retry(n, ...)`` is False once ``n >= max_attempts``;
-* only outcomes whose reason is in ``retry_on`` are retried;
+* only outcomes whose reason is in ``retry_on`` are retried; ``retry_on`` and every ``reason`` are
+  reasons of :mod:`resilience_sim.core.reasons` (a typo such as "timout" is a ``ValueError`` that
+  lists the known reasons, never a silent "not retryable");
 * a non-idempotent call is never retried unless it carries an idempotency key (a retry after a
   timeout may repeat a write the server already did).
 
 Indexing matches :mod:`.backoff`: after attempt ``n`` (1 = the first call) fails, the wait before the
 next one is ``backoff.delay(n)``, since that next call is retry number ``n``.
 
-Reasons follow the simulator's (:class:`~resilience_sim.service.ServiceError`): the default
-``retry_on`` holds the transient ones. Local refusals ("circuit open", "bulkhead full", "throttled",
-"deadline") are left out on purpose: retrying at once against your own open breaker only burns attempts.
+The default ``retry_on`` is :data:`RETRYABLE`, the core's ``TRANSIENT`` reasons. Local refusals
+("circuit open", "bulkhead full", "throttled", "deadline") are left out on purpose: retrying at once
+against your own open breaker only burns attempts.
+
+Logs ``retries`` and ``refusals`` are bounded :mod:`~resilience_sim.core.eventlog` logs (the newest
+``log_limit`` entries, 10,000 by default; ``None``: all); the Counter ``refused`` stays exact.
+``on_event(kind, entry)`` gets every entry, in order, ``kind`` being "retries" or "refusals".
 """
 from __future__ import annotations
 
-from collections import Counter
+from operator import itemgetter
 
-from .. import validate
+from ..core import validate
+from ..core.eventlog import DEFAULT_LIMIT, policy_log
+from ..core.reasons import TRANSIENT, check_reason, check_reasons
 from .backoff import Backoff
 
-#: Reasons retried by default: failures that may not happen again on the next try.
-RETRYABLE = frozenset({"error", "timeout", "rejected", "overload", "shed", "down", "crashed", "partition"})
+#: Reasons retried by default: failures that may not happen again on the next try (the core's TRANSIENT).
+RETRYABLE = TRANSIENT
 
 
 class RetryPolicy:
@@ -31,24 +39,25 @@ class RetryPolicy:
 
     ``retries``: ``(now, attempt, reason)`` per retry granted; ``refusals``: ``(now, attempt, reason,
     why)`` with ``why`` one of "max attempts", "not retryable", "not idempotent", "deadline";
-    ``refused``: a Counter of those ``why``. ``now`` is ``None`` when the caller did not pass it.
+    ``refused``: a Counter of those ``why`` (exact, whatever the logs dropped). ``now`` is ``None``
+    when the caller did not pass it.
     """
 
-    def __init__(self, max_attempts: int, backoff: Backoff, retry_on=RETRYABLE):
+    def __init__(self, max_attempts: int, backoff: Backoff, retry_on=RETRYABLE, *,
+                 log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         self.max_attempts = validate.integer("max_attempts", max_attempts, low=1)
         if not isinstance(backoff, Backoff):
             raise ValueError(f"backoff must be a backoff schedule (Constant, Exponential, FullJitter, "
                              f"EqualJitter, DecorrelatedJitter), got {backoff!r}")
         self.backoff = backoff
-        if isinstance(retry_on, str) or not all(isinstance(r, str) for r in retry_on):
-            raise ValueError(f"retry_on must be a set of reason strings, got {retry_on!r}")
-        self.retry_on = frozenset(retry_on)
-        self.retries: list[tuple] = []
-        self.refusals: list[tuple] = []
-        self.refused: Counter = Counter()
+        self.retry_on = check_reasons("retry_on", retry_on)
+        self.retries = policy_log("retries", log_limit, on_event)                     # (now, attempt, reason)
+        self.refusals = policy_log("refusals", log_limit, on_event, key=itemgetter(3))  # (.., reason, why)
+        self.refused = self.refusals.counts     # Counter of why, over every refusal
 
     def _why_not(self, attempt, reason, idempotent, idempotency_key) -> str | None:
         attempt = validate.integer("attempt", attempt, low=1)
+        check_reason("reason", reason)
         if attempt >= self.max_attempts:
             return "max attempts"
         if reason not in self.retry_on:
@@ -61,8 +70,7 @@ class RetryPolicy:
         if why is None:
             self.retries.append((now, attempt, reason))
             return True
-        self.refusals.append((now, attempt, reason, why))
-        self.refused[why] += 1
+        self.refusals.append((now, attempt, reason, why))     # counts it in refused too
         return False
 
     def should_retry(self, attempt: int, reason: str, idempotent: bool = True,

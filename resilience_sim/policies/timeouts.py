@@ -8,10 +8,16 @@ A :class:`Deadline` is the budget of a whole user request; :meth:`Deadline.start
   callee never works on an answer its caller has already given up on.
 
 Times are floats in seconds (simulated, or ``time.monotonic()``); nothing here sleeps.
+
+Logs (``Timeout.timeouts``, ``Countdown.attempts``) are bounded :mod:`~resilience_sim.core.eventlog`
+logs (the newest ``log_limit`` entries, 10,000 by default; ``None``: all), their totals exact
+(``timeouts.total``). ``on_event(kind, entry)`` gets every entry, in order; a :class:`Deadline`
+hands its ``log_limit`` and ``on_event`` to every countdown it starts, and a countdown to its children.
 """
 from __future__ import annotations
 
-from .. import validate
+from ..core import validate
+from ..core.eventlog import DEFAULT_LIMIT, check_callback, check_limit, policy_log
 
 
 class Timeout:
@@ -20,10 +26,10 @@ class Timeout:
     ``per_attempt`` may be ``math.inf`` (no timeout: the baseline). ``record`` keeps counts for plots.
     """
 
-    def __init__(self, per_attempt: float):
+    def __init__(self, per_attempt: float, *, log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         self.per_attempt = validate.positive("per_attempt", per_attempt, allow_inf=True)
         self.attempts = 0
-        self.timeouts: list[float] = []     # times at which an attempt timed out
+        self.timeouts = policy_log("timeouts", log_limit, on_event)   # times at which an attempt timed out
 
     def expires_at(self, start: float) -> float:
         return start + self.per_attempt
@@ -45,13 +51,15 @@ class Timeout:
 class Deadline:
     """The time budget of a whole request; ``start(now)`` gives the running :class:`Countdown`."""
 
-    def __init__(self, budget: float):
+    def __init__(self, budget: float, *, log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         self.budget = validate.positive("budget", budget, allow_inf=True)
         self.started = 0
+        self._log = (check_limit("log_limit", log_limit),                 # refused here, not at start()
+                     check_callback("on_event", on_event, "(kind, entry)"))
 
     def start(self, now: float) -> Countdown:
         self.started += 1
-        return Countdown(now, now + self.budget)
+        return Countdown(now, now + self.budget, log_limit=self._log[0], on_event=self._log[1])
 
     def __repr__(self) -> str:
         return f"Deadline({self.budget:g})"
@@ -63,12 +71,13 @@ class Countdown:
     ``attempts`` logs ``(now, timeout given)`` for every :meth:`attempt_timeout` call, so a plot can
     show the timeouts of successive retries shrinking as the deadline nears.
     """
-    __slots__ = ("started", "at", "attempts")
+    __slots__ = ("started", "at", "attempts", "_log")
 
-    def __init__(self, started: float, at: float):
+    def __init__(self, started: float, at: float, *, log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         self.started = started
         self.at = at
-        self.attempts: list[tuple[float, float]] = []
+        self.attempts = policy_log("attempts", log_limit, on_event)   # (now, timeout given)
+        self._log = (log_limit, on_event)
 
     def remaining(self, now: float) -> float:
         """Time left, never negative."""
@@ -93,7 +102,7 @@ class Countdown:
         not a clock reading, since clocks differ between machines).
         """
         reserve = validate.non_negative("reserve", reserve)
-        return Countdown(now, max(now, self.at - reserve))
+        return Countdown(now, max(now, self.at - reserve), log_limit=self._log[0], on_event=self._log[1])
 
     def __repr__(self) -> str:
         return f"Countdown(started={self.started:g}, at={self.at:g})"

@@ -8,46 +8,48 @@ A call is a simpy generator used with ``yield from``, so a handler reads as plai
         except ServiceError:
             req.degraded = "slower SQL search"
             return (yield from svc.ask("sql", req))
+
+A service keeps its own slots and FIFO queue (no simpy ``Resource``, no process of its own): a call
+that finds a free slot takes it without an event, a call that must wait waits on one event, and a
+release hands the slot straight to the oldest waiter. So a call costs one work timeout, plus one
+event when it waits.
 """
 from __future__ import annotations
 
-import simpy
+from array import array
+from collections import Counter, deque
 
-from collections import Counter
-
-from . import validate
-from .distributions import Distribution, as_distribution
-from .records import Outcome
-from .timeline import Timeline
-
-#: Reasons that mean "refused without being tried".
-REJECTION_REASONS = frozenset({"overload", "rejected", "shed", "rate limited", "circuit open", "bulkhead full",
-                               "throttled"})
-#: Reasons that mean "the caller stopped waiting". All other reasons are failures.
-TIMEOUT_REASONS = frozenset({"timeout", "deadline"})
+from ..core import validate
+from ..core.distributions import Distribution, as_distribution
+from ..core.reasons import check_reason, outcome_for
+from ..core.timeline import Timeline
+from ..policies import LoadShedder, TokenBucket
 
 
 class ServiceError(Exception):
-    """A call failed: ``reason`` says why ("error", "down", "crashed", "partition", "overload"...)."""
+    """A call failed: ``reason`` (one of :data:`resilience_sim.core.reasons.REASONS`) says why."""
 
     def __init__(self, service: str, reason: str):
         super().__init__(f"{service}: {reason}")
         self.service = service
-        self.reason = reason
+        self.reason = check_reason("reason", reason)
 
     @property
-    def outcome(self) -> Outcome:
-        if self.reason in TIMEOUT_REASONS:
-            return Outcome.TIMED_OUT
-        return Outcome.REJECTED if self.reason in REJECTION_REASONS else Outcome.FAILED
+    def outcome(self):
+        return outcome_for(self.reason)
 
 
 class Request:
-    """One user request as it travels: when it started, attempts made, who answered, degradation."""
-    __slots__ = ("start", "attempts", "answered_by", "degraded", "deadline")
+    """One user request as it travels: when it started, which endpoint (``route``) it is for, what it
+    is about (``key``, any hashable value or None), attempts made, who answered, any degradation.
+    ``route`` and ``key`` are set by the workload; a handler may change them, and what they are when
+    the request ends is recorded."""
+    __slots__ = ("start", "route", "key", "attempts", "answered_by", "degraded", "deadline")
 
-    def __init__(self, start: float):
+    def __init__(self, start: float, route: str = "", key=None):
         self.start = start
+        self.route = route
+        self.key = key
         self.attempts = 1
         self.answered_by = ""
         self.degraded = ""          # non-empty: the answer is degraded, and this is why
@@ -55,7 +57,7 @@ class Request:
 
     def child(self, deadline: float) -> "Request":
         """The same request as seen below a layer with its own ``deadline`` (an absolute time)."""
-        sub = Request(self.start)
+        sub = Request(self.start, self.route, self.key)
         sub.deadline = deadline
         return sub
 
@@ -63,6 +65,10 @@ class Request:
         """Take over what a child learned on its way: who answered, and any degradation."""
         self.answered_by = sub.answered_by or self.answered_by
         self.degraded = sub.degraded or self.degraded
+
+    def __repr__(self) -> str:
+        key = "" if self.key is None else f", key={self.key!r}"
+        return f"Request({self.route!r}{key}, start={self.start:g})"
 
 
 class Condition:
@@ -85,6 +91,11 @@ class Service:
       (``None``: unbounded); a request that finds the queue full is rejected with reason "overload".
     * ``latency``: the work time of one call (a number means fixed seconds).
     * ``error_rate``: the share of calls that fail with reason "error" after doing their work.
+    * ``dependencies``: what the handler may call with :meth:`ask`: service names, services, or
+      clients around them (then ``ask`` goes through the client's policies); a dict names each one
+      itself. A list names a service by its name and a client by the service it ends at. Every
+      name must be a service of the world when the world runs, and asking for an undeclared one is
+      an error. Partitions between this service and a dependency apply to every ``ask``.
     * ``handler(service, request)``: an optional simpy generator run while holding a slot, which
       calls ``dependencies`` with :meth:`ask`; its return value is the call's value.
     * A request whose deadline (``request.deadline``, set by a client) has passed when it gets a slot
@@ -108,27 +119,24 @@ class Service:
         self.latency = as_distribution("latency", latency, number_means="fixed")
         self.error_rate = validate.probability("error_rate", error_rate)
         self.queue_limit = None if queue_limit is None else validate.integer("queue_limit", queue_limit, low=0)
-        if isinstance(dependencies, str):
-            raise ValueError(f"dependencies must be a list of service names, got the string {dependencies!r} "
-                             f"(write [{dependencies!r}])")
-        self.dependencies = tuple(dependencies)
-        for dep in self.dependencies:
-            if not isinstance(dep, str):
-                raise ValueError(f"dependencies must be service names (strings), got {dep!r}")
+        self._deps = _dependencies(name, dependencies)
+        self.dependencies = tuple(self._deps)
         if handler is not None and not callable(handler):
             raise ValueError(f"handler must be a callable returning a simpy generator, got {handler!r}")
         self.handler = handler
-        from .policies import LoadShedder, TokenBucket
         if shedder is not None and not isinstance(shedder, LoadShedder):
             raise ValueError(f"shedder must be a LoadShedder or None, got {shedder!r}")
         if rate_limit is not None and not isinstance(rate_limit, TokenBucket):
             raise ValueError(f"rate_limit must be a TokenBucket or None, got {rate_limit!r}")
         self.shedder, self.rate_limit = shedder, rate_limit
         self.failure_reasons: Counter = Counter()
-        self.slots = simpy.Resource(self.env, capacity=self.capacity)
         self.timeline = Timeline(name)
         self.calls = 0
         self.failures = 0
+        self.call_start = array("d")     # per call: the start time of the user request it serves
+        self.call_route = array("H")     # per call: that request's route code (world.recorder)
+        self.busy = 0                    # slots in use
+        self._waiting: deque = deque()   # (event, arrival time) of calls waiting for a slot, oldest first
         self._latency_rng = world.rng(f"service/{name}/latency")
         self._error_rng = world.rng(f"service/{name}/errors")
         self._down = 0           # how many faults hold the service down now
@@ -143,9 +151,14 @@ class Service:
         return self._down == 0
 
     @property
+    def waiting(self) -> int:
+        """Requests waiting for a slot."""
+        return len(self._waiting)
+
+    @property
     def in_system(self) -> int:
         """Requests being served plus those waiting."""
-        return self.slots.count + len(self.slots.queue)
+        return self.busy + len(self._waiting)
 
     def go_down(self) -> None:
         self._down += 1
@@ -184,32 +197,36 @@ class Service:
         Raises :class:`ServiceError` when the service is down, unreachable, overloaded, crashes
         while serving, or fails.
         """
+        env = self.env
         self.calls += 1
+        self.call_start.append(req.start)
+        self.call_route.append(self.world.recorder.code(req.route))
         if self._down:
             raise self._fail("down")
         if caller is not None and self.world._partitions:
             hang = self.world.partition_hang(caller.name, self.name)
             if hang is not None:
                 if hang > 0:
-                    yield self.env.timeout(hang)
+                    yield env.timeout(hang)
                 raise self._fail("partition")
-        slots = self.slots
-        if self.queue_limit is not None and len(slots.queue) >= self.queue_limit and slots.count >= self.capacity:
+        full = self.busy >= self.capacity
+        if full and self.queue_limit is not None and len(self._waiting) >= self.queue_limit:
             raise self._fail("overload")
-        if self.rate_limit is not None and not self.rate_limit.try_take(self.env.now):
+        if self.rate_limit is not None and not self.rate_limit.try_take(env.now):
             raise self._fail("rate limited")
-        if self.shedder is not None and slots.count >= self.capacity:   # only a newcomer who would wait
-            queue = slots.queue
-            oldest_wait = self.env.now - queue[0].arrived if queue else 0.0
-            if self.shedder.should_shed(self.env.now, len(queue), oldest_wait):
+        if full and self.shedder is not None:   # only a newcomer who would wait
+            oldest_wait = env.now - self._waiting[0][1] if self._waiting else 0.0
+            if self.shedder.should_shed(env.now, len(self._waiting), oldest_wait):
                 raise self._fail("shed")
         epoch = self._epoch
-        with slots.request() as slot:
-            slot.arrived = self.env.now
-            yield slot
+        if full:
+            yield from self._wait_for_slot()
+        else:
+            self.busy += 1
+        try:
             if epoch != self._epoch:           # crashed while this call waited: its queue was lost
                 raise self._fail("crashed")
-            if self.env.now >= req.deadline:   # the caller has given up: don't start the work
+            if env.now >= req.deadline:        # the caller has given up: don't start the work
                 raise self._fail("deadline")
             rng = self._latency_rng
             work = self.latency.sample(rng)
@@ -218,7 +235,7 @@ class Service:
                 for extra, extra_rng in self._extras:
                     work += extra.sample(extra_rng or rng)
             if work > 0:
-                yield self.env.timeout(work)
+                yield env.timeout(work)
             if epoch != self._epoch:
                 raise self._fail("crashed")
             if self._errors and self._error_rng.random() < self._errors:
@@ -232,18 +249,46 @@ class Service:
             if not req.answered_by:
                 req.answered_by = self.name
             return result
+        finally:
+            self._release()
+
+    def _wait_for_slot(self):
+        """Wait, FIFO, until a release hands this call a slot. Cancelled while waiting (a simpy
+        interrupt), it leaves the queue, or passes on a slot that was handed to it meanwhile."""
+        handed = self.env.event()
+        entry = (handed, self.env.now)
+        self._waiting.append(entry)
+        try:
+            yield handed
+        except BaseException:
+            if handed.triggered:
+                self._release()
+            else:
+                self._waiting.remove(entry)
+            raise
+
+    def _release(self) -> None:
+        if self._waiting:
+            self._waiting.popleft()[0].succeed()    # the slot passes to the oldest waiter
+        else:
+            self.busy -= 1
 
     def _fail(self, reason: str) -> ServiceError:
         self.failures += 1
         self.failure_reasons[reason] += 1
         return ServiceError(self.name, reason)
 
+    # --- dependencies -------------------------------------------------------------------------
     def ask(self, dependency: str, req: Request):
-        """Call one of this service's declared dependencies (``yield from svc.ask("db", req)``)."""
-        if dependency not in self.dependencies:
+        """Call one of this service's declared dependencies (``yield from svc.ask("db", req)``),
+        through its client's policies when it was declared with one."""
+        target = self._deps.get(dependency) if isinstance(dependency, str) else None
+        if target is None:
             raise ValueError(f"dependency must be one of {list(self.dependencies)} for {self.name!r}, "
                              f"got {dependency!r}")
-        return self.world.service(dependency).call(req, caller=self)
+        if isinstance(target, str):
+            target = self._deps[dependency] = self.world.service(target)
+        return target.call(req, caller=self)
 
     def ask_all(self, dependencies, req: Request):
         """Call several dependencies at once and wait for all (fan-out); returns, in order, each
@@ -255,8 +300,54 @@ class Service:
         yield env.all_of(calls)
         return [call.value for call in calls]
 
+    def check_dependencies(self) -> None:
+        """Refuse, before the run starts, a dependency named but absent from the world, or one that
+        is in another world."""
+        for name, target in self._deps.items():
+            if isinstance(target, str):
+                if target not in self.world.services:
+                    raise ValueError(f"dependencies of {self.name!r} name {target!r}, which is not a service "
+                                     f"of this world; services: {sorted(self.world.services)}")
+            elif getattr(target, "world", self.world) is not self.world:
+                raise ValueError(f"dependencies of {self.name!r}: {name!r} belongs to another World")
+
     def __repr__(self) -> str:
         return f"Service({self.name!r}, capacity={self.capacity}, up={self.up})"
+
+
+def _dependencies(owner: str, deps) -> dict:
+    """``{name: service name, Service or client}`` from a list (or a dict) of dependencies."""
+    if isinstance(deps, str):
+        raise ValueError(f"dependencies must be a list of services, clients or service names, got the "
+                         f"string {deps!r} (write [{deps!r}])")
+    try:
+        items = list(deps.items() if isinstance(deps, dict) else ((None, d) for d in deps))
+    except TypeError:
+        raise ValueError(f"dependencies must be a list of services, clients or service names, "
+                         f"got {deps!r}") from None
+    out: dict = {}
+    for name, dep in items:
+        if not isinstance(dep, str) and not callable(getattr(dep, "call", None)):
+            raise ValueError(f"dependencies must be service names, services or clients, got {dep!r}")
+        name = _name_of(dep) if name is None else name
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"dependencies must be named by non-empty strings, got {name!r}")
+        if name in out:
+            raise ValueError(f"dependencies of {owner!r} name {name!r} twice")
+        out[name] = dep
+    return out
+
+
+def _name_of(dep) -> str:
+    """The name ``ask`` knows a dependency by: a name is itself, a service its name, a client (or a
+    chain of clients) the name of the service it ends at."""
+    seen = dep
+    while not isinstance(seen, (str, Service)):
+        seen = getattr(seen, "target", None)
+        if seen is None:
+            raise ValueError(f"dependencies: cannot tell which service {dep!r} calls; give a dict "
+                             f"such as {{'db': {dep!r}}}")
+    return seen if isinstance(seen, str) else seen.name
 
 
 def outcome_of(call):

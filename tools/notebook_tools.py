@@ -1,4 +1,4 @@
-"""Notebook housekeeping: ``python -m resilience_sim.notebook_tools strip FILE...`` removes outputs.
+"""Notebook housekeeping: ``python tools/notebook_tools.py strip FILE...`` removes outputs.
 
 A cell tagged ``keep-output`` keeps its outputs (for pictures deliberately committed).
 """
@@ -29,7 +29,7 @@ def strip(path: Path) -> bool:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] != "strip":
-        print("usage: python -m resilience_sim.notebook_tools strip NOTEBOOK.ipynb...", file=sys.stderr)
+        print("usage: python tools/notebook_tools.py strip NOTEBOOK.ipynb...", file=sys.stderr)
         return 2
     for name in argv[1:]:
         if strip(Path(name)):

@@ -1,6 +1,6 @@
 """Make the learner's copy of each lab from its solution notebook.
 
-``python -m resilience_sim.labs.generate`` reads every ``labs/solutions/*.ipynb`` and writes
+``python tools/generate_labs.py`` reads every ``labs/solutions/*.ipynb`` and writes
 ``labs/<same name>.ipynb``:
 
 * in code cells, each region from a line ``### BEGIN SOLUTION`` to a line ``### END SOLUTION``
@@ -144,7 +144,7 @@ def _default_labs_dir() -> Path:
     here = Path("labs")
     if (here / "solutions").is_dir():
         return here
-    return Path(__file__).resolve().parents[2] / "labs"
+    return Path(__file__).resolve().parents[1] / "labs"
 
 
 def pairs(labs_dir: Path) -> list[tuple[Path, Path]]:
@@ -177,7 +177,7 @@ def generate(labs_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m resilience_sim.labs.generate",
+    parser = argparse.ArgumentParser(prog="python tools/generate_labs.py",
                                      description="Write the learner's copy of each lab from labs/solutions/.")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 listing the learner's copies that are missing or stale")
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             for problem in problems:
                 print(problem)
             if problems:
-                print("run `make labs` (python -m resilience_sim.labs.generate) and commit the result")
+                print("run `make labs` (python tools/generate_labs.py) and commit the result")
                 return 1
             print(f"{len(pairs(labs_dir))} learner's copies are up to date")
             return 0

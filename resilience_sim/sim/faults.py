@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import simpy
 
-from . import validate
-from .distributions import as_distribution
+from ..core import validate
+from ..core.distributions import as_distribution
 from .service import Condition, Service
 
 

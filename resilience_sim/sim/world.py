@@ -4,10 +4,12 @@ from __future__ import annotations
 import hashlib
 import random
 
+import numpy as np
 import simpy
 
-from . import validate
-from .records import Recorder
+from ..core import validate
+from ..core.records import Recorder
+from ..metrics import ClientStats, FaultSpan, Results, ServiceStats
 
 
 def stream_seed(seed: int, name: str) -> int:
@@ -76,11 +78,40 @@ class World:
         hangs = self._partitions.get(frozenset((a, b))) if self._partitions else None
         return max(hangs) if hangs else None
 
-    def run(self, until: float):
-        """Run the simulation until ``until`` seconds and return its :class:`~resilience_sim.metrics.Results`."""
-        from .metrics import Results
+    def run(self, until: float) -> Results:
+        """Check the wiring (every declared dependency exists), run the simulation until ``until``
+        seconds and return its :class:`~resilience_sim.metrics.results.Results`."""
         until = validate.positive("until", until)
         if until <= self.env.now:
             raise ValueError(f"until must be > the current time {self.env.now:g}, got {until:g}")
+        self._wire()
         self.env.run(until=until)
-        return Results(self, until)
+        return self.results(until)
+
+    def _wire(self) -> None:
+        for service in self.services.values():
+            service.check_dependencies()
+            for dep in service._deps.values():
+                if hasattr(dep, "owner"):             # a client: it calls on this service's behalf
+                    if dep.owner not in (None, service):
+                        raise ValueError(f"dependencies: client {dep.name!r} is declared by both "
+                                         f"{dep.owner.name!r} and {service.name!r}; give each caller its own client")
+                    dep.owner = service
+
+    def results(self, until: float) -> Results:
+        """What the run produced up to ``until`` (copies: the world may run on and append)."""
+        rec = self.recorder
+        finished, unfinished = rec.columns(), rec.unfinished_rows(until)
+        columns = {name: np.concatenate([finished[name], unfinished[name]]) for name in finished}
+        services = [ServiceStats(name, s.calls, s.failures, s.timeline, dict(s.failure_reasons),
+                                 np.array(s.call_start), np.array(s.call_route, dtype=np.uint16))
+                    for name, s in self.services.items()]
+        clients = [ClientStats(name, c.requests, c.attempts, c.backoff_time, dict(c.rejected),
+                               c.budget_denied, c.hedges, tuple(getattr(c.breaker, "history", ())),
+                               tuple(getattr(c.breaker, "trips", ())))
+                   for name, c in self.clients.items()]
+        faults = [FaultSpan(f.label, f.kind, tuple(f.spans(until))) for f in self.faults]
+        return Results(columns, seed=self.seed, until=until, names=rec.names, keys=rec.keys,
+                       services=services, clients=clients, faults=faults,
+                       routes=[w.route for w in self.workloads.values()],
+                       in_flight=len(unfinished["start"]), record_bytes=rec.nbytes)

@@ -20,14 +20,11 @@ from collections import Counter
 
 import simpy
 
-from . import validate
-from .policies import (AdaptiveThrottle, Bulkhead, CircuitBreaker, Deadline, HedgePolicy, RetryBudget,
+from ..core import validate
+from ..core.reasons import OVERLOAD
+from ..policies import (AdaptiveThrottle, Bulkhead, CircuitBreaker, Deadline, HedgePolicy, RetryBudget,
                        RetryPolicy, Timeout)
 from .service import ServiceError
-
-#: Failure reasons that mean the backend refused work because it was overloaded (for throttling).
-OVERLOAD_REASONS = frozenset({"overload", "shed", "rate limited", "rejected"})
-
 
 def _optional(name, value, kind, methods=()):
     """``value`` if it is None, a ``kind``, or (for ``methods``) any object that has them all: so a
@@ -41,11 +38,15 @@ def _optional(name, value, kind, methods=()):
 
 
 class Client:
-    """Calls ``target`` (a :class:`~resilience_sim.service.Service` or another client) with policies.
+    """Calls ``target`` (a :class:`~resilience_sim.sim.service.Service` or another client) with policies.
 
     ``timeout`` (seconds or a :class:`Timeout`) bounds each attempt; ``deadline`` (seconds or a
     :class:`Deadline`) bounds the whole request and is handed down through ``request.deadline``, so
     nested clients never wait past it. ``idempotent=False`` forbids retries unless ``idempotency_key``.
+
+    A client declared as a dependency of a service (``Service(..., dependencies=[client])``) calls
+    on that service's behalf (its ``owner``), so partitions between the two apply even when a
+    handler calls ``client.call(req)`` directly; one client serves one caller.
 
     What it counts: ``requests`` (calls to :meth:`call`), ``attempts`` (calls sent to the target,
     hedge copies included),
@@ -77,6 +78,7 @@ class Client:
         self.idempotent, self.idempotency_key = bool(idempotent), bool(idempotency_key)
         self.rng = world.rng(f"client/{name}")                       # retry jitter
         self._throttle_rng = world.rng(f"client/{name}/throttle")    # its own: a throttle leaves jitter alone
+        self.owner = None          # the service this client calls for (set when one declares it)
         self.requests = self.attempts = self.hedges = self.budget_denied = 0
         self.backoff_time = 0.0
         self.rejected: Counter = Counter()
@@ -90,6 +92,7 @@ class Client:
     def call(self, req, caller=None):
         """Serve one request through the policies (``value = yield from client.call(req)``)."""
         env = self.env
+        caller = caller or self.owner
         self.requests += 1
         if self.throttle is not None and not self.throttle.allow(env.now, self._throttle_rng):
             raise self._refuse("throttled")
@@ -107,7 +110,7 @@ class Client:
                 ok, value = yield from self._attempt(sub, caller)
                 if self.throttle is not None:   # accepted: the backend answered, and not "overloaded"
                     self.throttle.record(env.now, ok or (value.service != self.name and
-                                                         value.reason not in OVERLOAD_REASONS))
+                                                         value.reason not in OVERLOAD))
                 if ok:
                     req.adopt(sub)
                     return value

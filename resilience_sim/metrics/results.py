@@ -1,0 +1,312 @@
+"""Results of a run, and the metrics computed from its per-request records and timelines."""
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core import validate
+from ..core.reasons import Outcome
+from ..core.timeline import Timeline, group_availability
+
+
+@dataclass(frozen=True)
+class ServiceStats:
+    """What one service saw during a run. ``call_start`` and ``call_route`` hold, per call made to
+    it, the start time and route code of the user request it was made for, so a view of the results
+    counts the calls made for its own requests."""
+    name: str
+    calls: int
+    failures: int
+    timeline: Timeline
+    failure_reasons: dict
+    call_start: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    call_route: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint16), repr=False)
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """What one client did during a run (see :class:`~resilience_sim.sim.client.Client`)."""
+    name: str
+    requests: int
+    attempts: int
+    backoff_time: float
+    rejected: dict
+    budget_denied: int
+    hedges: int
+    breaker_history: tuple     # ((time, state), ...); empty without a breaker
+    breaker_trips: tuple       # ((time, why), ...): each time the breaker opened, and why
+
+    @property
+    def amplification(self) -> float:
+        """Calls sent to the target per request this client was given."""
+        return self.attempts / self.requests if self.requests else 0.0
+
+    def breaker_state_at(self, times) -> np.ndarray:
+        """The breaker's state at each of ``times``: 0 closed, 1 half-open, 2 open."""
+        if not self.breaker_history:
+            raise ValueError(f"client {self.name!r} has no circuit breaker")
+        code = {"closed": 0, "half-open": 1, "open": 2}
+        change_times = np.array([t for t, _ in self.breaker_history])
+        states = np.array([code[s] for _, s in self.breaker_history])
+        idx = np.searchsorted(change_times, np.asarray(times, dtype=float), side="right") - 1
+        return states[np.maximum(idx, 0)]
+
+
+@dataclass(frozen=True)
+class FaultSpan:
+    """A fault and the spans it was active, for shading plots."""
+    label: str
+    kind: str
+    spans: tuple
+
+
+class Results:
+    """Everything a run produced: per-request columns, service and client stats, fault spans.
+
+    A request still unanswered at the end of the run counts as TIMED_OUT with reason "unfinished"
+    and ends then (``in_flight`` says how many): a hung dependency shows as lost requests, never as
+    a quiet run. Times are simulated seconds.
+
+    Views: :meth:`between` (requests that started in a window) and :meth:`only` (requests for some
+    routes) give a Results closed under its own selection: every metric counts what is inside,
+    rates divide by the view's own duration ``until - since``, time availability and time series
+    cover the view's window, and calls per request count the calls made for the view's requests.
+    """
+
+    def __init__(self, columns: dict, *, seed: int, until: float, names, keys, services=(), clients=(),
+                 faults=(), routes=(), in_flight: int = 0, record_bytes: int = 0):
+        self.seed, self.since, self.until = seed, 0.0, until
+        self.start, self.end = columns["start"], columns["end"]
+        self.outcome, self.attempts = columns["outcome"], columns["attempts"]
+        self._reason, self._answered_by = columns["reason"], columns["answered_by"]
+        self._route, self._key = columns["route"], columns["key"]
+        self.names, self.keys = list(names), list(keys)
+        self.services = {s.name: s for s in services}
+        self.clients = {c.name: c for c in clients}
+        self.faults = list(faults)
+        self.routes = tuple(dict.fromkeys([*routes, *(self.names[c] for c in np.unique(self._route))]))
+        self.in_flight, self.record_bytes = in_flight, record_bytes
+        self._selected = None            # route codes of an only() view; None: every route
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def __repr__(self) -> str:
+        where = f"[{self.since:g}, {self.until:g}) s"
+        if self._selected is not None:
+            where += f", routes {sorted(self.names[c] for c in self._selected)}"
+        if not len(self):
+            return f"Results(0 requests, {where})"
+        return f"Results({len(self):,} requests, availability {self.request_availability():.2%}, {where})"
+
+    # --- selection ------------------------------------------------------------------------------
+    def only(self, *routes: str) -> "Results":
+        """The requests for the named routes (a workload's route is its name unless it was given one)."""
+        if not routes:
+            raise ValueError(f"routes must name at least one of {list(self.routes)}")
+        for name in routes:
+            if name not in self.routes:
+                raise ValueError(f"routes must be among {list(self.routes)}, got {name!r}")
+        codes = {self.names.index(name) for name in routes if name in self.names}
+        if self._selected is not None:
+            codes &= self._selected
+        view = self._view(np.isin(self._route, sorted(codes)))
+        view._selected = frozenset(codes)
+        return view
+
+    def between(self, t0: float, t1: float) -> "Results":
+        """The requests that started in [t0, t1), a window inside this one (say, during a fault)."""
+        t0 = validate.number("t0", t0, low=self.since, high=self.until)
+        t1 = validate.number("t1", t1, low=t0, high=self.until, low_open=True)
+        view = self._view((self.start >= t0) & (self.start < t1))
+        view.since, view.until = t0, t1
+        return view
+
+    def _view(self, mask: np.ndarray) -> "Results":
+        view = copy.copy(self)
+        for attr in ("start", "end", "outcome", "attempts", "_reason", "_answered_by", "_route", "_key"):
+            setattr(view, attr, getattr(self, attr)[mask])
+        return view
+
+    @property
+    def duration(self) -> float:
+        """The length of this view's window, ``until - since``, in seconds."""
+        return self.until - self.since
+
+    @property
+    def latency(self) -> np.ndarray:
+        """Each request's response time in seconds (end - start), whatever its outcome."""
+        return self.end - self.start
+
+    def reason(self, i: int) -> str:
+        """Why request ``i`` was not a full answer ("" when it was)."""
+        return self.names[self._reason[i]]
+
+    def key(self, i: int):
+        """What request ``i`` was about (its key; None when it had none)."""
+        return self.keys[self._key[i]]
+
+    def row(self, i: int) -> dict:
+        """Request ``i`` as a dict: start, end, latency, outcome, reason, attempts, answered_by, route, key."""
+        return {"start": float(self.start[i]), "end": float(self.end[i]), "latency": float(self.latency[i]),
+                "outcome": Outcome(int(self.outcome[i])).name.lower(), "reason": self.reason(i),
+                "attempts": int(self.attempts[i]), "answered_by": self.names[self._answered_by[i]],
+                "route": self.names[self._route[i]], "key": self.key(i)}
+
+    def _nonempty(self, what: str) -> int:
+        if not len(self):
+            raise ValueError(f"no requests in {self!r} to {what}; run longer or widen the view")
+        return len(self)
+
+    # --- availability -------------------------------------------------------------------------
+    def request_availability(self) -> float:
+        """The share of requests that got an answer (full or degraded)."""
+        n = self._nonempty("take availability of")
+        return float(np.count_nonzero(self.outcome <= Outcome.DEGRADED) / n)
+
+    def full_quality_availability(self) -> float:
+        """The share of requests that got a full-quality answer."""
+        n = self._nonempty("take availability of")
+        return float(np.count_nonzero(self.outcome == Outcome.OK) / n)
+
+    def time_availability(self, *services: str, need: str = "all") -> float:
+        """The share of this view's window the named services were up: all of them (``need="all"``)
+        or any (``"any"``)."""
+        if not services:
+            raise ValueError(f"services must name at least one of {sorted(self.services)}")
+        timelines = [self._stats(name).timeline for name in services]
+        return group_availability(timelines, self.until, need=need, since=self.since)
+
+    def _stats(self, name: str) -> ServiceStats:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise ValueError(f"service must be one of {sorted(self.services)}, got {name!r}") from None
+
+    # --- latency and load ----------------------------------------------------------------------
+    def latencies(self, *, successful: bool = True) -> np.ndarray:
+        """Response times of answered requests (or of all, with ``successful=False``)."""
+        return self.latency[self.outcome <= Outcome.DEGRADED] if successful else self.latency
+
+    def latency_percentiles(self, ps=(50, 95, 99), *, successful: bool = True) -> dict:
+        """``{p: seconds}`` for each percentile p in (0, 100]."""
+        try:
+            ps = list(ps)
+        except TypeError:
+            raise ValueError(f"ps must be a list of percentiles in (0, 100], e.g. (50, 99), got {ps!r}") from None
+        if not ps:
+            raise ValueError("ps must hold at least one percentile in (0, 100], got none")
+        for p in ps:
+            validate.number("ps", p, low=0.0, high=100.0, low_open=True)
+        lat = self.latencies(successful=successful)
+        if lat.size == 0:
+            raise ValueError(f"no matching requests in {self!r} to take percentiles of; run longer or "
+                             f"widen the view")
+        values = np.percentile(lat, ps)
+        return {p: float(v) for p, v in zip(ps, values)}
+
+    def mean_latency(self, *, successful: bool = True) -> float:
+        lat = self.latencies(successful=successful)
+        if lat.size == 0:
+            raise ValueError(f"no matching requests in {self!r} to average; run longer or widen the view")
+        return float(lat.mean())
+
+    def share_slower_than(self, threshold: float) -> float:
+        """The share of requests (any outcome) that took longer than ``threshold`` seconds."""
+        validate.non_negative("threshold", threshold)
+        return float(np.count_nonzero(self.latency > threshold) / max(1, len(self)))
+
+    def throughput(self) -> float:
+        """Answered requests per second of this view's window."""
+        return float(np.count_nonzero(self.outcome <= Outcome.DEGRADED) / self.duration)
+
+    def arrival_rate(self) -> float:
+        """Requests per second that started in this view's window."""
+        return float(len(self) / self.duration)
+
+    def mean_in_system(self) -> float:
+        """Time-averaged number of this view's requests in flight during its window, from the
+        records (the unfinished ones included, up to the end of the run)."""
+        overlap = np.clip(np.minimum(self.end, self.until) - np.maximum(self.start, self.since), 0.0, None)
+        return float(overlap.sum() / self.duration)
+
+    def calls_per_request(self, *services: str) -> float:
+        """Calls made to the named services (default: all) for this view's requests, per request
+        (1.0 for a lone service with no retries)."""
+        n = self._nonempty("count calls for")
+        names = services or tuple(self.services)
+        return sum(self._calls_for(self._stats(name)) for name in names) / n
+
+    def _calls_for(self, stats: ServiceStats) -> int:
+        starts = stats.call_start
+        inside = (starts >= self.since) & (starts < self.until)
+        if self._selected is not None:
+            inside &= np.isin(stats.call_route, sorted(self._selected))
+        return int(np.count_nonzero(inside))
+
+    def client(self, name: str) -> ClientStats:
+        """What the client called ``name`` did."""
+        try:
+            return self.clients[name]
+        except KeyError:
+            raise ValueError(f"client must be one of {sorted(self.clients)}, got {name!r}") from None
+
+    def attempts_per_request(self) -> float:
+        self._nonempty("count attempts of")
+        return float(self.attempts.mean())
+
+    # --- breakdowns -----------------------------------------------------------------------------
+    def outcome_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.outcome, minlength=len(Outcome))
+        return {o.name.lower(): int(counts[o]) for o in Outcome}
+
+    def reasons(self, *, unanswered_only: bool = False) -> Counter:
+        """How many requests ended for each reason (degraded, failed, timed out or rejected; with
+        ``unanswered_only``, leaving out the degraded answers)."""
+        codes = self._reason[self.outcome > Outcome.DEGRADED if unanswered_only else self.outcome != Outcome.OK]
+        return Counter({self.names[c]: int(n) for c, n in enumerate(np.bincount(codes)) if n})
+
+    def failed_by(self) -> Counter:
+        """How many unanswered requests each component failed (the one that raised the error)."""
+        codes = self._answered_by[self.outcome > Outcome.DEGRADED]
+        return Counter({self.names[c]: int(n) for c, n in enumerate(np.bincount(codes)) if n})
+
+    def answered_by(self) -> Counter:
+        """How many answered requests each component answered."""
+        codes = self._answered_by[self.outcome <= Outcome.DEGRADED]
+        return Counter({self.names[c]: int(n) for c, n in enumerate(np.bincount(codes)) if n})
+
+    def timeseries(self, bin_width: float) -> dict[str, np.ndarray]:
+        """Per-bin series over this view's window, by start time: ``t`` (bin start), ``requests``,
+        ``availability`` (NaN when empty), ``throughput`` (answered per second) and ``p99`` latency
+        (NaN when nothing answered)."""
+        bin_width = validate.number("bin_width", bin_width, low=0.0, high=self.duration, low_open=True)
+        n_bins = int(np.ceil(self.duration / bin_width))
+        idx = np.minimum(((self.start - self.since) / bin_width).astype(np.int64), n_bins - 1)
+        ok = self.outcome <= Outcome.DEGRADED
+        total = np.bincount(idx, minlength=n_bins)
+        good = np.bincount(idx, weights=ok, minlength=n_bins)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            avail = np.where(total > 0, good / np.maximum(total, 1), np.nan)
+        p99 = np.full(n_bins, np.nan)
+        lat = self.latency
+        order = np.argsort(idx, kind="stable")
+        bounds = np.searchsorted(idx[order], np.arange(n_bins + 1))
+        for b in range(n_bins):
+            sel = order[bounds[b]:bounds[b + 1]]
+            sel = sel[ok[sel]]
+            if sel.size:
+                p99[b] = np.percentile(lat[sel], 99)
+        return {"t": self.since + np.arange(n_bins) * bin_width, "requests": total, "availability": avail,
+                "throughput": good / bin_width, "p99": p99}
+
+    def summary(self) -> dict:
+        """The headline numbers of this view, for printing."""
+        out = {"requests": self._nonempty("summarise"), "availability": self.request_availability()}
+        if self.latencies().size:
+            out.update({f"p{p}": v for p, v in self.latency_percentiles().items()})
+        out["calls_per_request"] = self.calls_per_request()
+        return out

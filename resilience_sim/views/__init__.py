@@ -1,0 +1,1 @@
+"""Plots and dashboards: the only layer that imports matplotlib and ipywidgets."""

@@ -1,0 +1,259 @@
+"""Dashboards: named sliders with units and ranges, a fixed-size picture, results cached by parameters,
+and an optional side-by-side "without / with" view.
+
+The widget tree carries the DOM classes ``rs-dashboard`` (outer box) and ``rs-dashboard-output``
+(the picture), which the browser tests rely on.
+"""
+from __future__ import annotations
+
+import html
+import io
+import keyword
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+from matplotlib.figure import Figure
+
+from ..core import validate
+
+
+@dataclass(frozen=True)
+class Slider:
+    """A parameter the learner moves: ``name`` is the keyword passed to the compute function."""
+    name: str
+    label: str
+    unit: str
+    low: float
+    high: float
+    default: float
+    step: float | None = None
+    integer: bool = False
+
+    def __post_init__(self):
+        if not self.name.isidentifier() or keyword.iskeyword(self.name):
+            raise ValueError(f"name must be a Python identifier, got {self.name!r}")
+        validate.number("low", self.low)
+        validate.number("high", self.high, low=self.low, low_open=True)
+        validate.number("default", self.default, low=self.low, high=self.high)
+        if self.step is not None:
+            validate.number("step", self.step, low=0.0, high=self.high - self.low, low_open=True)
+        if self.integer:   # an IntSlider would silently round these
+            for field in ("low", "high", "default", "step"):
+                value = getattr(self, field)
+                if value is not None and not float(value).is_integer():
+                    raise ValueError(f"{field} must be a whole number for an integer slider, got {value!r}")
+
+    def check(self, value):
+        """``value`` if the slider can take it, else a ValueError naming the slider and its range."""
+        if self.integer:
+            return validate.integer(self.name, value, low=int(self.low), high=int(self.high))
+        return validate.number(self.name, value, low=self.low, high=self.high)
+
+    @property
+    def description(self) -> str:
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    def widget(self, label_px: int = 190):
+        common = dict(description=self.description, continuous_update=False,
+                      style={"description_width": f"{label_px}px"},
+                      layout=widgets.Layout(width=f"{label_px + 290}px"))
+        if self.integer:
+            return widgets.IntSlider(value=int(self.default), min=int(self.low), max=int(self.high),
+                                     step=int(self.step or 1), **common)
+        step = self.step or (self.high - self.low) / 100
+        return widgets.FloatSlider(value=self.default, min=self.low, max=self.high, step=step,
+                                   readout_format=_format(step), **common)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A setting with a few named options (shown as toggle buttons): ``options`` are (text, value)
+    pairs and ``name`` is the keyword passed to the compute function with the chosen value."""
+    name: str
+    label: str
+    options: tuple
+    default: object
+
+    def __post_init__(self):
+        if not self.name.isidentifier() or keyword.iskeyword(self.name):
+            raise ValueError(f"name must be a Python identifier, got {self.name!r}")
+        options = tuple(tuple(o) for o in self.options)
+        if len(options) < 2 or any(len(o) != 2 or not isinstance(o[0], str) for o in options):
+            raise ValueError(f"options must hold at least two (text, value) pairs, got {self.options!r}")
+        values = [value for _, value in options]
+        if self.default not in values:
+            raise ValueError(f"default must be one of the option values {values}, got {self.default!r}")
+        object.__setattr__(self, "options", options)
+
+    def check(self, value):
+        """``value`` if it is one of the option values, else a ValueError naming them."""
+        return validate.choice(self.name, value, [v for _, v in self.options])
+
+    @property
+    def description(self) -> str:
+        return self.label
+
+    def widget(self, label_px: int = 190):
+        return widgets.ToggleButtons(options=list(self.options), value=self.default, description=self.label,
+                                     style={"description_width": f"{label_px}px", "button_width": "auto"})
+
+
+def _clear(ax) -> None:
+    """Empty an axes for the next redraw, keeping its tick machinery: what a draw function adds goes,
+    and what it may have changed (scales, limits, colour cycle, labels, grid) is back at the defaults."""
+    for artist in [*ax.lines, *ax.patches, *ax.collections, *ax.images, *ax.texts, *ax.artists,
+                   *ax.tables, *ax.child_axes]:
+        artist.remove()
+    if ax.legend_ is not None:
+        ax.legend_.remove()
+    for loc in ("left", "center", "right"):
+        ax.set_title("", loc=loc)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    if ax.get_xscale() != "linear":
+        ax.set_xscale("linear")
+    if ax.get_yscale() != "linear":
+        ax.set_yscale("linear")
+    ax.grid(False)
+    ax.set_prop_cycle(None)
+    ax.ignore_existing_data_limits = True
+    ax.set_autoscale_on(True)
+    ax.margins(x=0.05, y=0.05)
+
+
+def _format(step: float) -> str:
+    digits = 0
+    while step < 1 and digits < 6:
+        step *= 10
+        digits += 1
+    return f".{digits}f"
+
+
+class Dashboard:
+    """Sliders that re-run ``compute(**params)`` and redraw with ``draw(ax, result)``.
+
+    ``sliders`` holds :class:`Slider` and :class:`Choice` controls, shown in that order.
+
+    With ``variants`` (e.g. ``{"without breaker": {"breaker": False}, "with breaker": {"breaker": True}}``)
+    each variant's fixed keywords are added to the slider values and the panels are drawn side by side.
+    ``summary(result)`` gives a line of text shown above the picture for each panel. Panels share
+    their y axis unless ``sharey=False``.
+    """
+
+    def __init__(self, compute, draw, sliders, *, variants=None, summary=None, title: str = "",
+                 figsize=(9.0, 3.2), dpi: int = 80, cache_size: int = 64, sharey: bool = True):
+        if not callable(compute) or not callable(draw):
+            raise ValueError("compute and draw must be callables")
+        self.sliders_spec = list(sliders)
+        if not self.sliders_spec or not all(isinstance(s, (Slider, Choice)) for s in self.sliders_spec):
+            raise ValueError("sliders must be a non-empty list of Slider (or Choice)")
+        names = [s.name for s in self.sliders_spec]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sliders must have distinct names, got {names}")
+        self.variants = dict(variants) if variants else {"": {}}
+        for variant, fixed in self.variants.items():
+            if not isinstance(fixed, dict):
+                raise ValueError(f"variants[{variant!r}] must be a dict of keywords, got {fixed!r}")
+            clash = sorted(set(fixed) & set(names))
+            if clash:
+                raise ValueError(f"variants[{variant!r}] must not set a slider's keyword, got {clash} "
+                                 f"(the slider sets it)")
+        self.compute, self.draw, self.summary = compute, draw, summary
+        self.figsize, self.dpi = figsize, validate.integer("dpi", dpi, low=20, high=300)
+        self.sharey = bool(sharey)
+        self.cache_size = validate.integer("cache_size", cache_size, low=1)
+        self._cache: OrderedDict = OrderedDict()
+        self.results: dict = {}
+        self._figure, self._axes = None, []
+        # wide enough for the longest label (about 7 px a character), so none is cut short
+        label_px = min(360, max(120, 7 * max(len(s.description) for s in self.sliders_spec) + 12))
+        self.sliders = {s.name: s.widget(label_px) for s in self.sliders_spec}
+        width, height = int(figsize[0] * dpi), int(figsize[1] * dpi)
+        self.picture = widgets.Image(format="png", layout=widgets.Layout(width=f"{width}px", height=f"{height}px"))
+        self.picture.add_class("rs-dashboard-output")
+        self.text = widgets.HTML(layout=widgets.Layout(min_height="1.6em"))
+        header = [widgets.HTML(f"<b>{title}</b>")] if title else []
+        self.widget = widgets.VBox(header + list(self.sliders.values()) + [self.text, self.picture])
+        self.widget.add_class("rs-dashboard")
+        for slider in self.sliders.values():
+            slider.observe(self._on_change, names="value")
+        self.refresh()
+
+    @property
+    def params(self) -> dict:
+        return {name: w.value for name, w in self.sliders.items()}
+
+    def set(self, **values) -> None:
+        """Move sliders by name (as a learner would); the dashboard refreshes after each move."""
+        for name, value in values.items():
+            if name not in self.sliders:
+                raise ValueError(f"slider must be one of {list(self.sliders)}, got {name!r}")
+            spec = next(s for s in self.sliders_spec if s.name == name)
+            self.sliders[name].value = spec.check(value)   # a widget would clamp it silently
+
+    def _on_change(self, _change) -> None:
+        self.refresh()
+
+    def _result(self, variant: str, params: dict):
+        key = (variant, tuple(sorted(params.items())))
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        result = self.compute(**params, **self.variants[variant])
+        self._cache[key] = result
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return result
+
+    def refresh(self) -> None:
+        """Compute (or fetch from the cache) every variant at the current values and redraw."""
+        params = self.params
+        try:
+            self.results = {v: self._result(v, params) for v in self.variants}
+            self.picture.value = self.render()
+        except Exception as err:  # shown to the learner instead of vanishing into the log
+            self.text.value = f"<span style='color:#b00'>Could not run with these settings: {html.escape(str(err))}</span>"
+            return
+        if self.summary:
+            self.text.value = " &nbsp;|&nbsp; ".join(
+                f"<b>{v}</b>: {self.summary(r)}" if v else self.summary(r) for v, r in self.results.items())
+        else:   # clear the message of a failed run, if any
+            self.text.value = ""
+
+    def rerun(self) -> None:
+        """Forget cached results and refresh: what the benchmark times."""
+        self._cache.clear()
+        self.refresh()
+
+    def render(self, *, fresh: bool = False) -> bytes:
+        """The current picture as PNG bytes. The figure and its axes are made once and cleared for each
+        redraw (building axes and their ticks is a third of a redraw); ``fresh`` builds them anew, and
+        gives the very same picture."""
+        fig, axes = self._panels(fresh)
+        for ax, (variant, result) in zip(axes, self.results.items()):
+            self.draw(ax, result)
+            if variant:
+                ax.set_title(variant)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+
+    def _panels(self, fresh: bool):
+        if fresh or self._figure is None or len(self._axes) != len(self.results):
+            fig = Figure(figsize=self.figsize, dpi=self.dpi)  # fixed margins: a constrained layout costs 2x
+            axes = list(fig.subplots(1, len(self.results), sharey=self.sharey, squeeze=False)[0])
+            fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.88, wspace=0.1)
+            if fresh:
+                return fig, axes
+            self._figure, self._axes = fig, axes
+            return fig, axes
+        for extra in [a for a in self._figure.axes if a not in self._axes]:   # twins, insets, colorbars
+            extra.remove()
+        for ax in self._axes:
+            _clear(ax)
+        return self._figure, self._axes
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
