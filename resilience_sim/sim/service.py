@@ -219,8 +219,18 @@ class Service:
             if self.shedder.should_shed(env.now, len(self._waiting), oldest_wait):
                 raise self._fail("shed")
         epoch = self._epoch
-        if full:
-            yield from self._wait_for_slot()
+        if full:        # wait, FIFO, until a release hands this call its slot
+            handed = env.event()
+            entry = (handed, env.now)
+            self._waiting.append(entry)
+            try:
+                yield handed
+            except BaseException:   # cancelled (interrupted): leave the queue, or pass on a slot just handed
+                if handed.triggered:
+                    self._release()
+                else:
+                    self._waiting.remove(entry)
+                raise
         else:
             self.busy += 1
         try:
@@ -251,21 +261,6 @@ class Service:
             return result
         finally:
             self._release()
-
-    def _wait_for_slot(self):
-        """Wait, FIFO, until a release hands this call a slot. Cancelled while waiting (a simpy
-        interrupt), it leaves the queue, or passes on a slot that was handed to it meanwhile."""
-        handed = self.env.event()
-        entry = (handed, self.env.now)
-        self._waiting.append(entry)
-        try:
-            yield handed
-        except BaseException:
-            if handed.triggered:
-                self._release()
-            else:
-                self._waiting.remove(entry)
-            raise
 
     def _release(self) -> None:
         if self._waiting:
