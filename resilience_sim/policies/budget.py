@@ -6,11 +6,11 @@
   ``max(0, (requests - K * accepts) / (requests + 1))`` over a sliding window.
 
 Windows are half-open, ``(now - window, now]``: an event exactly ``window`` seconds old has left.
-What holds: memory is bounded by the traffic of one window (old events leave at every add, not only
-when a decision is asked for), and the logs (``denied``, ``rejected``) are bounded
-:mod:`~resilience_sim.core.eventlog` logs keeping the newest ``log_limit`` entries (10,000 by
-default; ``None``: all), their totals exact (``denied.total``), the counters (``requests``,
-``retries``, ``allowed``) exact too. ``on_event(kind, entry)`` gets every log entry, in order.
+What holds: memory is bounded by one window of traffic (old events leave at every add, not only
+when a decision is asked for); the counters (``requests``, ``retries``, ``allowed``) are exact; the
+logs ``denied`` and ``rejected`` are bounded :mod:`~resilience_sim.core.eventlog` logs (the newest
+``log_limit`` entries, 10,000 by default; ``None``: all) with exact totals (``denied.total``);
+``on_event(kind, entry)`` gets every log entry, in order.
 """
 from __future__ import annotations
 
