@@ -20,6 +20,11 @@ def svc(w=None, name="s"):
     return Service(w or world(), name)
 
 
+def two_services():
+    w = world()
+    return Service(w, "a"), Service(w, "b")
+
+
 CASES = [
     # (call, words the message must contain)
     (lambda: World(-1), ["seed", ">= 0"]),
@@ -64,7 +69,8 @@ CASES = [
     (lambda: ErrorBurst(svc(), [(0, 1)], error_rate=2), ["error_rate", "[0, 1]"]),
     (lambda: GrayFailure(svc(), [(0, 1)]), ["slowdown", "error_rate"]),
     (lambda: Partition(*[svc(w, "x") for w in [world()]] * 2, [(0, 1)]), ["b", "different"]),
-    (lambda: Partition(svc(), svc(), [(0, 1)], hang=-1), ["hang", ">= 0"]),
+    (lambda: Partition(*two_services(), [(0, 1)], hang=-1), ["hang", ">= 0"]),
+    (lambda: Partition(svc(), svc(), [(0, 1)]), ["b belongs to another World"]),
     (lambda: Constant(0), ["rate", "> 0"]),
     (lambda: Ramp(0, 0, 10), ["start or end", "> 0"]),
     (lambda: Ramp(1, 5, 0), ["duration", "> 0"]),
@@ -103,7 +109,7 @@ CASES = [
 
 @pytest.mark.parametrize("call, words", CASES, ids=[", ".join(w) for _, w in CASES])
 def test_bad_input_is_rejected_with_a_clear_message(call, words):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises((ValueError, TypeError)) as err:     # TypeError: the wrong kind of thing
         call()
     for word in words:
         assert word in str(err.value), f"{word!r} not in {err.value!s}"

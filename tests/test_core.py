@@ -340,7 +340,7 @@ def test_overlapping_partitions_of_a_pair_cut_it_until_the_last_one_ends():
     assert log == {3: ("partition", 3), 7: ("partition", 7.5), 15: ("partition", 15.5), 25: ("ok", 25)}
 
 
-def test_requests_queued_at_a_crash_fail_when_served_without_doing_the_work():
+def test_a_crash_fails_the_call_at_work_and_the_queued_ones_at_the_crash_instant():
     world = World(1)
     api = Service(world, "api", capacity=1, latency=1.0)
     Outage(api, [(0.5, 0.6)])
@@ -348,7 +348,9 @@ def test_requests_queued_at_a_crash_fail_when_served_without_doing_the_work():
     for t in (0.0, 0.1, 0.2, 0.7):           # one in service and two queued at the crash; one after it
         _probe(world, api, t, log)
     world.run(until=10)
-    assert log == {0.0: ("crashed", 1.0), 0.1: ("crashed", 1.0), 0.2: ("crashed", 1.0), 0.7: ("ok", 2.0)}
+    # the slot is free at once: the request after the restart is served at 0.7, not after 1.0
+    assert log == {0.0: ("crashed", 0.5), 0.1: ("crashed", 0.5), 0.2: ("crashed", 0.5), 0.7: ("ok", 1.7)}
+    assert (api.busy, api.waiting) == (0, 0)
 
 
 def test_a_latency_spike_draws_its_extra_from_its_own_stream():

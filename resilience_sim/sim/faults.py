@@ -9,12 +9,14 @@ import simpy
 
 from ..core import validate
 from ..core.distributions import as_distribution
+from . import guard
 from .service import Condition, Service
+from .world import check_world
 
 
 def _service(name: str, value) -> Service:
     if not isinstance(value, Service):
-        raise ValueError(f"{name} must be a Service, got {value!r}")
+        raise TypeError(f"{name} must be a Service, got {value!r}")
     return value
 
 
@@ -32,6 +34,9 @@ class Fault:
         """The (start, end) spans the fault was active before ``until``."""
         return [(s, min(e, until)) for s, e in self.windows if s < until]
 
+    def check_budget(self, until: float) -> None:
+        """Refuse a run that this fault would fill with more events than it can hold (none here)."""
+
 
 class _Windowed(Fault):
     """A fault that is on inside fixed windows."""
@@ -39,6 +44,9 @@ class _Windowed(Fault):
     def __init__(self, world, label: str, windows):
         super().__init__(world, label)
         self.windows = validate.windows("windows", windows)
+        if self.windows[0][0] < self.env.now:
+            raise ValueError(f"windows must start at or after the current time {self.env.now:g} (the world "
+                             f"has run that far), got a window starting at {self.windows[0][0]:g}")
         self.env.process(self._schedule())
 
     def _schedule(self):
@@ -127,6 +135,7 @@ class Partition(_Windowed):
 
     def __init__(self, a: Service, b: Service, windows, *, hang: float = 0.0):
         self.a, self.b = _service("a", a), _service("b", b)
+        a.world.owns("b", b)
         if a is b:
             raise ValueError("b must be a different service from a, got the same service twice")
         self.hang = validate.non_negative("hang", hang)
@@ -147,6 +156,7 @@ class RepairCrew:
     """A limited number of people who repair failed services one at a time each."""
 
     def __init__(self, world, size: int = 1):
+        self.world = check_world(world)
         self.size = validate.integer("size", size, low=1)
         self.resource = simpy.Resource(world.env, capacity=self.size)
 
@@ -175,7 +185,9 @@ class FailureRepair(Fault):
             raise ValueError("mttr (or recover, with an optional detect) must be given as a number > 0 "
                              "or a Distribution")
         if crew is not None and not isinstance(crew, RepairCrew):
-            raise ValueError(f"crew must be a RepairCrew or None, got {crew!r}")
+            raise TypeError(f"crew must be a RepairCrew or None, got {crew!r}")
+        if crew is not None:
+            service.world.owns("crew", crew)
         self.crew = crew
         super().__init__(service.world, f"failures of {service.name}")
         stream = f"fault/{service.name}/failure-repair"
@@ -190,6 +202,11 @@ class FailureRepair(Fault):
     def mttr(self) -> float:
         """The mean time to repair, detection included."""
         return (self.detect.mean if self.detect else 0.0) + self.recover.mean
+
+    def check_budget(self, until: float) -> None:
+        cycle = self.ttf.mean + self.mttr
+        if cycle > 0:
+            guard.check_failures(self.label, (until - self.env.now) / cycle, until, cycle)
 
     def _run(self):
         env = self.env

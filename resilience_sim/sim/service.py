@@ -19,11 +19,16 @@ from __future__ import annotations
 from array import array
 from collections import Counter, deque
 
+import simpy
+
 from ..core import validate
 from ..core.distributions import Distribution, as_distribution
 from ..core.reasons import check_reason, outcome_for
 from ..core.timeline import Timeline
 from ..policies import LoadShedder, TokenBucket
+from .world import check_world
+
+_CRASH = object()       # the cause of the interrupt a crash sends to the calls at work
 
 
 class ServiceError(Exception):
@@ -110,9 +115,9 @@ class Service:
     def __init__(self, world, name: str, *, capacity: int = 1, latency=0.0, error_rate: float = 0.0,
                  dependencies=(), handler=None, queue_limit: int | None = None, shedder=None,
                  rate_limit=None):
+        self.world = check_world(world)
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
-        self.world = world
         self.env = world.env
         self.name = name
         self.capacity = validate.integer("capacity", capacity, low=1)
@@ -137,6 +142,7 @@ class Service:
         self.call_route = array("H")     # per call: that request's route code (world.recorder)
         self.busy = 0                    # slots in use
         self._waiting: deque = deque()   # (event, arrival time) of calls waiting for a slot, oldest first
+        self._at_work: dict = {}         # processes of the calls doing their work now (a crash interrupts them)
         self._latency_rng = world.rng(f"service/{name}/latency")
         self._error_rng = world.rng(f"service/{name}/errors")
         self._down = 0           # how many faults hold the service down now
@@ -161,10 +167,13 @@ class Service:
         return self.busy + len(self._waiting)
 
     def go_down(self) -> None:
+        """Crash: calls at work fail "crashed" now, waiting ones when their turn comes, new ones "down"."""
         self._down += 1
         if self._down == 1:
             self._epoch += 1
             self.timeline.mark(self.env.now, False)
+            for process in list(self._at_work):
+                process.interrupt(_CRASH)
 
     def go_up(self) -> None:
         if self._down == 0:
@@ -212,12 +221,12 @@ class Service:
         full = self.busy >= self.capacity
         if full and self.queue_limit is not None and len(self._waiting) >= self.queue_limit:
             raise self._fail("overload")
-        if self.rate_limit is not None and not self.rate_limit.try_take(env.now):
-            raise self._fail("rate limited")
         if full and self.shedder is not None:   # only a newcomer who would wait
             oldest_wait = env.now - self._waiting[0][1] if self._waiting else 0.0
             if self.shedder.should_shed(env.now, len(self._waiting), oldest_wait):
                 raise self._fail("shed")
+        if self.rate_limit is not None and not self.rate_limit.try_take(env.now):   # shed calls keep their token
+            raise self._fail("rate limited")
         epoch = self._epoch
         if full:        # wait, FIFO, until a release hands this call its slot
             handed = env.event()
@@ -244,8 +253,17 @@ class Service:
                 work *= self._factor
                 for extra, extra_rng in self._extras:
                     work += extra.sample(extra_rng or rng)
-            if work > 0:
-                yield env.timeout(work)
+            if work > 0:                       # at work: a crash interrupts it (see go_down)
+                process = env.active_process
+                self._at_work[process] = None
+                try:
+                    yield env.timeout(work)
+                except simpy.Interrupt as stop:
+                    if stop.cause is not _CRASH:
+                        raise
+                    raise self._fail("crashed") from None
+                finally:
+                    del self._at_work[process]
             if epoch != self._epoch:
                 raise self._fail("crashed")
             if self._errors and self._error_rng.random() < self._errors:
@@ -253,7 +271,11 @@ class Service:
             if self.handler is None:
                 req.answered_by = self.name
                 return None
-            result = yield from self.handler(self, req)
+            work = self.handler(self, req)
+            if not hasattr(work, "send"):
+                raise TypeError(f"handler of {self.name!r} must return a simpy generator (a function that "
+                                f"uses yield, e.g. `return (yield from svc.ask(\"db\", req))`), got {work!r}")
+            result = yield from work
             if epoch != self._epoch:
                 raise self._fail("crashed")
             if not req.answered_by:

@@ -11,7 +11,12 @@ from ..core import validate
 from ..core.distributions import as_distribution
 from ..core.profiles import PROFILES, Constant
 from ..core.reasons import Outcome
+from . import guard
 from .service import Request, ServiceError
+from .world import check_world
+
+#: Closed-loop users in one workload at most (each is a simpy process).
+MAX_USERS = 100_000
 
 
 # --- running one user request -----------------------------------------------------------------
@@ -57,10 +62,12 @@ def _route(name: str, route) -> str:
     return route
 
 
-def _check_target(target):
+def _check_target(world, target):
     if not callable(getattr(target, "call", None)):
-        raise ValueError(f"target must have a call(request) generator method (a Service or a client), "
-                         f"got {target!r}")
+        raise TypeError(f"target must have a call(request) generator method (a Service or a client), "
+                        f"got {target!r}")
+    if hasattr(target, "world"):
+        world.owns("target", target)
     return target
 
 
@@ -75,8 +82,8 @@ class OpenLoop:
 
     def __init__(self, world, target, profile, *, duration: float | None = None, requests: int | None = None,
                  name: str = "users", route: str | None = None, key=None):
-        self.world = world
-        self.target = _check_target(target)
+        self.world = check_world(world)
+        self.target = _check_target(world, target)
         if isinstance(profile, numbers.Real) and not isinstance(profile, bool):
             profile = Constant(profile)
         if not isinstance(profile, PROFILES):
@@ -87,6 +94,12 @@ class OpenLoop:
             raise ValueError("duration or requests must be given, so that the workload stops by itself")
         self.duration = float("inf") if duration is None else validate.positive("duration", duration)
         self.requests = None if requests is None else validate.integer("requests", requests, low=1)
+        by_rate = profile.peak * self.duration
+        if self.requests is not None and self.requests <= by_rate:
+            guard.check_requests("OpenLoop", self.requests, f"requests={self.requests}")
+        else:
+            guard.check_requests("OpenLoop", by_rate, f"{profile.peak:g} requests per second for "
+                                                      f"{self.duration:g} s")
         self.name = name
         world.add_workload(self)
         self.route, self._key = _route(name, route), _keys(world, name, key)
@@ -123,11 +136,14 @@ class ClosedLoop:
 
     def __init__(self, world, target, *, users: int, think=1.0, duration: float, name: str = "users",
                  route: str | None = None, key=None):
-        self.world = world
-        self.target = _check_target(target)
-        self.users = validate.integer("users", users, low=1)
+        self.world = check_world(world)
+        self.target = _check_target(world, target)
+        self.users = validate.integer("users", users, low=1, high=MAX_USERS)
         self.think = as_distribution("think", think, number_means="exponential")
         self.duration = validate.positive("duration", duration)
+        if self.think.mean > 0:          # (a zero think time is bounded by the frozen-clock guard)
+            guard.check_requests("ClosedLoop", self.users * self.duration / self.think.mean,
+                                 f"{self.users} users thinking {self.think.mean:g} s for {self.duration:g} s")
         self.name = name
         world.add_workload(self)
         self.route, self._key = _route(name, route), _keys(world, name, key)

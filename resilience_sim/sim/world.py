@@ -10,6 +10,14 @@ import simpy
 from ..core import validate
 from ..core.records import Recorder
 from ..metrics import ClientStats, FaultSpan, Results, ServiceStats
+from . import guard
+
+
+def check_world(value) -> "World":
+    """``value`` if it is a World, else a ``TypeError`` that says what to pass."""
+    if not isinstance(value, World):
+        raise TypeError(f"world must be a World (world = World(seed=1)), got {value!r}")
+    return value
 
 
 def stream_seed(seed: int, name: str) -> int:
@@ -46,6 +54,12 @@ class World:
         if stream is None:
             stream = self._streams[name] = random.Random(stream_seed(self.seed, name))
         return stream
+
+    def owns(self, name: str, component) -> None:
+        """Refuse ``component`` (a service, client or crew) unless it belongs to this world."""
+        if getattr(component, "world", None) is not self:
+            raise ValueError(f"{name} belongs to another World than the one given ({component!r}); "
+                             f"build every part of a scenario in the same World")
 
     def add_service(self, service) -> None:
         if service.name in self.services:
@@ -85,8 +99,26 @@ class World:
         if until <= self.env.now:
             raise ValueError(f"until must be > the current time {self.env.now:g}, got {until:g}")
         self._wire()
-        self.env.run(until=until)
+        for fault in self.faults:
+            fault.check_budget(until)
+        guard.advance(self.env, until, self._likely_causes)
         return self.results(until)
+
+    def _likely_causes(self) -> list[str]:
+        """What in this world can make events at one instant for ever (for a frozen clock's message)."""
+        found = []
+        for w in self.workloads.values():
+            if getattr(w, "think", None) is not None and w.think.mean == 0:
+                found.append(f"a zero think time (workload {w.name!r}) against a service that answers at once")
+        for f in self.faults:
+            if getattr(f, "ttf", None) is not None and (f.ttf.mean == 0 or f.mttr == 0):
+                found.append(f"zero times to failure or repair ({f.label})")
+        for c in self.clients.values():
+            if c.retry is not None and getattr(c.retry.backoff, "base", 1.0) == 0:
+                found.append(f"retries with no wait between them (client {c.name!r}, {c.retry!r})")
+            if c.hedge is not None and c.hedge.delay == 0:
+                found.append(f"hedges sent with no delay (client {c.name!r})")
+        return found
 
     def _wire(self) -> None:
         for service in self.services.values():
