@@ -35,17 +35,22 @@ _EXPORTS = {
     "Outcome": "core.reasons", "Results": "metrics.results",
 }
 
+#: Sub-packages and modules offered as attributes too (``rs.theory``, ``rs.policies``...).
+_SUBMODULES = ("core", "policies", "metrics", "sim", "views", "lessons", "labs", "theory", "plots", "dashboard")
+
 __all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
+    if name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value          # later lookups skip this function
     return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -52,6 +52,12 @@ def test_the_paths_notebooks_use_still_work():
         assert getattr(resilience_sim, name) is not None
 
 
+def test_the_lazy_package_offers_its_submodules_as_attributes():
+    code = ("import resilience_sim as rs; assert rs.theory.availability(9, 1) == 0.9; "
+            "assert rs.policies.CircuitBreaker and rs.plots.shade_faults and 'theory' in dir(rs)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def _our_imports(path: pathlib.Path) -> set[str]:
     """The layers of ours that a file imports (relative imports resolved against its folder)."""
     layers = set()
