@@ -20,6 +20,11 @@ def svc(w=None, name="s"):
     return Service(w or world(), name)
 
 
+def world_and_service():
+    w = world()
+    return w, Service(w, "s")
+
+
 def two_services():
     w = world()
     return Service(w, "a"), Service(w, "b")
@@ -76,12 +81,12 @@ CASES = [
     (lambda: Ramp(1, 5, 0), ["duration", "> 0"]),
     (lambda: Step(-1, 5, 10), ["before", ">= 0"]),
     (lambda: Spike(10, 5, 1, 1), ["peak_rate", "> 10"]),
-    (lambda: OpenLoop(world(), svc(), 10), ["duration or requests"]),
-    (lambda: OpenLoop(world(), svc(), "fast", duration=1), ["profile", "requests per second"]),
+    (lambda: OpenLoop(*world_and_service(), 10), ["duration or requests"]),
+    (lambda: OpenLoop(*world_and_service(), "fast", duration=1), ["profile", "requests per second"]),
     (lambda: OpenLoop(world(), "api", 10, duration=1), ["target", "call"]),
-    (lambda: OpenLoop(world(), svc(), 10, requests=0), ["requests", ">= 1"]),
-    (lambda: ClosedLoop(world(), svc(), users=0, duration=10), ["users", ">= 1"]),
-    (lambda: ClosedLoop(world(), svc(), users=1, think=-2, duration=10), ["think", "> 0"]),
+    (lambda: OpenLoop(*world_and_service(), 10, requests=0), ["requests", ">= 1"]),
+    (lambda: ClosedLoop(*world_and_service(), users=0, duration=10), ["users", "[1, 100000]"]),
+    (lambda: ClosedLoop(*world_and_service(), users=1, think=-2, duration=10), ["think", "> 0"]),
     (lambda: world().run(until=0), ["until", "> 0"]),
     (lambda: theory.availability(0, 1), ["mttf", "> 0"]),
     (lambda: theory.series(), ["availabilities", "at least one"]),

@@ -362,7 +362,7 @@ def test_measured_availability_with_the_names_as_a_list():
         for name in names:
             FailureRepair(Service(world, name), mttf=mttf, mttr=mttr, crew=crew)
         return world.run(until=until).time_availability(names, need="any")
-    fails(check.measured_availability, measured_availability, match=r"raised TypeError.*unpack it with a star")
+    fails(check.measured_availability, measured_availability, match=r"raised WrongType.*unpack a list with a star")
 
 
 def test_measured_availability_percent():

@@ -30,8 +30,8 @@ def test_outage_dashboard_reacts_to_every_slider():
     dash = all_dashboards()["06_circuit_breakers/outage"]()
     without, with_ = dash.results.values()
     assert without.breaker is None and with_.breaker is not None
-    assert with_.checkout.stats(with_.outage).availability == 1.0
-    assert without.checkout.stats(without.outage).availability < 1.0
+    assert with_.stats("checkout", with_.outage).availability == 1.0
+    assert without.stats("checkout", without.outage).availability < 1.0
     assert with_.calls_during_outage() < without.calls_during_outage() / 5
     assert "calls to recs" in dash.text.value and "closed" in dash.text.value
     picture, text = dash.picture.value, dash.text.value
@@ -60,8 +60,9 @@ def test_outage_dashboard_reacts_to_every_slider():
 def test_shop_run_is_seeded():
     one, two = bk.shop_run(7, duration=40, outage=(10, 20)), bk.shop_run(7, duration=40, outage=(10, 20))
     other = bk.shop_run(8, duration=40, outage=(10, 20))
-    assert np.array_equal(one.page.start, two.page.start) and np.array_equal(one.recs_calls, two.recs_calls)
-    assert not np.array_equal(one.page.start, other.page.start)
+    page = [run.results.only("page").start for run in (one, two, other)]
+    assert np.array_equal(page[0], page[1]) and np.array_equal(one.recs_calls, two.recs_calls)
+    assert not np.array_equal(page[0], page[2])
     with pytest.raises(ValueError, match="breaker"):
         bk.shop_run(7, breaker="yes")
 
@@ -69,18 +70,18 @@ def test_shop_run_is_seeded():
 def test_a_hung_dependency_starves_checkout_without_a_breaker(story):
     without, with_ = story
     assert theory.littles_law(bk.PAGE_RATE, bk.TIMEOUT) > bk.API_WORKERS
-    lost = 1 - without.checkout.stats(without.outage).availability
+    lost = 1 - without.stats("checkout", without.outage).availability
     formula = 1 - bk.saturated_throughput() / (bk.PAGE_RATE + bk.CHECKOUT_RATE)
     assert 0.5 * formula < lost < formula + 0.1
     assert without.results.services["api"].failure_reasons["overload"] > 0
-    assert with_.checkout.stats(with_.outage).availability == 1.0
+    assert with_.stats("checkout", with_.outage).availability == 1.0
     assert with_.results.services["api"].failure_reasons.get("overload", 0) == 0
 
 
 def test_the_breaker_fails_fast_and_spares_the_dependency(story):
     without, with_ = story
-    assert without.page.stats(without.outage).p50 >= bk.TIMEOUT
-    assert math.isclose(with_.page.stats(with_.outage).p50, bk.API_WORK)
+    assert without.stats("page", without.outage).p50 >= bk.TIMEOUT
+    assert math.isclose(with_.stats("page", with_.outage).p50, bk.API_WORK)
     assert with_.calls_during_outage() <= bk.calls_bound() < without.calls_during_outage() / 10
     assert with_.results.client("api->recs").rejected["circuit open"] > 0
 
@@ -88,7 +89,8 @@ def test_the_breaker_fails_fast_and_spares_the_dependency(story):
 def test_healthy_shop_is_the_same_with_or_without_a_breaker():
     quiet = dict(outage=(50.0, 50.5), duration=40.0)     # the outage starts after the traffic stops
     a, b = bk.shop_run(3, **quiet), bk.shop_run(3, breaker=bk.story_breaker(), **quiet)
-    assert np.array_equal(a.page.outcome, b.page.outcome) and (a.page.outcome == Outcome.OK).all()
+    pages = [run.results.only("page").outcome for run in (a, b)]
+    assert np.array_equal(*pages) and (pages[0] == Outcome.OK).all()
     assert b.history == ((0.0, "closed"),)
 
 
@@ -136,10 +138,10 @@ def test_rules_consecutive_trips_rarely_rate_never_both_at_60_percent():
 
 
 def test_run_theory_and_the_plain_number_driver():
-    assert math.isclose(bk.calls_between_trips(0.5, 1), 2.0)          # k = 1: 1/p
-    assert math.isclose(bk.calls_between_trips(0.5, 2), 6.0)          # two heads in a row: 6 tosses
-    assert math.isclose(bk.binomial_tail(10, 0.3, 0), 1.0)
-    assert math.isclose(bk.binomial_tail(2, 0.5, 2), 0.25)
+    assert math.isclose(theory.trials_until_run(0.5, 1), 2.0)          # k = 1: 1/p
+    assert math.isclose(theory.trials_until_run(0.5, 2), 6.0)          # two heads in a row: 6 tosses
+    assert math.isclose(theory.binomial_tail(10, 0.3, 0), 1.0)
+    assert math.isclose(theory.binomial_tail(2, 0.5, 2), 0.25)
     closed, trips = bk.closed_calls_per_trip(CircuitBreaker(consecutive_failures=2, open_for=1.0), 0.5,
                                              calls=20_000, seed=1)
     expected = closed / 6.0
@@ -157,14 +159,14 @@ def test_five_probes_cost_five_times_the_failed_calls_and_close_a_little_later()
 # --- section 6: fallback --------------------------------------------------------------------------------
 def test_breaker_plus_fallback_answers_every_page_at_once():
     both = bk.shop_run(SEED, breaker=bk.story_breaker(), fallback=True)
-    page = both.page.stats(both.outage)
+    page = both.stats("page", both.outage)
     assert page.availability == 1.0 and page.full_quality == 0.0 and math.isclose(page.p50, bk.API_WORK)
     assert both.results.reasons()[bk.FALLBACK] == both.results.outcome_counts()["degraded"] > 0
     alone = bk.shop_run(SEED, fallback=True)
-    assert alone.page.stats(alone.outage).p50 > bk.TIMEOUT
-    assert alone.checkout.stats(alone.outage).availability < 1.0
+    assert alone.stats("page", alone.outage).p50 > bk.TIMEOUT
+    assert alone.stats("checkout", alone.outage).availability < 1.0
 
 
 def test_endpoint_stats_reject_an_empty_window(story):
     with pytest.raises(ValueError, match="window"):
-        story[0].page.stats((500.0, 600.0))
+        story[0].stats("page", (500.0, 600.0))

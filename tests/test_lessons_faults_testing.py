@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from resilience_sim import Outage, Service, World, theory
+from resilience_sim import Outage, Service, World, plots, theory
 from resilience_sim.lessons import all_dashboards
 from resilience_sim.lessons import faults_testing as ft
+from resilience_sim.sim.probes import ServiceProbe
 
 
 # --- dashboard -------------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ def test_fingerprint_table_and_draw_helpers(fingerprints):
     assert len(table.rows) == 6 and "<table>" in table._repr_html_() and "health check" in str(table)
     run = ft.fault_run("errors", seed=2, duration=12, window=(4, 8))
     ax = Figure().subplots()
-    ft.draw_requests(ax, run, title="x")
+    plots.request_dots(run, ax=ax, title="x")
     assert ax.get_ylabel() == "latency (ms)" and ax.get_xlabel() == "request start (s)"
     fig = ft.draw_fingerprints({"no fault": run, "errors": run})
     assert len(fig.axes) == 4
@@ -130,13 +131,13 @@ def test_mmc_tail_matches_theory():
     for c, lam, mu in ((8, 50.0, 50.0), (4, 150.0, 50.0), (2, 50.0, 50.0), (1, 30.0, 50.0)):
         # the mean is the integral of the tail
         ts = np.linspace(0, 3, 30001)
-        tail = np.array([ft.mmc_tail(t, c, lam, mu) for t in ts])
+        tail = np.array([theory.mmc_tail(t, c, lam, mu) for t in ts])
         assert np.sum((tail[1:] + tail[:-1]) / 2 * np.diff(ts)) == pytest.approx(theory.mmc_response_time(c, lam, mu),
                                                                                rel=1e-3)
-        q = ft.mmc_percentile(0.99, c, lam, mu)
-        assert ft.mmc_tail(q, c, lam, mu) == pytest.approx(0.01, rel=1e-6)
-    assert ft.mmc_tail(0.0, 8, 50.0, 50.0) == pytest.approx(1.0)
-    assert ft.mmc_percentile(0.99, 1, 1e-9, 50.0) == pytest.approx(math.log(100) / 50, rel=1e-3)   # empty: Exp
+        q = theory.mmc_quantile(0.99, c, lam, mu)
+        assert theory.mmc_tail(q, c, lam, mu) == pytest.approx(0.01, rel=1e-6)
+    assert theory.mmc_tail(0.0, 8, 50.0, 50.0) == pytest.approx(1.0)
+    assert theory.mmc_quantile(0.99, 1, 1e-9, 50.0) == pytest.approx(math.log(100) / 50, rel=1e-3)   # empty: Exp
 
 
 def test_load_test_knee_sits_between_theory_and_the_ramp_bound():
@@ -160,13 +161,13 @@ def test_spike_backlog_drains_as_the_fluid_model_says():
 def test_watch_samples_busy_slots_within_capacity():
     world = World(3)
     api, db = ft.small_system(world)
-    seen = ft.watch(world, db, 0.1, 5.0)
+    seen = ServiceProbe(world, db, 0.1, 5.0)
     from resilience_sim import OpenLoop
     OpenLoop(world, api, 300.0, duration=5.0)
     world.run(until=5.0)
-    assert len(seen["t"]) == 50 and max(seen["busy"]) <= ft.DB_SLOTS and min(seen["queue"]) >= 0
+    assert len(seen.times) == 50 and max(seen.busy) <= ft.DB_SLOTS and min(seen.waiting) >= 0
     with pytest.raises(ValueError, match="every"):
-        ft.watch(world, db, 0.0, 1.0)
+        ServiceProbe(world, db, 0.0, 1.0)
 
 
 def test_resilience_test_fails_without_a_fallback_and_passes_with_one():

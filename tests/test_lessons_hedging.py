@@ -47,7 +47,7 @@ def test_composition_order_follows_the_policies_docstring():
 
 def test_composition_order_follows_the_client_docstring():
     doc = resilience_sim.sim.client.__doc__
-    chain = doc[doc.index("throttle →"):doc.index("the target.")]
+    chain = doc[doc.index("deadline →"):doc.index("the target.")]
     layers = [part.strip().split()[0] for part in chain.split("→") if part.strip()]
     assert len(layers) == len(h.COMPOSITION_ORDER) - 1     # the target is the last box
     for word, (name, _) in zip(layers, h.COMPOSITION_ORDER):
@@ -78,93 +78,93 @@ def test_notebook_shows_the_same_picture():
 
 # --- the exact theory ---------------------------------------------------------------------------
 def test_survival_of_each_distribution():
-    assert h.survival(Fixed(1.0), 0.5) == 1.0 and h.survival(Fixed(1.0), 1.0) == 0.0
-    assert math.isclose(h.survival(Exponential(2.0), 2.0), math.exp(-1))
-    assert math.isclose(h.survival(Uniform(1.0, 3.0), 2.5), 0.25)
-    assert h.survival(LogNormal(0.01, 0.5), 0.01) == pytest.approx(0.5)
-    assert h.survival(Mixture.slow_tail(0.01, 1.0, 0.02), 0.5) == pytest.approx(0.02)
-    assert h.survival(LogNormal(0.01, 0.5), -1.0) == 1.0
+    assert theory.survival(Fixed(1.0), 0.5) == 1.0 and theory.survival(Fixed(1.0), 1.0) == 0.0
+    assert math.isclose(theory.survival(Exponential(2.0), 2.0), math.exp(-1))
+    assert math.isclose(theory.survival(Uniform(1.0, 3.0), 2.5), 0.25)
+    assert theory.survival(LogNormal(0.01, 0.5), 0.01) == pytest.approx(0.5)
+    assert theory.survival(Mixture.slow_tail(0.01, 1.0, 0.02), 0.5) == pytest.approx(0.02)
+    assert theory.survival(LogNormal(0.01, 0.5), -1.0) == 1.0
     with pytest.raises(ValueError, match="dist"):
-        h.survival(object(), 1.0)
+        theory.survival(object(), 1.0)
 
 
 def test_survival_matches_samples():
     rng = random.Random(1)
     xs = np.array(h.LATENCY.samples(rng, 40000))
     for t in (0.005, 0.0175, 0.05, 0.15, 0.3):
-        s = h.survival(h.LATENCY, t)
-        assert abs(np.mean(xs > t) - s) < h.binomial_tolerance(s, xs.size)
+        s = theory.survival(h.LATENCY, t)
+        assert abs(np.mean(xs > t) - s) < 4 * theory.share_sd(s, xs.size)
 
 
 def test_quantiles():
     dist = LogNormal(0.02, 0.7)
     for p in (1, 50, 95, 99.9):
-        assert h.quantile(dist, p) == pytest.approx(dist.quantile(p / 100), rel=1e-9)
-    assert h.quantile(h.LATENCY, 99) == pytest.approx(0.150, rel=1e-6)     # the hiccups' median
+        assert theory.quantile(dist, p) == pytest.approx(dist.quantile(p / 100), rel=1e-9)
+    assert theory.quantile(h.LATENCY, 99) == pytest.approx(0.150, rel=1e-6)     # the hiccups' median
     for p in (0, 100, 150):
         with pytest.raises(ValueError, match="p must be"):
-            h.quantile(dist, p)
+            theory.quantile(dist, p)
 
 
 def test_hedged_survival_and_quantile():
-    d = h.quantile(h.LATENCY, 95)
-    assert h.hedged_survival(h.LATENCY, math.inf, 0.2) == h.survival(h.LATENCY, 0.2)
-    assert h.hedged_survival(h.LATENCY, d, d / 2) == h.survival(h.LATENCY, d / 2)   # before the copy
-    assert math.isclose(h.hedged_survival(h.LATENCY, d, 0.1),
-                        h.survival(h.LATENCY, 0.1) * h.survival(h.LATENCY, 0.1 - d))
-    assert h.hedged_quantile(h.LATENCY, d, 50) == h.quantile(h.LATENCY, 50)   # the median is untouched
-    assert h.hedged_quantile(h.LATENCY, d, 99) < h.quantile(h.LATENCY, 99) / 5
+    d = theory.quantile(h.LATENCY, 95)
+    assert theory.hedged_survival(h.LATENCY, math.inf, 0.2) == theory.survival(h.LATENCY, 0.2)
+    assert theory.hedged_survival(h.LATENCY, d, d / 2) == theory.survival(h.LATENCY, d / 2)   # before the copy
+    assert math.isclose(theory.hedged_survival(h.LATENCY, d, 0.1),
+                        theory.survival(h.LATENCY, 0.1) * theory.survival(h.LATENCY, 0.1 - d))
+    assert theory.hedged_quantile(h.LATENCY, d, 50) == theory.quantile(h.LATENCY, 50)   # the median is untouched
+    assert theory.hedged_quantile(h.LATENCY, d, 99) < theory.quantile(h.LATENCY, 99) / 5
     # two copies that are both slow: Mixture.slow_tail makes it plain arithmetic
     tail = Mixture.slow_tail(0.01, 1.0, 0.1)
-    assert h.hedged_survival(tail, 0.02, 0.5) == pytest.approx(0.01)
+    assert theory.hedged_survival(tail, 0.02, 0.5) == pytest.approx(0.01)
 
 
 def test_theory_tradeoff_is_monotone():
     curve = h.theory_tradeoff(ps=[50, 75, 90, 95, 99])
     assert np.all(np.diff(curve["extra_load"]) < 0)
     assert np.all(np.diff(curve["p99"]) >= 0)       # a later hedge: a cheaper one, and a slower tail
-    assert curve["p99"][-1] == pytest.approx(h.quantile(h.LATENCY, 99))
+    assert curve["p99"][-1] == pytest.approx(theory.quantile(h.LATENCY, 99))
 
 
 def test_binomial_tolerance():
-    assert math.isclose(h.binomial_tolerance(0.05, 10000), 4 * math.sqrt(0.05 * 0.95 / 10000))
+    assert math.isclose(4 * theory.share_sd(0.05, 10000), 4 * math.sqrt(0.05 * 0.95 / 10000))
     with pytest.raises(ValueError, match="n must be"):
-        h.binomial_tolerance(0.05, 0)
+        4 * theory.share_sd(0.05, 0)
 
 
 # --- the scenarios and their claims ----------------------------------------------------------------
 def test_run_is_seeded():
     one, two = h.run(0.02, requests=500, seed=4), h.run(0.02, requests=500, seed=4)
-    assert np.array_equal(one.latencies, two.latencies) and one.hedges == two.hedges
-    assert not np.array_equal(one.latencies, h.run(0.02, requests=500, seed=5).latencies)
-    assert h.run(None, requests=500, seed=4).hedges == 0
+    assert np.array_equal(one.latencies(), two.latencies()) and h.extra_load(one) == h.extra_load(two)
+    assert not np.array_equal(one.latencies(), h.run(0.02, requests=500, seed=5).latencies())
+    assert h.extra_load(h.run(None, requests=500, seed=4)) == 0
 
 
 @pytest.mark.parametrize("seed", [11, 12])
 def test_hedging_at_the_p95_costs_five_percent_and_cuts_the_p99(seed):
     n_cal, n = 20000, 10000
-    delay = delay_from_percentile(h.run(None, requests=n_cal, seed=seed).latencies, 95)
+    delay = delay_from_percentile(h.run(None, requests=n_cal, seed=seed).latencies(), 95)
     plain, hedged = h.run(None, requests=n, seed=seed + 100), h.run(delay, requests=n, seed=seed + 100)
-    assert abs(hedged.extra_load - 0.05) < 4 * math.sqrt(0.05 * 0.95 * (1 / n + 1 / n_cal))
-    assert hedged.percentiles((99,))[99] < plain.percentiles((99,))[99] / 4
-    exact = h.hedged_quantile(h.LATENCY, delay, 99)
-    assert abs(hedged.results.share_slower_than(exact) - 0.01) < h.binomial_tolerance(0.01, n)
-    assert math.isclose(hedged.results.calls_per_request("dependency"), 1 + hedged.extra_load)
+    assert abs(h.extra_load(hedged) - 0.05) < 4 * math.sqrt(0.05 * 0.95 * (1 / n + 1 / n_cal))
+    assert hedged.latency_percentiles((99,))[99] < plain.latency_percentiles((99,))[99] / 4
+    exact = theory.hedged_quantile(h.LATENCY, delay, 99)
+    assert abs(hedged.share_slower_than(exact) - 0.01) < 4 * theory.share_sd(0.01, n)
+    assert math.isclose(hedged.calls_per_request("dependency"), 1 + h.extra_load(hedged))
 
 
 def test_two_copies_follow_the_product_of_three():
-    d = h.quantile(h.LATENCY, 95)
+    d = theory.quantile(h.LATENCY, 95)
     r = h.run(d, requests=8000, max_hedges=2, seed=3)
     t = 2 * d + 0.008
-    exact = h.survival(h.LATENCY, t) * h.survival(h.LATENCY, t - d) * h.survival(h.LATENCY, t - 2 * d)
-    assert abs(r.results.share_slower_than(t) - exact) < h.binomial_tolerance(max(exact, 1e-3), 8000)
+    exact = theory.survival(h.LATENCY, t) * theory.survival(h.LATENCY, t - d) * theory.survival(h.LATENCY, t - 2 * d)
+    assert abs(r.share_slower_than(t) - exact) < 4 * theory.share_sd(max(exact, 1e-3), 8000)
     # first copies: primary unanswered at d; second copies: primary unanswered at 2 d and copy at d
-    s1, s2 = h.survival(h.LATENCY, d), h.survival(h.LATENCY, 2 * d)
-    assert abs(r.extra_load - (s1 + s2 * s1)) < h.binomial_tolerance(0.05, 8000)
+    s1, s2 = theory.survival(h.LATENCY, d), theory.survival(h.LATENCY, 2 * d)
+    assert abs(h.extra_load(r) - (s1 + s2 * s1)) < 4 * theory.share_sd(0.05, 8000)
 
 
 def test_delay_sweep_extra_load_and_tail():
-    measured = h.run(None, requests=10000, seed=21).latencies
+    measured = h.run(None, requests=10000, seed=21).latencies()
     points = h.delay_sweep(measured, (50, 95, 99), requests=3000, seed=22)
     for pt in points:
         assert pt.delay == delay_from_percentile(measured, pt.p)
@@ -174,12 +174,12 @@ def test_delay_sweep_extra_load_and_tail():
 
 
 def test_fanout_hedging_rescues_the_requests():
-    d = h.quantile(h.LATENCY, 95)
+    d = theory.quantile(h.LATENCY, 95)
     plain, hedged = h.fanout_run(10, None, requests=600, seed=5), h.fanout_run(10, d, requests=600, seed=5)
-    slow = theory.fanout_slow_share(h.survival(h.LATENCY, 0.05), 10)
-    slow_hedged = theory.fanout_slow_share(h.hedged_survival(h.LATENCY, d, 0.05), 10)
-    assert abs(plain.share_slower_than(0.05) - slow) < h.binomial_tolerance(slow, 600)
-    assert abs(hedged.share_slower_than(0.05) - slow_hedged) < h.binomial_tolerance(slow_hedged, 600)
+    slow = theory.fanout_slow_share(theory.survival(h.LATENCY, 0.05), 10)
+    slow_hedged = theory.fanout_slow_share(theory.hedged_survival(h.LATENCY, d, 0.05), 10)
+    assert abs(plain.share_slower_than(0.05) - slow) < 4 * theory.share_sd(slow, 600)
+    assert abs(hedged.share_slower_than(0.05) - slow_hedged) < 4 * theory.share_sd(slow_hedged, 600)
     assert hedged.calls_per_request() > plain.calls_per_request()   # root + leaves + copies
 
 
@@ -187,22 +187,22 @@ def test_fanout_hedging_rescues_the_requests():
 def test_a_server_that_keeps_working_collapses_above_half_load(seed):
     busy = h.load_comparison(0.7, requests=2500, seed=seed)
     plain, cancelled, kept = (busy[v] for v in h.VARIANTS)
-    p99 = {name: r.percentiles((99,))[99] for name, r in busy.items()}
-    assert p99[h.VARIANTS[2]] > 4 * p99[h.VARIANTS[0]] and kept.extra_load > 0.5
-    assert p99[h.VARIANTS[1]] < p99[h.VARIANTS[0]] and cancelled.extra_load < 0.08
+    p99 = {name: r.latency_percentiles((99,))[99] for name, r in busy.items()}
+    assert p99[h.VARIANTS[2]] > 4 * p99[h.VARIANTS[0]] and h.extra_load(kept) > 0.5
+    assert p99[h.VARIANTS[1]] < p99[h.VARIANTS[0]] and h.extra_load(cancelled) < 0.08
     calm = h.load_comparison(0.4, requests=2500, seed=seed)   # 2 x 40% < 100%: even doubled work drains
-    assert calm[h.VARIANTS[2]].percentiles((99,))[99] < 1.5 * calm[h.VARIANTS[1]].percentiles((99,))[99]
+    assert calm[h.VARIANTS[2]].latency_percentiles((99,))[99] < 1.5 * calm[h.VARIANTS[1]].latency_percentiles((99,))[99]
 
 
 @pytest.mark.parametrize("seed", [2, 3, 4])
 def test_just_above_half_load_a_trigger_tips_it_for_good(seed):
     rate = h.rate_for(0.55)
     plain = h.run(None, requests=6000, rate=rate, capacity=h.POOL, seed=seed)
-    delay = delay_from_percentile(plain.latencies, 95)
+    delay = delay_from_percentile(plain.latencies(), 95)
     kept = h.run(delay, requests=6000, rate=rate, capacity=h.POOL, seed=seed, cancel=False)
-    per_second = kept.results.timeseries(1.0)["p99"][:int(6000 / rate)]    # full seconds of arrivals
+    per_second = kept.timeseries(1.0)["p99"][:int(6000 / rate)]    # full seconds of arrivals
     assert per_second[0] < 0.05                                           # healthy at first...
-    assert per_second[-1] > 4 * plain.percentiles((99,))[99]              # ...failed at the end
+    assert per_second[-1] > 4 * plain.latency_percentiles((99,))[99]              # ...failed at the end
     assert np.all(per_second[np.argmax(per_second > 0.2):] > 0.2)         # and never recovered
 
 
@@ -230,7 +230,7 @@ def test_rate_for_and_bad_input():
 # --- pictures ------------------------------------------------------------------------------------
 def test_draw_helpers_label_their_axes():
     measured = h.run(None, requests=800, seed=1)
-    points = h.delay_sweep(measured.latencies, (90, 99), requests=400, seed=2)
+    points = h.delay_sweep(measured.latencies(), (90, 99), requests=400, seed=2)
     ax = Figure().subplots()
     h.draw_tradeoff(ax, points, plain=measured, theory=h.theory_tradeoff(ps=[90, 95, 99]))
     assert "extra load" in ax.get_xlabel() and "(ms)" in ax.get_ylabel()
@@ -250,9 +250,9 @@ def test_dashboard_is_registered_and_builds():
     assert all(getattr(s, "continuous_update", False) is False for s in dash.sliders.values())
     plain, hedged = dash.results.values()
     assert not plain.hedge and hedged.hedge
-    assert np.array_equal(hedged.plain_latencies, plain.run.latencies)   # the delay's measurement
-    assert plain.run.extra_load == 0 and 0.02 < hedged.run.extra_load < 0.08
-    assert hedged.run.percentiles((99,))[99] < plain.run.percentiles((99,))[99] / 3
+    assert np.array_equal(hedged.plain_latencies, plain.run.latencies())   # the delay's measurement
+    assert h.extra_load(plain.run) == 0 and 0.02 < h.extra_load(hedged.run) < 0.08
+    assert hedged.run.latency_percentiles((99,))[99] < plain.run.latency_percentiles((99,))[99] / 3
     assert "extra load" in dash.text.value and "Could not run" not in dash.text.value
 
 
@@ -261,13 +261,14 @@ def test_dashboard_reacts_to_every_slider():
     picture, text = bytes(dash.picture.value), dash.text.value
     dash.set(load_pct=50)
     assert bytes(dash.picture.value) != picture and dash.text.value != text
-    assert all(r.run.load == pytest.approx(0.5) for r in dash.results.values())
-    at_95 = dash.results["with hedging"].run.extra_load
+    assert all(len(r.run) / r.run.start.max() == pytest.approx(h.rate_for(0.5), rel=0.1)    # arrivals at 50%
+               for r in dash.results.values())
+    at_95 = h.extra_load(dash.results["with hedging"].run)
     dash.set(p_delay=99)
-    assert dash.results["with hedging"].run.extra_load < at_95 / 2
+    assert h.extra_load(dash.results["with hedging"].run) < at_95 / 2
     dash.set(p_delay=95, load_pct=70, cancel=0)                 # a server that cannot drop the loser
     plain, kept = (r.run for r in dash.results.values())
-    assert kept.percentiles((99,))[99] > 4 * plain.percentiles((99,))[99] and kept.extra_load > 0.5
+    assert kept.latency_percentiles((99,))[99] > 4 * plain.latency_percentiles((99,))[99] and h.extra_load(kept) > 0.5
     assert "Could not run" not in dash.text.value
 
 

@@ -8,29 +8,21 @@ import pytest
 from resilience_sim import World, Service, Client, OpenLoop
 from resilience_sim.lessons import all_dashboards
 from resilience_sim.lessons import overload as ov
+from resilience_sim.metrics.windows import availability_between
+from resilience_sim.sim.probes import ServiceProbe
 
 
 # --- small tools -----------------------------------------------------------------------------------
-def test_window_availability_counts_only_the_window():
-    starts, ok = [0.5, 1.5, 2.5, 3.5], [True, False, True, True]
-    assert ov.window_availability(starts, ok, 1.0, 3.0) == 0.5
-    assert ov.window_availability(starts, ok, 0.0, 10.0) == 0.75
-    assert math.isnan(ov.window_availability(starts, ok, 5.0, 6.0))
-
-
-def test_queue_probe_samples_and_endpoint_records_outcomes():
+def test_the_probe_sees_the_queue_grow_and_the_route_is_recorded():
     world = World(seed=3)
     svc = Service(world, "svc", capacity=1, latency=0.5)        # 2 req/s of capacity
-    table = {}
-    endpoint = ov.Endpoint(Client(world, svc, name="c", timeout=1.0), "home", table)
-    probe = ov.QueueProbe(world, svc, every=1.0)
-    OpenLoop(world, endpoint, 4.0, duration=10.0)              # twice the capacity
-    results = world.run(until=10.0)
-    assert probe.times[:3] == [0.0, 1.0, 2.0] and probe.at(0.5) == probe.sizes[0]
-    assert probe.sizes[-1] > 10                                 # the queue grows under overload
-    assert len(endpoint.starts) == len(results) - results.in_flight and set(table.values()) == {"home"}
-    assert endpoint.availability() == pytest.approx(ov.results_window(results, 0.0, 9.0))
-    assert sum(endpoint.ok) == int(np.count_nonzero(results.outcome <= 1))
+    probe = ServiceProbe(world, svc, every=1.0)
+    OpenLoop(world, Client(world, svc, name="c", timeout=1.0), 4.0, duration=10.0, name="home")
+    results = world.run(until=10.0)                            # twice the capacity
+    assert probe.times[:3] == [0.0, 1.0, 2.0] and probe.at(0.5) == probe.in_system[0]
+    assert probe.in_system[-1] > 10                             # the queue grows under overload
+    assert results.routes == ("home",) and len(results.only("home")) == len(results)
+    assert availability_between(results, 0.0, 10.0) == results.request_availability()
 
 
 def test_edge_curve_rejects_an_unknown_knob():
@@ -67,7 +59,7 @@ def test_a_bulkhead_keeps_the_product_page_up(seed):
 def test_shop_run_is_seeded():
     a, b = ov.shop_run(4, seed=5), ov.shop_run(4, seed=5)
     assert np.array_equal(a.results.start, b.results.start) and np.array_equal(a.results.end, b.results.end)
-    assert a.routes["reviews"].ok == b.routes["reviews"].ok
+    assert np.array_equal(a.results.only("reviews").outcome, b.results.only("reviews").outcome)
     assert not np.array_equal(a.results.start, ov.shop_run(4, seed=6).results.start)
 
 
@@ -111,7 +103,7 @@ def test_without_a_budget_the_trigger_leaves_the_service_failed(seed):
     assert budgeted.after > 0.95 and throttled.after > 0.95
     assert budgeted.recovery_time() < throttled.recovery_time()
     assert budgeted.amplification_in(*budgeted.window) < 1.05
-    t, q = np.array(stuck.queue.times), np.array(stuck.queue.sizes)
+    t, q = np.array(stuck.queue.times), stuck.queue.in_system
     late = t >= 40
     slope = np.polyfit(t[late], q[late], 1)[0]
     assert abs(slope - 38) < 4 * math.sqrt(9 * 26 * 50 + 40 * 50) / 50
@@ -135,7 +127,7 @@ def test_below_a_third_of_capacity_even_a_long_trigger_cannot_stick():
 
 def test_metastable_run_is_seeded():
     a, b = ov.metastable_run(seed=9, **ov.SHORT), ov.metastable_run(seed=9, **ov.SHORT)
-    assert np.array_equal(a.results.outcome, b.results.outcome) and a.queue.sizes == b.queue.sizes
+    assert np.array_equal(a.results.outcome, b.results.outcome) and np.array_equal(a.queue.in_system, b.queue.in_system)
 
 
 def test_edge_sweep_matches_what_the_notebook_says():

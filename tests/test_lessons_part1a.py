@@ -9,6 +9,7 @@ from resilience_sim.lessons import DASHBOARDS
 from resilience_sim.lessons import distributed as dist
 from resilience_sim.lessons import welcome
 from resilience_sim.lessons.welcome import HOUR, MINUTE, WEEK, YEAR
+from resilience_sim.sim.topologies import fanout
 
 KEYS = ["00_welcome/mttr", "01_distributed/chain", "01_distributed/fanout"]
 
@@ -33,7 +34,7 @@ def test_welcome_dashboard_slower_repair_means_less_availability():
     assert bytes(dash.picture.value) != picture and dash.text.value != text
     assert math.isclose(after["formula"], 12 / 14)
     assert after["measured"] < before["measured"] - 0.05
-    assert abs(after["measured"] - after["formula"]) < 4 * welcome.availability_wobble(12 * HOUR, 2 * HOUR, YEAR)
+    assert abs(after["measured"] - after["formula"]) < 4 * theory.availability_sd(12 * HOUR, 2 * HOUR, YEAR)
 
 
 def test_chain_dashboard_longer_chain_is_less_available():
@@ -76,7 +77,7 @@ def test_first_service_is_seeded():
 def test_first_service_matches_the_formula_over_a_year():
     year = welcome.first_service(11, until=YEAR)
     formula = theory.availability(12 * HOUR, 30 * MINUTE)
-    assert abs(year.time_availability("checkout") - formula) < 4 * welcome.availability_wobble(
+    assert abs(year.time_availability("checkout") - formula) < 4 * theory.availability_sd(
         12 * HOUR, 30 * MINUTE, YEAR)
 
 
@@ -84,7 +85,7 @@ def test_availability_wobble_matches_many_seeds():
     # 40 one-year runs: their spread should be near the formula's wobble (within 30%: the spread of 40
     # samples' standard deviation is about 11%).
     values = [welcome.first_service(s, until=YEAR).time_availability("checkout") for s in range(40)]
-    predicted = welcome.availability_wobble(12 * HOUR, 30 * MINUTE, YEAR)
+    predicted = theory.availability_sd(12 * HOUR, 30 * MINUTE, YEAR)
     assert 0.7 * predicted < np.std(values, ddof=1) < 1.3 * predicted
 
 
@@ -102,8 +103,8 @@ def test_hidden_dependency_fails_checkout_through_the_ledger():
     again = dist.hidden_dependency(1987)
     assert np.array_equal(run.start, again.start) and np.array_equal(run.outcome, again.outcome)
     assert run.time_availability("checkout") == 1.0
-    assert set(dist.failed_by(run)) == {"ledger"}
-    assert run.reasons() == {"down": sum(dist.failed_by(run).values())}
+    assert set(run.failed_by()) == {"ledger"}
+    assert run.reasons() == {"down": sum(run.failed_by().values())}
     assert abs((1 - run.request_availability()) - 0.2) < 0.03
 
 
@@ -113,14 +114,8 @@ def test_chain_matches_the_product_rule_and_its_prefixes():
     prefix = dist.chain_prefix_availability(run, names)
     for k in range(1, 6):
         assert math.isclose(prefix[k - 1], run.time_availability(*names[:k], need="all"))
-        assert abs(prefix[k - 1] - 0.999 ** k) < 4 * dist.series_wobble(k, 0.999, 400)
+        assert abs(prefix[k - 1] - 0.999 ** k) < 4 * theory.chain_availability_sd(k, 0.999, 400)
     assert np.array_equal(prefix, dist.chain_prefix_availability(dist.chain_run(7, 5, 0.999, cycles=400), names))
-
-
-def test_mttf_for_gives_the_availability():
-    assert math.isclose(theory.availability(dist.mttf_for(0.999, HOUR), HOUR), 0.999)
-    with pytest.raises(ValueError):
-        dist.mttf_for(1.0, HOUR)
 
 
 def test_fanout_records_every_leaf_and_is_seeded():
@@ -138,19 +133,19 @@ def test_fanout_records_every_leaf_and_is_seeded():
 def test_fanout_fails_when_a_leaf_fails_without_crashing_the_simulation():
     from resilience_sim import Outage, OpenLoop, World
     world = World(1)
-    root = dist.build_fanout(world, 5, 0.01)
+    root = fanout(world, 5, 0.01)
     Outage(world.service("leaf-3"), [(0.0, 100.0)])
     OpenLoop(world, root, 10, requests=20)
     results = world.run(until=100)
     assert results.outcome_counts()["failed"] == 20
-    assert dist.failed_by(results) == {"leaf-3": 20}
+    assert results.failed_by() == {"leaf-3": 20}
 
 
 def test_fanout_accepts_a_sequential_handler():
-    def one_by_one(svc, req, rows=None):
+    def one_by_one(svc, req):
         for leaf in svc.dependencies:
             yield from svc.ask(leaf, req)
 
     run = dist.fanout_run(2, n=10, p_slow=0.0, requests=20, handler=one_by_one)
-    assert run.leaf_latency.shape == (0, 10)
+    assert run.leaf_latency.shape == (20, 10) and np.allclose(run.leaf_latency, 0.01)   # every call logged
     assert run.results.latency_percentiles((50,))[50] == pytest.approx(0.1)   # ten 10 ms calls in a row

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from resilience_sim import Fixed, Outcome, Service, World
+from resilience_sim import theory
 from resilience_sim.lessons import all_dashboards
 from resilience_sim.lessons import retries as rt
 from resilience_sim.policies import ConstantBackoff, FullJitter, RetryBudget
+from resilience_sim.sim.probes import CallLog
 from resilience_sim.sim.service import Request, ServiceError
 from resilience_sim.sim.workload import serve
 
@@ -73,29 +75,31 @@ def test_jitter_dashboard_reacts_to_every_slider():
 
 # --- theory --------------------------------------------------------------------------------------------
 def test_retry_formulas():
-    assert rt.retry_availability(0.2, 3) == pytest.approx(0.992)
-    assert rt.expected_attempts(0.2, 3) == pytest.approx(1.24)
-    assert rt.expected_attempts(0.0, 5) == 1.0 and rt.retry_availability(1.0, 4) == 0.0
+    assert theory.retry_availability(0.2, 3) == pytest.approx(0.992)
+    assert theory.expected_attempts(0.2, 3) == pytest.approx(1.24)
+    assert theory.expected_attempts(0.0, 5) == 1.0 and theory.retry_availability(1.0, 4) == 0.0
     with pytest.raises(ValueError, match="attempts"):
-        rt.retry_availability(0.1, 0)
+        theory.retry_availability(0.1, 0)
     with pytest.raises(ValueError, match="p"):
-        rt.expected_attempts(1.5, 2)
+        theory.expected_attempts(1.5, 2)
 
 
 @pytest.mark.parametrize("p, k", [(0.2, 1), (0.3, 3), (0.5, 2)])
 def test_transient_errors_match_theory(p, k):
     run = rt.transient_run(p, k, requests=3000, seed=7)
-    assert abs(run.availability - run.formula) < run.tolerance
-    assert abs(run.calls_per_request - run.formula_calls) <= run.calls_tolerance
-    assert run.results.client("shop->pricing").amplification == pytest.approx(run.calls_per_request)
+    a = theory.retry_availability(p, k)
+    assert abs(run.request_availability() - a) < 4 * theory.share_sd(a, len(run))
+    calls = run.calls_per_request("pricing")
+    assert abs(calls - theory.expected_attempts(p, k)) <= 4 * math.sqrt(theory.attempts_variance(p, k) / len(run))
+    assert run.client("shop->pricing").amplification == pytest.approx(calls)
 
 
 def test_transient_table_and_seeding():
     one, two = rt.transient_run(0.2, 3, requests=300, seed=3), rt.transient_run(0.2, 3, requests=300, seed=3)
-    assert one.availability == two.availability and np.array_equal(one.results.end, two.results.end)
+    assert np.array_equal(one.outcome, two.outcome) and np.array_equal(one.end, two.end)
     other = rt.transient_run(0.2, 3, requests=300, seed=4)
-    assert not np.array_equal(one.results.end, other.results.end)
-    table = rt.transient_table([one])
+    assert not np.array_equal(one.end, other.end)
+    table = rt.transient_table(0.2, {3: one})
     assert "99.2%" in str(table) and "<table>" in table._repr_html_()
 
 
@@ -248,13 +252,13 @@ def test_budget_run_is_seeded_and_draws():
 def test_call_log_records_every_call():
     world = World(seed=1)
     svc = Service(world, "svc", capacity=10, latency=0.01)
-    log = rt.CallLog(svc)
+    log = CallLog(svc)
     for _ in range(3):
         world.env.process(serve(world, log, "users"))
     world.run(until=1.0)
     assert log.times == [0.0, 0.0, 0.0] and svc.calls == 3
     with pytest.raises(ValueError, match="target"):
-        rt.CallLog(object())
+        CallLog(object())
 
 
 # --- idempotency ---------------------------------------------------------------------------------------
@@ -283,7 +287,7 @@ def test_ledger_writes_once_per_key_only_with_dedup():
     for dedup, writes in ((False, 2), (True, 1)):
         world = World(seed=1)
         ledger = rt.Ledger(world, latency=Fixed(0.01), dedup=dedup)
-        req = Request(0.0)
+        req = Request(0.0, "pay", key="order-1")
 
         def twice():
             yield from ledger.call(req)

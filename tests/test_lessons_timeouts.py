@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from resilience_sim import theory
 from resilience_sim.lessons import all_dashboards
 from resilience_sim.lessons import timeouts as tm
 
@@ -71,9 +72,9 @@ def test_lognormal_partial_mean_against_sampling():
     rng = random.Random(3)
     draws = np.array(tm.DB_HEALTHY.samples(rng, 200000))
     for limit in (0.01, 0.03, 0.1):
-        assert tm.lognormal_partial_mean(tm.DB_HEALTHY, limit) == pytest.approx(np.minimum(draws, limit).mean(), rel=0.01)
-    assert tm.lognormal_partial_mean(tm.DB_HEALTHY, math.inf) == tm.DB_HEALTHY.mean
-    assert tm.lognormal_partial_mean(tm.DB_HEALTHY, 1e-6) == pytest.approx(1e-6)
+        assert theory.capped_mean(tm.DB_HEALTHY, limit) == pytest.approx(np.minimum(draws, limit).mean(), rel=0.01)
+    assert theory.capped_mean(tm.DB_HEALTHY, math.inf) == tm.DB_HEALTHY.mean
+    assert theory.capped_mean(tm.DB_HEALTHY, 1e-6) == pytest.approx(1e-6)
 
 
 def test_slow_dependency_runs_are_seeded():
@@ -109,10 +110,9 @@ def test_timeout_tradeoff_from_measured_latencies():
 
 def test_healthy_share_slower_is_the_lognormal_tail():
     for q in (0.5, 0.99, 0.999):
-        assert tm.healthy_share_slower(tm.DB_HEALTHY.quantile(q)) == pytest.approx(1 - q)
-    assert round(tm.healthy_share_slower(0.1), 4) == 0.0037
-    with pytest.raises(ValueError, match="t"):
-        tm.healthy_share_slower(0.0)
+        assert theory.survival(tm.DB_HEALTHY, tm.DB_HEALTHY.quantile(q)) == pytest.approx(1 - q)
+    assert round(theory.survival(tm.DB_HEALTHY, 0.1), 4) == 0.0037
+    assert theory.survival(tm.DB_HEALTHY, 0.0) == 1.0
 
 
 def test_a_client_timeout_at_the_p99_cuts_about_one_percent():
@@ -128,7 +128,7 @@ def chain():
 
 def test_without_a_deadline_inner_layers_work_for_users_who_left(chain):
     own, _ = chain
-    p = tm.db_timeout_probability()
+    p = theory.survival(tm.DB_SLOW, tm.SVC_DB_TIMEOUT)
     n = len(own.results)
     assert all(own.wasted(name) > 0 for name in tm.LAYERS)
     assert abs(own.results.calls_per_request("db") - (1 + p + p * p)) < 4 / math.sqrt(n)
@@ -139,7 +139,7 @@ def test_a_propagated_deadline_wastes_nothing(chain):
     own, dl = chain
     assert all(dl.started_late[name] == 0 and dl.wasted(name) == 0.0 for name in tm.LAYERS)
     assert dl.busy("db") < own.busy("db")
-    p = tm.db_timeout_probability()
+    p = theory.survival(tm.DB_SLOW, tm.SVC_DB_TIMEOUT)
     assert abs(dl.results.calls_per_request("db") - (1 + p)) < 4 / math.sqrt(len(dl.results))
     assert dl.results.latency.max() <= tm.CHAIN_PATIENCE + 1e-9
 

@@ -22,7 +22,7 @@ def test_exports_resolve():
 
 def test_docstring_gives_the_composition_order_outside_in():
     doc = policies.__doc__.lower()
-    layers = ["adaptive throttle", "deadline", "retry", "circuit breaker", "bulkhead",
+    layers = ["deadline", "retry", "adaptive throttle", "circuit breaker", "bulkhead",
               "per-attempt timeout", "hedging"]
     positions = [doc.index(f"**{layer}") for layer in layers]
     assert positions == sorted(positions)
@@ -52,39 +52,39 @@ def run_requests(n, down_until, seed=1):
     retry = RetryPolicy(4, FullJitter(0.05, cap=1.0))
     breaker = CircuitBreaker(consecutive_failures=5, open_for=2.0)
     bulkhead, timeout, deadline = Bulkhead(10), Timeout(0.2), Deadline(1.0)
-    calls, outcomes = 0, []
+    calls, outcomes, now = 0, [], 0.0
     for i in range(n):
-        now = i * 0.1
-        if not throttle.allow(now, rng):
-            outcomes.append("throttled")
-            continue
+        now = max(now, i * 0.1)          # one clock: a request starts when it arrives or the last one ended
         countdown, attempt, previous = deadline.start(now), 0, None
-        budget.record_request(now)
         while True:
             attempt += 1
-            if not breaker.allow(now):
+            if not throttle.allow(now, rng):              # every attempt is a request to the throttle
+                reason = "throttled"
+            elif not (permit := breaker.allow(now)):
+                throttle.cancel(now)                      # a local refusal is no backend verdict
                 reason = "circuit open"
             elif not bulkhead.try_acquire(now):
-                breaker.cancel(now)
+                breaker.cancel(now, permit=permit)
+                throttle.cancel(now)
                 reason = "bulkhead full"
             else:
+                if attempt == 1:
+                    budget.record_request(now)
                 calls += 1
                 limit = countdown.attempt_timeout(now, timeout)
                 ok, took = attempt_outcome(now, down_until)
                 took = min(took, limit)
                 now += took
                 bulkhead.release(now)
-                breaker.record(now, ok, took)
+                breaker.record(now, ok, took, permit=permit)
+                throttle.record(now, ok)
                 reason = None if ok else "error"
             if reason is None:
-                throttle.record(now, True)
                 outcomes.append("ok")
                 break
             delay = retry.decide(now, attempt, reason, rng, previous=previous,
                                  remaining=countdown.remaining(now))
             if delay is None or not budget.can_retry(now):
-                if reason != "circuit open":              # a local refusal is no backend verdict
-                    throttle.record(now, False)
                 outcomes.append(reason)
                 break
             budget.record_retry(now)

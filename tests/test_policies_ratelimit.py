@@ -48,10 +48,12 @@ def test_taking_several_tokens_is_all_or_nothing():
     assert b.wait_time(0.0, tokens=3) == pytest.approx(2.0)
 
 
-def test_time_going_backwards_does_not_add_tokens():
+def test_time_going_backwards_is_refused_and_adds_no_tokens():
     b = TokenBucket(rate=1.0, burst=2)
     b.try_take(10.0), b.try_take(10.0)
-    assert b.available(5.0) == 0
+    with pytest.raises(ValueError, match=r"now must not go back: .*now=10.0 last, then now=5.0"):
+        b.available(5.0)
+    assert b.available(10.0) == 0
 
 
 def test_shedder_limits_queue_length():

@@ -102,7 +102,7 @@ def test_a_keyless_request_has_key_none_and_keys_must_be_hashable():
     OpenLoop(world, svc, 5, duration=5)
     assert world.run(until=10).row(0)["key"] is None
     with pytest.raises(ValueError, match="key must be"):
-        OpenLoop(World(1), Service(World(1), "x"), 5, duration=5, key=[1, 2])
+        OpenLoop(world, svc, 5, duration=5, name="listed", key=[1, 2])
     with pytest.raises(ValueError, match="route must be"):
         OpenLoop(world, svc, 5, duration=5, name="other", route="")
 

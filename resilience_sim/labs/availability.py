@@ -412,14 +412,7 @@ def measured_availability(fn) -> None:
     name = "measured_availability"
     cases = _CREW_CASES
     calls = [(*c, _CREW_UNTIL, _CREW_SEED) for c in cases]
-
-    def hint(exc) -> str:
-        if isinstance(exc, TypeError) and "unhashable" in str(exc):
-            return (". time_availability takes the names one by one, not a list: unpack it with a star, "
-                    "time_availability(*names, need=\"any\").")
-        return ""
-
-    got = [fb.real(fb.call(fn, name, *args, hint=hint), fb.show(name, args)) for args in calls]
+    got = [fb.real(fb.call(fn, name, *args), fb.show(name, args)) for args in calls]
     expected = [theory.replicas_availability(n, f, r, crews=c) for n, f, r, c in cases]
     mistakes = [
         (lambda n, f, r, c: _any_up(n, f, r, None), "Your replicas are repaired independently, as if each "

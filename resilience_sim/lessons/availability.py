@@ -6,25 +6,24 @@ turn them into hours, days and months for people.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..core import theory, validate
-from ..views.dashboard import Dashboard, Slider
-from ..core.distributions import Distribution, Exponential, as_distribution
-from ..sim.faults import FailureRepair, Outage, RepairCrew
-from ..metrics import Results
 from ..core.reasons import Outcome
-from ..sim.service import Service
+from ..core.distributions import Distribution, Exponential, as_distribution
 from ..core.timeline import combine
+from ..metrics import Results
+from ..metrics.windows import batch_means
+from ..sim.faults import FailureRepair, Outage, RepairCrew
+from ..sim.service import Service
 from ..sim.workload import OpenLoop
 from ..sim.world import World
+from ..views import plots
+from ..views.dashboard import Dashboard, Slider
 from . import dashboard
-
-MINUTE, HOUR, DAY, WEEK = 60.0, 3600.0, 86400.0, 7 * 86400.0
-MONTH, YEAR = theory.SECONDS_PER["month"], theory.SECONDS_PER["year"]
+from .common import DAY, HOUR, MINUTE, MONTH, WEEK, YEAR, Table, format_duration, percent  # noqa: F401
 
 #: The checkout service of the story: down about one hour a week.
 CHECKOUT_MTTF = 167 * HOUR
@@ -85,22 +84,6 @@ def tolerance(mttf: float, mttr: float, horizon: float, *, sigmas: float = 4.0) 
     return sigmas * theory.availability_sd(mttf, mttr, horizon)
 
 
-def batch_error(results: Results, *names: str, need: str = "all", batches: int = 20) -> tuple[float, float]:
-    """Time availability of the named services and its standard error, by batch means.
-
-    The run is cut into ``batches`` equal slices; the spread of the slices' availabilities, divided by
-    sqrt(batches), says how noisy the whole-run figure is. Useful where no simple formula gives it.
-    """
-    batches = validate.integer("batches", batches, low=2)
-    spans = np.array(combine([results.services[n].timeline for n in names], results.until, need=need)
-                     ).reshape(-1, 2)
-    edges = np.linspace(0.0, results.until, batches + 1)
-    lo, hi = edges[:-1, None], edges[1:, None]
-    down = np.clip(np.minimum(spans[:, 1], hi) - np.maximum(spans[:, 0], lo), 0.0, None).sum(axis=1)
-    values = 1.0 - down / (results.until / batches)
-    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(batches))
-
-
 @dataclass(frozen=True)
 class OutageStats:
     """How a service's downtime was made: how many outages, how long, how much per month."""
@@ -122,61 +105,18 @@ def outage_stats(results: Results, name: str) -> OutageStats:
                        downtime_per_month=(1.0 - a) * MONTH)
 
 
-# --- pictures ---------------------------------------------------------------------------------------
-def _bars(ax, row, spans, color, unit):
-    if spans:
-        ax.broken_barh([(s / unit, (e - s) / unit) for s, e in spans], (row - 0.35, 0.7),
-                       facecolor=color, edgecolor=color, linewidth=1.0)
-
-
+# --- pictures and tables ------------------------------------------------------------------------------
 def draw_timelines(ax, results: Results, names, *, until: float | None = None, unit: float = DAY,
                    labels=None):
     """Up (green) and down (red) periods of each named service, over ``[0, until)``, x in days."""
     until = results.until if until is None else min(until, results.until)
     names = list(names)
     labels = names if labels is None else list(labels)
-    for row, name in enumerate(names):
-        ax.broken_barh([(0, until / unit)], (row - 0.35, 0.7), color="tab:green", alpha=0.35)
-        _bars(ax, row, results.services[name].timeline.down_windows(until), "tab:red", unit)
-    ax.set_yticks(range(len(names)), labels)
-    ax.set_ylim(len(names) - 0.4, -0.6)
-    ax.set_xlim(0, until / unit)
+    rows = [(label, [(results.services[name].timeline.down_windows(until), "tab:red")])
+            for name, label in zip(names, labels)]
+    plots.timeline_rows(ax, rows, until, unit=unit)
     ax.set_xlabel("time (days)" if unit == DAY else "time")
     return ax
-
-
-def format_duration(seconds: float) -> str:
-    """A duration in the unit people use for it: days, hours, minutes or seconds."""
-    seconds = validate.non_negative("seconds", seconds)
-    for unit, name in ((DAY, "days"), (HOUR, "h"), (MINUTE, "min")):
-        if seconds >= unit:
-            return f"{seconds / unit:.3g} {name}"
-    return f"{seconds:.3g} s"
-
-
-class Table:
-    """A small table that shows itself as HTML in a notebook and as text when printed."""
-
-    def __init__(self, headers, rows):
-        self.headers = list(headers)
-        self.rows = [list(r) for r in rows]
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<th>{h}</th>" for h in self.headers)
-        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in self.rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-    def __str__(self) -> str:
-        cells = [self.headers] + [[str(c) for c in r] for r in self.rows]
-        widths = [max(len(str(row[i])) for row in cells) for i in range(len(self.headers))]
-        return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in cells)
-
-    __repr__ = __str__
-
-
-def percent(a: float) -> str:
-    """0.999 -> "99.9%", 0.9 -> "90%": as many digits as the number needs (up to 5 decimals)."""
-    return f"{a * 100:.5f}".rstrip("0").rstrip(".") + "%"
 
 
 NINES = (0.9, 0.99, 0.999, 0.9999, 0.99999)
@@ -336,18 +276,10 @@ def replicas_run(n: int = 2, mttf: float = REPLICA_MTTF, mttr: float = REPLICA_M
 
 def draw_replicas(ax, res: ReplicasResult):
     """Each replica's outages (orange: waiting for the crew, red: being repaired) and the service's."""
-    unit = DAY
-    for row, name in enumerate(res.names):
-        ax.broken_barh([(0, res.window / unit)], (row - 0.35, 0.7), color="tab:green", alpha=0.35)
-        _bars(ax, row, [(s, r) for s, r, _ in res.waits[name] if r > s], "tab:orange", unit)
-        _bars(ax, row, [(r, e) for _, r, e in res.waits[name]], "tab:red", unit)
-    row = len(res.names)
-    ax.broken_barh([(0, res.window / unit)], (row - 0.35, 0.7), color="tab:green", alpha=0.35)
+    rows = [(name, [([(s, r) for s, r, _ in res.waits[name] if r > s], "tab:orange"),
+                    ([(r, e) for _, r, e in res.waits[name]], "tab:red")]) for name in res.names]
     both = combine([res.results.services[n].timeline for n in res.names], res.window, need="any")
-    _bars(ax, row, both, "black", unit)
-    ax.set_yticks(range(row + 1), res.names + ["service"])
-    ax.set_ylim(row + 0.6, -0.6)
-    ax.set_xlim(0, res.window / unit)
+    plots.timeline_rows(ax, rows + [("service", [(both, "black")])], res.window, unit=DAY)
     ax.set_xlabel("time (days)")
     return ax
 
@@ -379,47 +311,27 @@ def replicas_dashboard() -> Dashboard:
 
 
 # --- SLOs and error budgets -------------------------------------------------------------------------
-@dataclass
-class IncidentResult:
-    """Requests during a window with one outage, and how they spend a month's error budget."""
-    results: Results = field(repr=False)
-    rate: float
-    outage: tuple
-    budget: int
-    failed: int
-
-    @property
-    def left(self) -> int:
-        return self.budget - self.failed
-
-    @property
-    def share_left(self) -> float:
-        return self.left / self.budget
-
-
-def incident_run(*, slo: float = 0.999, rate: float = 2.0, outage=(30 * MINUTE, 55 * MINUTE),
-                 window: float = 2 * HOUR, seed: int = 4) -> IncidentResult:
-    """A checkout service taking ``rate`` requests per second, down during ``outage``; the error budget is
-    that of a whole month of such traffic at ``slo``."""
+def incident_run(*, rate: float = 2.0, outage=(30 * MINUTE, 55 * MINUTE), window: float = 2 * HOUR,
+                 seed: int = 4) -> Results:
+    """A checkout service taking ``rate`` requests per second for ``window`` seconds, down during ``outage``."""
     world = World(seed=seed)
     checkout = Service(world, "checkout", capacity=16, latency=Exponential(0.05))
     Outage(checkout, [outage])
     OpenLoop(world, checkout, rate, duration=window)
-    results = world.run(until=window + 10.0)
-    budget = theory.error_budget(slo, round(rate * MONTH))
-    failed = int(np.count_nonzero(results.outcome > Outcome.DEGRADED))
-    return IncidentResult(results, rate, tuple(outage), budget, failed)
+    return world.run(until=window + 10.0)
 
 
-def draw_budget(ax, res: IncidentResult):
-    """The month's error budget left (%), request by request, x in minutes; the outage shaded."""
-    r = res.results
-    order = np.argsort(r.end)
-    bad = np.cumsum(r.outcome[order] > Outcome.DEGRADED)
-    ax.plot(r.end[order] / MINUTE, 100 * (res.budget - bad) / res.budget, color="tab:blue")
-    ax.axvspan(res.outage[0] / MINUTE, res.outage[1] / MINUTE, color="tab:red", alpha=0.18, lw=0, label="outage")
+def draw_budget(ax, results: Results, budget: int):
+    """What is left of an error ``budget`` (%), request by request as they end, x in minutes; the
+    outage shaded."""
+    order = np.argsort(results.end)
+    bad = np.cumsum(results.outcome[order] > Outcome.DEGRADED)
+    ax.plot(results.end[order] / MINUTE, 100 * (budget - bad) / budget, color="tab:blue")
+    for fault in results.faults:
+        for start, end in fault.spans:
+            ax.axvspan(start / MINUTE, end / MINUTE, color="tab:red", alpha=0.18, lw=0, label="outage")
     ax.set_ylim(0, 105)
-    ax.set_xlim(0, r.until / MINUTE)
+    ax.set_xlim(0, results.until / MINUTE)
     ax.set_xlabel("time (minutes)")
     ax.set_ylabel("month's error budget left (%)")
     ax.legend(loc="lower left")
@@ -433,14 +345,12 @@ def crew_comparison(ns=(1, 2, 3), mttf: float = REPLICA_MTTF, mttr: float = REPL
     rows, data = [], []
     for n in ns:
         res = replicas_run(n, mttf, mttr, crews=1, cycles=cycles, seed=seed)
-        a, se = batch_error(res.results, *res.names, need="any")
+        a, se = batch_means(res.results, *res.names, need="any")
         ratio = (1.0 - res.exact) / (1.0 - res.naive)
         data.append({"n": n, "simulated": a, "stderr": se, "exact": res.exact, "naive": res.naive,
                      "ratio": ratio})
         rows.append([n, f"{a:.3%} ± {se:.3%}", f"{res.exact:.3%}", f"{res.naive:.3%}",
                      format_duration(theory.downtime(res.exact, "month")),
                      format_duration(theory.downtime(res.naive, "month")), f"{ratio:.2f}×"])
-    table = Table(["replicas", "simulated, one crew", "exact, one crew", "naive independent",
-                   "down a month (one crew)", "(naive)", "downtime ratio"], rows)
-    table.data = data
-    return table
+    return Table(["replicas", "simulated, one crew", "exact, one crew", "naive independent",
+                  "down a month (one crew)", "(naive)", "downtime ratio"], rows, data)

@@ -11,9 +11,9 @@ During the outage ``recs`` stops answering: a :class:`~resilience_sim.Partition`
 ``recs`` whose connections hang longer than the timeout (a host that vanished without closing its
 sockets), so without a breaker every page call holds a worker for the whole timeout.
 
-:func:`shop_run` builds and runs it; :class:`ShopRun` keeps each endpoint's own request log (the
-run's :class:`~resilience_sim.metrics.results.Results` mixes both endpoints) and the time of every call sent
-to ``recs``. :func:`rules_run` compares a consecutive-failures breaker with a failure-rate breaker on a
+:func:`shop_run` builds and runs it; the two endpoints are the routes "page" and "checkout" of one
+run, so :meth:`ShopRun.stats` reads each one's requests from its results (``results.only(route)``),
+and a :class:`~resilience_sim.sim.probes.CallLog` keeps the time of every call sent to ``recs``. :func:`rules_run` compares a consecutive-failures breaker with a failure-rate breaker on a
 dependency whose error rate steps from 20% to 60%.
 """
 from __future__ import annotations
@@ -25,16 +25,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core import validate
-from ..sim.client import Client
-from ..views.dashboard import Dashboard, Slider
 from ..core.distributions import Exponential, Fixed
-from ..sim.faults import ErrorBurst, Partition
 from ..metrics import Results
+from ..metrics.windows import quality_series
 from ..policies import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from ..core.reasons import Outcome
+from ..sim.client import Client
+from ..sim.faults import ErrorBurst, Partition
+from ..sim.probes import CallLog
 from ..sim.service import Service, ServiceError
 from ..sim.workload import OpenLoop
 from ..sim.world import World
+from ..views import plots
+from ..views.dashboard import Dashboard, Slider
 from . import dashboard
 
 #: Product-page requests per second; each one asks recs for recommendations.
@@ -65,49 +67,6 @@ STATE_COLORS = {CLOSED: "tab:green", HALF_OPEN: "tab:orange", OPEN: "tab:red"}
 
 
 # --- the shop -------------------------------------------------------------------------------------
-class EndpointLog:
-    """A workload target that forwards each request to ``api`` as one endpoint and logs how it ended.
-
-    api's handler reads the endpoint from ``routes`` (keyed by the request object), so one pool of
-    workers serves both endpoints, as in a real web server.
-    """
-
-    def __init__(self, world, api: Service, name: str, routes: dict):
-        self.world, self.api, self.name, self.routes = world, api, name, routes
-        self.start: list[float] = []
-        self.end: list[float] = []
-        self.outcome: list[int] = []
-
-    def call(self, req, caller=None):
-        self.routes[req] = self.name
-        try:
-            value = yield from self.api.call(req)
-        except ServiceError as err:
-            self._log(req, err.outcome)
-            raise
-        finally:
-            self.routes.pop(req, None)
-        self._log(req, Outcome.DEGRADED if req.degraded else Outcome.OK)
-        return value
-
-    def _log(self, req, outcome):
-        self.start.append(req.start)
-        self.end.append(self.world.env.now)
-        self.outcome.append(int(outcome))
-
-
-class CallLog:
-    """A target that notes the time of every call it passes on (the calls that reach ``target``)."""
-
-    def __init__(self, target):
-        self.target, self.name = target, target.name
-        self.times: list[float] = []
-
-    def call(self, req, caller=None):
-        self.times.append(self.target.env.now)
-        return (yield from self.target.call(req, caller=caller))
-
-
 @dataclass(frozen=True)
 class EndpointStats:
     """How one endpoint fared over a stretch of time (requests that started in it)."""
@@ -118,56 +77,31 @@ class EndpointStats:
     p99: float
 
 
-class Traffic:
-    """One endpoint's requests: start and end times (s) and outcomes, as arrays."""
-
-    def __init__(self, log: EndpointLog):
-        self.name = log.name
-        self.start = np.array(log.start)
-        self.end = np.array(log.end)
-        self.outcome = np.array(log.outcome, dtype=np.uint8)
-
-    def _mask(self, window):
-        if window is None:
-            return np.ones(len(self.start), dtype=bool)
-        lo, hi = window
-        return (self.start >= lo) & (self.start < hi)
-
-    def stats(self, window=None) -> EndpointStats:
-        """Availability and latency of the requests that started inside ``window`` (all by default)."""
-        mask = self._mask(window)
-        n = int(mask.sum())
-        if n == 0:
-            raise ValueError(f"window must hold some {self.name} requests, got {window!r}")
-        out = self.outcome[mask]
-        p50, p99 = np.percentile(self.end[mask] - self.start[mask], [50, 99])
-        return EndpointStats(n, float(np.mean(out <= Outcome.DEGRADED)), float(np.mean(out == Outcome.OK)),
-                             float(p50), float(p99))
-
-    def binned(self, bin_width: float, until: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(bin starts, % answered, % answered with full quality) per ``bin_width`` seconds (NaN: empty)."""
-        n_bins = int(math.ceil(until / bin_width))
-        idx = np.minimum((self.start / bin_width).astype(np.int64), n_bins - 1)
-        total = np.bincount(idx, minlength=n_bins)
-        good = np.bincount(idx, weights=self.outcome <= Outcome.DEGRADED, minlength=n_bins)
-        full = np.bincount(idx, weights=self.outcome == Outcome.OK, minlength=n_bins)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (np.arange(n_bins) * bin_width, np.where(total > 0, 100 * good / total, np.nan),
-                    np.where(total > 0, 100 * full / total, np.nan))
-
-
 @dataclass
 class ShopRun:
-    """One run of the shop: both endpoints' traffic, the calls that reached recs, and the breaker."""
+    """One run of the shop: its results (routes "page" and "checkout"), the calls that reached recs,
+    and the breaker."""
     results: Results = field(repr=False)
-    page: Traffic = field(repr=False)
-    checkout: Traffic = field(repr=False)
     recs_calls: np.ndarray = field(repr=False)      # times of the calls sent to recs
     breaker: CircuitBreaker | None
     outage: tuple
     duration: float
     timeout: float
     fallback: bool
+
+    def stats(self, route: str, window=None) -> EndpointStats:
+        """Availability and latency of the ``route`` requests that started inside ``window`` (all by default)."""
+        seen = self.results.only(route)
+        if window is not None:
+            try:
+                seen = seen.between(*window)
+            except ValueError:
+                raise ValueError(f"window must lie inside the run [0, {seen.until:g}] s, got {window!r}") from None
+        if not len(seen):
+            raise ValueError(f"window must hold some {route} requests, got {window!r}")
+        p50, p99 = np.percentile(seen.latency, [50, 99])
+        return EndpointStats(len(seen), seen.request_availability(), seen.full_quality_availability(),
+                             float(p50), float(p99))
 
     @property
     def history(self) -> tuple:
@@ -211,31 +145,27 @@ def shop_run(seed: int, *, breaker: CircuitBreaker | None = None, fallback: bool
     world = World(seed)
     recs = Service(world, "recs", capacity=256, latency=Exponential(RECS_LATENCY))
     reached = CallLog(recs)
-    routes: dict = {}
-    client = None
+    client = Client(world, reached, name="api->recs", timeout=timeout, breaker=breaker)
 
     def api_handler(svc, req):
-        if routes.get(req) != "page":
+        if req.route != "page":
             return None                                 # checkout: api's own work only
         try:
-            return (yield from client.call(req, caller=svc))
+            return (yield from svc.ask("recs", req))
         except ServiceError:
             if not fallback:
                 raise
             req.degraded = FALLBACK                     # a lower-quality answer, at once
             return None
 
-    api = Service(world, "api", capacity=workers, latency=Fixed(API_WORK), dependencies=["recs"],
+    api = Service(world, "api", capacity=workers, latency=Fixed(API_WORK), dependencies=[client],
                   handler=api_handler, queue_limit=API_QUEUE)
-    client = Client(world, reached, name="api->recs", timeout=timeout, breaker=breaker)
     Partition(api, recs, [tuple(outage)], hang=HANG)
-    page, checkout = EndpointLog(world, api, "page", routes), EndpointLog(world, api, "checkout", routes)
-    OpenLoop(world, page, page_rate, duration=duration, name="page")
-    OpenLoop(world, checkout, checkout_rate, duration=duration, name="checkout")
+    OpenLoop(world, api, page_rate, duration=duration, name="page")
+    OpenLoop(world, api, checkout_rate, duration=duration, name="checkout")
     # run a little past the last arrival so that every request ends (a hung call ends at its timeout)
     results = world.run(until=duration + timeout + 2.0)
-    return ShopRun(results, Traffic(page), Traffic(checkout), np.array(reached.times), breaker,
-                   tuple(outage), duration, timeout, fallback)
+    return ShopRun(results, np.array(reached.times), breaker, tuple(outage), duration, timeout, fallback)
 
 
 def saturated_throughput(*, workers: int = API_WORKERS, timeout: float = TIMEOUT,
@@ -272,26 +202,21 @@ def calls_bound(*, rate: float = PAGE_RATE, timeout: float = TIMEOUT, threshold:
 # --- pictures -----------------------------------------------------------------------------------------
 def draw_band(ax, history, until: float, *, y: float = 0.0, height: float = 1.0) -> None:
     """The breaker's states as coloured spans along ``[0, until)``: green closed, orange half-open, red open."""
-    spans = {CLOSED: [], HALF_OPEN: [], OPEN: []}
-    for (t, state), nxt in zip(history, list(history[1:]) + [(until, None)]):
-        end = min(nxt[0], until)
-        if end > t:
-            spans[state].append((t, end - t))
-    for state, rows in spans.items():
-        if rows:
-            ax.broken_barh(rows, (y, height), facecolor=STATE_COLORS[state], edgecolor="none")
+    plots.state_band(ax, history, until, STATE_COLORS, y=y, height=height)
 
 
 def draw_availability(ax, run: ShopRun, *, bin_width: float = 2.0, legend: bool = True) -> None:
     """% of page and checkout requests answered per ``bin_width`` seconds, the outage shaded."""
     until = run.duration
     ax.axvspan(*run.outage, color="tab:red", alpha=0.12, lw=0, label="recs not answering")
-    t, answered, full = run.page.binned(bin_width, until)
-    ax.step(t, answered, where="post", color="tab:blue", lw=2.2, label="page: answered")
+    page, checkout = (quality_series(run.results.only(route).between(0.0, until), bin_width)
+                      for route in ("page", "checkout"))
+    ax.step(page["t"], 100 * page["answered"], where="post", color="tab:blue", lw=2.2, label="page: answered")
     if run.fallback:
-        ax.step(t, full, where="post", color="tab:cyan", ls=":", lw=2, label="page: full quality")
-    t, answered, _ = run.checkout.binned(bin_width, until)
-    ax.step(t, answered, where="post", color="tab:purple", ls="--", lw=1.4, label="checkout: answered")
+        ax.step(page["t"], 100 * page["full_quality"], where="post", color="tab:cyan", ls=":", lw=2,
+                label="page: full quality")
+    ax.step(checkout["t"], 100 * checkout["answered"], where="post", color="tab:purple", ls="--", lw=1.4,
+            label="checkout: answered")
     ax.set_xlim(0, until)
     ax.set_ylim(-3, 103)
     ax.set_xlabel("time (s)")
@@ -365,14 +290,6 @@ def rules_run(seed: int, *, rate: float = 10.0, change_at: float = 600.0, durati
     return RulesRun(results, breakers, change_at, duration, rate)
 
 
-def calls_between_trips(p: float, k: int) -> float:
-    """Expected calls until ``k`` failures in a row when each fails with probability ``p``, counting from a
-    fresh start: (1 - p^k) / ((1 - p) p^k), the classic waiting time for a run."""
-    p = validate.probability("p", p)
-    k = validate.integer("k", k, low=1)
-    return (1 - p ** k) / ((1 - p) * p ** k)
-
-
 def closed_calls_per_trip(breaker: CircuitBreaker, p: float, *, calls: int, seed: int,
                           spacing: float = 0.1) -> tuple[int, int]:
     """Drive ``breaker`` with plain numbers, no simulator: ``calls`` calls ``spacing`` seconds apart, each
@@ -388,11 +305,6 @@ def closed_calls_per_trip(breaker: CircuitBreaker, p: float, *, calls: int, seed
             breaker.record(now, success=rng.random() >= p)
     trips = sum(1 for _, why in breaker.trips if why != "probe failed")
     return closed_calls, trips
-
-
-def binomial_tail(n: int, p: float, k: int) -> float:
-    """P(at least ``k`` failures among ``n`` calls), each failing with probability ``p``."""
-    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))
 
 
 def draw_rules(ax, run: RulesRun, *, window=None) -> None:
@@ -443,7 +355,7 @@ def _dash_draw(ax, run: ShopRun) -> None:
 
 def _dash_summary(run: ShopRun) -> str:
     during = run.outage
-    page, checkout = run.page.stats(during), run.checkout.stats(during)
+    page, checkout = run.stats("page", during), run.stats("checkout", during)
     text = (f"during the outage: checkout {checkout.availability:.0%} answered, "
             f"page p50 {page.p50 * 1000:.0f} ms, {run.calls_during_outage()} calls to recs")
     if run.breaker is not None and not math.isnan(run.recovery_time()):

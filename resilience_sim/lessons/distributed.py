@@ -1,33 +1,35 @@
 """01 What makes a system distributed: hidden dependencies, the product rule for chains, and fan-out.
 
-* :func:`build_chain` wires services so that each one's handler calls the next (checkout -> payments ->
-  fraud-check -> ledger ...); :func:`hidden_dependency` takes the deepest one down for a minute.
+* :func:`hidden_dependency` runs checkout -> payments -> fraud-check -> ledger (a
+  :func:`~resilience_sim.sim.topologies.chain`, each link calling the next with
+  :func:`~resilience_sim.sim.topologies.forward`) with the deepest one down for a minute.
 * :func:`chain_run` puts failure/repair on every service of a chain (timelines only, no traffic) to
-  check the product rule; :func:`series_wobble` says how far chance may move the measurement.
-* :func:`build_fanout` makes a root that calls ``n`` leaves in parallel and waits for all of them;
-  :func:`fanout_run` records every leaf call's latency, so that one run shows every fan-out width.
+  check the product rule; :func:`chain_prefix_availability` measures every shorter chain of the run.
+* :func:`fanout_run` sends requests to a root that calls ``n`` leaves at once and waits for all of
+  them (:func:`~resilience_sim.sim.topologies.wait_for_all`), and logs every leaf call's latency, so
+  that one run shows every fan-out width.
 """
 from __future__ import annotations
 
-import math
-from collections import Counter
+import itertools
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
-import simpy
 from matplotlib.colors import ListedColormap
 
 from ..core import theory, validate
-from ..views.dashboard import Dashboard, Slider
 from ..core.distributions import Fixed, Mixture
-from ..sim.faults import FailureRepair, Outage
-from ..sim.service import Service, ServiceError
 from ..core.timeline import combine
+from ..metrics import Results
+from ..sim.faults import FailureRepair, Outage
+from ..sim.probes import CallLog
+from ..sim.topologies import chain, fanout, forward, wait_for_all  # noqa: F401  (the notebook reads them)
 from ..sim.workload import OpenLoop
 from ..sim.world import World
+from ..views import plots
+from ..views.dashboard import Dashboard, Slider
 from . import dashboard
-from .welcome import HOUR, YEAR, time_axis
+from .common import HOUR, YEAR
 
 #: The story: the checkout team knows payments; nobody on it has heard of the ledger.
 STORY = ("checkout", "payments", "fraud-check", "ledger")
@@ -38,99 +40,34 @@ CHAIN_NAMES = STORY + ("accounts", "auth", "inventory", "pricing", "tax", "curre
 
 
 # --- a chain of services --------------------------------------------------------------------------
-def forward(svc, req):
-    """A handler that calls the service's one dependency and returns its answer."""
-    return (yield from svc.ask(svc.dependencies[0], req))
-
-
-def build_chain(world, names, *, latency=Fixed(0.005), capacity: int = 64) -> list[Service]:
-    """Services called in a line: ``names[0]`` calls ``names[1]``, which calls ``names[2]``... The last
-    one answers by itself. Any failure deeper down reaches the first one's callers."""
-    names = list(names)
-    if not names:
-        raise ValueError("names must hold at least one service name, got none")
-    services = []
-    for here, there in zip(names, names[1:] + [None]):
-        if there is None:
-            services.append(Service(world, here, capacity=capacity, latency=latency))
-        else:
-            services.append(Service(world, here, capacity=capacity, latency=latency,
-                                    dependencies=[there], handler=forward))
-    return services
-
-
 def hidden_dependency(seed: int, *, outage=(100.0, 160.0), rate: float = 10.0, duration: float = 300.0):
     """Checkout -> payments -> fraud-check -> ledger under ``rate`` requests per second for ``duration``
     seconds, with the ledger down during ``outage``. Checkout itself never fails."""
     world = World(seed)
-    chain = build_chain(world, STORY)
-    Outage(chain[-1], [outage])
-    OpenLoop(world, chain[0], rate, duration=duration)
+    services = chain(world, STORY, latency=Fixed(0.005), capacity=64)
+    Outage(services[-1], [outage])
+    OpenLoop(world, services[0], rate, duration=duration)
     return world.run(until=duration + 1.0)
 
 
-def failed_by(results) -> Counter:
-    """How many user requests failed because of each service (the one that raised the error)."""
-    return results.failed_by()
-
-
 # --- the product rule -----------------------------------------------------------------------------
-def mttf_for(availability: float, mttr: float) -> float:
-    """The mean time to failure that gives ``availability`` with the given mean time to repair."""
-    availability = validate.number("availability", availability, low=0.0, high=1.0, low_open=True)
-    if availability == 1.0:
-        raise ValueError("availability must be < 1: a service that never fails has no mean time to failure")
-    return validate.positive("mttr", mttr) * availability / (1.0 - availability)
-
-
 def chain_run(seed: int, n: int, availability: float, *, mttr: float = HOUR, cycles: int = 1000):
     """A chain of ``n`` services, each failing and being repaired independently so that it is up a
     share ``availability`` of the time (repairs take ``mttr`` on average). The run lasts ``cycles``
     mean failure/repair cycles of one service: timelines only, no traffic."""
     n = validate.integer("n", n, low=1, high=len(CHAIN_NAMES))
     cycles = validate.integer("cycles", cycles, low=1)
-    mttf = mttf_for(availability, mttr)
+    mttf = theory.mttf_for(availability, mttr)
     world = World(seed)
-    for service in build_chain(world, CHAIN_NAMES[:n]):
+    for service in chain(world, CHAIN_NAMES[:n], latency=Fixed(0.005), capacity=64):
         FailureRepair(service, mttf=mttf, mttr=mttr)
     return world.run(until=cycles * (mttf + mttr))
 
 
-def series_wobble(n: int, availability: float, cycles: int) -> float:
-    """One standard deviation of a chain's measured time availability from chance, for ``n``
-    independent exponential failure/repair services each run for ``cycles`` mean cycles.
-
-    Each service's measured availability wobbles by A(1 - A) * sqrt(2 / cycles); the chain is down
-    when any one is (its downtime is about the sum of theirs), so the variances add.
-    """
-    n = validate.integer("n", n, low=1)
-    a = validate.probability("availability", availability)
-    cycles = validate.integer("cycles", cycles, low=1)
-    return math.sqrt(n) * a * (1 - a) * math.sqrt(2 / cycles)
-
-
-def _union(a: list, b: list) -> list:
-    """The union of two sorted lists of disjoint (start, end) spans, as one such list."""
-    merged, out = sorted(a + b), []
-    for start, end in merged:
-        if out and start <= out[-1][1]:
-            if end > out[-1][1]:
-                out[-1] = (out[-1][0], end)
-        else:
-            out.append((start, end))
-    return out
-
-
 def chain_prefix_availability(results, names) -> np.ndarray:
-    """Measured availability of the first k services of ``names`` together (all up), for k = 1..len:
-    the chain is down whenever any of its services is, so its down spans are the union of theirs."""
-    names, until, down, out = list(names), results.until, [], []
-    for name in names:
-        if name not in results.services:
-            raise ValueError(f"names must be services of the run {sorted(results.services)}, got {name!r}")
-        down = _union(down, results.services[name].timeline.down_windows(until))
-        out.append(1.0 - sum(e - s for s, e in down) / until)
-    return np.array(out)
+    """Measured availability of the first k services of ``names`` together (all up), for k = 1..len."""
+    names = list(names)
+    return np.array([results.time_availability(*names[:k], need="all") for k in range(1, len(names) + 1)])
 
 
 def draw_chain(ax, results, names, *, span: float = YEAR, top_label: str = "whole chain") -> None:
@@ -156,52 +93,15 @@ def draw_chain(ax, results, names, *, span: float = YEAR, top_label: str = "whol
     ax.set_yticks([])
     ax.set_ylim(-0.6, top + 0.6)
     ax.set_xlim(-gutter, until)
-    time_axis(ax, "day", span=until)
+    plots.time_axis(ax, "day", span=until)
 
 
 # --- fan-out --------------------------------------------------------------------------------------
-def _leaf_call(svc, leaf: str, req, row: list, i: int):
-    """Call one leaf, note how long it took in ``row[i]``, and return its error (or None) instead of
-    raising, so that one failing leaf never leaves the others' processes unattended."""
-    env = svc.env
-    start = env.now
-    try:
-        yield from svc.ask(leaf, req)
-    except ServiceError as err:
-        row[i] = env.now - start
-        return err
-    row[i] = env.now - start
-    return None
-
-
-def wait_for_all(svc, req, rows: list | None = None):
-    """A root's handler: call every dependency at once, answer when all have answered, fail if any failed.
-    With ``rows``, append this request's leaf latencies there."""
-    row = [math.nan] * len(svc.dependencies)
-    calls = [svc.env.process(_leaf_call(svc, leaf, req, row, i)) for i, leaf in enumerate(svc.dependencies)]
-    yield simpy.AllOf(svc.env, calls)           # parallel: the request waits for its slowest leaf
-    if rows is not None:
-        rows.append(row)
-    errors = [call.value for call in calls if call.value is not None]
-    if errors:
-        raise errors[0]
-
-
-def build_fanout(world, n: int, leaf_latency, *, rows: list | None = None, capacity: int = 10_000,
-                 handler=wait_for_all) -> Service:
-    """A root with ``n`` leaves; by default it calls them all at once and answers when all have answered
-    (it fails if any leaf fails). With ``rows``, each request appends its leaf latencies there.
-    ``handler(svc, req, rows=None)`` replaces the root's handler (e.g. calls one leaf after another)."""
-    n = validate.integer("n", n, low=1)
-    leaves = [Service(world, f"leaf-{i + 1}", capacity=capacity, latency=leaf_latency) for i in range(n)]
-    return Service(world, "root", capacity=capacity, latency=0.0, dependencies=[leaf.name for leaf in leaves],
-                   handler=partial(handler, rows=rows))
-
-
 @dataclass(frozen=True)
 class FanoutRun:
-    """A fan-out run: the user requests' results and every leaf call's latency (requests x leaves)."""
-    results: object
+    """A fan-out run: the user requests' results and every leaf call's latency (requests x leaves,
+    one row per request in the order they ended; NaN for a call that never ended)."""
+    results: Results
     leaf_latency: np.ndarray
     n: int
     p_slow: float
@@ -219,19 +119,33 @@ class FanoutRun:
 
 def fanout_run(seed: int, n: int = 100, p_slow: float = 0.01, *, requests: int = 400, fast: float = 0.010,
                slow: float = 1.0, rate: float = 20.0, handler=wait_for_all) -> FanoutRun:
-    """``requests`` user requests (Poisson, ``rate`` per second) to a root that fans out to ``n``
-    leaves, each taking ``fast`` seconds except a share ``p_slow`` of calls that take ``slow``.
-    ``handler`` is the root's handler (see :func:`build_fanout`); only one that fills ``rows``, like
-    :func:`wait_for_all`, gives ``leaf_latency`` rows."""
+    """``requests`` user requests (Poisson, ``rate`` per second, keys 0, 1, 2...) to a root that fans
+    out to ``n`` leaves, each taking ``fast`` seconds except a share ``p_slow`` of calls that take
+    ``slow``. ``handler`` is the root's handler (see :func:`~resilience_sim.sim.topologies.fanout`)."""
     p_slow = validate.probability("p_slow", p_slow)
     world = World(seed)
-    rows: list = []
-    root = build_fanout(world, n, Mixture.slow_tail(fast, slow, p_slow), rows=rows, handler=handler)
-    OpenLoop(world, root, rate, requests=requests)
+    logs: list[CallLog] = []
+
+    def logged(leaf):
+        logs.append(CallLog(leaf, durations=True))
+        return logs[-1]
+
+    root = fanout(world, n, Mixture.slow_tail(fast, slow, p_slow), wrap=logged, handler=handler)
+    numbers = itertools.count()
+    OpenLoop(world, root, rate, requests=requests, key=lambda _rng: next(numbers))
     # arrivals end near requests / rate; the last request may wait for one slow leaf
     results = world.run(until=requests / rate * 3 + (n + 10) * slow + 1)   # room for one-by-one calls too
-    grid = np.array(rows, dtype=float).reshape(len(rows), n)
-    return FanoutRun(results, grid, n, p_slow)
+    return FanoutRun(results, _leaf_grid(results, logs), n, p_slow)
+
+
+def _leaf_grid(results, logs) -> np.ndarray:
+    """Leaf call latencies as a (requests x leaves) grid, rows in the order of the results' rows."""
+    row_of = {results.key(i): i for i in range(len(results))}
+    grid = np.full((len(results), len(logs)), np.nan)
+    for column, log in enumerate(logs):
+        rows = [row_of[key] for key in log.keys]
+        grid[rows, column] = log.durations
+    return grid
 
 
 # --- dashboards -----------------------------------------------------------------------------------

@@ -7,7 +7,6 @@
   rate up to find the knee; :func:`spike_test` measures how long a burst's backlog takes to drain;
   :func:`slo_check` is the assertion a resilience test makes.
 * :func:`chaos_experiment` runs hypothesis, injection, observation on the same system.
-* :func:`watch` samples a service's busy slots and queue (notebook 04 uses it too).
 
 Times are simulated seconds; pictures show milliseconds where latencies are small.
 """
@@ -17,22 +16,23 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from ..core import theory, validate
-from ..views import plots
-from ..sim.client import Client
-from ..views.dashboard import Choice, Dashboard, Slider
-from ..core.distributions import Exponential, Fixed
-from ..sim.faults import ErrorBurst, GrayFailure, LatencySpike, Outage, Partition
-from ..metrics import Results
-from ..core.reasons import Outcome
-from ..sim.service import Service, ServiceError
+from ..core.distributions import Exponential, Fixed, Uniform
 from ..core.profiles import Ramp, Spike
+from ..metrics import Results
+from ..metrics.windows import time_down
+from ..sim.client import Client
+from ..sim.faults import ErrorBurst, GrayFailure, LatencySpike, Outage, Partition
+from ..sim.probes import ServiceProbe
+from ..sim.service import Service, ServiceError
+from ..sim.topologies import chain, forward
 from ..sim.workload import OpenLoop, serve
 from ..sim.world import World
+from ..views import plots
+from ..views.dashboard import Choice, Dashboard, Slider
 from . import dashboard
-from .availability import Table
+from .common import Table
 
 #: The small system: the api does 2 ms of its own work, then asks the db (8 slots, 20 ms on average).
 API_WORK = 0.002
@@ -51,11 +51,6 @@ SLO_P99 = 0.200
 
 
 # --- the system and its faults --------------------------------------------------------------------
-def forward(svc, req):
-    """The api's plain handler: ask the db and return its answer (any db error reaches the user)."""
-    return (yield from svc.ask("db", req))
-
-
 def price_handler(svc, req):
     """The api's handler with a fallback: ask the db; if that fails, answer from a cache (degraded)."""
     try:
@@ -66,11 +61,13 @@ def price_handler(svc, req):
 
 
 def small_system(world, *, handler=forward, db_slots: int = DB_SLOTS, db_latency=None,
-                 api_slots: int = API_SLOTS):
+                 api_slots: int = API_SLOTS, timeout: float | None = None):
     """``api`` (2 ms of own work, then ``handler``) calling ``db`` (``db_slots`` slots, exponential
-    latency with mean 20 ms unless ``db_latency`` is given). Returns ``(api, db)``."""
+    latency with mean 20 ms unless ``db_latency`` is given), through a client with ``timeout`` when one
+    is given. Returns ``(api, db)``."""
     db = Service(world, "db", capacity=db_slots, latency=Exponential(DB_MEAN) if db_latency is None else db_latency)
-    api = Service(world, "api", capacity=api_slots, latency=Fixed(API_WORK), dependencies=["db"], handler=handler)
+    to_db = db if timeout is None else Client(world, db, name="api->db", timeout=timeout)
+    api = Service(world, "api", capacity=api_slots, latency=Fixed(API_WORK), dependencies=[to_db], handler=handler)
     return api, db
 
 
@@ -127,11 +124,6 @@ def fault_run(kind: str | None, *, seed: int, intensity: float = 0.5, rate: floa
     return world.run(until=duration + 2.0)
 
 
-def _between(results: Results, window) -> np.ndarray:
-    start, end = window
-    return (results.start >= start) & (results.start < end)
-
-
 @dataclass(frozen=True)
 class Fingerprint:
     """What one fault did to the requests that reached the db inside its window, and what a health check saw."""
@@ -146,22 +138,25 @@ class Fingerprint:
     health_check_down: float     # seconds the db's up/down health check said "down"
 
 
+def _inside(results: Results, window) -> Results:
+    """The requests that started in ``window``, which must lie inside the run."""
+    try:
+        return results.between(*window)
+    except ValueError:
+        raise ValueError(f"window must lie inside the run [0, {results.until:g}] s, got {window}") from None
+
+
 def fingerprint(results: Results, window=WINDOW, kind: str = "") -> Fingerprint:
     """Measure the requests whose db call began inside ``window`` (they start the api's 2 ms earlier):
     availability, latency, failure reasons, and what the db's health check said during the window."""
-    try:
-        seen = results.between(window[0] - API_WORK, window[1] - API_WORK)
-    except ValueError:
-        raise ValueError(f"window must lie inside the run [0, {results.until:g}] s, got {window}") from None
+    seen = _inside(results, (window[0] - API_WORK, window[1] - API_WORK))
     n = len(seen)
     if n == 0:
         raise ValueError(f"window must hold at least one request start, got {window}")
     ok_lat = seen.latencies()
     p50, p99 = (np.percentile(ok_lat, [50, 99]) if ok_lat.size else (math.nan, math.nan))
     reasons = dict(seen.reasons(unanswered_only=True))
-    down = sum(min(e, window[1]) - max(s, window[0])
-               for s, e in results.services["db"].timeline.down_windows(results.until)
-               if e > window[0] and s < window[1])
+    down = time_down(results.services["db"].timeline, *window)
     return Fingerprint(kind, n, float(ok_lat.size / n), float(p50), float(p99), float(seen.latency.min()),
                        float(seen.latency.max()), reasons, float(down))
 
@@ -176,36 +171,6 @@ def fingerprint_table(prints) -> Table:
     return Table(["fault", "answered", "p50 (ms)", "p99 (ms)", "failures (count)", "health check: db down"], rows)
 
 
-OUTCOME_STYLE = {Outcome.OK: ("tab:green", "answered"), Outcome.DEGRADED: ("tab:olive", "degraded"),
-                 Outcome.FAILED: ("tab:red", "failed"), Outcome.TIMED_OUT: ("tab:orange", "timed out"),
-                 Outcome.REJECTED: ("tab:purple", "rejected")}
-
-
-def draw_requests(ax, results: Results, *, legend: bool = True, title: str | None = None):
-    """Every request as a dot: when it started (s) and how long it took (ms, log scale), coloured by
-    outcome; fault windows shaded."""
-    plots.shade_faults(ax, results, alpha=0.15)
-    lat_ms = np.maximum(results.latency, 1e-4) * 1000
-    for outcome, (color, label) in OUTCOME_STYLE.items():
-        sel = results.outcome == outcome
-        if sel.any():
-            ax.plot(results.start[sel], lat_ms[sel], ls="", marker=".", ms=2.5, color=color, label=label)
-    ax.set_yscale("log")
-    ax.set_ylim(0.5, 5000)
-    ax.yaxis.set_major_locator(FixedLocator([1, 10, 100, 1000]))   # no minor ticks: they cost ~40% of a redraw
-    ax.yaxis.set_minor_locator(NullLocator())
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlim(0, results.until)
-    ax.set_xlabel("request start (s)")
-    if ax.get_subplotspec() is None or ax.get_subplotspec().colspan.start == 0:
-        ax.set_ylabel("latency (ms)")
-    if title:
-        ax.set_title(title, fontsize=9)
-    if legend:
-        ax.legend(loc="upper left", fontsize=7, markerscale=2.5, ncols=3, frameon=False)
-    return ax
-
-
 def draw_fingerprints(runs: dict, *, window=WINDOW):
     """A figure with one row per run (name -> Results): requests answered (%) and every request's latency."""
     import matplotlib.pyplot as plt
@@ -217,14 +182,14 @@ def draw_fingerprints(runs: dict, *, window=WINDOW):
         plots.availability_over_time(results, bin_width=2.0, ax=left, color="tab:blue")
         left.set_ylabel("answered (%)", fontsize=8)
         left.set_title(name, fontsize=9, loc="left")
-        draw_requests(right, results, legend=False)
+        plots.request_dots(results, ax=right, legend=False)
         right.set_ylabel("latency (ms)", fontsize=8)
         if row < len(runs) - 1:
             left.set_xlabel("")
             right.set_xlabel("")
     from matplotlib.lines import Line2D
-    keys = [Line2D([], [], ls="", marker=".", color=OUTCOME_STYLE[o][0], label=OUTCOME_STYLE[o][1])
-            for o in (Outcome.OK, Outcome.FAILED)]
+    keys = [Line2D([], [], ls="", marker=".", color=plots.OUTCOME_STYLE[o][0], label=plots.OUTCOME_STYLE[o][1])
+            for o in ("ok", "failed")]
     axes[0][1].legend(handles=keys, loc="upper left", fontsize=7, ncols=2, frameon=False)
     fig.tight_layout()
     return fig
@@ -245,7 +210,7 @@ def _fault_compute(kind: int, length: float, intensity_pct: float, with_fault: b
 
 
 def _fault_draw(ax, result):
-    draw_requests(ax, result["results"], legend=result["with_fault"])
+    plots.request_dots(result["results"], ax=ax, legend=result["with_fault"])
     down = result["results"].services["db"].timeline.down_windows(result["results"].until)
     for s, e in down:       # what an up/down health check of the db reports, as a bar along the top
         ax.axvspan(s, e, ymin=0.96, ymax=1.0, color="tab:red", lw=0)
@@ -301,63 +266,7 @@ def _later(world, target, at):
 
 def shop(world, latencies=(0.001, 0.002, 0.005)):
     """A whole chain for an end-to-end test: gateway → api → db, each with a fixed latency (seconds)."""
-    gw, api_lat, db_lat = latencies
-
-    def via(dep):
-        def handler(svc, req):
-            return (yield from svc.ask(dep, req))
-        return handler
-
-    Service(world, "db", capacity=8, latency=Fixed(db_lat))
-    Service(world, "api", capacity=8, latency=Fixed(api_lat), dependencies=["db"], handler=via("db"))
-    return Service(world, "gateway", capacity=8, latency=Fixed(gw), dependencies=["api"], handler=via("api"))
-
-
-def watch(world, service: Service, every: float, until: float):
-    """Sample ``service``'s busy slots and waiting queue every ``every`` seconds until ``until``;
-    returns a dict of three lists (``t``, ``busy``, ``queue``) filled while the world runs."""
-    every = validate.positive("every", every)
-    out = {"t": [], "busy": [], "queue": []}
-    env = world.env
-
-    def sampler():
-        k = 0
-        while k * every < until:          # times k * every exactly, without adding up rounding errors
-            if k * every > env.now:
-                yield env.timeout(k * every - env.now)
-            out["t"].append(env.now)
-            out["busy"].append(service.busy)
-            out["queue"].append(service.waiting)
-            k += 1
-
-    env.process(sampler())
-    return out
-
-
-def mmc_tail(t: float, servers: int, arrival_rate: float, service_rate: float) -> float:
-    """P(time in system > t) in an M/M/c queue served first come, first served.
-
-    The time in system is a wait (0 with probability 1 - C, otherwise exponential with rate
-    c*mu - lambda; C is the Erlang C probability) plus an exponential service with rate mu.
-    """
-    c, lam, mu = servers, arrival_rate, service_rate
-    C = theory.erlang_c(c, lam, mu)
-    r = c * mu - lam
-    if math.isclose(r, mu):
-        return math.exp(-mu * t) * (1 + C * mu * t)
-    return math.exp(-mu * t) + C * mu / (r - mu) * (math.exp(-mu * t) - math.exp(-r * t))
-
-
-def mmc_percentile(q: float, servers: int, arrival_rate: float, service_rate: float) -> float:
-    """The ``q``-quantile (0 < q < 1) of the time in an M/M/c system, by bisection on :func:`mmc_tail`."""
-    q = validate.number("q", q, low=0.0, high=1.0, low_open=True)
-    lo, hi = 0.0, 1.0
-    while mmc_tail(hi, servers, arrival_rate, service_rate) > 1 - q:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if mmc_tail(mid, servers, arrival_rate, service_rate) > 1 - q else (lo, mid)
-    return (lo + hi) / 2
+    return chain(world, ["gateway", "api", "db"], latency=[Fixed(t) for t in latencies], capacity=8)[0]
 
 
 @dataclass
@@ -398,7 +307,7 @@ def load_test_knee_theory(threshold: float = SLO_P99) -> float:
     lo, hi = 1.0, DB_SLOTS * mu * (1 - 1e-9)
     for _ in range(60):
         mid = (lo + hi) / 2
-        if API_WORK + mmc_percentile(0.99, DB_SLOTS, mid, mu) > threshold:
+        if API_WORK + theory.mmc_quantile(0.99, DB_SLOTS, mid, mu) > threshold:
             hi = mid
         else:
             lo = mid
@@ -425,9 +334,7 @@ def draw_load_test(ax, lt: LoadTest):
     if not math.isnan(lt.knee):
         ax.axvline(lt.knee, color="tab:red", lw=1.2, label=f"knee ≈ {lt.knee:.0f}/s")
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(FixedLocator([50, 100, 200, 500, 1000, 2000]))
-    ax.yaxis.set_minor_locator(NullLocator())
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    plots.fixed_ticks(ax.yaxis, [50, 100, 200, 500, 1000, 2000])
     ax.set_xlabel("offered load (requests per second)")
     ax.set_ylabel("p99 latency (ms)")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
@@ -451,11 +358,11 @@ def spike_test(seed: int, *, base: float = 200.0, peak: float = 600.0, at: float
     world = World(seed)
     api, db = small_system(world)
     OpenLoop(world, api, Spike(base, peak, at, length), duration=duration)
-    seen_api = watch(world, api, every, duration)
-    seen_db = watch(world, db, every, duration)
+    seen_api = ServiceProbe(world, api, every, duration)
+    seen_db = ServiceProbe(world, db, every, duration)
     world.run(until=duration)
-    t = np.array(seen_api["t"])
-    waiting = np.array(seen_api["queue"]) + np.array(seen_db["queue"])
+    t = np.array(seen_api.times)
+    waiting = np.array(seen_api.waiting) + np.array(seen_db.waiting)
     end = at + length
     after = np.flatnonzero((t >= end) & (waiting == 0))
     drain = float(t[after[0]] - end) if after.size else math.nan
@@ -502,13 +409,11 @@ def slo_check(results: Results, *, window=None, availability: float = SLO_AVAILA
               p99: float = SLO_P99) -> SLOReport:
     """The assertion a resilience test makes: enough requests answered, and fast enough (p99 of the
     answered ones), among the requests that started in ``window`` (default: the whole run)."""
-    mask = np.ones(len(results), bool) if window is None else _between(results, window)
-    n = int(mask.sum())
-    if n == 0:
+    seen = results if window is None else _inside(results, window)
+    if not len(seen):
         raise ValueError("window must hold at least one request start")
-    answered = mask & (results.outcome <= Outcome.DEGRADED)
-    a = float(answered.sum() / n)
-    q = float(np.percentile(results.latency[answered], 99)) if answered.any() else math.inf
+    a = seen.request_availability()
+    q = seen.latency_percentiles((99,))[99] if seen.latencies().size else math.inf
     return SLOReport(a >= availability and q < p99, a, q, availability, p99)
 
 
@@ -516,9 +421,8 @@ def resilience_test(handler, *, seed: int, outage=(20.0, 30.0), rate: float = RA
                     duration: float = 60.0) -> SLOReport:
     """Crash the db during ``outage`` while the api (with ``handler``) takes traffic; check the SLO."""
     world = World(seed)
-    _, db = small_system(world, handler=handler)
+    api, db = small_system(world, handler=handler)
     Outage(db, [outage])
-    api = world.service("api")
     OpenLoop(world, api, rate, duration=duration)
     return slo_check(world.run(until=duration + 2.0))
 
@@ -528,7 +432,6 @@ def toxic_latency_run(seed: int, *, latency: float = 0.100, jitter: float = 0.05
                       rate: float = RATE, duration: float = 40.0) -> Results:
     """The small system with fixed latencies (api 2 ms, db 5 ms, so every change is the toxic's),
     and a latency toxic of ``latency`` ± ``jitter`` seconds on the db during ``window``."""
-    from ..core.distributions import Uniform
     world = World(seed)
     api, db = small_system(world, db_slots=64, db_latency=Fixed(0.005))
     LatencySpike(db, [window], extra=Uniform(latency - jitter, latency + jitter))
@@ -565,18 +468,7 @@ def chaos_experiment(seed: int, *, protected: bool = False, rate: float = RATE) 
     cached price on any failure (what notebooks 04 and 10 teach)."""
     world = World(seed)
     if protected:
-        db = Service(world, "db", capacity=DB_SLOTS, latency=Exponential(DB_MEAN))
-        to_db = Client(world, db, name="api->db", timeout=CHAOS_TIMEOUT)
-
-        def handler(svc, req):
-            try:
-                return (yield from to_db.call(req, caller=svc))
-            except ServiceError:
-                req.degraded = "price from cache"
-                return None
-
-        api = Service(world, "api", capacity=API_SLOTS, latency=Fixed(API_WORK), dependencies=["db"],
-                      handler=handler)
+        api, db = small_system(world, handler=price_handler, timeout=CHAOS_TIMEOUT)
     else:
         api, db = small_system(world)
     GrayFailure(db, [CHAOS_PHASES["during"]], slowdown=CHAOS_SLOWDOWN, error_rate=CHAOS_ERRORS)

@@ -1,6 +1,7 @@
 """Notebook 08, hedged requests (Dean and Barroso, "The Tail at Scale", CACM 2013): scenarios,
-the exact theory of a hedged call, pictures and the dashboard. Also the course's reusable picture of
-the policy composition order (:func:`composition_order_mermaid`).
+pictures and the dashboard; the exact theory of a hedged call is in :mod:`resilience_sim.core.theory`
+(:func:`~resilience_sim.core.theory.hedged_survival`, :func:`~resilience_sim.core.theory.hedged_quantile`).
+Also the course's reusable picture of the policy composition order (:func:`composition_order_mermaid`).
 
 The dependency of the story answers most calls in about 10 ms, but 2% of its calls hit a hiccup (a
 garbage-collection pause, a cold cache, a noisy neighbour) and take about 150 ms. Hiccups strike calls
@@ -10,35 +11,31 @@ Times are simulated seconds; pictures show milliseconds.
 from __future__ import annotations
 
 import math
-from functools import partial
 from dataclasses import dataclass, field
-from statistics import NormalDist
 
 import numpy as np
-import simpy
 
-from ..core import validate
-from ..sim.client import Client
-from ..views.dashboard import Choice, Dashboard, Slider
-from ..core.distributions import Distribution, Exponential, Fixed, LogNormal, Mixture, Uniform
+from ..core import theory, validate
+from ..core.distributions import Distribution, LogNormal, Mixture
 from ..metrics import Results
+from ..policies import HedgePolicy, delay_from_percentile
+from ..sim.client import Client
 from ..sim.service import Service, outcome_of
+from ..sim.topologies import fanout
 from ..sim.workload import OpenLoop
 from ..sim.world import World
-from ..policies import HedgePolicy, delay_from_percentile
+from ..views import plots
+from ..views.dashboard import Choice, Dashboard, Slider
 from . import dashboard
-from .availability import Table
-from .distributed import build_fanout, wait_for_all
-
-MS = 1e-3
+from .common import MS, Table
 
 # --- the policy composition order, as one picture for every notebook ------------------------------
 #: The layers a call goes through, outside in, and why each sits where it does. The single source of
 #: the picture; it follows the docstring of :mod:`resilience_sim.policies` (a test checks the order).
 COMPOSITION_ORDER = [
-    ("Adaptive throttle", "decides once per request, before any work: fail fast while the backend is overloaded"),
     ("Deadline", "starts with the request; every layer below reads what is left of it"),
     ("Retry with backoff, asking the retry budget", "bounded by attempts, by the deadline and by the budget"),
+    ("Adaptive throttle", "asked before every attempt: fail fast while the backend is overloaded"),
     ("Circuit breaker", "inside the retries: counts every attempt; an open circuit fails fast"),
     ("Bulkhead", "inside the breaker: a rejected call never takes a slot"),
     ("Per-attempt timeout", "starts once the slot is held; never outlasts the deadline"),
@@ -79,73 +76,6 @@ LATENCY = Mixture([(1 - HICCUP_SHARE, LogNormal(0.010, 0.3)), (HICCUP_SHARE, Log
 #: Requests per second in the uncongested experiments, and a capacity that never makes anyone wait.
 RATE = 100.0
 AMPLE = 1000
-_NORMAL = NormalDist()
-
-
-def survival(dist: Distribution, t: float) -> float:
-    """P(latency > t) for a Fixed, Exponential, Uniform or LogNormal latency, or a Mixture of them."""
-    if t < 0:
-        return 1.0
-    if isinstance(dist, Mixture):
-        return sum(w * survival(d, t) for w, d in dist.parts)
-    if isinstance(dist, LogNormal):
-        return 1.0 - _NORMAL.cdf(math.log(t / dist.median) / dist.sigma) if t > 0 else 1.0
-    if isinstance(dist, Exponential):
-        return math.exp(-t / dist.mean)
-    if isinstance(dist, Fixed):
-        return 1.0 if t < dist.value else 0.0
-    if isinstance(dist, Uniform):
-        return 1.0 if t < dist.low else 0.0 if t >= dist.high else (dist.high - t) / (dist.high - dist.low)
-    raise ValueError(f"dist must be a Fixed, Exponential, Uniform, LogNormal or Mixture, got {dist!r}")
-
-
-def hedged_survival(dist: Distribution, delay: float, t: float) -> float:
-    """P(hedged latency > t): the copy, sent ``delay`` seconds after the primary if no answer came,
-    is an independent draw, and the first answer wins (ample capacity: nobody queues). So a hedged
-    call is slower than t only if the primary is slower than t *and* the copy slower than t - delay."""
-    delay = validate.number("delay", delay, low=0.0, allow_inf=True)
-    if math.isinf(delay) or t < delay:
-        return survival(dist, t)
-    return survival(dist, t) * survival(dist, t - delay)
-
-
-def _between(name: str, value, low: float, high: float) -> float:
-    """A number strictly between ``low`` and ``high``."""
-    value = validate.number(name, value, low=low, high=high, low_open=True)
-    if value == high:
-        raise ValueError(f"{name} must be in ({low:g}, {high:g}), got {value!r}")
-    return value
-
-
-def _invert(sf, p: float) -> float:
-    p = _between("p", p, 0.0, 100.0)
-    target, lo, hi = 1.0 - p / 100, 0.0, 1.0
-    while sf(hi) > target:
-        hi *= 2
-    for _ in range(80):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if sf(mid) > target else (lo, mid)
-    return hi
-
-
-def quantile(dist: Distribution, p: float) -> float:
-    """The exact ``p``-th percentile (0 < p < 100) of a latency distribution, in seconds."""
-    return _invert(lambda t: survival(dist, t), p)
-
-
-def hedged_quantile(dist: Distribution, delay: float, p: float) -> float:
-    """The exact ``p``-th percentile of the latency of a call hedged after ``delay`` seconds."""
-    return _invert(lambda t: hedged_survival(dist, delay, t), p)
-
-
-def binomial_tolerance(p: float, n: int, *, sigmas: float = 4.0) -> float:
-    """``sigmas`` standard deviations of a share measured on ``n`` independent requests whose true
-    value is ``p``: sqrt(p (1 - p) / n)."""
-    p = validate.probability("p", p)
-    n = validate.integer("n", n, low=1)
-    return sigmas * math.sqrt(p * (1 - p) / n)
-
-
 # --- servers that keep working after the caller cancels -------------------------------------------
 class KeepsWorking:
     """A target that goes on serving a call after its caller cancels it, as many HTTP servers do
@@ -163,36 +93,12 @@ class KeepsWorking:
 
 
 # --- one dependency behind a client, with or without hedging --------------------------------------
-@dataclass
-class Run:
-    """A run of ``requests`` calls to the dependency (through a hedging client, if any), and what
-    hedging cost."""
-    results: Results = field(repr=False)
-    delay: float | None          # the hedge delay in seconds (None: no hedging)
-    requests: int
-    hedges: int
-    load: float                  # offered load, as a share of the dependency's capacity
-
-    @property
-    def extra_load(self) -> float:
-        """Copies sent per request (``hedges / requests``)."""
-        return self.hedges / self.requests
-
-    def percentiles(self, ps=(50, 99, 99.9)) -> dict:
-        """``{p: seconds}`` of answered requests."""
-        return self.results.latency_percentiles(ps)
-
-    @property
-    def latencies(self) -> np.ndarray:
-        return self.results.latencies()
-
-
 def run(delay: float | None = None, *, requests: int = 4000, rate: float = RATE, capacity: int = AMPLE,
-        latency: Distribution = LATENCY, cancel: bool = True, max_hedges: int = 1, seed: int = 1) -> Run:
+        latency: Distribution = LATENCY, cancel: bool = True, max_hedges: int = 1, seed: int = 1) -> Results:
     """Poisson calls at ``rate`` per second to a dependency of ``capacity`` slots, through a client
-    that hedges after ``delay`` seconds (``None``: never; up to ``max_hedges`` copies, ``delay`` apart).
-    ``cancel=False``: the dependency keeps working on a cancelled copy (:class:`KeepsWorking`).
-    Runs until every request has finished."""
+    ("client") that hedges after ``delay`` seconds (``None``: no client, direct calls; up to
+    ``max_hedges`` copies, ``delay`` apart). ``cancel=False``: the dependency keeps working on a
+    cancelled copy (:class:`KeepsWorking`). Runs until every request has finished."""
     world = World(seed=seed)
     dep = Service(world, "dependency", capacity=capacity, latency=latency)
     target = dep if cancel else KeepsWorking(world, dep)
@@ -205,20 +111,23 @@ def run(delay: float | None = None, *, requests: int = 4000, rate: float = RATE,
     while len(results) < requests:            # a collapsed dependency drains slowly: wait it out
         until *= 2
         results = world.run(until=until)
-    hedges = 0 if delay is None else results.client("client").hedges
-    return Run(results, delay, len(results), hedges, rate * latency.mean / capacity)
+    return results
+
+
+def extra_load(results: Results) -> float:
+    """Hedged copies sent per request of a :func:`run` (0 without hedging): the extra load on the dependency."""
+    client = results.clients.get("client")
+    return client.hedges / len(results) if client is not None else 0.0
 
 
 def percentile_table(runs: dict, ps=(50, 99, 99.9)):
     """Latency percentiles (ms) and extra load of each named run, as a table (``.data`` keeps numbers)."""
     rows, data = [], {}
     for name, r in runs.items():
-        values = r.percentiles(ps)
-        data[name] = dict(values, extra_load=r.extra_load)
-        rows.append([name] + [f"{values[p] / MS:.1f}" for p in ps] + [f"+{r.extra_load:.1%}"])
-    table = Table([""] + [f"p{p:g} (ms)" for p in ps] + ["extra load (copies/requests)"], rows)
-    table.data = data
-    return table
+        values, extra = r.latency_percentiles(ps), extra_load(r)
+        data[name] = dict(values, extra_load=extra)
+        rows.append([name] + [f"{values[p] / MS:.1f}" for p in ps] + [f"+{extra:.1%}"])
+    return Table([""] + [f"p{p:g} (ms)" for p in ps] + ["extra load (copies/requests)"], rows, data)
 
 
 # --- the trade-off: tail latency against extra load, as the delay sweeps --------------------------
@@ -233,7 +142,7 @@ class SweepPoint:
     extra_load: float
     p99: float
     p999: float
-    run: Run = field(repr=False)
+    run: Results = field(repr=False)
 
 
 def delay_sweep(measured, percentiles=SWEEP_PERCENTILES, *, requests: int = 4000, seed: int = 1) -> list:
@@ -242,8 +151,8 @@ def delay_sweep(measured, percentiles=SWEEP_PERCENTILES, *, requests: int = 4000
     for p in percentiles:
         delay = delay_from_percentile(measured, p)
         r = run(delay, requests=requests, seed=seed)
-        tail = r.percentiles((99, 99.9))
-        points.append(SweepPoint(p, delay, r.extra_load, tail[99], tail[99.9], r))
+        tail = r.latency_percentiles((99, 99.9))
+        points.append(SweepPoint(p, delay, extra_load(r), tail[99], tail[99.9], r))
     return points
 
 
@@ -253,16 +162,16 @@ def theory_tradeoff(latency: Distribution = LATENCY, ps=None) -> dict:
     if ps is None:        # finer where the curve turns: between the two humps of the latency mix
         ps = np.concatenate([np.linspace(50, 96, 24), np.linspace(96.1, 99.95, 40)])
     ps = np.asarray(ps, dtype=float)
-    delays = [quantile(latency, float(p)) for p in ps]
+    delays = [theory.quantile(latency, float(p)) for p in ps]
     return {"p": ps, "delay": np.array(delays), "extra_load": 1 - ps / 100,
-            "p99": np.array([hedged_quantile(latency, d, 99) for d in delays]),
-            "p999": np.array([hedged_quantile(latency, d, 99.9) for d in delays])}
+            "p99": np.array([theory.hedged_quantile(latency, d, 99) for d in delays]),
+            "p999": np.array([theory.hedged_quantile(latency, d, 99.9) for d in delays])}
 
 
 TRADEOFF_YTICKS = (20, 30, 50, 100, 150, 200, 300)
 
 
-def draw_tradeoff(ax, points, *, plain: Run | None = None, theory: dict | None = None):
+def draw_tradeoff(ax, points, *, plain: Results | None = None, theory: dict | None = None):
     """p99 and p99.9 (ms, log scale) against the extra load (%), one point per hedge delay; the exact
     curves as lines, and the unhedged tail as dotted lines."""
     colors = {"p99": "tab:blue", "p999": "tab:red"}
@@ -274,7 +183,7 @@ def draw_tradeoff(ax, points, *, plain: Run | None = None, theory: dict | None =
             ax.plot(100 * theory["extra_load"], theory[key] / MS, "-", color=colors[key], lw=1, alpha=0.7,
                     label=f"{label}, exact")
         if plain is not None:
-            tail = plain.percentiles((99, 99.9))[99 if key == "p99" else 99.9]
+            tail = plain.latency_percentiles((99, 99.9))[99 if key == "p99" else 99.9]
             ax.axhline(tail / MS, color=colors[key], ls=":", lw=1)
             ax.annotate(f"{label} without hedging", (52, tail / MS), color=colors[key], fontsize=8,
                         ha="right", va="bottom")
@@ -295,26 +204,16 @@ def draw_tradeoff(ax, points, *, plain: Run | None = None, theory: dict | None =
 
 
 # --- fan-out: hedge every leaf call ---------------------------------------------------------------
-def _hedged_all(svc, req, rows=None, clients=None):
-    """A root's handler: call every leaf through its own hedging client, wait for all."""
-    calls = [svc.env.process(outcome_of(client.call(req, caller=svc))) for client in clients]
-    yield simpy.AllOf(svc.env, calls)
-    errors = [call.value[1] for call in calls if not call.value[0]]
-    if errors:
-        raise errors[0]
-
-
 def fanout_run(leaves: int = 20, delay: float | None = None, *, requests: int = 1000, rate: float = 20.0,
                seed: int = 1) -> Results:
     """A root that calls ``leaves`` copies of the dependency at once and waits for all (notebook 01's
-    fan-out), each leaf call hedged after ``delay`` seconds (``None``: not hedged)."""
+    fan-out), each leaf call through its own client hedging after ``delay`` seconds (``None``: not hedged)."""
     world = World(seed=seed)
-    clients: list = []
-    handler = wait_for_all if delay is None else partial(_hedged_all, clients=clients)
-    root = build_fanout(world, leaves, LATENCY, handler=handler)
-    if delay is not None:
-        clients += [Client(world, world.service(name), name=f"root->{name}", hedge=HedgePolicy(delay))
-                    for name in root.dependencies]
+
+    def hedged(leaf):
+        return Client(world, leaf, name=f"root->{leaf.name}", hedge=HedgePolicy(delay))
+
+    root = fanout(world, leaves, LATENCY, wrap=None if delay is None else hedged)
     OpenLoop(world, root, rate, requests=requests)
     return world.run(until=requests / rate * 2 + 30)
 
@@ -327,7 +226,9 @@ VARIANTS = ("without hedging", "hedged, loser cancelled", "hedged, loser keeps w
 
 def rate_for(load: float, capacity: int = POOL, latency: Distribution = LATENCY) -> float:
     """Requests per second that keep ``load`` (a share) of ``capacity`` slots busy without hedging."""
-    load = _between("load", load, 0.0, 1.0)
+    load = validate.number("load", load, low=0.0, high=1.0, low_open=True)
+    if load == 1.0:
+        raise ValueError(f"load must be in (0, 1), got {load!r}")
     return load * capacity / latency.mean
 
 
@@ -337,7 +238,7 @@ def load_comparison(load: float, *, p: float = 95, requests: int = 3000, capacit
     very latencies, with a server that drops the loser and with one that keeps working on it."""
     rate = rate_for(load, capacity)
     plain = run(None, requests=requests, rate=rate, capacity=capacity, seed=seed)
-    delay = delay_from_percentile(plain.latencies, p)
+    delay = delay_from_percentile(plain.latencies(), p)
     return {VARIANTS[0]: plain,
             VARIANTS[1]: run(delay, requests=requests, rate=rate, capacity=capacity, seed=seed),
             VARIANTS[2]: run(delay, requests=requests, rate=rate, capacity=capacity, seed=seed, cancel=False)}
@@ -351,8 +252,8 @@ def draw_p99_over_time(ax, runs: dict, *, bin_width: float = 0.5):
     styles = dict(zip(VARIANTS, ("k", "tab:blue", "tab:red")))
     until, low, high = 0.0, math.inf, 0.0
     for name, r in runs.items():
-        start = r.results.start
-        series = r.results.timeseries(bin_width)
+        start = r.start
+        series = r.timeseries(bin_width)
         last = start.max() if start.size else 0.0
         keep = series["t"] + bin_width <= last          # whole bins only
         t, p99 = series["t"][keep], series["p99"][keep] / MS
@@ -381,7 +282,7 @@ _last_plain: dict = {}      # the "without" panel's run, reused by the "with" pa
 
 @dataclass
 class DashResult:
-    run: Run
+    run: Results
     hedge: bool
     p: float
     plain_latencies: np.ndarray | None = None   # the unhedged run, drawn faintly behind the hedged one
@@ -396,44 +297,9 @@ def _dash_compute(p_delay, load_pct, cancel, hedge):
     plain = _last_plain[key]
     if not hedge:
         return DashResult(plain, False, p_delay)
-    delay = delay_from_percentile(plain.latencies, p_delay)
+    delay = delay_from_percentile(plain.latencies(), p_delay)
     hedged = run(delay, requests=DASH_REQUESTS, rate=rate, capacity=POOL, seed=DASH_SEED, cancel=bool(cancel))
-    return DashResult(hedged, True, p_delay, plain.latencies)
-
-
-TAIL_XTICKS = (10, 100, 1000, 10000)
-TAIL_XLIM = (3, 20000)
-
-
-def survival_curve(latencies) -> tuple:
-    """Sorted latencies (ms) and the share of requests slower than each: a tail on a log-log plot."""
-    x = np.sort(np.asarray(latencies)) / MS
-    return x, 1.0 - np.arange(1, x.size + 1) / x.size
-
-
-def draw_tails(ax, curves: dict, *, xlim=TAIL_XLIM, ylabel: bool = True):
-    """Share of requests slower than t, against t (ms), both on log scales, for each
-    ``{label: (latencies, color)}``. Dashed lines at 50%, 1% and 0.1%: a curve crosses them at its
-    p50, p99 and p99.9."""
-    for label, (latencies, color) in curves.items():
-        x, y = survival_curve(latencies)
-        ax.step(x[:-1], y[:-1], where="post", color=color, lw=1.5 if color != "0.6" else 1, label=label)
-    for share in (0.5, 0.01, 0.001):     # where a curve crosses these lines: its p50, p99, p99.9
-        ax.axhline(share, color="0.8", lw=0.8, ls="--")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ticks = [t for t in TAIL_XTICKS if xlim[0] <= t <= xlim[1]]
-    ax.set_xticks(ticks, [f"{t:,}".replace(",", " ") for t in ticks])
-    ax.set_yticks([1, 0.5, 0.1, 0.01, 0.001, 0.0001], ["100%", "50%", "10%", "1%", "0.1%", "0.01%"])
-    ax.minorticks_off()          # log axes' minor ticks cost more to draw than the whole curve
-    ax.set_xlim(*xlim)
-    ax.set_ylim(min(5e-4, 0.5 / max(len(lat) for lat, _ in curves.values())), 1.2)
-    ax.set_xlabel("latency t (ms)")
-    if ylabel:
-        ax.set_ylabel("share of requests slower than t")
-    if len(curves) > 1:
-        ax.legend(loc="lower left", fontsize=8)
-    return ax
+    return DashResult(hedged, True, p_delay, plain.latencies())
 
 
 def draw_tail(ax, res: DashResult):
@@ -442,14 +308,14 @@ def draw_tail(ax, res: DashResult):
     if res.plain_latencies is not None:
         curves["without hedging"] = (res.plain_latencies, "0.6")
     label = f"hedged at p{res.p:g}" if res.hedge else "without hedging"
-    curves[label] = (res.run.latencies, "tab:blue" if res.hedge else "k")
-    return draw_tails(ax, curves, ylabel=not ax.get_subplotspec().colspan.start)
+    curves[label] = (res.run.latencies(), "tab:blue" if res.hedge else "k")
+    return plots.latency_tails(curves, ax=ax, ylabel=not ax.get_subplotspec().colspan.start)
 
 
 def dash_summary(res: DashResult) -> str:
-    tail = res.run.percentiles((50, 99, 99.9))
+    tail = res.run.latency_percentiles((50, 99, 99.9))
     text = " · ".join(f"p{p:g} {v / MS:.0f} ms" for p, v in tail.items())
-    return f"{text} · extra load <b>+{res.run.extra_load:.1%}</b>"
+    return f"{text} · extra load <b>+{extra_load(res.run):.1%}</b>"
 
 
 @dashboard("08_hedged_requests/hedging")

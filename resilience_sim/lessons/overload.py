@@ -22,101 +22,24 @@ import numpy as np
 from matplotlib.ticker import MultipleLocator
 
 from ..core import validate
-from ..views import plots
-from ..sim.client import Client
-from ..views.dashboard import Dashboard, Slider
 from ..core.distributions import Exponential
-from ..sim.faults import GrayFailure, LatencySpike
 from ..metrics import Results
+from ..metrics.windows import availability_between
 from ..policies import (AdaptiveThrottle, Bulkhead, ConstantBackoff, FullJitter, LoadShedder, RetryBudget,
                         RetryPolicy, TokenBucket)
-from ..core.reasons import Outcome
-from ..sim.service import Service, ServiceError
+from ..sim.client import Client
+from ..sim.faults import GrayFailure, LatencySpike
+from ..sim.probes import ServiceProbe
+from ..sim.service import Service
 from ..sim.workload import OpenLoop
 from ..sim.world import World
+from ..views import plots
+from ..views.dashboard import Dashboard, Slider
 from . import dashboard
 
 GOOD, BAD = "tab:blue", "tab:red"
-
-
-# --- small tools shared by the sections ------------------------------------------------------------
-def window_availability(starts, ok, lo: float, hi: float) -> float:
-    """The share of requests that started in ``[lo, hi)`` and got an answer (NaN if none started)."""
-    starts, ok = np.asarray(starts, dtype=float), np.asarray(ok, dtype=bool)
-    mask = (starts >= lo) & (starts < hi)
-    return float(ok[mask].mean()) if mask.any() else math.nan
-
-
-def results_window(results: Results, lo: float, hi: float) -> float:
-    """Request availability of the requests that started in ``[lo, hi)`` (``since`` has no upper end)."""
-    return window_availability(results.start, results.outcome <= Outcome.DEGRADED, lo, hi)
-
-
-def goodput(results: Results, lo: float, hi: float) -> float:
-    """Answered requests per second among those that started in ``[lo, hi)``."""
-    mask = (results.start >= lo) & (results.start < hi) & (results.outcome <= Outcome.DEGRADED)
-    return float(np.count_nonzero(mask) / (hi - lo))
-
-
-class QueueProbe:
-    """Samples how many requests a service holds (in service plus waiting) every ``every`` seconds."""
-
-    def __init__(self, world, service: Service, every: float = 0.25):
-        self.service, self.every = service, validate.positive("every", every)
-        self.times: list[float] = []
-        self.sizes: list[int] = []
-        world.env.process(self._run(world.env))
-
-    def _run(self, env):
-        while True:
-            self.times.append(env.now)
-            self.sizes.append(self.service.in_system)
-            yield env.timeout(self.every)
-
-    def at(self, t: float) -> int:
-        """The last sample taken at or before ``t``."""
-        i = int(np.searchsorted(self.times, t, side="right")) - 1
-        return self.sizes[max(i, 0)]
-
-
-class Endpoint:
-    """One entry point (a URL path) of a service: it tells the service's handler which route a
-    request came in on, and keeps how each of its requests ended (``starts``, ``ok``).
-
-    A :class:`~resilience_sim.sim.service.Request` has no field for its route, so the endpoint files the
-    route in ``table`` under the request's start time, which every layer below keeps
-    (``Request.child`` copies it); two Poisson workloads never draw the very same start time.
-    """
-
-    def __init__(self, target, name: str, table: dict):
-        self.target, self.name, self.table = target, name, table
-        self.starts: list[float] = []
-        self.ok: list[bool] = []
-
-    def call(self, req, caller=None):
-        self.table[req.start] = self.name
-        try:
-            value = yield from self.target.call(req, caller=caller)
-        except ServiceError:
-            self.starts.append(req.start)
-            self.ok.append(False)
-            raise
-        self.starts.append(req.start)
-        self.ok.append(True)
-        return value
-
-    def availability(self, lo: float = 0.0, hi: float = math.inf) -> float:
-        return window_availability(self.starts, self.ok, lo, hi)
-
-    def series(self, bin_width: float, until: float):
-        """(bin starts, availability per bin) by request start; NaN where no request started."""
-        n = int(math.ceil(until / bin_width))
-        starts, ok = np.asarray(self.starts), np.asarray(self.ok, dtype=float)
-        idx = np.minimum((starts / bin_width).astype(int), n - 1)
-        total = np.bincount(idx, minlength=n)
-        good = np.bincount(idx, weights=ok, minlength=n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.arange(n) * bin_width, np.where(total > 0, good / np.maximum(total, 1), np.nan)
+#: Seconds between two samples of a server's queue.
+PROBE_EVERY = 0.25
 
 
 # --- 1. one slow dependency and the bulkhead that contains it ----------------------------------------
@@ -136,15 +59,17 @@ REVIEWS_BULKHEAD = 4
 
 @dataclass
 class ShopResult:
-    """A run of the shop: the whole run's records and each route's own."""
+    """A run of the shop: its results, with routes "product" and "reviews"; requests arrive for
+    ``duration`` seconds and the run goes on until every one has ended."""
     results: Results = field(repr=False)
-    routes: dict = field(repr=False)       # route name -> Endpoint
+    duration: float
     spike: tuple
     bulkhead: int | None
     slow: float
 
     def availability(self, route: str, lo: float = 0.0, hi: float = math.inf) -> float:
-        return self.routes[route].availability(lo, hi)
+        """The share of ``route``'s requests started in ``[lo, hi)`` that got an answer (NaN: none started)."""
+        return availability_between(self.results.only(route), lo, hi)
 
     @property
     def during(self) -> tuple:
@@ -160,7 +85,6 @@ def shop_run(bulkhead: int | None = None, *, slow: float = REVIEWS_SLOW, spike=(
     Reviews gets ``slow`` extra seconds a call during ``spike``. ``bulkhead``: slots of a
     :class:`Bulkhead` on the api's client for reviews (None: no bulkhead)."""
     world = World(seed=seed)
-    table: dict = {}
     catalog = Service(world, "catalog", capacity=64, latency=Exponential(CATALOG_WORK))
     reviews = Service(world, "reviews", capacity=64, latency=Exponential(REVIEWS_WORK))
     to_catalog = Client(world, catalog, name="api->catalog", timeout=DEP_TIMEOUT)
@@ -168,27 +92,28 @@ def shop_run(bulkhead: int | None = None, *, slow: float = REVIEWS_SLOW, spike=(
                         bulkhead=None if bulkhead is None else Bulkhead(bulkhead))
 
     def handler(svc, req):                       # runs while holding one of the api's workers
-        client = to_catalog if table[req.start] == "product" else to_reviews
-        return (yield from client.call(req, caller=svc))
+        return (yield from svc.ask("catalog" if req.route == "product" else "reviews", req))
 
-    api = Service(world, "api", capacity=workers, latency=0.0, handler=handler)
+    api = Service(world, "api", capacity=workers, latency=0.0, dependencies=[to_catalog, to_reviews],
+                  handler=handler)
     users = Client(world, api, name="users->api", timeout=USER_TIMEOUT)
-    routes = {name: Endpoint(users, name, table) for name in ("product", "reviews")}
     if slow > 0:
         LatencySpike(reviews, [spike], extra=slow)
-    OpenLoop(world, routes["product"], product_rate, duration=duration, name="product")
-    OpenLoop(world, routes["reviews"], reviews_rate, duration=duration, name="reviews")
-    return ShopResult(world.run(until=duration), routes, tuple(spike), bulkhead, slow)
+    OpenLoop(world, users, product_rate, duration=duration, name="product")
+    OpenLoop(world, users, reviews_rate, duration=duration, name="reviews")
+    results = world.run(until=duration + USER_TIMEOUT)    # users give up by then: every request has ended
+    return ShopResult(results, duration, tuple(spike), bulkhead, slow)
 
 
 def draw_routes(ax, res: ShopResult, *, bin_width: float = 1.0):
     """Each route's availability over time (1-second bins by request start), the spike shaded."""
     for name, color, width in (("product", GOOD, 3.5), ("reviews", "tab:orange", 1.5)):
-        t, a = res.routes[name].series(bin_width, res.results.until)   # product drawn wide, under reviews
-        ax.step(t, a * 100, where="post", color=color, lw=width, label=f"{name} page")
+        series = res.results.only(name).between(0.0, res.duration).timeseries(bin_width)
+        ax.step(series["t"], series["availability"] * 100, where="post", color=color, lw=width,
+                label=f"{name} page")                    # product drawn wide, under reviews
     if res.slow > 0:
         plots.shade_faults(ax, res.results)
-    ax.set_xlim(0, res.results.until)
+    ax.set_xlim(0, res.duration)
     ax.set_ylim(-3, 103)
     ax.set_xlabel("time (s)")
     if not ax.get_subplotspec().colspan.start:
@@ -238,14 +163,15 @@ MAX_QUEUE_DELAY = 0.1
 class OverloadResult:
     """A run of one service offered ``rate`` requests a second, and the queue it built."""
     results: Results = field(repr=False)
-    queue: QueueProbe = field(repr=False)
+    queue: ServiceProbe = field(repr=False)
     rate: float
     capacity: float
     label: str
     service: Service = field(repr=False)
 
     def goodput(self, lo: float = 5.0, hi: float | None = None) -> float:
-        return goodput(self.results, lo, self.results.until if hi is None else hi)
+        """Answered requests per second among those that started in ``[lo, hi)`` (default: to the end)."""
+        return self.results.between(lo, self.results.until if hi is None else hi).throughput()
 
     def p99(self, lo: float = 5.0) -> float:
         """99th percentile latency of answered requests (NaN if none was answered)."""
@@ -275,7 +201,7 @@ def overload_run(load: float = 1.5, *, max_queue_delay: float | None = None, max
     users = Client(world, api, name="users->api", timeout=timeout)
     if slowdown > 1.0:
         GrayFailure(api, [(slow_from, duration)], slowdown=slowdown)
-    probe = QueueProbe(world, api)
+    probe = ServiceProbe(world, api, PROBE_EVERY)
     OpenLoop(world, users, load * CAPACITY, duration=duration)
     label = ("load shedder" if shedder else "token bucket" if bucket else "no protection")
     return OverloadResult(world.run(until=duration), probe, load * CAPACITY, CAPACITY, label, api)
@@ -300,7 +226,7 @@ def draw_goodput(ax, res: OverloadResult, *, bin_width: float = 1.0, label: str 
 
 def draw_queue(ax, res, *, label: str | None = None, color=None, shade: bool = False):
     """Requests at the server (being served or waiting) over time; ``shade``: faults shaded."""
-    ax.plot(res.queue.times, res.queue.sizes, label=label, color=color)
+    ax.plot(res.queue.times, res.queue.in_system, label=label, color=color)
     if shade:
         plots.shade_faults(ax, res.results)
     ax.set_xlim(0, res.results.until)
@@ -360,7 +286,7 @@ SHORT = dict(start=3.0, duration=22.0, window=(14.0, 22.0))
 class MetastableResult:
     """A run of the metastable scenario and what it says about the time after the trigger."""
     results: Results = field(repr=False)
-    queue: QueueProbe = field(repr=False)
+    queue: ServiceProbe = field(repr=False)
     trigger: tuple
     window: tuple
     load: float
@@ -370,7 +296,7 @@ class MetastableResult:
     @property
     def after(self) -> float:
         """Request availability in ``window``, well after the trigger ended."""
-        return results_window(self.results, *self.window)
+        return availability_between(self.results, *self.window)
 
     @property
     def amplification(self) -> float:
@@ -379,15 +305,14 @@ class MetastableResult:
 
     def amplification_in(self, lo: float, hi: float) -> float:
         """Attempts per request, for the requests that started in ``[lo, hi)``."""
-        mask = (self.results.start >= lo) & (self.results.start < hi)
-        return float(self.results.attempts[mask].mean())
+        return self.results.between(lo, hi).attempts_per_request()
 
     def recovery_time(self, bin_width: float = 1.0, level: float = 0.9) -> float | None:
         """Seconds from the trigger's end until availability stays at or above ``level`` in every
         ``bin_width`` bin up to the end of ``window``; None if it never does."""
         lo, hi = self.trigger[1], self.window[1]
         edges = np.arange(lo, hi, bin_width)
-        good = [results_window(self.results, a, a + bin_width) >= level for a in edges]
+        good = [availability_between(self.results, a, a + bin_width) >= level for a in edges]
         if not good[-1]:
             return None
         last_bad = max((i for i, g in enumerate(good) if not g), default=-1)
@@ -414,7 +339,7 @@ def metastable_run(load: float = META_LOAD, trigger: float = TRIGGER, timeout: f
                     throttle=AdaptiveThrottle(k=THROTTLE_K, window=THROTTLE_WINDOW) if throttle else None)
     if trigger > 0:
         LatencySpike(api, [(start, start + trigger)], factor=factor)
-    probe = QueueProbe(world, api)
+    probe = ServiceProbe(world, api, PROBE_EVERY)
     OpenLoop(world, client, load * CAPACITY, duration=duration)
     label = ("adaptive throttle" if throttle else "retry budget" if budget else
              "no retries" if attempts == 1 else "retries with backoff" if jitter else "retries, no budget")

@@ -5,16 +5,21 @@
 * :func:`layers_run`: three services in a line, each calling the next through a retrying client; the
   database at the bottom is down, so every layer retries, and the calls multiply.
 * :func:`waves_run`: a fleet of clients that start together while their dependency restarts; a
-  :class:`CallLog` records when every call reaches the dependency, to count arrivals per 100 ms.
+  :class:`~resilience_sim.sim.probes.CallLog` records when every call reaches the dependency, to count
+  arrivals per 100 ms.
 * :func:`contention_run` and :func:`contention_sweep`: writers racing for one record in an
   optimistic-concurrency store (:class:`OptimisticStore`), the setting of the simulation in the AWS
   Architecture Blog article "Exponential Backoff And Jitter", for each backoff schedule.
 * :func:`budget_run`: a client with or without a retry budget through an outage.
 * :func:`idempotency_run`: a payment write retried after timeouts; :class:`Ledger` is the payment
-  service, which deduplicates by idempotency key when asked to.
+  service, which deduplicates by the request's key (its idempotency key) when asked to.
+
+The theory of independent retries (``1 - p**k`` answered, ``1 + p + ... + p**(k-1)`` attempts) is
+:func:`~resilience_sim.core.theory.retry_availability` and :func:`~resilience_sim.core.theory.expected_attempts`.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,58 +27,25 @@ from functools import partial
 
 import numpy as np
 
-from ..core import validate
-from ..views import plots
-from ..sim.client import Client
-from ..views.dashboard import Dashboard, Slider
+from ..core import theory, validate
 from ..core.distributions import Exponential, Mixture
-from ..sim.faults import Outage
+from ..core.reasons import Outcome
 from ..metrics import Results
 from ..policies import (Backoff, ConstantBackoff, DecorrelatedJitter, EqualJitter, ExponentialBackoff,
                         FullJitter, RetryBudget, RetryPolicy)
-from ..core.reasons import Outcome
+from ..sim.client import Client
+from ..sim.faults import Outage
+from ..sim.probes import CallLog
 from ..sim.service import Service, ServiceError
+from ..sim.topologies import forward
 from ..sim.workload import OpenLoop, serve
 from ..sim.world import World
+from ..views import plots
+from ..views.dashboard import Dashboard, Slider
 from . import dashboard
-from .availability import Table, percent
-
-__all__ = ["retry_availability", "expected_attempts", "CallLog", "OptimisticStore", "Ledger", "burst",
-           "transient_run", "transient_table", "layers_run", "waves_run", "draw_waves", "waves_summary",
-           "jitter_dashboard", "contention_run", "contention_sweep", "draw_contention", "budget_run",
-           "draw_budget", "budget_summary", "budget_dashboard", "idempotency_run", "duplicates_bound",
-           "idempotency_table", "SCHEDULES", "JITTERED", "WAVE_KINDS", "IDEMPOTENCY_MODES"]
-
-
-# --- theory ---------------------------------------------------------------------------------------
-def retry_availability(p: float, attempts: int) -> float:
-    """The share of requests answered when each attempt fails independently with probability ``p`` and
-    a request makes up to ``attempts`` attempts: ``1 - p**attempts``."""
-    p = validate.probability("p", p)
-    return 1.0 - p ** validate.integer("attempts", attempts, low=1)
-
-
-def expected_attempts(p: float, attempts: int) -> float:
-    """Mean attempts per request in the same setting: ``1 + p + ... + p**(attempts - 1)``."""
-    p = validate.probability("p", p)
-    return sum(p ** i for i in range(validate.integer("attempts", attempts, low=1)))
-
+from .common import Table, percent
 
 # --- small targets a Client can call ----------------------------------------------------------------
-class CallLog:
-    """Wraps a target and records the simulated time of every call that reaches it."""
-
-    def __init__(self, target):
-        if not callable(getattr(target, "call", None)):
-            raise ValueError(f"target must have a call(request) generator method, got {target!r}")
-        self.target, self.name, self.env = target, target.name, target.env
-        self.times: list[float] = []
-
-    def call(self, req, caller=None):
-        self.times.append(self.env.now)
-        return (yield from self.target.call(req, caller=caller))
-
-
 class OptimisticStore:
     """One record updated with optimistic concurrency control: a write reads the version, works for
     ``latency`` seconds, and commits only if nobody committed in between; otherwise it fails with
@@ -100,12 +72,12 @@ class OptimisticStore:
 
 class Ledger:
     """A payment service: every call that completes its work writes one payment, even when the caller
-    has stopped waiting (a timeout does not undo the work). With ``dedup=True`` it keeps, per idempotency
-    key, the payment already written and answers a repeat with it instead of writing again (a unique
-    key constraint checked at commit).
+    has stopped waiting (a timeout does not undo the work). With ``dedup=True`` it keeps, per
+    idempotency key (the request's ``key``), the payment already written and answers a repeat with
+    it instead of writing again (a unique key constraint checked at commit).
 
-    The key of a call is its logical request: the client hands the same request object to every
-    attempt of one call, which is what a client-generated idempotency key achieves over HTTP.
+    Every attempt of one call carries the same key, which is what a client-generated idempotency key
+    achieves over HTTP.
     """
 
     def __init__(self, world, name: str = "payments", latency=None, *, dedup: bool = False):
@@ -117,20 +89,19 @@ class Ledger:
         self.writes = 0
         self.deduplicated = 0
         self.per_key: Counter = Counter()     # key -> payments written
-        self._requests: dict = {}             # key -> request, kept alive so that ids stay unique
 
     def call(self, req, caller=None):
+        if req.key is None:
+            raise ValueError("req.key must be the payment's idempotency key, got None (give the workload a key)")
         self.calls += 1
-        key = id(req)
-        self._requests[key] = req
         yield self.env.timeout(self.latency.sample(self.rng))
-        if self.dedup and self.per_key[key]:
+        if self.dedup and self.per_key[req.key]:
             self.deduplicated += 1            # the payment exists: answer with it, write nothing
         else:
             self.writes += 1
-            self.per_key[key] += 1
+            self.per_key[req.key] += 1
         req.answered_by = self.name
-        return key
+        return req.key
 
     @property
     def duplicates(self) -> int:
@@ -155,55 +126,22 @@ def burst(world, target, n: int, spread: float, *, name: str = "fleet") -> None:
 
 
 # --- 1. retries rescue transient errors -----------------------------------------------------------
-@dataclass
-class TransientResult:
-    """A flaky dependency behind a retrying client."""
-    error_rate: float
-    max_attempts: int
-    results: Results = field(repr=False)
-    availability: float
-    calls_per_request: float
-
-    @property
-    def formula(self) -> float:
-        return retry_availability(self.error_rate, self.max_attempts)
-
-    @property
-    def formula_calls(self) -> float:
-        return expected_attempts(self.error_rate, self.max_attempts)
-
-    @property
-    def tolerance(self) -> float:
-        """Four standard deviations of a measured share of n requests around the formula (binomial)."""
-        a = self.formula
-        return 4 * math.sqrt(a * (1 - a) / len(self.results))
-
-    @property
-    def calls_tolerance(self) -> float:
-        """Four standard deviations of the mean number of calls per request (truncated geometric)."""
-        p, k = self.error_rate, self.max_attempts
-        mean = expected_attempts(p, k)
-        second = sum((2 * i + 1) * p ** i for i in range(k))       # E[N^2] = sum (2i+1) P(N > i)
-        return 4 * math.sqrt(max(second - mean ** 2, 0.0) / len(self.results))
-
-
 def transient_run(error_rate: float = 0.2, max_attempts: int = 3, *, requests: int = 2000,
-                  rate: float = 50.0, seed: int = 1) -> TransientResult:
-    """``requests`` calls to a service whose calls fail at random with ``error_rate``, through a client
-    that makes up to ``max_attempts`` attempts with full-jitter backoff."""
+                  rate: float = 50.0, seed: int = 1) -> Results:
+    """``requests`` calls to a service ("pricing") whose calls fail at random with ``error_rate``,
+    through a client that makes up to ``max_attempts`` attempts with full-jitter backoff."""
     world = World(seed=seed)
     db = Service(world, "pricing", capacity=100, latency=Exponential(0.01), error_rate=error_rate)
     client = Client(world, db, name="shop->pricing", retry=RetryPolicy(max_attempts, FullJitter(0.01, 1.0)))
     OpenLoop(world, client, rate, requests=requests)
-    results = world.run(until=requests / rate * 2 + 30)
-    return TransientResult(error_rate, max_attempts, results, results.request_availability(),
-                           results.calls_per_request("pricing"))
+    return world.run(until=requests / rate * 2 + 30)
 
 
-def transient_table(runs) -> Table:
-    """Measured against theory, one row per run."""
-    rows = [[r.max_attempts, percent(round(r.formula, 6)), f"{r.availability:.2%}",
-             f"{r.formula_calls:.3f}", f"{r.calls_per_request:.3f}"] for r in runs]
+def transient_table(error_rate: float, runs: dict) -> Table:
+    """Measured against theory, one row per ``{max_attempts: results}`` of :func:`transient_run`."""
+    rows = [[k, percent(round(theory.retry_availability(error_rate, k), 6)), f"{r.request_availability():.2%}",
+             f"{theory.expected_attempts(error_rate, k):.3f}", f"{r.calls_per_request('pricing'):.3f}"]
+            for k, r in runs.items()]
     return Table(["attempts (k)", "availability 1 − p^k", "measured", "calls per request (theory)",
                   "measured"], rows)
 
@@ -227,17 +165,10 @@ def layers_run(attempts=(3, 3, 3), *, requests: int = 100, rate: float = 10.0, s
         return RetryPolicy(k, ConstantBackoff(0.01)) if k > 1 else None
 
     to_db = Client(world, db, name="backend->db", retry=policy(attempts[2]))
-
-    def backend_handler(svc, req):
-        return (yield from to_db.call(req, caller=svc))
-
-    backend = Service(world, "backend", capacity=1000, latency=0.001, handler=backend_handler)
+    backend = Service(world, "backend", capacity=1000, latency=0.001, dependencies=[to_db], handler=forward)
     to_backend = Client(world, backend, name="frontend->backend", retry=policy(attempts[1]))
-
-    def frontend_handler(svc, req):
-        return (yield from to_backend.call(req, caller=svc))
-
-    frontend = Service(world, "frontend", capacity=1000, latency=0.001, handler=frontend_handler)
+    frontend = Service(world, "frontend", capacity=1000, latency=0.001, dependencies=[to_backend],
+                       handler=forward)
     users = Client(world, frontend, name="users->frontend", retry=policy(attempts[0]))
     OpenLoop(world, users, rate, requests=requests)
     return world.run(until=requests / rate * 2 + 60)
@@ -480,9 +411,19 @@ class BudgetResult:
     duration: float
     results: Results = field(repr=False)
     times: np.ndarray = field(repr=False)      # every call reaching the db
-    availability: float
-    calls_per_request: float
-    denied: int
+
+    @property
+    def availability(self) -> float:
+        return self.results.request_availability()
+
+    @property
+    def calls_per_request(self) -> float:
+        return self.results.calls_per_request("db")
+
+    @property
+    def denied(self) -> int:
+        """Retries the budget refused."""
+        return self.results.client("api->db").budget_denied
 
     @property
     def outage_amplification(self) -> float:
@@ -518,9 +459,7 @@ def budget_run(error_rate: float = 0.05, max_attempts: int = 3, outage: float = 
                     budget=policy_budget)
     OpenLoop(world, client, rate, duration=duration)
     results = world.run(until=duration + 5)
-    return BudgetResult(policy_budget is not None, window_, duration, results, np.array(log.times),
-                        results.request_availability(), results.calls_per_request("db"),
-                        results.client("api->db").budget_denied)
+    return BudgetResult(policy_budget is not None, window_, duration, results, np.array(log.times))
 
 
 def draw_budget(ax, res: BudgetResult, *, legend: bool = True):
@@ -599,12 +538,13 @@ def idempotency_run(mode: str = "retry, no key", *, requests: int = 2000, rate: 
     never retried) and "retry with key" (retried with an idempotency key the service deduplicates)."""
     validate.choice("mode", mode, IDEMPOTENCY_MODES)
     world = World(seed=seed)
+    payments = itertools.count(1)                  # each user's payment has its own idempotency key
     ledger = Ledger(world, latency=Mixture.slow_tail(0.02, PAY_SLOW, PAY_SLOW_SHARE),
                     dedup=mode == "retry with key")
     client = Client(world, ledger, name="checkout->payments", timeout=PAY_TIMEOUT,
                     retry=RetryPolicy(3, FullJitter(0.05, 1.0)),
                     idempotent=mode == "retry, no key", idempotency_key=mode == "retry with key")
-    OpenLoop(world, client, rate, requests=requests)
+    OpenLoop(world, client, rate, requests=requests, key=lambda _rng: next(payments))
     results = world.run(until=requests / rate * 2 + 30)
     answered = int(np.count_nonzero(results.outcome == Outcome.OK))
     return IdempotencyResult(mode, len(results), answered, ledger.writes, ledger.duplicates,
@@ -614,10 +554,9 @@ def idempotency_run(mode: str = "retry, no key", *, requests: int = 2000, rate: 
 def duplicates_bound(q: float = PAY_SLOW_SHARE, attempts: int = 3, requests: int = 2000) -> tuple[float, float]:
     """Expected duplicates per request when every timed-out attempt is retried and still written
     (``q + q**2`` for 3 attempts), and four standard deviations of its mean over ``requests``."""
-    probs = [q ** i * ((1 - q) if i < attempts - 1 else 1.0) for i in range(attempts)]   # P(i extra writes)
-    mean = sum(i * p for i, p in enumerate(probs))
-    var = sum(i * i * p for i, p in enumerate(probs)) - mean ** 2
-    return mean, 4 * math.sqrt(var / requests)
+    # extra writes = attempts - 1, attempts counted as for independent failures with probability q
+    mean = theory.expected_attempts(q, attempts) - 1
+    return mean, 4 * math.sqrt(theory.attempts_variance(q, attempts) / requests)
 
 
 def idempotency_table(runs) -> Table:

@@ -16,23 +16,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from statistics import NormalDist
 
 import numpy as np
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from ..core import validate
-from ..sim.client import Client
-from ..views.dashboard import Dashboard, Slider
+from ..core import theory
 from ..core.distributions import LogNormal
-from ..sim.faults import LatencySpike
 from ..metrics import Results
 from ..policies import ConstantBackoff, RetryPolicy
+from ..sim.client import Client
+from ..sim.faults import LatencySpike
+from ..sim.probes import ServiceProbe
 from ..sim.service import Service, ServiceError
 from ..sim.workload import OpenLoop
 from ..sim.world import World
+from ..views import plots
+from ..views.dashboard import Dashboard, Slider
 from . import dashboard
-from .faults_testing import watch
+from .common import Table
 
 #: The api of section 1: 10 slots, 5 ms of its own work per request, 40 requests per second of which
 #: half are searches that need the db and half are pages that never touch it.
@@ -121,10 +121,7 @@ class SlowDependencyRun:
 
     def answered_in_spell(self) -> float:
         """Share of users whose request started in the settled slow spell and got an answer."""
-        r = self.results
-        lo, hi = self.settled
-        sel = (r.start >= lo) & (r.start < hi)
-        return float(np.count_nonzero(r.outcome[sel] <= 1) / max(1, sel.sum()))
+        return self.results.between(*self.settled).request_availability()
 
 
 def slow_dependency_run(seed: int, *, timeout: float | None = None, extra: float = SLOW_EXTRA,
@@ -149,35 +146,19 @@ def slow_dependency_run(seed: int, *, timeout: float | None = None, extra: float
         try:
             yield env.timeout(API_WORK)
             if search:
-                return (yield from to_db.call(req, caller=svc))
+                return (yield from svc.ask("db", req))
             return None
         finally:
             holds.append((req.start, got, env.now, 1.0 if search else 0.0))
 
-    api = Service(world, "api", capacity=slots, dependencies=["db"], handler=handler)
+    api = Service(world, "api", capacity=slots, dependencies=[to_db], handler=handler)
     browser = Client(world, api, name="user", timeout=patience)
-    seen = watch(world, api, every, duration)
+    seen = ServiceProbe(world, api, every, duration)
     OpenLoop(world, browser, rate, duration=duration)
     results = world.run(until=duration)
-    return SlowDependencyRun(results, timeout, slots, extra, tuple(window), np.array(seen["t"]),
-                             np.array(seen["busy"]), np.array(seen["queue"]),
+    return SlowDependencyRun(results, timeout, slots, extra, tuple(window), np.array(seen.times),
+                             np.array(seen.busy), np.array(seen.waiting),
                              np.array(holds, dtype=float).reshape(-1, 4))
-
-
-def healthy_share_slower(t: float) -> float:
-    """P(a healthy db call takes longer than ``t`` seconds), exactly: the false timeouts of a timeout ``t``."""
-    t = validate.positive("t", t)
-    return 1 - NormalDist().cdf(math.log(t / DB_HEALTHY.median) / DB_HEALTHY.sigma)
-
-
-def lognormal_partial_mean(dist: LogNormal, limit: float) -> float:
-    """E[min(X, limit)] for a log-normal X: the mean time a call holds a slot under a timeout ``limit``."""
-    if math.isinf(limit):
-        return dist.mean
-    nd = NormalDist()
-    mu, s = math.log(dist.median), dist.sigma
-    z = (math.log(limit) - mu) / s
-    return dist.mean * nd.cdf(z - s) + limit * (1 - nd.cdf(z))
 
 
 def littles_law_slots(*, rate: float = RATE, search_share: float = SEARCH_SHARE, extra: float = SLOW_EXTRA,
@@ -189,7 +170,7 @@ def littles_law_slots(*, rate: float = RATE, search_share: float = SEARCH_SHARE,
     if extra >= limit:
         call = limit
     else:   # the db's latency is its healthy latency plus extra, cut at the timeout
-        call = extra + lognormal_partial_mean(DB_HEALTHY, limit - extra)
+        call = extra + theory.capped_mean(DB_HEALTHY, limit - extra)
     return rate * search_share * (API_WORK + call) + rate * (1 - search_share) * API_WORK
 
 
@@ -226,12 +207,9 @@ def draw_slots(ax, run: SlowDependencyRun, *, legend: bool = True, ymax: float =
     ax.step(run.t, run.queue, where="post", color="tab:red", lw=1.2, label="waiting for a slot")
     ax.axhline(run.slots, color="k", ls="--", lw=0.9, label=f"{run.slots} slots")
     ax.set_yscale("symlog", linthresh=run.slots, linscale=1.5)
-    ticks = [0, run.slots] + [v for v in (100, 1000) if v > run.slots]
-    ax.yaxis.set_major_locator(FixedLocator(ticks))
-    ax.yaxis.set_minor_locator(NullLocator())
+    plots.fixed_ticks(ax.yaxis, [0, run.slots] + [v for v in (100, 1000) if v > run.slots])
     ax.set_ylim(0, ymax)
     ax.set_xlim(0, run.results.until)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("time (s)")
     if ax.get_subplotspec() is None or ax.get_subplotspec().colspan.start == 0:
         ax.set_ylabel("requests at the api")
@@ -391,23 +369,26 @@ class ChainRun:
         return int(self.work[layer].shape[0])
 
 
-def _layer(name: str, env, log: list, late: dict, patience: float, *, client=None, work=None, rng=None):
+def _layer(log: list, late: dict, patience: float, *, work=None, rng=None):
     """A handler that honours the request's deadline: it refuses to start once the deadline has passed,
-    and never works past it; without a propagated deadline (``req.deadline`` is infinite) it never stops."""
+    and never works past it; without a propagated deadline (``req.deadline`` is infinite) it never stops.
+    A layer with a dependency does its own ``LAYER_WORK`` and then asks it; the last one draws its
+    work from ``work``."""
     def handler(svc, req):
+        env, name = svc.env, svc.name
         now = env.now
         if now >= req.start + patience:
             late[name] += 1
         if now >= req.deadline:
             raise ServiceError(name, "deadline")
         try:
-            own = work.sample(rng) if client is None else LAYER_WORK
+            own = LAYER_WORK if svc.dependencies else work.sample(rng)
             stop = min(now + own, req.deadline)
             yield env.timeout(stop - now)
             if stop < now + own:
                 raise ServiceError(name, "deadline")
-            if client is not None:
-                return (yield from client.call(req, caller=svc))
+            if svc.dependencies:
+                return (yield from svc.ask(svc.dependencies[0], req))
             return None
         finally:
             log.append((req.start, now, env.now))
@@ -419,18 +400,17 @@ def chain_run(seed: int, *, propagate: bool, rate: float = 20.0, duration: float
     """user → api → svc → db. Without ``propagate`` the user's client has a ``timeout`` (it stops waiting
     but tells no one); with it, a ``deadline`` that travels down with the request."""
     world = World(seed)
-    env = world.env
     logs = {name: [] for name in LAYERS}
     late = {name: 0 for name in LAYERS}
     db = Service(world, "db", capacity=DB_SLOTS,
-                 handler=_layer("db", env, logs["db"], late, patience, work=DB_SLOW, rng=world.rng("db/work")))
+                 handler=_layer(logs["db"], late, patience, work=DB_SLOW, rng=world.rng("db/work")))
     to_db = Client(world, db, name="svc->db", timeout=SVC_DB_TIMEOUT,
                    retry=RetryPolicy(SVC_DB_ATTEMPTS, ConstantBackoff(0.001)))
-    svc = Service(world, "svc", capacity=DB_SLOTS, dependencies=["db"],
-                  handler=_layer("svc", env, logs["svc"], late, patience, client=to_db))
+    svc = Service(world, "svc", capacity=DB_SLOTS, dependencies=[to_db],
+                  handler=_layer(logs["svc"], late, patience))
     to_svc = Client(world, svc, name="api->svc", timeout=API_SVC_TIMEOUT)
-    api = Service(world, "api", capacity=DB_SLOTS, dependencies=["svc"],
-                  handler=_layer("api", env, logs["api"], late, patience, client=to_svc))
+    api = Service(world, "api", capacity=DB_SLOTS, dependencies=[to_svc],
+                  handler=_layer(logs["api"], late, patience))
     user = Client(world, api, name="user", **({"deadline": patience} if propagate else {"timeout": patience}))
     OpenLoop(world, user, rate, duration=duration)
     results = world.run(until=duration + API_SVC_TIMEOUT + 2 * SVC_DB_TIMEOUT * SVC_DB_ATTEMPTS)
@@ -438,15 +418,9 @@ def chain_run(seed: int, *, propagate: bool, rate: float = 20.0, duration: float
     return ChainRun(results, propagate, work, late, patience)
 
 
-def db_timeout_probability() -> float:
-    """P(one db call takes longer than svc's 0.8 s timeout), exactly, for the slow db."""
-    return 1 - NormalDist().cdf(math.log(SVC_DB_TIMEOUT / DB_SLOW.median) / DB_SLOW.sigma)
-
-
-def chain_table(runs) -> "Table":
+def chain_table(runs) -> Table:
     """One column per run: users answered, calls per layer, db calls begun after the user left, and
     each layer's slot time after the user left (with its share of that layer's busy time)."""
-    from .availability import Table
     runs = list(runs)
     rows = [["users answered"] + [f"{r.results.request_availability():.1%}" for r in runs]]
     rows += [[f"{n} calls"] + [f"{r.calls(n)}" for r in runs] for n in LAYERS]

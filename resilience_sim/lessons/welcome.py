@@ -1,30 +1,20 @@
 """00 Welcome: a first service that fails and is repaired, and the course's first dashboard.
 
-Also home to small helpers the early notebooks share: time units, an axis in hours or days, and how
-much a measured availability wobbles by chance over a finite run.
+The time units (``MINUTE`` ... ``YEAR``) come from :mod:`resilience_sim.lessons.common`, the axis in
+days from :func:`resilience_sim.views.plots.time_axis`.
 """
 from __future__ import annotations
 
-
 import numpy as np
-from matplotlib.ticker import FuncFormatter, MultipleLocator
 
-from ..core import theory, validate
-from ..views import plots
-from ..views.dashboard import Dashboard, Slider
+from ..core import theory
 from ..sim.faults import FailureRepair
 from ..sim.service import Service
 from ..sim.world import World
+from ..views import plots
+from ..views.dashboard import Dashboard, Slider
 from . import dashboard
-
-# Time units, in simulated seconds.
-MINUTE = 60.0
-HOUR = 60 * MINUTE
-DAY = 24 * HOUR
-WEEK = 7 * DAY
-YEAR = theory.SECONDS_PER["year"]
-
-UNITS = {"second": 1.0, "minute": MINUTE, "hour": HOUR, "day": DAY, "week": WEEK, "year": YEAR}
+from .common import DAY, HOUR, MINUTE, WEEK, YEAR  # noqa: F401  (the notebook's units)
 
 #: The story of notebook 00: checkout fails about twice a day and takes half an hour to fix.
 CHECKOUT_MTTF = 12 * HOUR
@@ -41,17 +31,6 @@ def first_service(seed: int, *, mttf: float = CHECKOUT_MTTF, mttr: float = CHECK
     return world.run(until=until)
 
 
-def availability_wobble(mttf: float, mttr: float, duration: float) -> float:
-    """How much a time availability measured over ``duration`` seconds wobbles by chance (one standard
-    deviation), for exponential times to failure and repair: :func:`theory.availability_sd`.
-
-    For this two-state process the share of time up over a long run of length T has variance
-    2 * MTTF**2 * MTTR**2 / ((MTTF + MTTR)**3 * T); equivalently A(1 - A) * sqrt(2 / k) with
-    k = T / (MTTF + MTTR) failure/repair cycles. More cycles, less wobble.
-    """
-    return theory.availability_sd(mttf, mttr, duration)
-
-
 def availability_so_far(results, name: str, times) -> np.ndarray:
     """The time availability of ``name`` measured from 0 up to each of ``times`` (a running average)."""
     if name not in results.services:
@@ -60,24 +39,11 @@ def availability_so_far(results, name: str, times) -> np.ndarray:
     return np.array([timeline.availability(float(t)) for t in times])
 
 
-def time_axis(ax, unit: str = "day", *, span: float | None = None):
-    """Label a seconds x axis in ``unit`` (minute, hour, day, week, year) with round tick steps."""
-    validate.choice("unit", unit, UNITS)
-    scale = UNITS[unit]
-    low, high = ax.get_xlim() if span is None else (0.0, span)
-    extent = (high - low) / scale
-    step = next((s for s in (1, 2, 5, 10, 20, 30, 50, 100, 200, 500, 1000) if extent / s <= 10), 2000)
-    ax.xaxis.set_major_locator(MultipleLocator(step * scale))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x / scale:g}"))
-    ax.set_xlabel(f"time ({unit}s)")
-    return ax
-
-
 def draw_timeline(ax, results, services=None, *, span: float = WEEK, unit: str = "day"):
     """Up/down bars of ``services`` over the first ``span`` seconds, with the axis in ``unit``."""
     plots.service_timeline(results, services, ax=ax)
     ax.set_xlim(0, min(span, results.until))
-    time_axis(ax, unit)
+    plots.time_axis(ax, unit)
     return ax
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -10,6 +11,21 @@ import numpy as np
 from ..core import validate
 from ..core.reasons import Outcome
 from ..core.timeline import Timeline, group_availability
+
+#: Most bins :meth:`Results.timeseries` makes (a plot shows a few hundred; 10**6 is 8 MB a series).
+MAX_BINS = 10 ** 6
+
+
+def _name(kind: str, value, known) -> None:
+    """Refuse a ``kind`` name not in ``known``, and a list given where names go one by one."""
+    if isinstance(value, str):
+        if value in known:
+            return
+        raise ValueError(f"{kind} must be one of {sorted(known)}, got {value!r}")
+    hint = ("; give the names one by one, or unpack a list with a star: (*names)"
+            if isinstance(value, (list, tuple, set, frozenset)) else "")
+    raise validate.WrongType(f"{kind} must be a name (a string), one of {sorted(known)}, "
+                             f"got {validate.show(value)}{hint}")
 
 
 @dataclass(frozen=True)
@@ -48,10 +64,17 @@ class ClientStats:
         """The breaker's state at each of ``times``: 0 closed, 1 half-open, 2 open."""
         if not self.breaker_history:
             raise ValueError(f"client {self.name!r} has no circuit breaker")
+        try:
+            times = np.asarray(times, dtype=float)
+        except (TypeError, ValueError):
+            raise validate.WrongType(f"times must be a number or an array of numbers (seconds), "
+                                     f"got {validate.show(times)}") from None
+        if not np.all(np.isfinite(times)):     # NaN would read as the last state, silently
+            raise ValueError(f"times must be finite, got {validate.show(times)}")
         code = {"closed": 0, "half-open": 1, "open": 2}
         change_times = np.array([t for t, _ in self.breaker_history])
         states = np.array([code[s] for _, s in self.breaker_history])
-        idx = np.searchsorted(change_times, np.asarray(times, dtype=float), side="right") - 1
+        idx = np.searchsorted(change_times, times, side="right") - 1
         return states[np.maximum(idx, 0)]
 
 
@@ -108,8 +131,9 @@ class Results:
         if not routes:
             raise ValueError(f"routes must name at least one of {list(self.routes)}")
         for name in routes:
-            if name not in self.routes:
+            if isinstance(name, str) and name not in self.routes:
                 raise ValueError(f"routes must be among {list(self.routes)}, got {name!r}")
+            _name("routes", name, self.routes)
         codes = {self.names.index(name) for name in routes if name in self.names}
         if self._selected is not None:
             codes &= self._selected
@@ -143,14 +167,16 @@ class Results:
 
     def reason(self, i: int) -> str:
         """Why request ``i`` was not a full answer ("" when it was)."""
-        return self.names[self._reason[i]]
+        return self.names[self._reason[validate.index("i", i, len(self))]]
 
     def key(self, i: int):
         """What request ``i`` was about (its key; None when it had none)."""
-        return self.keys[self._key[i]]
+        return self.keys[self._key[validate.index("i", i, len(self))]]
 
     def row(self, i: int) -> dict:
-        """Request ``i`` as a dict: start, end, latency, outcome, reason, attempts, answered_by, route, key."""
+        """Request ``i`` as a dict: start, end, latency, outcome, reason, attempts, answered_by, route, key.
+        ``i`` counts from 0 in this view (-1 is the last)."""
+        i = validate.index("i", i, len(self))
         return {"start": float(self.start[i]), "end": float(self.end[i]), "latency": float(self.latency[i]),
                 "outcome": Outcome(int(self.outcome[i])).name.lower(), "reason": self.reason(i),
                 "attempts": int(self.attempts[i]), "answered_by": self.names[self._answered_by[i]],
@@ -181,26 +207,18 @@ class Results:
         return group_availability(timelines, self.until, need=need, since=self.since)
 
     def _stats(self, name: str) -> ServiceStats:
-        try:
-            return self.services[name]
-        except KeyError:
-            raise ValueError(f"service must be one of {sorted(self.services)}, got {name!r}") from None
+        _name("service", name, self.services)
+        return self.services[name]
 
     # --- latency and load ----------------------------------------------------------------------
     def latencies(self, *, successful: bool = True) -> np.ndarray:
         """Response times of answered requests (or of all, with ``successful=False``)."""
+        successful = validate.boolean("successful", successful)
         return self.latency[self.outcome <= Outcome.DEGRADED] if successful else self.latency
 
     def latency_percentiles(self, ps=(50, 95, 99), *, successful: bool = True) -> dict:
         """``{p: seconds}`` for each percentile p in (0, 100]."""
-        try:
-            ps = list(ps)
-        except TypeError:
-            raise ValueError(f"ps must be a list of percentiles in (0, 100], e.g. (50, 99), got {ps!r}") from None
-        if not ps:
-            raise ValueError("ps must hold at least one percentile in (0, 100], got none")
-        for p in ps:
-            validate.number("ps", p, low=0.0, high=100.0, low_open=True)
+        ps = percentile_list("ps", ps)
         lat = self.latencies(successful=successful)
         if lat.size == 0:
             raise ValueError(f"no matching requests in {self!r} to take percentiles of; run longer or "
@@ -249,10 +267,8 @@ class Results:
 
     def client(self, name: str) -> ClientStats:
         """What the client called ``name`` did."""
-        try:
-            return self.clients[name]
-        except KeyError:
-            raise ValueError(f"client must be one of {sorted(self.clients)}, got {name!r}") from None
+        _name("client", name, self.clients)
+        return self.clients[name]
 
     def attempts_per_request(self) -> float:
         self._nonempty("count attempts of")
@@ -266,6 +282,7 @@ class Results:
     def reasons(self, *, unanswered_only: bool = False) -> Counter:
         """How many requests ended for each reason (degraded, failed, timed out or rejected; with
         ``unanswered_only``, leaving out the degraded answers)."""
+        unanswered_only = validate.boolean("unanswered_only", unanswered_only)
         codes = self._reason[self.outcome > Outcome.DEGRADED if unanswered_only else self.outcome != Outcome.OK]
         return Counter({self.names[c]: int(n) for c, n in enumerate(np.bincount(codes)) if n})
 
@@ -282,9 +299,19 @@ class Results:
     def timeseries(self, bin_width: float) -> dict[str, np.ndarray]:
         """Per-bin series over this view's window, by start time: ``t`` (bin start), ``requests``,
         ``availability`` (NaN when empty), ``throughput`` (answered per second) and ``p99`` latency
-        (NaN when nothing answered)."""
+        (NaN when nothing answered). At most :data:`MAX_BINS` bins."""
         bin_width = validate.number("bin_width", bin_width, low=0.0, high=self.duration, low_open=True)
-        n_bins = int(np.ceil(self.duration / bin_width))
+        bins = self.duration / bin_width                 # inf for a bin_width of 5e-324
+        if bins > MAX_BINS:
+            least = self.duration / MAX_BINS
+            step = 10.0 ** (math.floor(math.log10(least)) - 2)
+            least = math.ceil(least / step - 1e-6) * step            # three figures, rounded up
+            while math.ceil(self.duration / least) > MAX_BINS:
+                least += step
+            many = f"{math.ceil(bins):,}" if bins < 1e18 else f"{bins:.3g}"
+            raise ValueError(f"bin_width must give at most {MAX_BINS:,} bins: {bin_width!r} s over this "
+                             f"{self.duration:g} s window gives {many}; use bin_width >= {least:.3g}")
+        n_bins = math.ceil(bins)
         idx = np.minimum(((self.start - self.since) / bin_width).astype(np.int64), n_bins - 1)
         ok = self.outcome <= Outcome.DEGRADED
         total = np.bincount(idx, minlength=n_bins)
@@ -295,7 +322,7 @@ class Results:
         lat = self.latency
         order = np.argsort(idx, kind="stable")
         bounds = np.searchsorted(idx[order], np.arange(n_bins + 1))
-        for b in range(n_bins):
+        for b in np.flatnonzero(good):          # only bins with an answer have a p99
             sel = order[bounds[b]:bounds[b + 1]]
             sel = sel[ok[sel]]
             if sel.size:
@@ -310,3 +337,16 @@ class Results:
             out.update({f"p{p}": v for p, v in self.latency_percentiles().items()})
         out["calls_per_request"] = self.calls_per_request()
         return out
+
+
+def percentile_list(name: str, ps) -> list:
+    """A non-empty list of percentiles in (0, 100], returned as given (so ``{50: ...}`` keeps its keys)."""
+    if isinstance(ps, (str, bytes)) or not hasattr(ps, "__iter__"):
+        raise validate.WrongType(f"{name} must be a list of percentiles in (0, 100], e.g. (50, 99), "
+                                 f"got {validate.show(ps)}")
+    ps = list(ps)
+    if not ps:
+        raise ValueError(f"{name} must hold at least one percentile in (0, 100], got none")
+    for i, p in enumerate(ps):
+        validate.number(f"{name}[{i}]", p, low=0.0, high=100.0, low_open=True)
+    return ps

@@ -7,17 +7,21 @@ default, read like lists; ``on_event=`` exports every entry as it happens, say t
 
 Composition order, from the outside in (one logical request, top to bottom):
 
-1. **Adaptive throttle** (client side): decides once per logical request, before any work, so a
-   client whose backend is overloaded fails fast locally instead of spending attempts.
-2. **Deadline**: started when the request starts; every layer below reads what is left of it, and
+1. **Deadline**: started when the request starts; every layer below reads what is left of it, and
    a dependency is handed ``child(now, reserve)``, so nobody works for a caller who gave up.
-3. **Retry** with backoff, asking the **retry budget** before each retry: the loop is bounded by
+2. **Retry** with backoff, asking the **retry budget** before each retry: the loop is bounded by
    ``max_attempts``, by the deadline (a wait that would outlast it is refused) and, across all of
    this client's requests, by the budget, which stops retry storms from multiplying load.
+3. **Adaptive throttle** (client side), asked before *every* attempt, first thing: each attempt is a
+   request the backend must handle, so each one is asked for and each one sent is recorded (the SRE
+   book's K bound then holds with retries too; see :class:`AdaptiveThrottle`). A throttled attempt
+   fails fast locally and is not retried ("throttled" is not in the default retry_on). An attempt
+   it let through that a layer below refuses (breaker, bulkhead) was never sent: ``throttle.cancel``.
 4. **Circuit breaker**: inside the retry loop, so it counts every attempt, and an attempt it
    rejects ("circuit open") fails fast and is not retried blindly (not in the default retry_on).
+   Its permit goes with the attempt: ``record(..., permit=p)`` or ``cancel(now, permit=p)``.
 5. **Bulkhead**: inside the breaker, so a call the breaker rejects never takes or waits for a slot;
-   a bulkhead refusal is our own congestion, not the dependency's: ``breaker.cancel(now)``, no failure.
+   a bulkhead refusal is our own congestion, not the dependency's: ``breaker.cancel``, no failure.
 6. **Per-attempt timeout**: ``countdown.attempt_timeout(now, per_attempt)``, started once the slot
    is held, bounds each attempt (and never outlasts the deadline); a timeout is recorded as a
    failure at the breaker and is a retryable reason.
@@ -25,20 +29,28 @@ Composition order, from the outside in (one logical request, top to bottom):
    the attempt and the caller cancels the rest.
 8. The call. On the server: **token bucket** per client and **load shedder** before the queue.
 
+Every policy that keeps state reads ``now`` as finite seconds that never go back, and belongs to one
+run: the simulator claims each one for its ``World`` (:func:`claim`; several clients of one world
+may share a policy, a second world is refused) and ``reset()`` makes it as new (:mod:`._state`).
+Arguments are checked where they come in (times, durations >= 0, whole counts, booleans that are
+``True``/``False``), at the cost of a comparison on the good path.
+
 Resilience4j's documented default aspect order for its Spring Boot annotations (docs, "Getting
 Started", aspect order) is Retry, then CircuitBreaker, RateLimiter, TimeLimiter and Bulkhead around
 the function. We agree on retry outside the breaker. We differ in three ways: our per-attempt timeout
 sits inside the bulkhead (its TimeLimiter sits outside, so its timeout also covers the bulkhead wait;
-ours bounds that wait by ``max_wait`` and the deadline); we add client throttling, a retry budget, an
-overall deadline and hedging, which it does not have as layers; our rate limiting is server-side
-admission rather than a client layer between breaker and timeout.
+ours bounds that wait by ``max_wait`` and the deadline); we add client throttling (per attempt,
+outside the breaker), a retry budget, an overall deadline and hedging, which it does not have as
+layers; our rate limiting is server-side admission rather than a client layer between breaker and
+timeout.
 
 Name clash: ``Constant`` and ``Exponential`` here are backoff schedules, not the workload profile or
 the distribution of the top-level package; import them as ``ConstantBackoff``/``ExponentialBackoff``
 next to those.
 """
 from .backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter
-from .breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from ._state import Stateful, claim
+from .breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, Permit
 from .budget import AdaptiveThrottle, RetryBudget
 from .bulkhead import Bulkhead
 from .hedging import HedgePolicy, delay_from_percentile
@@ -54,6 +66,7 @@ __all__ = [
     "Backoff", "Constant", "Exponential", "ConstantBackoff", "ExponentialBackoff",
     "FullJitter", "EqualJitter", "DecorrelatedJitter",
     "RetryPolicy", "RETRYABLE", "RetryBudget", "AdaptiveThrottle",
-    "CircuitBreaker", "CLOSED", "OPEN", "HALF_OPEN",
+    "CircuitBreaker", "Permit", "CLOSED", "OPEN", "HALF_OPEN",
     "Bulkhead", "TokenBucket", "LoadShedder", "HedgePolicy", "delay_from_percentile",
+    "Stateful", "claim",
 ]

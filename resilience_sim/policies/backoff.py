@@ -1,9 +1,11 @@
 """Backoff schedules: how long to wait before each retry.
 
 Every schedule answers ``delay(attempt, rng=None, previous=None) -> float`` and nothing else changes
-its answers (a shared schedule can serve every request). ``given`` logs ``(attempt, delay)`` for plots in
-a bounded :class:`~resilience_sim.core.eventlog.EventLog`: the newest ``log_limit`` entries (10,000 by
-default, ``None``: all), ``given.total`` exact; ``on_event("given", entry)`` is called for each, in order.
+its answers (a shared schedule can serve every request of a run). ``given`` logs ``(attempt, delay)``
+for plots in a bounded :class:`~resilience_sim.core.eventlog.EventLog`: the newest ``log_limit``
+entries (10,000 by default, ``None``: all), ``given.total`` exact; ``on_event("given", entry)`` is
+called for each, in order. Since that log is the run's, a schedule belongs to one run like every
+policy (:func:`~._state.claim`, through its :class:`~.retry.RetryPolicy`); ``reset()`` empties it.
 
 Indexing, the same in all: ``attempt`` counts *retries* from 1, so ``delay(1)`` is the wait before
 the second call. The exponential ceiling of retry ``n`` is ``min(cap, base * 2**n)``, the formula of
@@ -17,18 +19,29 @@ call draws fresh numbers from ``rng``, so two retries, or two requests, never sh
 from __future__ import annotations
 
 from ..core import validate
-from ..core.eventlog import DEFAULT_LIMIT, policy_log
+from ..core.eventlog import DEFAULT_LIMIT
+from ._state import Stateful, duration
 
 
-class Backoff:
+class Backoff(Stateful):
     """Base class: subclasses implement :meth:`_delay`."""
 
     def __init__(self, *, log_limit: int | None = DEFAULT_LIMIT, on_event=None):
-        self.given = policy_log("given", log_limit, on_event)    # (attempt, delay) for every delay handed out
+        self._logging(log_limit, on_event)
+        self.reset()
+
+    def reset(self) -> None:
+        """An empty log, no owner."""
+        self._forget()
+        self.given = self._log("given")    # (attempt, delay) for every delay handed out
 
     def delay(self, attempt: int, rng=None, previous: float | None = None) -> float:
-        """The wait in seconds before retry number ``attempt`` (1 = first retry)."""
-        attempt = validate.integer("attempt", attempt, low=1)
+        """The wait in seconds before retry number ``attempt`` (1 = first retry); ``previous``, the
+        last wait, is a number of seconds >= 0 or None."""
+        if attempt.__class__ is not int or attempt < 1:
+            attempt = validate.integer("attempt", attempt, low=1)
+        if previous is not None:
+            previous = duration("previous", previous)
         d = self._delay(attempt, rng, previous)
         self.given.append((attempt, d))
         return d
@@ -113,7 +126,7 @@ class DecorrelatedJitter(Exponential):
         super().__init__(base, cap, 2.0, log_limit=log_limit, on_event=on_event)
 
     def _delay(self, attempt, rng, previous):
-        prev = self.base if previous is None else validate.non_negative("previous", previous)
+        prev = self.base if previous is None else previous
         return min(self.cap, _needs(rng).uniform(self.base, prev * 3))
 
 

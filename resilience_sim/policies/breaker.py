@@ -8,22 +8,26 @@ States and what holds:
   calls, when the share of failures reaches ``failure_rate`` or the share of calls slower than
   ``slow_call_duration`` reaches ``slow_call_rate``. Give at least one of these rules.
 * **open**: every call is rejected, for exactly ``open_for`` seconds; then it is *half-open*. Never
-  stuck: the change is read from ``now``, so no timer is needed, and the history records it at the
+  stuck: the change is read from ``now`` (finite, never going back), the history records it at the
   moment it happened (``opened + open_for``), not when someone next asked.
 * **half-open**: at most ``half_open_probes`` calls are allowed (the rest are rejected). A failed
   (or, with the slow rule, slow) probe reopens it at once; when all probes succeed it closes.
-* Every change to *closed* or *open* clears the counts (window and consecutive failures).
+* Every change of state clears the counts (window, consecutive failures, probes) and starts a new
+  *period*: a result from a call allowed in an earlier period is late, counted in ``late``, ignored.
 
-Contract: after ``allow(now)`` returns True, call ``record(now, success, duration)`` exactly once
-when the call ends (a timeout is a failure), or ``cancel(now)`` if the call was never made (say the
-bulkhead refused it: not the dependency's fault). Otherwise a half-open probe is never returned.
+Contract: ``allow(now)`` returns a :class:`Permit` (truthy, equal to True) or False. Call ``record(now,
+success, duration, permit=p)`` once when that call ends (a timeout is a failure), or ``cancel(now,
+permit=p)`` if it was never made (say the bulkhead refused it). Only a probe's own permit resolves the
+probe: a slow call allowed while closed that ends while half-open is late. Without ``permit=`` (code
+written for ``allow() -> bool``) a result resolves the oldest outstanding permit and a cancel the newest
+(:mod:`._permits`); a result with none outstanding counts as a call allowed now. To look, use ``state``.
 
 Logs: ``history`` [(time, state)], starting with ``(start, "closed")``; ``trips`` [(time, why)];
-``rejected`` (count) and ``rejections`` (times); ``late`` (results that arrived while open, ignored).
-The three lists are bounded :mod:`~resilience_sim.core.eventlog` logs: the newest ``log_limit`` entries
-(10,000 by default; ``None``: all), counts exact (``trips.total``, ``history.counts["open"]``).
-``on_event(kind, entry)`` gets every entry in order, after the state changed: a trip is
-``("history", (t, "open"))``, then ``("trips", (t, why))``.
+``rejected`` (count) and ``rejections`` (times); ``late`` (count). The three lists are bounded
+:mod:`~resilience_sim.core.eventlog` logs: the newest ``log_limit`` entries (10,000 by default;
+``None``: all), counts exact (``trips.total``, ``history.counts["open"]``). ``on_event(kind, entry)``
+gets every entry in order, after the state changed: a trip is ``("history", (t, "open"))``, then
+``("trips", (t, why))``. ``reset()`` returns it to its just-constructed state (see ``_state``).
 
 Where this differs from Resilience4j's CircuitBreaker (resilience4j.readme.io, "CircuitBreaker"):
 rates are fractions in [0, 1], not percentages; Resilience4j has no consecutive-failures rule;
@@ -41,12 +45,15 @@ from collections import deque
 from operator import itemgetter
 
 from ..core import validate
-from ..core.eventlog import DEFAULT_LIMIT, policy_log
+from ..core.eventlog import DEFAULT_LIMIT
+from ._permits import Ledger, Permit
+from ._state import Stateful, flag
+from ._state import duration as _duration
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
 
-class CircuitBreaker:
+class CircuitBreaker(Stateful):
     """A breaker with the rules described in the module docstring, e.g.
     ``CircuitBreaker(consecutive_failures=5, open_for=30.0)`` or
     ``CircuitBreaker(failure_rate=0.5, window=20, min_calls=10, open_for=30.0, half_open_probes=3)``.
@@ -79,18 +86,23 @@ class CircuitBreaker:
             self.min_calls = validate.integer("min_calls", min_calls, low=1)
         self.open_for = validate.positive("open_for", open_for)
         self.half_open_probes = validate.integer("half_open_probes", half_open_probes, low=1)
-        start = validate.number("start", start)
+        self.start = validate.number("start", start)
+        self._logging(log_limit, on_event)
+        self.reset()
 
-        self._state = CLOSED
-        self._opened_at = start
+    def reset(self) -> None:
+        """Back to the just-constructed state: closed at ``start``, no counts, empty logs, no owner."""
+        self._forget(self.start)
+        self._state, self._opened_at = CLOSED, self.start
+        self._permits = Ledger()          # permits outstanding, per period (a period ends at each change)
         self._calls: deque = deque()      # (time, failed, slow) in the closed state's window
         self._failed = self._slow = self._consecutive = 0
-        self._probes_sent = self._probes_out = self._probes_ok = 0
-        self.history = policy_log("history", log_limit, on_event, key=itemgetter(1))   # (time, state)
-        self.trips = policy_log("trips", log_limit, on_event, key=itemgetter(1))       # (time, why)
-        self.rejections = policy_log("rejections", log_limit, on_event)                # times
+        self._probes_sent = self._probes_ok = 0
+        self.history = self._log("history", key=itemgetter(1))   # (time, state)
+        self.trips = self._log("trips", key=itemgetter(1))       # (time, why)
+        self.rejections = self._log("rejections")                # times
         self.rejected = self.late = 0
-        self.history.append((start, CLOSED))
+        self.history.append((self.start, CLOSED))
 
     # --- the decisions -------------------------------------------------------------------------
     def state(self, now: float) -> str:
@@ -98,44 +110,48 @@ class CircuitBreaker:
         self._advance(now)
         return self._state
 
-    def allow(self, now: float) -> bool:
-        """Whether a call may go ahead now (False: fail fast, the call is rejected)."""
+    def allow(self, now: float) -> Permit | bool:
+        """A :class:`Permit` if a call may go ahead now; False: fail fast, the call is rejected."""
         self._advance(now)
-        if self._state == CLOSED:
-            return True
-        if self._state == HALF_OPEN and self._probes_sent < self.half_open_probes:
-            self._probes_sent += 1
-            self._probes_out += 1
-            return True
+        if self._state == CLOSED or (self._state == HALF_OPEN and self._probes_sent < self.half_open_probes):
+            probe = self._state == HALF_OPEN
+            self._probes_sent += probe
+            return self._permits.issue(probe, now)
         self.rejected += 1
         self.rejections.append(now)
         return False
 
-    def record(self, now: float, success: bool, duration: float = 0.0) -> None:
+    def record(self, now: float, success: bool, duration: float = 0.0, *, permit: Permit | None = None) -> None:
         """The outcome of an allowed call that ended at ``now`` after ``duration`` seconds."""
         self._advance(now)
+        if success is not True and success is not False:
+            success = flag("success", success)
+        if duration.__class__ is not float or not 0.0 <= duration < math.inf:
+            duration = _duration("duration", duration)
         slow = duration > self.slow_call_duration
-        if self._state == CLOSED:
+        permits = self._permits
+        period = permits.resolve(permit, oldest=True)
+        if period is None and self._state == CLOSED:
+            period = permits.period            # no allow() outstanding: a call allowed just now
+        if period != permits.period:
+            self.late += 1
+        elif self._state == CLOSED:
             self._add(now, not success, slow)
             why = self._trip_reason(now)
             if why:
                 self._open(now, why)
-        elif self._state == HALF_OPEN and self._probes_out:
-            self._probes_out -= 1
+        else:                                  # half-open, and this period's permit: a probe
             if not success or (slow and self.slow_call_rate is not None):
                 self._open(now, "probe failed" if not success else "probe slow")
             else:
                 self._probes_ok += 1
                 if self._probes_ok >= self.half_open_probes:
                     self._to(now, CLOSED)
-        else:
-            self.late += 1
 
-    def cancel(self, now: float) -> None:
+    def cancel(self, now: float, *, permit: Permit | None = None) -> None:
         """An allowed call was never made: give its permit back, record no outcome."""
         self._advance(now)
-        if self._state == HALF_OPEN and self._probes_out:
-            self._probes_out -= 1
+        if self._permits.resolve(permit, oldest=False) == self._permits.period and self._state == HALF_OPEN:
             self._probes_sent -= 1
 
     def rates(self, now: float) -> tuple[int, float, float]:
@@ -146,6 +162,15 @@ class CircuitBreaker:
 
     # --- internals -----------------------------------------------------------------------------
     def _advance(self, now):
+        """Move the clock to ``now`` (``Stateful._tick``, inlined: every call passes here), and go
+        half-open if ``open_for`` has passed."""
+        try:
+            ok = self._now <= now < math.inf and now.__class__ is not bool
+        except TypeError:
+            ok = False
+        if not ok:
+            raise ValueError(self._time_error(now))
+        self._now = now
         if self._state == OPEN and now >= self._opened_at + self.open_for:
             self._to(self._opened_at + self.open_for, HALF_OPEN)
 
@@ -187,9 +212,10 @@ class CircuitBreaker:
 
     def _to(self, when, state):
         self._state = state
+        self._permits.next_period()
         self._calls.clear()
         self._failed = self._slow = self._consecutive = 0
-        self._probes_sent = self._probes_out = self._probes_ok = 0
+        self._probes_sent = self._probes_ok = 0
         self.history.append((when, state))     # last: a callback sees the new state
 
     def __repr__(self):
@@ -200,4 +226,4 @@ def _rate(name, value):
     return validate.number(name, value, low=0.0, high=1.0, low_open=True)
 
 
-__all__ = ["CircuitBreaker", "CLOSED", "OPEN", "HALF_OPEN"]
+__all__ = ["CircuitBreaker", "Permit", "CLOSED", "OPEN", "HALF_OPEN"]

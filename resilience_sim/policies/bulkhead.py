@@ -17,7 +17,9 @@ The policy keeps the books; the driver does the waiting (a simpy event, an async
         ...rejected (already counted by try_acquire)...
 
 All waiters share one ``max_wait``, so the oldest is both the next served and the next to expire:
-the driver must keep its waiters in the same FIFO order.
+the driver must keep its waiters in the same FIFO order. ``now`` is finite seconds that never go
+back (a ``ValueError`` otherwise). One bulkhead may be shared by several callers of one run (they
+share its slots and its queue), not across runs (:func:`~._state.claim`); ``reset()`` empties it.
 
 Logs ``rejections`` and ``waits`` are bounded :mod:`~resilience_sim.core.eventlog` logs (the newest
 ``log_limit`` entries, 10,000 by default; ``None``: all); counts stay exact (``rejected``,
@@ -29,10 +31,11 @@ from collections import deque
 from operator import itemgetter
 
 from ..core import validate
-from ..core.eventlog import DEFAULT_LIMIT, policy_log
+from ..core.eventlog import DEFAULT_LIMIT
+from ._state import Stateful, finite
 
 
-class Bulkhead:
+class Bulkhead(Stateful):
     """Logs: ``acquired`` (count), ``rejections`` [(time, "full" | "wait expired")], ``waits``
     (seconds waited by those handed a slot), ``peak`` (most calls in flight at once), ``rejected``
     (count of all rejections, exact)."""
@@ -41,12 +44,18 @@ class Bulkhead:
                  log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         self.max_concurrent = validate.integer("max_concurrent", max_concurrent, low=1)
         self.max_wait = validate.non_negative("max_wait", max_wait)
+        self._logging(log_limit, on_event)
+        self.reset()
+
+    def reset(self) -> None:
+        """No slot held, nobody waiting, counts zero, empty logs, no clock, no owner."""
+        self._forget()
         self.in_use = 0
         self._waiters: deque = deque()     # enqueue times, oldest first
         self.acquired = 0
         self.peak = 0
-        self.rejections = policy_log("rejections", log_limit, on_event, key=itemgetter(1))   # (time, why)
-        self.waits = policy_log("waits", log_limit, on_event)                               # seconds
+        self.rejections = self._log("rejections", key=itemgetter(1))   # (time, why)
+        self.waits = self._log("waits")                               # seconds
 
     @property
     def waiting(self) -> int:
@@ -59,6 +68,7 @@ class Bulkhead:
     def try_acquire(self, now: float) -> bool:
         """Take a slot if one is free and nobody is waiting. On False, counts a rejection only when
         the caller cannot wait (``max_wait == 0``)."""
+        self._tick(now)
         if self.in_use < self.max_concurrent and not self._waiters:
             self.in_use += 1
             self.acquired += 1
@@ -74,6 +84,7 @@ class Bulkhead:
 
     def enqueue(self, now: float) -> float:
         """Start waiting; returns the time at which to give up."""
+        self._tick(now)
         if not self.can_wait():
             raise RuntimeError("this bulkhead has max_wait == 0: callers cannot wait")
         self._waiters.append(now)
@@ -81,6 +92,7 @@ class Bulkhead:
 
     def give_up(self, now: float) -> None:
         """The oldest waiter reached ``max_wait`` without a slot: it leaves, rejected."""
+        self._tick(now)
         if not self._waiters:
             raise RuntimeError("give_up() without a waiter")
         self._waiters.popleft()
@@ -89,6 +101,7 @@ class Bulkhead:
     def leave(self, enqueued_at: float) -> None:
         """A waiter enqueued at ``enqueued_at`` stops waiting before ``max_wait`` (its caller gave up
         or its deadline came): it leaves the queue, not counted as rejected by the bulkhead."""
+        enqueued_at = finite("enqueued_at", enqueued_at)
         try:
             self._waiters.remove(enqueued_at)
         except ValueError:
@@ -96,6 +109,7 @@ class Bulkhead:
 
     def release(self, now: float) -> bool:
         """A call ended. Returns True when its slot went straight to the oldest waiter (wake it)."""
+        self._tick(now)
         if self.in_use == 0:
             raise RuntimeError("release() without a matching acquire")
         if self._waiters:

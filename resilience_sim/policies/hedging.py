@@ -12,6 +12,10 @@ Contract with the caller, who sends, waits and cancels (the policy only decides 
   loads the backend, which is the cost of hedging done badly;
 * hedge only idempotent calls (reads): every copy may be executed.
 
+Inputs are checked: ``now`` is finite seconds that never go back, ``start`` a finite time, ``sent``
+a whole number >= 0, ``hedge`` True or False. A policy belongs to one run (:func:`~._state.claim`);
+``reset()`` zeroes its counters and empties its log.
+
 ``hedge_times`` is a bounded :mod:`~resilience_sim.core.eventlog` log (the newest ``log_limit``
 entries, 10,000 by default; ``None``: all); the counters stay exact. ``on_event("hedge_times", now)``
 is called for every copy sent, in order.
@@ -21,7 +25,8 @@ from __future__ import annotations
 import math
 
 from ..core import validate
-from ..core.eventlog import DEFAULT_LIMIT, policy_log
+from ..core.eventlog import DEFAULT_LIMIT
+from ._state import Stateful, count, finite, flag
 
 
 def delay_from_percentile(latencies, p: float = 95) -> float:
@@ -40,7 +45,7 @@ def delay_from_percentile(latencies, p: float = 95) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-class HedgePolicy:
+class HedgePolicy(Stateful):
     """Logs: ``hedges_sent``, ``finished`` (requests with a winner), ``hedges_won`` (a copy answered
     first) and ``hedge_times`` (when copies were sent). ``extra_load`` = copies per finished request."""
 
@@ -48,10 +53,16 @@ class HedgePolicy:
                  log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         self.delay = validate.number("delay", delay, low=0.0, allow_inf=True)
         self.max_hedges = validate.integer("max_hedges", max_hedges, low=0)
+        self._logging(log_limit, on_event)
+        self.reset()
+
+    def reset(self) -> None:
+        """Counters zero, an empty log, no clock, no owner."""
+        self._forget()
         self.hedges_sent = 0
         self.hedges_won = 0
         self.finished = 0
-        self.hedge_times = policy_log("hedge_times", log_limit, on_event)
+        self.hedge_times = self._log("hedge_times")
 
     @classmethod
     def from_latencies(cls, latencies, p: float = 95, max_hedges: int = 1, *,
@@ -61,22 +72,25 @@ class HedgePolicy:
 
     def hedge_at(self, start: float, sent: int = 0) -> float:
         """When copy number ``sent + 1`` is due for a request started at ``start`` (inf: never)."""
+        start, sent = finite("start", start), count("sent", sent)
         if sent >= self.max_hedges:
             return math.inf
         return start + (sent + 1) * self.delay
 
     def should_hedge(self, start: float, now: float, sent: int) -> bool:
         """Whether to send another copy now, ``sent`` copies having been sent, no answer yet."""
-        return sent < self.max_hedges and now >= self.hedge_at(start, sent)
+        self._tick(now)
+        return now >= self.hedge_at(start, sent)
 
     def record_hedge(self, now: float) -> None:
         self.hedges_sent += 1
-        self.hedge_times.append(now)
+        self.hedge_times.append(self._tick(now))
 
     def record_winner(self, now: float, hedge: bool) -> None:
         """The first answer came (``hedge``: from a copy, not the primary)."""
+        self._tick(now)
         self.finished += 1
-        self.hedges_won += bool(hedge)
+        self.hedges_won += flag("hedge", hedge)
 
     @property
     def extra_load(self) -> float:

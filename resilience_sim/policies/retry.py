@@ -17,6 +17,11 @@ The default ``retry_on`` is :data:`RETRYABLE`, the core's ``TRANSIENT`` reasons.
 ("circuit open", "bulkhead full", "throttled", "deadline") are left out on purpose: retrying at once
 against your own open breaker only burns attempts.
 
+Inputs are checked where they come in: ``now`` finite seconds that never go back (``should_retry``
+may go without), ``attempt`` a whole number >= 1, ``idempotent`` True or False (a string such as "no" is
+truthy, and would let a write be retried), ``remaining`` a number (<= 0: the deadline has passed) or
+None. A policy and its backoff belong to one run (:func:`~._state.claim`); ``reset()`` empties both.
+
 Logs ``retries`` and ``refusals`` are bounded :mod:`~resilience_sim.core.eventlog` logs (the newest
 ``log_limit`` entries, 10,000 by default; ``None``: all); the Counter ``refused`` stays exact.
 ``on_event(kind, entry)`` gets every entry, in order, ``kind`` being "retries" or "refusals".
@@ -26,15 +31,16 @@ from __future__ import annotations
 from operator import itemgetter
 
 from ..core import validate
-from ..core.eventlog import DEFAULT_LIMIT, policy_log
+from ..core.eventlog import DEFAULT_LIMIT
 from ..core.reasons import TRANSIENT, check_reason, check_reasons
+from ._state import Stateful, flag, real
 from .backoff import Backoff
 
 #: Reasons retried by default: failures that may not happen again on the next try (the core's TRANSIENT).
 RETRYABLE = TRANSIENT
 
 
-class RetryPolicy:
+class RetryPolicy(Stateful):
     """Decides on retries and gives the wait before each; logs every decision.
 
     ``retries``: ``(now, attempt, reason)`` per retry granted; ``refusals``: ``(now, attempt, reason,
@@ -51,13 +57,35 @@ class RetryPolicy:
                              f"EqualJitter, DecorrelatedJitter), got {backoff!r}")
         self.backoff = backoff
         self.retry_on = check_reasons("retry_on", retry_on)
-        self.retries = policy_log("retries", log_limit, on_event)                     # (now, attempt, reason)
-        self.refusals = policy_log("refusals", log_limit, on_event, key=itemgetter(3))  # (.., reason, why)
+        self._logging(log_limit, on_event)
+        self._reset_own()
+
+    def _reset_own(self) -> None:
+        self._forget()
+        self.retries = self._log("retries")                          # (now, attempt, reason)
+        self.refusals = self._log("refusals", key=itemgetter(3))     # (.., reason, why)
         self.refused = self.refusals.counts     # Counter of why, over every refusal
 
-    def _why_not(self, attempt, reason, idempotent, idempotency_key) -> str | None:
-        attempt = validate.integer("attempt", attempt, low=1)
+    def reset(self) -> None:
+        """Empty logs, no clock, no owner; its backoff's too."""
+        self._reset_own()
+        self.backoff.reset()
+
+    def _check_owner(self, owner, name):
+        super()._check_owner(owner, name)
+        self.backoff._check_owner(owner, f"{name}.backoff")
+
+    def _set_owner(self, owner):
+        super()._set_owner(owner)
+        self.backoff._set_owner(owner)
+
+    def _why_not(self, now, attempt, reason, idempotent, idempotency_key) -> str | None:
+        if now is not None:
+            self._tick(now)
+        if attempt.__class__ is not int or attempt < 1:
+            attempt = validate.integer("attempt", attempt, low=1)
         check_reason("reason", reason)
+        idempotent = flag("idempotent", idempotent)
         if attempt >= self.max_attempts:
             return "max attempts"
         if reason not in self.retry_on:
@@ -66,7 +94,7 @@ class RetryPolicy:
             return "not idempotent"
         return None
 
-    def _log(self, now, attempt, reason, why) -> bool:
+    def _note(self, now, attempt, reason, why) -> bool:
         if why is None:
             self.retries.append((now, attempt, reason))
             return True
@@ -76,7 +104,7 @@ class RetryPolicy:
     def should_retry(self, attempt: int, reason: str, idempotent: bool = True,
                      idempotency_key: str | None = None, *, now: float | None = None) -> bool:
         """Whether to make another call after attempt number ``attempt`` failed with ``reason``."""
-        return self._log(now, attempt, reason, self._why_not(attempt, reason, idempotent, idempotency_key))
+        return self._note(now, attempt, reason, self._why_not(now, attempt, reason, idempotent, idempotency_key))
 
     def next_delay(self, attempt: int, rng=None, previous: float | None = None,
                    retry_after: float | None = None) -> float:
@@ -95,13 +123,15 @@ class RetryPolicy:
         ``remaining`` is what is left of the request's deadline: a retry whose wait would use it all
         up is refused ("deadline"). ``previous`` is the last wait (for decorrelated jitter).
         """
-        why = self._why_not(attempt, reason, idempotent, idempotency_key)
+        why = self._why_not(self._tick(now), attempt, reason, idempotent, idempotency_key)
+        if remaining is not None:
+            remaining = real("remaining", remaining)
         d = None
         if why is None:
             d = self.next_delay(attempt, rng, previous, retry_after)
             if remaining is not None and d >= remaining:
                 why = "deadline"
-        return d if self._log(now, attempt, reason, why) else None
+        return d if self._note(now, attempt, reason, why) else None
 
     def __repr__(self):
         return f"RetryPolicy(max_attempts={self.max_attempts}, backoff={self.backoff!r})"

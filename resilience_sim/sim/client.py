@@ -4,8 +4,16 @@ The policies (:mod:`resilience_sim.policies`) are the same objects the live http
 wall-clock time; here simpy supplies ``now`` and does the waiting. Layers, from the outside in, follow
 the composition order documented in :mod:`resilience_sim.policies`:
 
-throttle → deadline → retry (with backoff and budget) → breaker → bulkhead → per-attempt timeout
-→ hedging → the target.
+deadline → retry (with backoff and budget) → throttle (asked per attempt) → breaker → bulkhead →
+per-attempt timeout → hedging → the target.
+
+The client claims every policy it is given for its world (:func:`~resilience_sim.policies.claim`): a
+policy that another world has driven is refused (make a new one per run, or ``reset()`` it), while
+clients of one world may share one (a shared bulkhead, say). Each attempt asks the throttle and
+is recorded there once: accepted, refused for overload, or withdrawn (``cancel``) when the breaker or
+the bulkhead refused it before it was sent. A :class:`~resilience_sim.policies.CircuitBreaker` gets its
+permit back with the outcome (``record(..., permit=p)``); any other object with ``allow(now)`` and
+``record(now, success, duration)`` (a learner's breaker) is driven the old way.
 
 A timed-out attempt's work is not undone: the target keeps serving it (as a real server does when
 its client hangs up), which is what turns retries into extra load; that holds for the copies of a
@@ -23,8 +31,12 @@ import simpy
 from ..core import validate
 from ..core.reasons import OVERLOAD
 from ..policies import (AdaptiveThrottle, Bulkhead, CircuitBreaker, Deadline, HedgePolicy, RetryBudget,
-                       RetryPolicy, Timeout)
+                       RetryPolicy, Timeout, claim)
+from ..policies._state import flag
 from .service import ServiceError
+
+#: Refusals by this client's own layers before anything was sent: no verdict for the throttle.
+_UNSENT = frozenset({"circuit open", "bulkhead full", "deadline"})
 
 def _optional(name, value, kind, methods=()):
     """``value`` if it is None, a ``kind``, or (for ``methods``) any object that has them all: so a
@@ -42,7 +54,9 @@ class Client:
 
     ``timeout`` (seconds or a :class:`Timeout`) bounds each attempt; ``deadline`` (seconds or a
     :class:`Deadline`) bounds the whole request and is handed down through ``request.deadline``, so
-    nested clients never wait past it. ``idempotent=False`` forbids retries unless ``idempotency_key``.
+    nested clients never wait past it. Either may be ``math.inf``: no limit, the same as ``None``
+    and as ``Timeout(math.inf)``. ``idempotent=False`` forbids retries unless ``idempotency_key``;
+    both are True or False (a string such as "no" would be truthy: refused).
 
     A client declared as a dependency of a service (``Service(..., dependencies=[client])``) calls
     on that service's behalf (its ``owner``), so partitions between the two apply even when a
@@ -65,17 +79,21 @@ class Client:
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         self.world, self.env, self.target, self.name = world, world.env, target, name
-        self.timeout = None if timeout is None else (
-            timeout if isinstance(timeout, Timeout) else Timeout(validate.positive("timeout", timeout)))
-        self.deadline = None if deadline is None else (
-            deadline if isinstance(deadline, Deadline) else Deadline(validate.positive("deadline", deadline)))
+        self.timeout = None if timeout is None else (timeout if isinstance(timeout, Timeout) else
+                                                     Timeout(validate.positive("timeout", timeout, allow_inf=True)))
+        self.deadline = None if deadline is None else (deadline if isinstance(deadline, Deadline) else
+                                                       Deadline(validate.positive("deadline", deadline, allow_inf=True)))
         self.retry = _optional("retry", retry, RetryPolicy)
         self.budget = _optional("budget", budget, RetryBudget)
         self.throttle = _optional("throttle", throttle, AdaptiveThrottle)
         self.breaker = _optional("breaker", breaker, CircuitBreaker, ("allow", "record"))
+        self._permits = isinstance(self.breaker, CircuitBreaker)    # else: a breaker with allow() -> bool
         self.bulkhead = _optional("bulkhead", bulkhead, Bulkhead)
         self.hedge = _optional("hedge", hedge, HedgePolicy)
-        self.idempotent, self.idempotency_key = bool(idempotent), bool(idempotency_key)
+        self.idempotent = flag("idempotent", idempotent)
+        self.idempotency_key = flag("idempotency_key", idempotency_key)
+        claim(world, timeout=self.timeout, deadline=self.deadline, retry=self.retry, budget=self.budget,
+              throttle=self.throttle, breaker=self.breaker, bulkhead=self.bulkhead, hedge=self.hedge)
         self.rng = world.rng(f"client/{name}")                       # retry jitter
         self._throttle_rng = world.rng(f"client/{name}/throttle")    # its own: a throttle leaves jitter alone
         self.owner = None          # the service this client calls for (set when one declares it)
@@ -91,26 +109,27 @@ class Client:
     # --- one logical request ------------------------------------------------------------------
     def call(self, req, caller=None):
         """Serve one request through the policies (``value = yield from client.call(req)``)."""
-        env = self.env
+        env, throttle = self.env, self.throttle
         caller = caller or self.owner
         self.requests += 1
-        if self.throttle is not None and not self.throttle.allow(env.now, self._throttle_rng):
-            raise self._refuse("throttled")
         deadline = req.deadline
         if self.deadline is not None:
             deadline = min(deadline, env.now + self.deadline.budget)
         sub = req.child(deadline)     # what the layers below see: this call's deadline, not the caller's
-        if self.budget is not None:
-            self.budget.record_request(env.now)
-        attempt, previous = 1, None
+        attempt, previous, asked = 1, None, False
         try:
             while True:
                 if env.now >= deadline:
                     raise self._refuse("deadline")
+                if throttle is not None and not throttle.allow(env.now, self._throttle_rng):
+                    raise self._refuse("throttled")
+                if attempt == 1 and self.budget is not None:
+                    self.budget.record_request(env.now)
+                asked = throttle is not None
                 ok, value = yield from self._attempt(sub, caller)
-                if self.throttle is not None:   # accepted: the backend answered, and not "overloaded"
-                    self.throttle.record(env.now, ok or (value.service != self.name and
-                                                         value.reason not in OVERLOAD))
+                asked = False
+                if throttle is not None:
+                    self._verdict(ok, value)
                 if ok:
                     req.adopt(sub)
                     return value
@@ -121,8 +140,20 @@ class Client:
                 if wait > 0:
                     yield env.timeout(wait)
                 previous, attempt = wait, attempt + 1
+        except simpy.Interrupt:   # cancelled by a caller above during an attempt the throttle allowed
+            if asked:
+                throttle.cancel(env.now)
+            raise
         finally:
             req.attempts = attempt
+
+    def _verdict(self, ok, err):
+        """Tell the throttle what became of an attempt it let through: accepted (the backend answered,
+        and not "overloaded"), refused, or never sent."""
+        if not ok and err.service == self.name and err.reason in _UNSENT:
+            self.throttle.cancel(self.env.now)
+        else:
+            self.throttle.record(self.env.now, ok or (err.service != self.name and err.reason not in OVERLOAD))
 
     def _retry_wait(self, attempt, err, previous, deadline):
         if self.retry is None:
@@ -145,14 +176,16 @@ class Client:
     # --- one attempt: breaker, bulkhead, timeout, hedging ---------------------------------------
     def _attempt(self, req, caller):
         """Returns ``(True, value)`` or ``(False, ServiceError)``; never raises for the target's failures."""
-        env, breaker = self.env, self.breaker
-        if breaker is not None and not breaker.allow(env.now):
-            return False, self._refuse("circuit open")
+        env, breaker, permit = self.env, self.breaker, None
+        if breaker is not None:
+            permit = breaker.allow(env.now)
+            if not permit:
+                return False, self._refuse("circuit open")
         try:
             if self.bulkhead is not None:
                 refusal = yield from self._enter_bulkhead(req.deadline)
                 if refusal:
-                    self._give_permit_back()
+                    self._give_permit_back(permit)
                     return False, self._refuse(refusal)
             start = env.now
             limit = req.deadline - start
@@ -167,17 +200,21 @@ class Client:
                 if self.bulkhead is not None:
                     self._release_slot()
         except simpy.Interrupt:   # a caller above cancelled this call (say its hedge won): no outcome
-            self._give_permit_back()
+            self._give_permit_back(permit)
             raise
-        if breaker is not None:
+        if self._permits:
+            breaker.record(env.now, ok, env.now - start, permit=permit)
+        elif breaker is not None:
             breaker.record(env.now, ok, env.now - start)
         if self.timeout is not None:
             self.timeout.record(env.now, not ok and value.reason == "timeout")
         return ok, value
 
-    def _give_permit_back(self):
+    def _give_permit_back(self, permit):
         """The breaker allowed a call that was never made or never finished: no outcome to record."""
-        if self.breaker is not None and hasattr(self.breaker, "cancel"):
+        if self._permits:
+            self.breaker.cancel(self.env.now, permit=permit)
+        elif self.breaker is not None and hasattr(self.breaker, "cancel"):
             self.breaker.cancel(self.env.now)
 
     def _release_slot(self):

@@ -17,6 +17,17 @@ from matplotlib.figure import Figure
 
 from ..core import validate
 
+#: Largest picture a dashboard draws, in pixels a side (figsize * dpi): a screen's width.
+MAX_PIXELS = 4000
+
+
+def _identifier(name):
+    """A control's ``name``: the keyword the compute function receives, so a Python identifier."""
+    validate.text("name", name)
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"name must be a Python identifier (it is passed as compute(name=...)), got {name!r}")
+    return name
+
 
 @dataclass(frozen=True)
 class Slider:
@@ -31,13 +42,17 @@ class Slider:
     integer: bool = False
 
     def __post_init__(self):
-        if not self.name.isidentifier() or keyword.iskeyword(self.name):
-            raise ValueError(f"name must be a Python identifier, got {self.name!r}")
-        validate.number("low", self.low)
-        validate.number("high", self.high, low=self.low, low_open=True)
-        validate.number("default", self.default, low=self.low, high=self.high)
+        _identifier(self.name)
+        validate.text("label", self.label)
+        validate.text("unit", self.unit)
+        validate.boolean("integer", self.integer)
+        low = validate.number("low", self.low)
+        high = validate.number("high", self.high, low=low, low_open=True)
+        validate.number("default", self.default, low=low, high=high)
+        if high - low == float("inf"):
+            raise ValueError(f"high - low must be a finite range for a slider, got {low:g} to {high:g}")
         if self.step is not None:
-            validate.number("step", self.step, low=0.0, high=self.high - self.low, low_open=True)
+            validate.number("step", self.step, low=0.0, high=high - low, low_open=True)
         if self.integer:   # an IntSlider would silently round these
             for field in ("low", "high", "default", "step"):
                 value = getattr(self, field)
@@ -76,14 +91,28 @@ class Choice:
     default: object
 
     def __post_init__(self):
-        if not self.name.isidentifier() or keyword.iskeyword(self.name):
-            raise ValueError(f"name must be a Python identifier, got {self.name!r}")
-        options = tuple(tuple(o) for o in self.options)
+        _identifier(self.name)
+        validate.text("label", self.label)
+        shape = "options must be a list of at least two (text, value) pairs, e.g. (('fast', 1), ('safe', 0))"
+        if isinstance(self.options, (str, bytes)):
+            raise validate.WrongType(f"{shape}, got {validate.show(self.options)}")
+        try:
+            options = tuple(tuple(o) for o in self.options)
+        except TypeError:
+            raise validate.WrongType(f"{shape}, got {validate.show(self.options)}") from None
         if len(options) < 2 or any(len(o) != 2 or not isinstance(o[0], str) for o in options):
             raise ValueError(f"options must hold at least two (text, value) pairs, got {self.options!r}")
-        values = [value for _, value in options]
-        if self.default not in values:
-            raise ValueError(f"default must be one of the option values {values}, got {self.default!r}")
+        texts, values = [text for text, _ in options], [value for _, value in options]
+        for what, items in (("texts", texts), ("values", values)):
+            for i, item in enumerate(items):
+                if any(_same(item, other) for other in items[:i]):
+                    raise ValueError(f"options must have distinct {what} (the buttons could not be told "
+                                     f"apart), got {item!r} twice")
+        try:
+            validate.choice("default", self.default, values)
+        except ValueError:
+            raise ValueError(f"default must be one of the option values {values}, "
+                             f"got {validate.show(self.default)}") from None
         object.__setattr__(self, "options", options)
 
     def check(self, value):
@@ -122,6 +151,21 @@ def _clear(ax) -> None:
     ax.margins(x=0.05, y=0.05)
 
 
+def _same(a, b) -> bool:
+    try:
+        return a is b or bool(a == b)
+    except (TypeError, ValueError):   # numpy arrays compared element-wise, say
+        return False
+
+
+def _figsize(figsize) -> tuple[float, float]:
+    """A (width, height) pair of positive numbers, in inches."""
+    if isinstance(figsize, (str, bytes)) or not hasattr(figsize, "__len__") or len(figsize) != 2:
+        raise validate.WrongType(f"figsize must be a (width, height) pair in inches, e.g. (9.0, 3.2), "
+                                 f"got {validate.show(figsize)}")
+    return (validate.positive("figsize width", figsize[0]), validate.positive("figsize height", figsize[1]))
+
+
 def _format(step: float) -> str:
     digits = 0
     while step < 1 and digits < 6:
@@ -143,16 +187,35 @@ class Dashboard:
 
     def __init__(self, compute, draw, sliders, *, variants=None, summary=None, title: str = "",
                  figsize=(9.0, 3.2), dpi: int = 80, cache_size: int = 64, sharey: bool = True):
-        if not callable(compute) or not callable(draw):
-            raise ValueError("compute and draw must be callables")
-        self.sliders_spec = list(sliders)
-        if not self.sliders_spec or not all(isinstance(s, (Slider, Choice)) for s in self.sliders_spec):
-            raise ValueError("sliders must be a non-empty list of Slider (or Choice)")
+        validate.function("compute", compute)
+        validate.function("draw", draw)
+        validate.function("summary", summary, optional=True)
+        validate.text("title", title)
+        if isinstance(sliders, (Slider, Choice)):
+            raise validate.WrongType(f"sliders must be a list of Slider (or Choice), got one {type(sliders).__name__} "
+                                     f"({sliders.name!r}): put it in a list, [{type(sliders).__name__}(...)]")
+        try:
+            self.sliders_spec = list(sliders)
+        except TypeError:
+            raise validate.WrongType(f"sliders must be a list of Slider (or Choice), "
+                                     f"got {validate.show(sliders)}") from None
+        if not self.sliders_spec:
+            raise ValueError("sliders must be a non-empty list of Slider (or Choice), got an empty list")
+        for i, spec in enumerate(self.sliders_spec):
+            if not isinstance(spec, (Slider, Choice)):
+                raise validate.WrongType(f"sliders[{i}] must be a Slider or Choice, got {validate.show(spec)}")
         names = [s.name for s in self.sliders_spec]
         if len(set(names)) != len(names):
             raise ValueError(f"sliders must have distinct names, got {names}")
+        if variants is not None and not isinstance(variants, dict):
+            raise validate.WrongType(f"variants must be a dict {{panel title: {{keyword: value}}}}, e.g. "
+                                     f"{{'without': {{'breaker': False}}, 'with': {{'breaker': True}}}}, "
+                                     f"got {validate.show(variants)}")
         self.variants = dict(variants) if variants else {"": {}}
         for variant, fixed in self.variants.items():
+            if not isinstance(variant, str):
+                raise validate.WrongType(f"variants keys (the panel titles) must be strings, "
+                                         f"got {validate.show(variant)}")
             if not isinstance(fixed, dict):
                 raise ValueError(f"variants[{variant!r}] must be a dict of keywords, got {fixed!r}")
             clash = sorted(set(fixed) & set(names))
@@ -160,8 +223,12 @@ class Dashboard:
                 raise ValueError(f"variants[{variant!r}] must not set a slider's keyword, got {clash} "
                                  f"(the slider sets it)")
         self.compute, self.draw, self.summary = compute, draw, summary
-        self.figsize, self.dpi = figsize, validate.integer("dpi", dpi, low=20, high=300)
-        self.sharey = bool(sharey)
+        self.figsize, self.dpi = _figsize(figsize), validate.integer("dpi", dpi, low=20, high=300)
+        width, height = self.figsize[0] * self.dpi, self.figsize[1] * self.dpi
+        if max(width, height) > MAX_PIXELS:
+            raise ValueError(f"figsize * dpi must be at most {MAX_PIXELS} pixels a side, got {width:g} x {height:g} "
+                             f"(figsize {self.figsize} at dpi {self.dpi}); use a smaller figsize or dpi")
+        self.sharey = validate.boolean("sharey", sharey)
         self.cache_size = validate.integer("cache_size", cache_size, low=1)
         self._cache: OrderedDict = OrderedDict()
         self.results: dict = {}
@@ -230,7 +297,7 @@ class Dashboard:
         """The current picture as PNG bytes. The figure and its axes are made once and cleared for each
         redraw (building axes and their ticks is a third of a redraw); ``fresh`` builds them anew, and
         gives the very same picture."""
-        fig, axes = self._panels(fresh)
+        fig, axes = self._panels(validate.boolean("fresh", fresh))
         for ax, (variant, result) in zip(axes, self.results.items()):
             self.draw(ax, result)
             if variant:

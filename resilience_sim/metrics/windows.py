@@ -1,0 +1,71 @@
+"""Metrics over windows of time, computed from a run's records and timelines (never from a World).
+
+:class:`~resilience_sim.metrics.results.Results` answers for one window (``results.between(t0, t1)``);
+these answer for many at once, or where an empty window must give NaN rather than an error:
+
+* :func:`availability_between`: request availability of the requests that started in a window, NaN
+  when none did (for scanning a run bin by bin);
+* :func:`quality_series`: per bin, the share answered and the share answered with full quality;
+* :func:`time_down`: seconds a timeline spent down inside a window;
+* :func:`batch_means`: time availability of a group of services in equal slices of the run, and the
+  standard error of the whole-run figure that their spread gives.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..core import validate
+from ..core.reasons import Outcome
+from ..core.timeline import combine
+
+
+def _started_in(results, lo: float, hi: float) -> np.ndarray:
+    return (results.start >= lo) & (results.start < hi)
+
+
+def availability_between(results, lo: float, hi: float) -> float:
+    """The share of the requests that started in ``[lo, hi)`` that got an answer (full or degraded);
+    NaN when none started there."""
+    mask = _started_in(results, lo, hi)
+    return float((results.outcome[mask] <= Outcome.DEGRADED).mean()) if mask.any() else math.nan
+
+
+def quality_series(results, bin_width: float) -> dict[str, np.ndarray]:
+    """Per ``bin_width`` bin of the results' window, by start time: ``t`` (bin start), ``answered``
+    and ``full_quality`` (shares of the requests that started in the bin; NaN where none did)."""
+    bin_width = validate.positive("bin_width", bin_width)
+    n_bins = int(math.ceil(results.duration / bin_width))
+    idx = np.minimum(((results.start - results.since) / bin_width).astype(np.int64), n_bins - 1)
+    total = np.bincount(idx, minlength=n_bins)
+    good = np.bincount(idx, weights=results.outcome <= Outcome.DEGRADED, minlength=n_bins)
+    full = np.bincount(idx, weights=results.outcome == Outcome.OK, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"t": results.since + np.arange(n_bins) * bin_width,
+                "answered": np.where(total > 0, good / total, np.nan),
+                "full_quality": np.where(total > 0, full / total, np.nan)}
+
+
+def time_down(timeline, lo: float, hi: float) -> float:
+    """Seconds ``timeline`` spent down inside ``[lo, hi)`` (what an up/down health check reported)."""
+    return sum(min(e, hi) - max(s, lo) for s, e in timeline.down_windows(hi) if e > lo and s < hi)
+
+
+def batch_means(results, *services: str, need: str = "all", batches: int = 20) -> tuple[float, float]:
+    """Time availability of the named services over the run, and its standard error by batch means.
+
+    The run is cut into ``batches`` equal slices; the spread of the slices' availabilities, divided
+    by sqrt(batches), says how noisy the whole-run figure is, where no simple formula gives it.
+    ``need`` is as for :meth:`Results.time_availability` ("all" or "any" of them up).
+    """
+    batches = validate.integer("batches", batches, low=2)
+    if not services:
+        raise ValueError(f"services must name at least one of {sorted(results.services)}")
+    timelines = [results._stats(name).timeline for name in services]
+    spans = np.array(combine(timelines, results.until, need=need)).reshape(-1, 2)
+    edges = np.linspace(results.since, results.until, batches + 1)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    down = np.clip(np.minimum(spans[:, 1], hi) - np.maximum(spans[:, 0], lo), 0.0, None).sum(axis=1)
+    values = 1.0 - down / (results.duration / batches)
+    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(batches))
