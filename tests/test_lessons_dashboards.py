@@ -39,3 +39,16 @@ def test_a_reused_figure_draws_exactly_what_a_fresh_one_draws(key):
             slider.value = slider.value + step * 3 if slider.min <= slider.value + step * 3 <= slider.max \
                 else slider.value + step
         assert bytes(dash.picture.value) == dash.render(fresh=True), f"{key}: after moving {name}"
+
+
+def test_a_lesson_module_can_be_reloaded_and_keys_stay_unique_across_lessons():
+    import importlib
+
+    import resilience_sim.lessons.welcome as welcome
+    from resilience_sim.lessons import DASHBOARDS as registry, dashboard
+    before = {k for k in registry if k.startswith("00_")}
+    importlib.reload(welcome)                     # %autoreload does this: no "registered already"
+    assert {k for k in registry if k.startswith("00_")} == before
+    key = sorted(before)[0]
+    with pytest.raises(ValueError, match="registered already by resilience_sim.lessons.welcome"):
+        dashboard(key)(lambda: None)

@@ -12,13 +12,22 @@ DASHBOARDS: dict = {}
 
 
 def dashboard(key: str):
-    """Register a zero-argument factory that builds a :class:`~resilience_sim.dashboard.Dashboard`."""
+    """Register a zero-argument factory that builds a :class:`~resilience_sim.dashboard.Dashboard`.
+
+    Keys are unique across lessons; the same factory registered again (its module reloaded, with
+    ``importlib.reload`` or ``%autoreload``) replaces its old self."""
     def register(factory):
-        if key in DASHBOARDS:
-            raise ValueError(f"key must be unique; a dashboard {key!r} is registered already")
+        old = DASHBOARDS.get(key)
+        if old is not None and _origin(old) != _origin(factory):
+            raise ValueError(f"key must be unique; a dashboard {key!r} is registered already by "
+                             f"{'.'.join(_origin(old))}")
         DASHBOARDS[key] = factory
         return factory
     return register
+
+
+def _origin(factory) -> tuple[str, str]:
+    return getattr(factory, "__module__", ""), getattr(factory, "__qualname__", repr(factory))
 
 
 def all_dashboards() -> dict:
