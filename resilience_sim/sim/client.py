@@ -34,6 +34,7 @@ from ..policies import (AdaptiveThrottle, Bulkhead, CircuitBreaker, Deadline, He
                        RetryPolicy, Timeout, claim)
 from ..policies._state import flag
 from .service import ServiceError
+from .world import World
 
 #: Refusals by this client's own layers before anything was sent: no verdict for the throttle.
 _UNSENT = frozenset({"circuit open", "bulkhead full", "deadline"})
@@ -66,7 +67,8 @@ class Client:
     hedge copies included),
     ``backoff_time`` (seconds spent waiting between attempts), ``rejected`` (a Counter of local
     refusals: "throttled", "circuit open", "bulkhead full", "deadline"), ``budget_denied`` and
-    ``hedges`` (copies sent).
+    ``hedges`` (copies sent). A request's recorded ``attempts`` are those of the client it was sent
+    to; a client calling on a service's behalf (a dependency) leaves them alone.
     """
 
     def __init__(self, world, target, *, name: str = "client", timeout=None, deadline=None,
@@ -74,8 +76,13 @@ class Client:
                  throttle: AdaptiveThrottle | None = None, breaker: CircuitBreaker | None = None,
                  bulkhead: Bulkhead | None = None, hedge: HedgePolicy | None = None,
                  idempotent: bool = True, idempotency_key: bool = False):
+        if not isinstance(world, World):
+            raise TypeError(f"world must be a World (world = World(seed=1)), got {world!r}")
         if not callable(getattr(target, "call", None)):
             raise ValueError(f"target must have a call(request) generator method, got {target!r}")
+        if getattr(target, "world", world) is not world:     # a Service or Client of another run
+            raise ValueError(f"target {target!r} belongs to another World than the world given; "
+                             f"build every part of a scenario in the same World")
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         self.world, self.env, self.target, self.name = world, world.env, target, name
@@ -145,7 +152,8 @@ class Client:
                 throttle.cancel(env.now)
             raise
         finally:
-            req.attempts = attempt
+            if caller is None:    # the user's own request; a dependency's attempts are not the user's
+                req.attempts = attempt
 
     def _verdict(self, ok, err):
         """Tell the throttle what became of an attempt it let through: accepted (the backend answered,

@@ -32,6 +32,7 @@ class Fault:
 
     def spans(self, until: float) -> list[tuple[float, float]]:
         """The (start, end) spans the fault was active before ``until``."""
+        until = validate.non_negative("until", until)
         return [(s, min(e, until)) for s, e in self.windows if s < until]
 
     def check_budget(self, until: float) -> None:

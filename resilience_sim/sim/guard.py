@@ -32,16 +32,21 @@ class FrozenClock(RuntimeError):
 def check_requests(name: str, expected: float, how: str) -> None:
     """Refuse a workload expected to send more than :data:`MAX_REQUESTS` requests."""
     if expected > MAX_REQUESTS:
-        raise ValueError(f"{name}: {how} is about {expected:.3g} requests, more than the {MAX_REQUESTS:,} "
-                         f"a run may hold; shorten the run or lower the rate")
+        raise ValueError(f"{name}: {how[:60]} is about {_approx(expected)} requests, more than the "
+                         f"{MAX_REQUESTS:,} a run may hold; shorten the run or lower the rate")
 
 
 def check_failures(label: str, expected: float, until: float, cycle: float) -> None:
     """Refuse a fault expected to fail more than :data:`MAX_FAILURES` times before ``until``."""
     if expected > MAX_FAILURES:
         raise ValueError(f"{label}: a failure and repair every {cycle:.3g} s on average is about "
-                         f"{expected:.3g} failures by until={until:g}, more than the {MAX_FAILURES:,} a "
+                         f"{_approx(expected)} failures by until={until:g}, more than the {MAX_FAILURES:,} a "
                          f"run may hold; raise mttf or mttr, or shorten the run")
+
+
+def _approx(n: float) -> str:
+    """``n`` to three digits, even an int too large for a float."""
+    return f"{float(n):.3g}" if n < 1e308 else "more than 1e308"
 
 
 def advance(env: simpy.Environment, until: float, causes) -> None:

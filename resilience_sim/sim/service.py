@@ -25,7 +25,7 @@ from ..core import validate
 from ..core.distributions import Distribution, as_distribution
 from ..core.reasons import check_reason, outcome_for
 from ..core.timeline import Timeline
-from ..policies import LoadShedder, TokenBucket
+from ..policies import LoadShedder, TokenBucket, claim
 from .world import check_world
 
 _CRASH = object()       # the cause of the interrupt a crash sends to the calls at work
@@ -36,7 +36,7 @@ class ServiceError(Exception):
 
     def __init__(self, service: str, reason: str):
         super().__init__(f"{service}: {reason}")
-        self.service = service
+        self.service = validate.text("service", service, empty=False)
         self.reason = check_reason("reason", reason)
 
     @property
@@ -52,22 +52,34 @@ class Request:
     __slots__ = ("start", "route", "key", "attempts", "answered_by", "degraded", "deadline")
 
     def __init__(self, start: float, route: str = "", key=None):
-        self.start = start
-        self.route = route
-        self.key = key
+        self.start = validate.non_negative("start", start)
+        self.route = validate.text("route", route)
+        self.key = _hashable("key", key)
         self.attempts = 1
         self.answered_by = ""
         self.degraded = ""          # non-empty: the answer is degraded, and this is why
         self.deadline = float("inf")
 
+    @classmethod
+    def _unchecked(cls, start: float, route: str, key) -> "Request":
+        """A request from values already checked (by a workload): the hot path skips the checks."""
+        req = cls.__new__(cls)
+        req.start, req.route, req.key = start, route, key
+        req.attempts, req.answered_by, req.degraded, req.deadline = 1, "", "", float("inf")
+        return req
+
     def child(self, deadline: float) -> "Request":
         """The same request as seen below a layer with its own ``deadline`` (an absolute time)."""
-        sub = Request(self.start, self.route, self.key)
+        if deadline.__class__ is not float or deadline != deadline:     # the checks only off the hot path
+            deadline = validate.number("deadline", deadline, allow_inf=True)
+        sub = Request._unchecked(self.start, self.route, self.key)
         sub.deadline = deadline
         return sub
 
     def adopt(self, sub: "Request") -> None:
         """Take over what a child learned on its way: who answered, and any degradation."""
+        if not isinstance(sub, Request):
+            raise validate.WrongType(f"sub must be a Request (one made by child()), got {validate.show(sub)}")
         self.answered_by = sub.answered_by or self.answered_by
         self.degraded = sub.degraded or self.degraded
 
@@ -133,6 +145,7 @@ class Service:
             raise ValueError(f"shedder must be a LoadShedder or None, got {shedder!r}")
         if rate_limit is not None and not isinstance(rate_limit, TokenBucket):
             raise ValueError(f"rate_limit must be a TokenBucket or None, got {rate_limit!r}")
+        claim(world, shedder=shedder, rate_limit=rate_limit)
         self.shedder, self.rate_limit = shedder, rate_limit
         self.failure_reasons: Counter = Counter()
         self.timeline = Timeline(name)
@@ -365,6 +378,15 @@ def _name_of(dep) -> str:
             raise ValueError(f"dependencies: cannot tell which service {dep!r} calls; give a dict "
                              f"such as {{'db': {dep!r}}}")
     return seen if isinstance(seen, str) else seen.name
+
+
+def _hashable(name: str, value):
+    try:
+        hash(value)
+    except TypeError:
+        raise validate.WrongType(f"{name} must be None or a hashable value (a number, a string, a tuple), "
+                                 f"got {validate.show(value)}") from None
+    return value
 
 
 def outcome_of(call):

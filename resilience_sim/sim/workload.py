@@ -24,7 +24,7 @@ def serve(world, target, route: str, key=None):
     """Send one user request for ``route`` (and ``key``) to ``target`` and record how it ended (a
     simpy generator)."""
     env, recorder = world.env, world.recorder
-    req = Request(env.now, route, key)
+    req = Request._unchecked(env.now, route, key)
     recorder.pending[req] = None
     try:
         yield from target.call(req)
@@ -41,12 +41,22 @@ def serve(world, target, route: str, key=None):
 
 def _keys(world, name: str, key):
     """A function of no argument giving each request's key: ``key`` is None (no key), a callable
-    that draws one from the workload's own random stream (``key(rng)``), or one value for all."""
+    that draws one from the workload's own random stream (``key(rng)``; what it draws must be
+    hashable), or one value for all."""
     if key is None:
         return lambda: None
     if callable(key):
         rng = world.rng(f"workload/{name}/keys")
-        return lambda: key(rng)
+
+        def draw():
+            value = key(rng)
+            try:
+                hash(value)
+            except TypeError:
+                raise ValueError(f"key of workload {name!r} must return a hashable value (a number, a "
+                                 f"string, a tuple), got {value!r}") from None
+            return value
+        return draw
     try:
         hash(key)
     except TypeError:
@@ -85,7 +95,7 @@ class OpenLoop:
         self.world = check_world(world)
         self.target = _check_target(world, target)
         if isinstance(profile, numbers.Real) and not isinstance(profile, bool):
-            profile = Constant(profile)
+            profile = Constant(validate.positive("profile", profile))
         if not isinstance(profile, PROFILES):
             raise ValueError(f"profile must be a rate in requests per second or one of "
                              f"{[p.__name__ for p in PROFILES]}, got {profile!r}")

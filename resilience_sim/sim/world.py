@@ -50,7 +50,7 @@ class World:
 
     def rng(self, name: str) -> random.Random:
         """The random stream called ``name`` (created on first use)."""
-        stream = self._streams.get(name)
+        stream = self._streams.get(validate.text("name", name, empty=False))
         if stream is None:
             stream = self._streams[name] = random.Random(stream_seed(self.seed, name))
         return stream
@@ -81,6 +81,7 @@ class World:
 
     def service(self, name: str):
         """The service called ``name``."""
+        validate.text("name", name)
         try:
             return self.services[name]
         except KeyError:
@@ -102,7 +103,7 @@ class World:
         for fault in self.faults:
             fault.check_budget(until)
         guard.advance(self.env, until, self._likely_causes)
-        return self.results(until)
+        return self._results(until)
 
     def _likely_causes(self) -> list[str]:
         """What in this world can make events at one instant for ever (for a frozen clock's message)."""
@@ -130,8 +131,9 @@ class World:
                                          f"{dep.owner.name!r} and {service.name!r}; give each caller its own client")
                     dep.owner = service
 
-    def results(self, until: float) -> Results:
-        """What the run produced up to ``until`` (copies: the world may run on and append)."""
+    def _results(self, until: float) -> Results:
+        """What the run produced up to ``until`` (copies: the world may run on and append); ``until``
+        is the time the run reached."""
         rec = self.recorder
         finished, unfinished = rec.columns(), rec.unfinished_rows(until)
         columns = {name: np.concatenate([finished[name], unfinished[name]]) for name in finished}
