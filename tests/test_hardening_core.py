@@ -431,3 +431,108 @@ def test_a_dashboards_render_takes_fresh_as_true_or_false():
                      [Slider("rate", "rate", "req/s", 1, 10, 5)])
     assert dash.render(fresh=True) == dash.render()
     refuses(lambda: dash.render(fresh="yes"), "fresh must be True or False", kind=WrongType)
+
+
+# --- fuzzed inputs: validate, distributions, event logs -----------------------------------------------------
+def test_a_bound_given_as_a_fraction_is_stated_as_a_decimal_not_a_format_error():
+    refuses(lambda: Uniform(Fraction(3, 2), 1), "high must be >= 1.5 and finite, got 1.0")
+    assert Uniform(Fraction(3, 2), 2).mean == 1.75
+    refuses(lambda: validate.number("x", 5, high=Fraction(1, 3)), "x must be <= 0.333333")
+
+
+def test_choice_does_not_take_true_for_the_option_one_nor_one_for_true():
+    refuses(lambda: validate.choice("mode", True, [1, 2]), "mode must be one of [1, 2], got True")
+    refuses(lambda: validate.choice("flag", 1, [True, False]), "flag must be one of [True, False], got 1")
+    assert validate.choice("mode", 2.0, [1, 2]) == 2
+    assert validate.choice("flag", np.bool_(False), [True, False]) == np.bool_(False)
+    refuses(lambda: Choice("mode", "Mode", (("one", 1), ("two", 2)), True), "default must be one of the option values")
+    refuses(lambda: Choice("mode", "Mode", (("one", 1), ("two", 2)), 1).check(True), "mode must be one of [1, 2]")
+
+
+def test_as_distribution_wants_the_name_it_speaks_of_as_a_non_empty_string():
+    refuses(lambda: distributions.as_distribution(None, 1, number_means="fixed"), "name must be a string",
+            kind=WrongType)
+    refuses(lambda: distributions.as_distribution("", 1, number_means="fixed"), "name must be a non-empty string")
+    refuses(lambda: distributions.as_distribution("latency", -1, number_means="fixed"), "latency must be")
+
+
+@pytest.mark.parametrize("dist", [distributions.Exponential(1.0), LogNormal(1.0, 0.5), Uniform(0.0, 1.0),
+                                  Weibull(1.0, 1.5), Mixture([(0.5, Fixed(0.1)), (0.5, Fixed(0.2))])])
+def test_a_draw_from_something_that_is_not_a_random_generator_names_rng(dist):
+    for rng in (None, "rng", 1, True, [random.Random(1)], random.Random):
+        refuses(lambda: dist.sample(rng), "rng must be a random.Random", "got", kind=WrongType)
+    assert dist.sample(random.Random(7)) == dist.sample(random.Random(7))     # the good path is untouched
+
+
+def test_a_real_random_generators_own_error_is_not_disguised_as_a_wrong_rng():
+    class Broken(random.Random):
+        def expovariate(self, rate):
+            raise TypeError("broken inside")
+    refuses(lambda: distributions.Exponential(1.0).sample(Broken(1)), "broken inside", kind=TypeError)
+
+
+def test_a_log_limit_past_a_billion_is_refused_with_the_limit_not_a_c_overflow():
+    from resilience_sim.core.eventlog import MAX_LIMIT, EventLog, policy_log
+    from resilience_sim.policies import CircuitBreaker
+    for limit in (10 ** 30, 10 ** 400, MAX_LIMIT + 1):
+        refuses(lambda: EventLog(limit), "limit must be a whole number >= 0 and <= 1,000,000,000")
+        refuses(lambda: policy_log("trips", limit), "log_limit must be a whole number >= 0")
+        refuses(lambda: CircuitBreaker(consecutive_failures=3, log_limit=limit), "log_limit must be",
+                "or None (keep all)")
+    refuses(lambda: EventLog("10"), "limit must be a whole number", kind=WrongType)
+    assert EventLog(MAX_LIMIT).limit == MAX_LIMIT and EventLog(None).limit is None
+
+
+# --- fuzzed inputs: window metrics, breaker states, widgets ------------------------------------------------------
+def test_window_metrics_take_a_results_a_timeline_and_a_finite_non_empty_window(results):
+    from resilience_sim.metrics.windows import availability_between, batch_means, quality_series, time_down
+    world = World(2)
+    refuses(lambda: availability_between(world, 0, 1), "results must be a Results", "run the world first",
+            kind=WrongType)
+    refuses(lambda: quality_series(None, 1.0), "results must be a Results", kind=WrongType)
+    refuses(lambda: batch_means([results], "db"), "results must be a Results", kind=WrongType)
+    refuses(lambda: time_down(results, 0, 1), "timeline must be a Timeline", kind=WrongType)
+    timeline = results.services["db"].timeline
+    for call in (lambda lo, hi: availability_between(results, lo, hi), lambda lo, hi: time_down(timeline, lo, hi)):
+        refuses(lambda: call(True, 5), "lo must be a number", kind=WrongType)
+        refuses(lambda: call(1, "5"), "hi must be a number", kind=WrongType)
+        refuses(lambda: call(math.nan, 5), "lo must be a number (finite)")
+        refuses(lambda: call(1, 10 ** 400), "hi must be a number (finite)")
+        refuses(lambda: call(5, 5), "hi must be > lo (5.0)")
+    assert time_down(timeline, 0, 10) == 1.0 and time_down(timeline, 2.5, 7) == 0.5
+    assert math.isnan(availability_between(results, -1e308, -1e300))         # a window outside the run: empty
+
+
+def test_quality_series_is_bounded_in_bins_as_timeseries_is(results):
+    from resilience_sim.metrics.windows import quality_series
+    for width in (5e-324, 1e-300, 1e-6):
+        error = refuses(lambda: quality_series(results, width), f"bin_width must give at most {MAX_BINS:,} bins",
+                        "use bin_width >= ")
+        assert len(quality_series(results, float(str(error).rsplit(">= ", 1)[1]))["t"]) <= MAX_BINS
+    assert len(quality_series(results, 1e308)["t"]) == 1
+
+
+def test_batch_means_bounds_its_slices_and_cuts_its_work_into_chunks_that_change_nothing(results, monkeypatch):
+    from resilience_sim.metrics import windows
+    refuses(lambda: windows.batch_means(results, "db", batches=10 ** 30),
+            "batches must be a whole number in [2, 1000000]")
+    whole = windows.batch_means(results, "db", batches=50)
+    monkeypatch.setattr(windows, "_CELLS", 3)                 # one slice at a time
+    assert windows.batch_means(results, "db", batches=50) == whole
+
+
+def test_a_breaker_state_is_asked_at_numbers_not_text():
+    stats = ClientStats("c", 1, 1, 0.0, {}, 0, 0, ((0.0, "closed"), (5.0, "open")), ())
+    for times in (["1"], b"1", [None], [[1.0], [2.0, 3.0]], [True], np.array(["1.0"])):
+        refuses(lambda: stats.breaker_state_at(times), "times must be a number or a list", kind=WrongType)
+    assert list(stats.breaker_state_at([1, Fraction(11, 2), 10 ** 30])) == [0, 2, 2]
+    assert list(stats.breaker_state_at([])) == [] and stats.breaker_state_at(6).tolist() == 2
+    refuses(lambda: stats.breaker_state_at([10 ** 400]), "times must be finite")
+
+
+def test_a_widgets_label_width_is_a_whole_number_of_pixels():
+    slider, choice = Slider("rate", "Rate", "rps", 0, 10, 5), Choice("mode", "Mode", (("one", 1), ("two", 2)), 1)
+    for control in (slider, choice):
+        for bad in ("190", None, True, 0.5, -1, 2001, math.inf):
+            refuses(lambda: control.widget(bad), "label_px must be a whole number in [0, 2000]")
+        assert control.widget(150.0).style.description_width == "150px"

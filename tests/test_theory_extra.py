@@ -1,14 +1,17 @@
 """The formulas the lessons moved into ``core.theory`` agree with an independent computation each:
 an enumeration, a linear system, a numerical integral or a seeded sample."""
+import decimal
 import itertools
 import math
 import random
+import time
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from resilience_sim import theory
-from resilience_sim.core.distributions import Exponential, Fixed, LogNormal, Mixture, Uniform
+from resilience_sim.core.distributions import Exponential, Fixed, LogNormal, Mixture, Uniform, Weibull
 
 
 def _integral(f, top: float, n: int = 200_001) -> float:
@@ -151,3 +154,113 @@ def test_hedged_survival_and_quantile_match_a_sampled_race():
     p99 = theory.hedged_quantile(MIX, delay, 99)
     assert math.isclose(theory.hedged_survival(MIX, delay, p99), 0.01, rel_tol=1e-6)
     assert theory.hedged_survival(MIX, math.inf, 0.05) == theory.survival(MIX, 0.05)
+
+
+# --- fuzzed inputs: absurd magnitudes computed or refused with the limit, wrong types named ---------------------
+def _exact_binomial_tail(n: int, p: float, k: int) -> float:
+    """The tail summed with 40 significant digits, C(n, i) as exact integers."""
+    with decimal.localcontext() as ctx:
+        ctx.prec, ctx.Emin = 40, decimal.MIN_EMIN
+        ctx.traps[decimal.Underflow] = ctx.traps[decimal.Subnormal] = False
+        q, r = decimal.Decimal(p), 1 - decimal.Decimal(p)
+        return float(sum(decimal.Decimal(math.comb(n, i)) * q ** i * r ** (n - i) for i in range(k, n + 1)))
+
+
+@pytest.mark.parametrize("n, p, k", [(1001, 0.3, 300), (3000, 0.01, 45), (3000, 0.01, 20), (2000, 0.999, 1999),
+                                     (3000, 0.5, 1500), (3000, 0.5, 1600), (3000, 1e-5, 3), (1500, 1e-300, 1),
+                                     (4000, 0.5, 2400), (3000, 0.5, 2)])
+def test_binomial_tail_past_a_thousand_trials_is_the_exact_sum_without_overflow(n, p, k):
+    assert math.isclose(theory.binomial_tail(n, p, k), _exact_binomial_tail(n, p, k), rel_tol=1e-12)
+
+
+def test_binomial_tail_of_a_million_trials_is_answered_at_once_and_more_are_refused_with_the_limit():
+    started = time.perf_counter()
+    centre = theory.binomial_tail(10 ** 6, 0.5, 500_000)          # 1/2 + half the central term, 1/sqrt(2 pi n/4)
+    assert math.isclose(centre, 0.5 + 0.5 / math.sqrt(2 * math.pi * 10 ** 6 / 4), rel_tol=1e-6)
+    assert theory.binomial_tail(10 ** 6, 0.999999, 10 ** 6) == pytest.approx(math.exp(-1), rel=1e-6)
+    assert theory.binomial_tail(10 ** 6, 0.2, 10 ** 6) == 0.0 and theory.binomial_tail(10 ** 6, 0.2, 0) == 1.0
+    assert time.perf_counter() - started < 1.0
+    with pytest.raises(ValueError, match=r"n must be <= 1,000,000"):
+        theory.binomial_tail(10 ** 30, 0.5, 3)
+
+
+def test_trials_until_run_computes_waits_near_the_largest_float_and_refuses_beyond_with_the_limit():
+    assert theory.trials_until_run(0.5, 1020) == 2.0 ** 1021 - 2         # (2^k - 1) / (1/2): exact in floats
+    assert math.isclose(theory.trials_until_run(1e-300, 1), 1e300)
+    with pytest.raises(ValueError, match=r"k must be smaller or p larger.*at this p, k must be <= 1,021"):
+        theory.trials_until_run(0.5, 10 ** 30)
+    with pytest.raises(ValueError, match=r"k must be smaller or p larger.*use a larger p"):
+        theory.trials_until_run(5e-324, 3)
+    with pytest.raises(ValueError, match="k must be"):
+        theory.trials_until_run(0.5, 10 ** 400)
+    with pytest.raises(ValueError, match="k must be at most 1.8e308"):
+        theory.trials_until_run(1.0, 10 ** 400)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9999, 0.999999, 1 - 1e-12, 1e-9])
+def test_retry_formulas_past_ten_thousand_attempts_are_the_closed_forms_of_the_sums(p):
+    a = 20_000                                  # summed here, closed forms in theory
+    mean = math.fsum(p ** i for i in range(a))
+    with decimal.localcontext() as ctx:         # the variance's sum cancels: take it with 60 digits
+        ctx.prec = 60
+        ctx.traps[decimal.Underflow] = ctx.traps[decimal.Subnormal] = False
+        x = decimal.Decimal(p)
+        powers = [x ** i for i in range(a)]
+        variance = float(sum((2 * i + 1) * w for i, w in enumerate(powers)) - sum(powers) ** 2)
+    assert math.isclose(theory.expected_attempts(p, a), mean, rel_tol=1e-12)
+    assert math.isclose(theory.attempts_variance(p, a), variance, rel_tol=1e-9)
+
+
+def test_retry_formulas_answer_absurd_attempts_at_once():
+    started = time.perf_counter()
+    for attempts in (10 ** 30, 10 ** 400):
+        assert theory.retry_availability(0.1, attempts) == 1.0 and theory.retry_availability(1.0, attempts) == 0.0
+        assert math.isclose(theory.expected_attempts(0.1, attempts), 1 / 0.9)
+        assert math.isclose(theory.attempts_variance(0.1, attempts), 0.1 / 0.9 ** 2)
+        assert theory.attempts_variance(1.0, attempts) == 0.0 and theory.expected_attempts(0.0, attempts) == 1.0
+    assert theory.expected_attempts(1.0, 10 ** 30) == 1e30
+    with pytest.raises(ValueError, match="attempts must be at most 1.8e308"):
+        theory.expected_attempts(1.0, 10 ** 400)
+    assert time.perf_counter() - started < 1.0
+    assert theory.attempts_variance(0.2, 3.0) == theory.attempts_variance(0.2, 3)     # a whole float is welcome
+    assert theory.attempts_variance(1e-300, 20_000) == 1e-300      # p / (1 - p)^2: the sum would say 0
+
+
+def test_standard_deviations_of_more_trials_than_a_float_counts_are_computed_in_logs():
+    assert math.isclose(theory.share_sd(0.5, 10 ** 400), 0.5e-200)
+    assert theory.share_sd(0.0, 10 ** 400) == 0.0
+    assert math.isclose(theory.chain_availability_sd(10 ** 400, 0.99, 100), 1e200 * 0.99 * 0.01 * math.sqrt(0.02))
+    with pytest.raises(ValueError, match="n must be smaller"):
+        theory.chain_availability_sd(10 ** 700, 0.99, 100)
+
+
+def test_mmc_quantile_computes_the_erlang_c_probability_once_not_at_every_step(monkeypatch):
+    calls = []
+    erlang_c = theory.erlang_c
+    monkeypatch.setattr(theory, "erlang_c", lambda *args: calls.append(args) or erlang_c(*args))
+    q99 = theory.mmc_quantile(0.99, 8, 50, 1 / 0.06)
+    assert len(calls) == 1 and math.isclose(theory.mmc_tail(q99, 8, 50, 1 / 0.06), 0.01, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("call", [lambda t: theory.survival(Exponential(1.0), t),
+                                  lambda t: theory.hedged_survival(Exponential(1.0), 0.5, t)])
+def test_survival_wants_a_number_of_seconds_and_takes_infinity_and_huge_ints(call):
+    for bad in (True, False, math.nan, "1", None, [1.0], np.array([1.0]), 1j):
+        with pytest.raises((TypeError, ValueError), match="t must be a number"):
+            call(bad)
+    assert call(math.inf) == 0.0 and call(10 ** 400) == 0.0 and call(-math.inf) == 1.0 and call(-1) == 1.0
+    assert call(Fraction(1, 2)) == call(0.5)
+
+
+def test_survival_and_capped_mean_say_which_distributions_they_have_formulas_for():
+    weibull = Weibull(1.0, 2.0)
+    for call in (lambda d: theory.survival(d, 1.0), lambda d: theory.quantile(d, 99),
+                 lambda d: theory.hedged_survival(d, 0.1, 1.0), lambda d: theory.capped_mean(d, 1.0)):
+        with pytest.raises(ValueError, match=r"dist must be a Fixed, Exponential.*no exact formula here for a Weibull"):
+            call(weibull)
+        with pytest.raises(ValueError, match="for a Weibull"):
+            call(Mixture([(0.5, Fixed(0.1)), (0.5, weibull)]))
+        with pytest.raises(TypeError, match="dist must be a Fixed"):
+            call(None)
+    with pytest.raises(ValueError, match="a capped mean has no exact formula here for a Uniform"):
+        theory.capped_mean(Uniform(0.0, 1.0), 0.5)

@@ -33,6 +33,18 @@ def _limit(x: float, *, up: bool) -> str:
     return f"{shown:.4g}"
 
 
+def _not_an_rng(rng, error: Exception) -> Exception:
+    """What :meth:`Distribution.sample` raises when its ``rng`` cannot draw: a ``WrongType`` naming
+    ``rng``, or the original error if ``rng`` is a ``random.Random`` after all (a fault elsewhere).
+
+    ``sample`` is the simulator's hot path (one call per request), so it checks nothing before the
+    draw: the draw itself fails on a wrong ``rng`` (no ``.random()``...), and only then is it explained."""
+    if isinstance(rng, random.Random):
+        return error
+    return validate.WrongType(f"rng must be a random.Random (world.rng('name'), or random.Random(seed)), "
+                              f"got {validate.show(rng)}")
+
+
 def _too_large(what: str, log_mean: float, fix: str) -> ValueError:
     return ValueError(f"{what} has a mean of e^{log_mean:.4g} seconds, beyond the largest float "
                       f"(1.8e308 = e^709.8), so no run could use it: {fix}")
@@ -81,7 +93,10 @@ class Exponential(Distribution):
         object.__setattr__(self, "_rate", 1.0 / self.mean)
 
     def sample(self, rng) -> float:
-        return rng.expovariate(self._rate)
+        try:
+            return rng.expovariate(self._rate)
+        except (AttributeError, TypeError) as err:
+            raise _not_an_rng(rng, err) from None
 
 
 @dataclass(frozen=True)
@@ -100,7 +115,10 @@ class Uniform(Distribution):
         return mean if mean != math.inf else self.low / 2 + self.high / 2   # the sum overflows past 9e307
 
     def sample(self, rng) -> float:
-        return rng.uniform(self.low, self.high)
+        try:
+            return rng.uniform(self.low, self.high)
+        except (AttributeError, TypeError) as err:
+            raise _not_an_rng(rng, err) from None
 
 
 @dataclass(frozen=True)
@@ -161,7 +179,10 @@ class LogNormal(Distribution):
         return math.exp(log_value)
 
     def sample(self, rng) -> float:
-        x = rng.normalvariate(self._mu, self.sigma)   # what rng.lognormvariate does, without its overflow
+        try:
+            x = rng.normalvariate(self._mu, self.sigma)   # what rng.lognormvariate does, without its overflow
+        except (AttributeError, TypeError) as err:
+            raise _not_an_rng(rng, err) from None
         return math.exp(x) if x < _LOG_MAX else math.inf
 
 
@@ -192,7 +213,10 @@ class Weibull(Distribution):
         return mean if mean != math.inf else math.exp(self._log_mean)
 
     def sample(self, rng) -> float:
-        u = 1.0 - rng.random()                   # what rng.weibullvariate does, without its overflow
+        try:
+            u = 1.0 - rng.random()               # what rng.weibullvariate does, without its overflow
+        except (AttributeError, TypeError) as err:
+            raise _not_an_rng(rng, err) from None
         x = -math.log(u)
         try:
             return self.scale * x ** self._inv_shape
@@ -269,7 +293,10 @@ class Mixture(Distribution):
         return top * sum(w * (d.mean / top) for w, d in self.parts)
 
     def sample(self, rng) -> float:
-        u = rng.random()
+        try:
+            u = rng.random()
+        except (AttributeError, TypeError) as err:
+            raise _not_an_rng(rng, err) from None
         for bound, (_, dist) in zip(self._cumulative, self.parts):
             if u < bound:
                 return dist.sample(rng)
@@ -280,7 +307,9 @@ class Mixture(Distribution):
 
 
 def as_distribution(name: str, value, *, number_means: str) -> Distribution:
-    """Accept a Distribution, or a plain number read as ``Fixed`` or ``Exponential`` (by ``number_means``)."""
+    """Accept a Distribution, or a plain number read as ``Fixed`` or ``Exponential`` (by ``number_means``).
+    ``name`` is the parameter the value was given as (``"latency"``): the one a refusal names."""
+    validate.text("name", name, empty=False)
     validate.choice("number_means", number_means, ("fixed", "exponential"))
     if isinstance(value, Distribution):
         return value

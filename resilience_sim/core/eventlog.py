@@ -34,15 +34,23 @@ from . import validate
 DEFAULT_LIMIT = 10_000
 
 
+#: Most entries a bounded log may be asked to keep: a billion is already more memory than a laptop has
+#: (a deque cannot even be given a bound past 9.2e18); ``None`` is the way to say "keep everything".
+MAX_LIMIT = 10 ** 9
+
+
 def check_limit(name: str, limit) -> int | None:
-    """``limit`` as a whole number >= 0, or ``None`` (unbounded); else a ``ValueError`` naming ``name``."""
+    """``limit`` as a whole number in [0, :data:`MAX_LIMIT`], or ``None`` (unbounded); else a
+    ``ValueError`` (a ``WrongType`` for a value that is not a number) naming ``name``."""
     if limit is None:
         return None
+    allowed = f"a whole number >= 0 and <= {MAX_LIMIT:,} (entries kept) or None (keep all)"
     try:
-        return validate.integer(name, limit, low=0)
+        return validate.integer(name, limit, low=0, high=MAX_LIMIT)
+    except validate.WrongType:
+        raise validate.WrongType(f"{name} must be {allowed}, got {validate.show(limit)}") from None
     except ValueError:
-        raise ValueError(f"{name} must be a whole number >= 0 (entries kept) or None (keep all), "
-                         f"got {limit!r}") from None
+        raise ValueError(f"{name} must be {allowed}, got {validate.show(limit)}") from None
 
 
 def check_callback(name: str, fn, takes: str = "(entry)"):
@@ -127,4 +135,4 @@ def policy_log(kind: str, log_limit: int | None = DEFAULT_LIMIT, on_event=None, 
     return EventLog(log_limit, on_event=None if on_event is None else partial(on_event, kind), key=key)
 
 
-__all__ = ["EventLog", "DEFAULT_LIMIT", "policy_log", "check_limit", "check_callback"]
+__all__ = ["EventLog", "DEFAULT_LIMIT", "MAX_LIMIT", "policy_log", "check_limit", "check_callback"]

@@ -1,6 +1,7 @@
 """What is known exactly: the formulas the simulator is validated against and the course teaches."""
 from __future__ import annotations
 
+import decimal
 import math
 import sys
 from fractions import Fraction
@@ -222,7 +223,22 @@ def chain_availability_sd(n: int, availability: float, cycles: int) -> float:
     n = validate.integer("n", n, low=1)
     a = validate.probability("availability", availability)
     cycles = validate.integer("cycles", cycles, low=1)
-    return math.sqrt(n) * a * (1 - a) * math.sqrt(2 / cycles)
+    try:
+        return math.sqrt(n) * a * (1 - a) * math.sqrt(2 / cycles)
+    except OverflowError:                      # n beyond 1.8e308: its root, in logs
+        return _root_n_times("n", n, a * (1 - a) * math.sqrt(2 / cycles), "the chain's standard deviation")
+
+
+def _root_n_times(name: str, n: int, x: float, what: str) -> float:
+    """sqrt(n) * x for an int ``n`` too large for a float (x >= 0), or a ValueError naming ``name``
+    when the product is beyond the largest float too."""
+    if x == 0.0:
+        return 0.0
+    log_value = math.log(n) / 2 + math.log(x)
+    if log_value > _LOG_MAX:
+        raise ValueError(f"{name} must be smaller: {what} is e^{log_value:.4g}, beyond the largest float "
+                         f"(1.8e308 = e^709.8), got {name}={validate.show(n)}")
+    return math.exp(log_value)
 
 
 # --- counting independent trials --------------------------------------------------------------
@@ -231,15 +247,79 @@ def share_sd(p: float, n: int) -> float:
     ``p``: sqrt(p (1 - p) / n) (binomial)."""
     p = validate.probability("p", p)
     n = validate.integer("n", n, low=1)
-    return math.sqrt(p * (1 - p) / n)
+    try:
+        return math.sqrt(p * (1 - p) / n)
+    except OverflowError:                      # n beyond 1.8e308: sqrt(p (1 - p)) / sqrt(n), in logs
+        spread = p * (1 - p)
+        return math.exp((math.log(spread) - math.log(n)) / 2) if spread else 0.0
+
+
+#: Up to this many trials :func:`binomial_tail` sums its terms as the formula reads (C(n, i) is a float
+#: up to n = 1029); beyond, it works from the ratios of neighbouring terms, in logs.
+_EXACT_TRIALS = 1000
 
 
 def binomial_tail(n: int, p: float, k: int) -> float:
-    """P(at least ``k`` successes among ``n`` independent trials, each a success with probability ``p``)."""
+    """P(at least ``k`` successes among ``n`` independent trials, each a success with probability ``p``),
+    for ``n`` up to :data:`MAX_STATES`.
+
+    Up to 1,000 trials the terms C(n, i) p^i (1 - p)^(n - i) are summed as written; beyond (C(n, i)
+    is past the largest float from n = 1030), from the ratios of neighbouring terms, summing only
+    those that count: outward from the largest, until they fall below 4e-18 of it."""
     n = validate.integer("n", n, low=0)
+    if n > MAX_STATES:
+        raise ValueError(f"n must be <= {MAX_STATES:,} (the tail is summed one outcome at a time; for "
+                         f"more trials use the normal approximation), got {validate.show(n)}")
     p = validate.probability("p", p)
     k = validate.integer("k", k, low=0)
-    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))
+    if k > n:
+        return 0.0
+    if n <= _EXACT_TRIALS:
+        return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))
+    if k == 0 or p == 1.0:
+        return 1.0
+    if p == 0.0:
+        return 0.0
+    return _binomial_tail_in_logs(n, p, k)
+
+
+def _binomial_tail_in_logs(n: int, p: float, k: int) -> float:
+    """:func:`binomial_tail` for 0 < p < 1 and 1 <= k <= n, without ever forming C(n, i).
+
+    Terms are read as ratios to the mode's: term(i + 1) / term(i) = (n - i) / (i + 1) * p / (1 - p).
+    The mode's own term is 1 / (the sum of all the ratios), since all the terms sum to 1. A tail above
+    the mode is summed outward from ``k``; one that holds the mode is 1 minus the tail below ``k``."""
+    log_odds = math.log(p) - math.log1p(-p)                   # log(p / (1 - p))
+    mode = min(n, math.floor((n + 1) * p))
+
+    def log_step(i: int, up: bool) -> float:                  # log(term(i +/- 1) / term(i))
+        return math.log((n - i) / (i + 1)) + log_odds if up else math.log(i / (n - i + 1)) - log_odds
+
+    def mass_from(j: int, up: bool) -> float:                 # sum of term(i) / term(j), i from j outward
+        total, log_ratio, i = 0.0, 0.0, j
+        while log_ratio > -40.0:                              # e^-40 is 4e-18: the rest cannot move the sum
+            total += math.exp(log_ratio)
+            if i == (n if up else 0):
+                break
+            log_ratio += log_step(i, up)
+            i += 1 if up else -1
+        return total
+
+    def log_ratio_to_mode(j: int) -> float:                   # log(term(j) / term(mode))
+        if abs(j - mode) <= 10_000:                           # step by step: exact to a few ulps
+            up, total = j > mode, 0.0
+            for i in (range(mode, j) if up else range(mode, j, -1)):
+                total += log_step(i, up)
+            return total
+        # far out (the tail is below e^-200 there): by log-gamma, to about 1e-9
+        return (math.lgamma(mode + 1) + math.lgamma(n - mode + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
+                + (j - mode) * log_odds)
+
+    log_mode = -math.log(mass_from(mode, True) + mass_from(mode, False) - 1.0)
+    if k > mode:
+        return min(1.0, math.exp(log_mode + log_ratio_to_mode(k) + math.log(mass_from(k, True))))
+    below = math.exp(log_mode + log_ratio_to_mode(k - 1) + math.log(mass_from(k - 1, False)))
+    return min(1.0, max(0.0, 1.0 - below))
 
 
 def trials_until_run(p: float, k: int) -> float:
@@ -247,9 +327,28 @@ def trials_until_run(p: float, k: int) -> float:
     from a fresh start: (1 - p^k) / ((1 - p) p^k), the classic waiting time for a run."""
     p = validate.number("p", p, low=0.0, high=1.0, low_open=True)
     k = validate.integer("k", k, low=1)
-    if p == 1.0:
+    if p == 1.0:                               # every trial fails: the run ends at trial k
+        if k > sys.float_info.max:
+            raise ValueError(f"k must be at most 1.8e308 (a float), got {validate.show(k)}")
         return float(k)
-    return (1 - p ** k) / ((1 - p) * p ** k)
+    try:
+        wait = (1 - p ** k) / ((1 - p) * p ** k)
+        if wait != math.inf:
+            return wait
+    except (OverflowError, ZeroDivisionError):  # p^k underflowed to 0, or k is past any float
+        pass
+    # the same in logs: log(wait) = -k log p + log(1 - p^k) - log(1 - p)
+    log_p = math.log(p)
+    log_pk = k * log_p if k <= sys.float_info.max else -math.inf
+    log_wait = -log_pk + math.log(-math.expm1(log_pk)) - math.log1p(-p)
+    if log_wait <= _LOG_MAX:
+        return math.exp(log_wait)
+    longest = math.floor((_LOG_MAX - 1.0 + math.log1p(-p)) / -log_p)   # the longest run whose wait fits
+    about = f"e^{log_wait:.4g}" if log_wait < math.inf else "more than e^1.8e308"
+    fix = (f"at this p, k must be <= {longest:,}" if longest >= 1 else
+           f"at this p even a single failure takes 1/p trials on average, beyond 1.8e308 too: use a larger p")
+    raise ValueError(f"k must be smaller or p larger: the expected wait for {validate.show(k)} failures in a "
+                     f"row at p={p!r} is {about} trials, beyond the largest float (1.8e308 = e^709.8); {fix}")
 
 
 # --- retries --------------------------------------------------------------------------------------
@@ -257,21 +356,58 @@ def retry_availability(p: float, attempts: int) -> float:
     """The share of requests answered when each attempt fails independently with probability ``p``
     and a request makes up to ``attempts`` attempts: 1 - p^attempts."""
     p = validate.probability("p", p)
-    return 1.0 - p ** validate.integer("attempts", attempts, low=1)
+    attempts = validate.integer("attempts", attempts, low=1)
+    try:
+        return 1.0 - p ** attempts
+    except OverflowError:                      # attempts beyond 1.8e308: p^attempts is 0 unless p is 1
+        return 0.0 if p == 1.0 else 1.0
+
+
+#: Up to this many attempts the retry formulas are summed term by term, as they read; beyond, they
+#: use their closed forms (a sum over 10**30 attempts would never end).
+_SUMMED_ATTEMPTS = 10_000
 
 
 def expected_attempts(p: float, attempts: int) -> float:
-    """Mean attempts per request in the same setting: 1 + p + ... + p^(attempts - 1)."""
+    """Mean attempts per request in the same setting: 1 + p + ... + p^(attempts - 1), which is
+    (1 - p^attempts) / (1 - p) (the closed form, used past 10,000 attempts)."""
     p = validate.probability("p", p)
-    return sum(p ** i for i in range(validate.integer("attempts", attempts, low=1)))
+    attempts = validate.integer("attempts", attempts, low=1)
+    if attempts <= _SUMMED_ATTEMPTS:
+        return sum(p ** i for i in range(attempts))
+    if p == 1.0:                               # every attempt fails: all of them are made
+        if attempts > sys.float_info.max:
+            raise ValueError(f"attempts must be at most 1.8e308 (a float) when p is 1 (every attempt is "
+                             f"made), got {validate.show(attempts)}")
+        return float(attempts)
+    if p == 0.0:
+        return 1.0
+    log_all = attempts * math.log(p) if attempts <= sys.float_info.max else -math.inf   # log p^attempts
+    return -math.expm1(log_all) / (1.0 - p)
 
 
 def attempts_variance(p: float, attempts: int) -> float:
     """Variance of the attempts per request in the same setting (a geometric count cut at
-    ``attempts``): E[N^2] - E[N]^2 with E[N^2] = sum over i < attempts of (2i + 1) p^i."""
-    mean = expected_attempts(p, attempts)
-    second = sum((2 * i + 1) * p ** i for i in range(attempts))
-    return max(second - mean ** 2, 0.0)
+    ``attempts``): E[N^2] - E[N]^2 with E[N^2] = sum over i < attempts of (2i + 1) p^i.
+
+    Past 10,000 attempts, the closed form (p - (2a - 1)(1 - p) p^a - p^(2a)) / (1 - p)^2, for a =
+    attempts, computed with 80 significant digits (its terms nearly cancel when p is close to 1)."""
+    p = validate.probability("p", p)
+    attempts = validate.integer("attempts", attempts, low=1)
+    if attempts <= _SUMMED_ATTEMPTS:
+        mean = expected_attempts(p, attempts)
+        second = sum((2 * i + 1) * p ** i for i in range(attempts))
+        return max(second - mean ** 2, 0.0)
+    if p in (0.0, 1.0):                        # always one attempt, or always all of them
+        return 0.0
+    with decimal.localcontext() as ctx:
+        ctx.prec, ctx.Emax, ctx.Emin = 80, decimal.MAX_EMAX, decimal.MIN_EMIN
+        ctx.traps[decimal.Underflow] = ctx.traps[decimal.Subnormal] = False   # a tiny p^a is 0
+        fail, a = decimal.Decimal(p), decimal.Decimal(attempts)
+        ok = 1 - fail
+        every = fail ** a                                     # p^a
+        variance = (fail - (2 * a - 1) * ok * every - every * every) / (ok * ok)
+    return max(float(variance), 0.0)
 
 
 # --- queues ------------------------------------------------------------------------------------------
@@ -282,8 +418,17 @@ def mmc_tail(t: float, servers: int, arrival_rate: float, service_rate: float) -
     c mu - lambda; C is :func:`erlang_c`) plus an exponential service with rate mu.
     """
     t = validate.non_negative("t", t)
-    c, lam, mu = servers, arrival_rate, service_rate
-    C = erlang_c(c, lam, mu)
+    return _mmc_tail(t, *_mmc(servers, arrival_rate, service_rate))
+
+
+def _mmc(servers, arrival_rate, service_rate) -> tuple:
+    """``(c, lambda, mu, C)``: the three checked (by :func:`erlang_c`) and the Erlang C probability."""
+    C = erlang_c(servers, arrival_rate, service_rate)
+    return int(servers), float(arrival_rate), float(service_rate), C
+
+
+def _mmc_tail(t: float, c: int, lam: float, mu: float, C: float) -> float:
+    """P(time in system > t) given C, the probability of waiting."""
     r = c * mu - lam
     if math.isclose(r, mu):
         return math.exp(-mu * t) * (1 + C * mu * t)
@@ -295,68 +440,108 @@ def mmc_quantile(q: float, servers: int, arrival_rate: float, service_rate: floa
     q = validate.number("q", q, low=0.0, high=1.0, low_open=True)
     if q == 1.0:
         raise ValueError("q must be in (0, 1) (the 1-quantile of a time in system is infinite), got 1.0")
-    return _invert(lambda t: mmc_tail(t, servers, arrival_rate, service_rate), 1 - q, steps=60, upper=False)
+    queue = _mmc(servers, arrival_rate, service_rate)       # C once, not at every step (10**6 servers: 0.1 s)
+    return _invert(lambda t: _mmc_tail(t, *queue), 1 - q, steps=60, upper=False)
 
 
 # --- latency distributions -----------------------------------------------------------------------
+def _closed_form(dist, kinds: tuple, what: str) -> None:
+    """Refuse a ``dist`` (or a part of a Mixture) that is not one of ``kinds``: the formulas here are
+    exact for those only."""
+    from .distributions import Distribution, Mixture
+    names = ", ".join(k.__name__ for k in kinds[:-1]) + f" or {kinds[-1].__name__}"
+    if not isinstance(dist, Distribution):
+        raise validate.WrongType(f"dist must be a {names} distribution, or a Mixture of them (for {what}), "
+                                 f"got {validate.show(dist)}")
+    if isinstance(dist, Mixture):
+        for _, part in dist.parts:
+            _closed_form(part, kinds, what)
+    elif not isinstance(dist, kinds):
+        raise ValueError(f"dist must be a {names} distribution, or a Mixture of them: {what} has no exact "
+                         f"formula here for a {type(dist).__name__}; estimate it from a sample instead "
+                         f"(dist.samples(random.Random(1), 100_000)); got {validate.show(dist)}")
+
+
+def _survival_kinds() -> tuple:
+    from .distributions import Exponential, Fixed, LogNormal, Uniform
+    return (Fixed, Exponential, Uniform, LogNormal)
+
+
 def survival(dist, t: float) -> float:
-    """P(X > ``t``) for a Fixed, Exponential, Uniform or LogNormal duration X, or a Mixture of them."""
-    from .distributions import Exponential, Fixed, LogNormal, Mixture, Uniform
+    """P(X > ``t``) for a Fixed, Exponential, Uniform or LogNormal duration X, or a Mixture of them.
+    ``t`` is any number of seconds, infinite too (P(X > t) is 1 for t < 0, and 0 for t = inf)."""
+    _closed_form(dist, _survival_kinds(), "survival")
+    return _survival(dist, validate.number("t", t, allow_inf=True))
+
+
+def _survival(dist, t: float) -> float:
+    """:func:`survival` of a checked ``dist`` at a checked ``t`` (what the bisections call)."""
+    from .distributions import Exponential, Fixed, LogNormal, Mixture
     if t < 0:
         return 1.0
     if isinstance(dist, Mixture):
-        return sum(w * survival(d, t) for w, d in dist.parts)
+        return sum(w * _survival(d, t) for w, d in dist.parts)
     if isinstance(dist, LogNormal):
         return 1.0 - _NORMAL.cdf(math.log(t / dist.median) / dist.sigma) if t > 0 else 1.0
     if isinstance(dist, Exponential):
         return math.exp(-t / dist.mean)
     if isinstance(dist, Fixed):
         return 1.0 if t < dist.value else 0.0
-    if isinstance(dist, Uniform):
-        return 1.0 if t < dist.low else 0.0 if t >= dist.high else (dist.high - t) / (dist.high - dist.low)
-    raise ValueError(f"dist must be a Fixed, Exponential, Uniform, LogNormal or Mixture, got {dist!r}")
+    return 1.0 if t < dist.low else 0.0 if t >= dist.high else (dist.high - t) / (dist.high - dist.low)
 
 
 def capped_mean(dist, limit: float) -> float:
     """E[min(X, ``limit``)] for a Fixed, Exponential or LogNormal duration X, or a Mixture of them:
     the mean time a call holds its caller when the caller stops waiting at ``limit`` (a timeout)."""
     from .distributions import Exponential, Fixed, LogNormal, Mixture
+    _closed_form(dist, (Fixed, Exponential, LogNormal), "a capped mean")
     limit = validate.number("limit", limit, low=0.0, allow_inf=True)
+    return _capped_mean(dist, limit)
+
+
+def _capped_mean(dist, limit: float) -> float:
+    from .distributions import Exponential, LogNormal, Mixture
     if math.isinf(limit):
         return dist.mean
     if isinstance(dist, Mixture):
-        return sum(w * capped_mean(d, limit) for w, d in dist.parts)
+        return sum(w * _capped_mean(d, limit) for w, d in dist.parts)
     if isinstance(dist, LogNormal):
         mu, s = math.log(dist.median), dist.sigma
         z = (math.log(limit) - mu) / s if limit > 0 else -math.inf
         return dist.mean * _NORMAL.cdf(z - s) + limit * (1 - _NORMAL.cdf(z))
     if isinstance(dist, Exponential):
         return dist.mean * -math.expm1(-limit / dist.mean)
-    if isinstance(dist, Fixed):
-        return min(dist.value, limit)
-    raise ValueError(f"dist must be a Fixed, Exponential, LogNormal or Mixture, got {dist!r}")
+    return min(dist.value, limit)
 
 
 def hedged_survival(dist, delay: float, t: float) -> float:
     """P(hedged latency > ``t``): a copy, sent ``delay`` seconds after the primary if no answer came,
     is an independent draw from ``dist`` and the first answer wins (ample capacity: nobody queues).
     So a hedged call is slower than t only if the primary is slower than t *and* the copy slower
-    than t - delay."""
+    than t - delay. ``t`` is any number of seconds, infinite too."""
+    _closed_form(dist, _survival_kinds(), "a hedged survival")
     delay = validate.number("delay", delay, low=0.0, allow_inf=True)
+    return _hedged_survival(dist, delay, validate.number("t", t, allow_inf=True))
+
+
+def _hedged_survival(dist, delay: float, t: float) -> float:
     if math.isinf(delay) or t < delay:
-        return survival(dist, t)
-    return survival(dist, t) * survival(dist, t - delay)
+        return _survival(dist, t)
+    return _survival(dist, t) * _survival(dist, t - delay)
 
 
 def quantile(dist, p: float) -> float:
     """The exact ``p``-th percentile (0 < p < 100) of a duration distribution, in seconds (by
     bisection on :func:`survival`)."""
-    return _invert(lambda t: survival(dist, t), 1.0 - _percent("p", p) / 100)
+    _closed_form(dist, _survival_kinds(), "a quantile")
+    return _invert(lambda t: _survival(dist, t), 1.0 - _percent("p", p) / 100)
 
 
 def hedged_quantile(dist, delay: float, p: float) -> float:
     """The exact ``p``-th percentile (0 < p < 100) of the latency of a call hedged after ``delay`` seconds."""
-    return _invert(lambda t: hedged_survival(dist, delay, t), 1.0 - _percent("p", p) / 100)
+    _closed_form(dist, _survival_kinds(), "a hedged quantile")
+    delay = validate.number("delay", delay, low=0.0, allow_inf=True)
+    return _invert(lambda t: _hedged_survival(dist, delay, t), 1.0 - _percent("p", p) / 100)
 
 
 _NORMAL = NormalDist()

@@ -29,9 +29,14 @@ def boolean(name: str, value) -> bool:
     ``shade="no"`` would otherwise mean the opposite of what they look like."""
     if isinstance(value, bool):
         return value
-    if type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"):
+    if _is_bool(value):
         return bool(value)
     raise WrongType(f"{name} must be True or False, got {show(value)}")
+
+
+def _is_bool(value) -> bool:
+    """True or False, a Python or a numpy bool."""
+    return isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"))
 
 
 def show(value) -> str:
@@ -65,13 +70,22 @@ def number(name: str, value, *, low: float | None = None, high: float | None = N
 
 def _describe(low, high, low_open, allow_inf) -> str:
     if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+        return f"in {'(' if low_open else '['}{_g(low)}, {_g(high)}]"
     if low is not None:
-        bound = f"> {low:g}" if low_open else f">= {low:g}"
+        bound = f"> {_g(low)}" if low_open else f">= {_g(low)}"
         return bound + ("" if allow_inf else " and finite")
     if high is not None:
-        return f"<= {high:g}" + ("" if allow_inf else " and finite")
+        return f"<= {_g(high)}" + ("" if allow_inf else " and finite")
     return "(finite)" if not allow_inf else "(not NaN)"
+
+
+def _g(bound) -> str:
+    """A bound as ``:g`` shows it, whatever real number it is: ``Fraction(3, 2)`` (whose ``__format__``
+    knows no ``g``) reads 1.5, numpy scalars read as floats; one too large for a float as it is."""
+    try:
+        return f"{float(bound):g}"
+    except (OverflowError, TypeError, ValueError):
+        return show(bound)
 
 
 def positive(name: str, value, *, allow_inf: bool = False) -> float:
@@ -143,10 +157,12 @@ def function(name: str, value, *, optional: bool = False):
 
 
 def choice(name: str, value, allowed: Iterable):
-    """One of ``allowed``."""
+    """One of ``allowed``. A bool is not a number here: ``True`` does not stand for an option ``1``
+    (Python has ``True == 1``), nor ``1`` for an option ``True``; ``2.0`` does stand for ``2``."""
     allowed = list(allowed)
+    flag = _is_bool(value)
     try:
-        found = any(value is a or bool(value == a) for a in allowed)
+        found = any(value is a or (flag == _is_bool(a) and bool(value == a)) for a in allowed)
     except (TypeError, ValueError):  # a numpy array compared element-wise, say
         found = False
     if not found:

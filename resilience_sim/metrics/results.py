@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -64,11 +65,7 @@ class ClientStats:
         """The breaker's state at each of ``times``: 0 closed, 1 half-open, 2 open."""
         if not self.breaker_history:
             raise ValueError(f"client {self.name!r} has no circuit breaker")
-        try:
-            times = np.asarray(times, dtype=float)
-        except (TypeError, ValueError):
-            raise validate.WrongType(f"times must be a number or an array of numbers (seconds), "
-                                     f"got {validate.show(times)}") from None
+        times = _times("times", times)
         if not np.all(np.isfinite(times)):     # NaN would read as the last state, silently
             raise ValueError(f"times must be finite, got {validate.show(times)}")
         code = {"closed": 0, "half-open": 1, "open": 2}
@@ -76,6 +73,33 @@ class ClientStats:
         states = np.array([code[s] for _, s in self.breaker_history])
         idx = np.searchsorted(change_times, times, side="right") - 1
         return states[np.maximum(idx, 0)]
+
+
+def _times(name: str, times) -> np.ndarray:
+    """``times`` (a number, or a list or array of numbers) as a float array; a ``WrongType`` naming
+    ``name`` for anything else. Text is refused, not parsed: ``np.asarray(["1"], dtype=float)`` would
+    quietly read it as 1.0."""
+    wrong = validate.WrongType(f"{name} must be a number or a list (or array) of numbers, in seconds, "
+                               f"got {validate.show(times)}")
+    if isinstance(times, (str, bytes)):
+        raise wrong
+    try:
+        raw = np.asarray(times)
+    except (TypeError, ValueError):             # a ragged list, say
+        raise wrong from None
+    if raw.dtype.kind in "iuf" or raw.size == 0:
+        return raw.astype(float)
+    if raw.dtype.kind == "O" and all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in raw.flat):
+        # ints past int64 (10**30), Fractions: as floats, those past any float (10**400) as infinite
+        return np.array([_float(x) for x in raw.flat]).reshape(raw.shape)
+    raise wrong
+
+
+def _float(x) -> float:
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
 
 
 @dataclass(frozen=True)
@@ -301,17 +325,7 @@ class Results:
         ``availability`` (NaN when empty), ``throughput`` (answered per second) and ``p99`` latency
         (NaN when nothing answered). At most :data:`MAX_BINS` bins."""
         bin_width = validate.number("bin_width", bin_width, low=0.0, high=self.duration, low_open=True)
-        bins = self.duration / bin_width                 # inf for a bin_width of 5e-324
-        if bins > MAX_BINS:
-            least = self.duration / MAX_BINS
-            step = 10.0 ** (math.floor(math.log10(least)) - 2)
-            least = math.ceil(least / step - 1e-6) * step            # three figures, rounded up
-            while math.ceil(self.duration / least) > MAX_BINS:
-                least += step
-            many = f"{math.ceil(bins):,}" if bins < 1e18 else f"{bins:.3g}"
-            raise ValueError(f"bin_width must give at most {MAX_BINS:,} bins: {bin_width!r} s over this "
-                             f"{self.duration:g} s window gives {many}; use bin_width >= {least:.3g}")
-        n_bins = math.ceil(bins)
+        n_bins = bin_count(self.duration, bin_width)
         idx = np.minimum(((self.start - self.since) / bin_width).astype(np.int64), n_bins - 1)
         ok = self.outcome <= Outcome.DEGRADED
         total = np.bincount(idx, minlength=n_bins)
@@ -337,6 +351,36 @@ class Results:
             out.update({f"p{p}": v for p, v in self.latency_percentiles().items()})
         out["calls_per_request"] = self.calls_per_request()
         return out
+
+
+def bin_count(duration: float, bin_width: float, name: str = "bin_width") -> int:
+    """How many ``bin_width`` bins cover ``duration`` seconds: at most :data:`MAX_BINS`, else a
+    ValueError naming ``name`` and the smallest bin width that works."""
+    bins = duration / bin_width                      # inf for a bin_width of 5e-324
+    if bins > MAX_BINS:
+        least = duration / MAX_BINS
+        step = 10.0 ** (math.floor(math.log10(least)) - 2)
+        least = math.ceil(least / step - 1e-6) * step            # three figures, rounded up
+        while math.ceil(duration / least) > MAX_BINS:
+            least += step
+        many = f"{math.ceil(bins):,}" if bins < 1e18 else f"{bins:.3g}" if bins < math.inf else "more than 1.8e308"
+        raise ValueError(f"{name} must give at most {MAX_BINS:,} bins: {bin_width!r} s over this "
+                         f"{duration:g} s window gives {many}; use {name} >= {least:.3g}")
+    return math.ceil(bins)
+
+
+def as_results(results, name: str = "results") -> "Results":
+    """``results`` if it is a run's :class:`Results`, else a ``WrongType`` naming ``name`` that says
+    where a Results comes from."""
+    if isinstance(results, Results):
+        return results
+    if isinstance(getattr(results, "results", None), Results):
+        hint = f": this {type(results).__name__} holds one, pass its .results"
+    elif hasattr(results, "run") and hasattr(results, "env"):
+        hint = ": run the world first, results = world.run(until=...), and pass what it returns"
+    else:
+        hint = " (what world.run(until=...) returns)"
+    raise validate.WrongType(f"{name} must be a Results{hint}; got {validate.show(results)}")
 
 
 def percentile_list(name: str, ps) -> list:

@@ -18,7 +18,34 @@ import numpy as np
 
 from ..core import validate
 from ..core.reasons import Outcome
-from ..core.timeline import combine
+from ..core.timeline import Timeline, combine
+from .results import MAX_BINS, as_results, bin_count
+
+#: Most slices :func:`batch_means` cuts a run into (each is a row of a spans x batches array).
+MAX_BATCHES = MAX_BINS
+#: Cells of the (slices x down spans) array :func:`batch_means` works on at a time (80 MB).
+_CELLS = 10 ** 7
+
+
+def _window(lo, hi) -> tuple[float, float]:
+    """``lo`` and ``hi`` as finite floats with lo < hi, else a ValueError naming the one at fault (an
+    infinite end is refused with the finite one that means the same: the start or end of the run)."""
+    lo = _finite("lo", lo, "for 'from the start of the run' pass results.since")
+    hi = _finite("hi", hi, "for 'to the end of the run' pass results.until")
+    if not hi > lo:
+        raise ValueError(f"hi must be > lo ({lo!r}): the window [lo, hi) would be empty, got hi={hi!r}")
+    return lo, hi
+
+
+def _finite(name: str, value, hint: str) -> float:
+    try:
+        return validate.number(name, value)
+    except validate.WrongType:
+        raise
+    except ValueError as err:
+        if value == value:                       # infinite (NaN is not equal to itself): say what to pass
+            raise ValueError(f"{err}; {hint}") from None
+        raise
 
 
 def _started_in(results, lo: float, hi: float) -> np.ndarray:
@@ -27,16 +54,21 @@ def _started_in(results, lo: float, hi: float) -> np.ndarray:
 
 def availability_between(results, lo: float, hi: float) -> float:
     """The share of the requests that started in ``[lo, hi)`` that got an answer (full or degraded);
-    NaN when none started there."""
+    NaN when none started there. ``lo`` and ``hi`` are finite seconds, ``lo < hi``; the window may
+    reach outside the run's (it is just empty there)."""
+    results = as_results(results)
+    lo, hi = _window(lo, hi)
     mask = _started_in(results, lo, hi)
     return float((results.outcome[mask] <= Outcome.DEGRADED).mean()) if mask.any() else math.nan
 
 
 def quality_series(results, bin_width: float) -> dict[str, np.ndarray]:
     """Per ``bin_width`` bin of the results' window, by start time: ``t`` (bin start), ``answered``
-    and ``full_quality`` (shares of the requests that started in the bin; NaN where none did)."""
+    and ``full_quality`` (shares of the requests that started in the bin; NaN where none did).
+    At most :data:`~resilience_sim.metrics.results.MAX_BINS` bins."""
+    results = as_results(results)
     bin_width = validate.positive("bin_width", bin_width)
-    n_bins = int(math.ceil(results.duration / bin_width))
+    n_bins = bin_count(results.duration, bin_width)
     idx = np.minimum(((results.start - results.since) / bin_width).astype(np.int64), n_bins - 1)
     total = np.bincount(idx, minlength=n_bins)
     good = np.bincount(idx, weights=results.outcome <= Outcome.DEGRADED, minlength=n_bins)
@@ -48,7 +80,12 @@ def quality_series(results, bin_width: float) -> dict[str, np.ndarray]:
 
 
 def time_down(timeline, lo: float, hi: float) -> float:
-    """Seconds ``timeline`` spent down inside ``[lo, hi)`` (what an up/down health check reported)."""
+    """Seconds ``timeline`` spent down inside ``[lo, hi)`` (what an up/down health check reported);
+    ``lo`` and ``hi`` are finite seconds, ``lo < hi``."""
+    if not isinstance(timeline, Timeline):
+        raise validate.WrongType(f"timeline must be a Timeline, e.g. results.services['db'].timeline, "
+                                 f"got {validate.show(timeline)}")
+    lo, hi = _window(lo, hi)
     return sum(min(e, hi) - max(s, lo) for s, e in timeline.down_windows(hi) if e > lo and s < hi)
 
 
@@ -59,13 +96,16 @@ def batch_means(results, *services: str, need: str = "all", batches: int = 20) -
     by sqrt(batches), says how noisy the whole-run figure is, where no simple formula gives it.
     ``need`` is as for :meth:`Results.time_availability` ("all" or "any" of them up).
     """
-    batches = validate.integer("batches", batches, low=2)
+    results = as_results(results)
+    batches = validate.integer("batches", batches, low=2, high=MAX_BATCHES)
     if not services:
         raise ValueError(f"services must name at least one of {sorted(results.services)}")
     timelines = [results._stats(name).timeline for name in services]
     spans = np.array(combine(timelines, results.until, need=need)).reshape(-1, 2)
     edges = np.linspace(results.since, results.until, batches + 1)
     lo, hi = edges[:-1, None], edges[1:, None]
-    down = np.clip(np.minimum(spans[:, 1], hi) - np.maximum(spans[:, 0], lo), 0.0, None).sum(axis=1)
+    rows = max(1, _CELLS // max(1, len(spans)))      # slices at a time: a (slices x spans) array stays small
+    down = np.concatenate([np.clip(np.minimum(spans[:, 1], hi[i:i + rows]) - np.maximum(spans[:, 0], lo[i:i + rows]),
+                                   0.0, None).sum(axis=1) for i in range(0, batches, rows)])
     values = 1.0 - down / (results.duration / batches)
     return float(values.mean()), float(values.std(ddof=1) / math.sqrt(batches))

@@ -21,6 +21,15 @@ from ..core import validate
 MAX_PIXELS = 4000
 
 
+#: Widest label a control's widget takes, in pixels (half a screen's width is already generous).
+MAX_LABEL_PX = 2000
+
+
+def _label_px(label_px) -> int:
+    """A label width in whole pixels, in [0, :data:`MAX_LABEL_PX`]."""
+    return validate.integer("label_px", label_px, low=0, high=MAX_LABEL_PX)
+
+
 def _identifier(name):
     """A control's ``name``: the keyword the compute function receives, so a Python identifier."""
     validate.text("name", name)
@@ -70,6 +79,8 @@ class Slider:
         return f"{self.label} ({self.unit})" if self.unit else self.label
 
     def widget(self, label_px: int = 190):
+        """The ipywidgets slider, its label ``label_px`` pixels wide (a whole number in [0, 2000])."""
+        label_px = _label_px(label_px)
         common = dict(description=self.description, continuous_update=False,
                       style={"description_width": f"{label_px}px"},
                       layout=widgets.Layout(width=f"{label_px + 290}px"))
@@ -124,6 +135,8 @@ class Choice:
         return self.label
 
     def widget(self, label_px: int = 190):
+        """The ipywidgets toggle buttons, their label ``label_px`` pixels wide (a whole number in [0, 2000])."""
+        label_px = _label_px(label_px)
         return widgets.ToggleButtons(options=list(self.options), value=self.default, description=self.label,
                                      style={"description_width": f"{label_px}px", "button_width": "auto"})
 

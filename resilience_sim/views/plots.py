@@ -29,16 +29,8 @@ def _axes(ax):
 
 def _results(results):
     """``results`` if it is a run's Results, else a WrongType that says where Results come from."""
-    from ..metrics.results import Results
-    if isinstance(results, Results):
-        return results
-    if isinstance(getattr(results, "results", None), Results):
-        hint = f": this {type(results).__name__} holds one, pass its .results"
-    elif hasattr(results, "run") and hasattr(results, "env"):
-        hint = ": run the world first, results = world.run(until=...), and pass what it returns"
-    else:
-        hint = " (what world.run(until=...) returns)"
-    raise validate.WrongType(f"results must be a Results{hint}; got {validate.show(results)}")
+    from ..metrics.results import as_results
+    return as_results(results)
 
 
 def _label(name: str, value):
