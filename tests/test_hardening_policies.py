@@ -554,3 +554,29 @@ def test_zero_negative_nan_or_non_numbers_are_still_refused(kw, name):
     world = World(1)
     with pytest.raises(ValueError, match=f"^{name} must be"):
         Client(world, Service(world, "db"), **kw)
+
+
+# --- the client's own arguments -------------------------------------------------------------------------
+def test_a_request_row_counts_the_attempts_of_its_own_client_not_those_of_a_dependency_client():
+    world = World(1)
+    leaf = Service(world, "leaf", capacity=10, latency=0.01, error_rate=1.0)
+    to_leaf = Client(world, leaf, name="mid->leaf", retry=RetryPolicy(4, ConstantBackoff(0.0)))
+
+    def handler(svc, req):
+        return (yield from svc.ask("leaf", req))
+
+    mid = Service(world, "mid", capacity=10, handler=handler, dependencies=[to_leaf])
+    OpenLoop(world, mid, 5, requests=20)
+    results = world.run(until=20)
+    assert leaf.calls == 4 * 20 and set(results.attempts) == {1}     # used to be 4: the dependency's
+
+
+@pytest.mark.parametrize("world", ["x", None, 1], ids=repr)
+def test_the_client_refuses_what_is_not_a_world(world):
+    with pytest.raises(TypeError, match="^world must be a World"):
+        Client(world, Service(World(1), "db"))
+
+
+def test_the_client_refuses_a_target_of_another_world():
+    with pytest.raises(ValueError, match="^target .* belongs to another World than the world given"):
+        Client(World(1), Service(World(2), "db"))

@@ -82,5 +82,5 @@ def test_a_waiter_can_leave_before_its_max_wait_without_counting_as_rejected():
     b.leave(1.0)                             # its caller gave up (cancelled, or its deadline came)
     assert b.waiting == 1 and b.rejections == []
     assert b.release(3.0) is True and b.waits == [1.0]   # the slot goes to the one still waiting
-    with pytest.raises(RuntimeError, match="leave"):
+    with pytest.raises(ValueError, match=r"enqueued_at must be .* \(leave\(\) without"):
         b.leave(1.0)

@@ -26,6 +26,8 @@ from ..core import validate
 from ..core.eventlog import check_callback, check_limit, policy_log
 
 INF = math.inf
+BIG = 1.7976931348623157e308       # the largest float: a "finite" int above it cannot be a float
+_PLAIN = (float, int)              # checked by comparisons alone; others (numpy, Fraction) by validate
 
 
 def flag(name: str, value) -> bool:
@@ -39,14 +41,19 @@ def flag(name: str, value) -> bool:
     raise ValueError(f"{name} must be True or False, got {value!r}{hint}")
 
 
-def duration(name: str, value) -> float:
-    """A finite number of seconds >= 0 (cheap when it is one)."""
+def _number(name, value, **rule) -> float:
+    """The slow path: ``validate.number``, with a huge int refused by name too (not an OverflowError)."""
     try:
-        if 0.0 <= value < INF and value.__class__ is not bool:
-            return value
-    except TypeError:
-        pass
-    return validate.non_negative(name, value)
+        return validate.number(name, value, **rule)
+    except OverflowError:
+        raise ValueError(f"{name} must be a number that fits a float (at most {BIG:g}), got {value!r}") from None
+
+
+def duration(name: str, value) -> float:
+    """A finite number of seconds >= 0 (cheap when it is a plain one)."""
+    if value.__class__ in _PLAIN and 0.0 <= value <= BIG:
+        return value
+    return _number(name, value, low=0.0)
 
 
 def count(name: str, value, low: int = 0) -> int:
@@ -57,23 +64,17 @@ def count(name: str, value, low: int = 0) -> int:
 
 
 def real(name: str, value) -> float:
-    """A number, infinities allowed, NaN not (cheap when it is one)."""
-    try:
-        if -INF <= value <= INF and value.__class__ is not bool:
-            return value
-    except TypeError:
-        pass
-    return validate.number(name, value, allow_inf=True)
+    """A number, infinities allowed, NaN not (cheap when it is a plain one)."""
+    if value.__class__ in _PLAIN and -INF <= value <= INF:
+        return value
+    return _number(name, value, allow_inf=True)
 
 
 def finite(name: str, value) -> float:
     """A finite number (a time such as a start, not checked against the clock)."""
-    try:
-        if -INF < value < INF and value.__class__ is not bool:
-            return value
-    except TypeError:
-        pass
-    return validate.number(name, value)
+    if value.__class__ in _PLAIN and -BIG <= value <= BIG:
+        return value
+    return _number(name, value)
 
 
 class Stateful:
@@ -97,12 +98,17 @@ class Stateful:
 
     def _tick(self, now):
         """``now`` if it is a finite time no earlier than the latest one seen (which it becomes)."""
-        try:
-            if self._now <= now < INF and now.__class__ is not bool:
-                self._now = now
-                return now
-        except TypeError:
-            pass
+        if now.__class__ in _PLAIN and self._now <= now <= BIG:
+            self._now = now
+            return now
+        if isinstance(now, numbers.Real) and now.__class__ is not bool:     # numpy, Fraction...
+            try:
+                t = float(now)
+            except OverflowError:
+                t = INF
+            if self._now <= t <= BIG:
+                self._now = t
+                return t
         raise ValueError(self._time_error(now))
 
     def _time_error(self, now) -> str:
@@ -110,7 +116,7 @@ class Stateful:
         seen = "no time yet" if last == -INF else f"now={last!r} last"
         if now.__class__ is bool or not isinstance(now, numbers.Real):
             return f"now must be a time in seconds (a finite number), got {now!r}; this {what} was given {seen}"
-        if not math.isfinite(now):
+        if not -BIG <= now <= BIG:
             return f"now must be a finite time in seconds, got now={now!r}; this {what} was given {seen}"
         return (f"now must not go back: this {what} was given now={last!r} last, then now={now!r}. "
                 f"Drive it with one clock; for a new run make a new {what}, or call reset()")
@@ -132,7 +138,10 @@ class Stateful:
                 self._owner = lambda: owner
 
     def claim(self, owner, name: str | None = None) -> None:
-        """Bind this policy to ``owner``; refused if another owner holds it (see :func:`claim`)."""
+        """Bind this policy to ``owner``; refused if another owner holds it (see :func:`claim`);
+        ``name`` is the parameter the refusal names (default: the class)."""
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"name must be a non-empty string or None, got {name!r}")
         claim(owner, **{name or type(self).__name__: self})
 
     def reset(self) -> None:                      # each policy builds its state here

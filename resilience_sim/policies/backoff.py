@@ -82,7 +82,9 @@ class Exponential(Backoff):
         self.multiplier = validate.number("multiplier", multiplier, low=1.0)
 
     def ceiling(self, attempt: int) -> float:
-        """The capped exponential value of retry ``attempt`` (safe for huge attempts)."""
+        """The capped exponential value of retry ``attempt`` (a whole number >= 1; safe for huge ones)."""
+        if attempt.__class__ is not int or attempt < 1:
+            attempt = validate.integer("attempt", attempt, low=1)
         try:
             return min(self.cap, self.base * self.multiplier ** attempt)
         except OverflowError:

@@ -80,7 +80,10 @@ class CircuitBreaker(Stateful):
         self.window_type = validate.choice("window_type", window_type, ("count", "time"))
         if window_type == "count":
             self.window = validate.integer("window", window, low=1)
-            self.min_calls = validate.integer("min_calls", min_calls, low=1, high=self.window)
+            try:
+                self.min_calls = validate.integer("min_calls", min_calls, low=1, high=self.window)
+            except ValueError as err:
+                raise ValueError(f"{err} (the window holds window={self.window} calls)") from None
         else:
             self.window = validate.positive("window", window)
             self.min_calls = validate.integer("min_calls", min_calls, low=1)
@@ -126,9 +129,7 @@ class CircuitBreaker(Stateful):
         self._advance(now)
         if success is not True and success is not False:
             success = flag("success", success)
-        if duration.__class__ is not float or not 0.0 <= duration < math.inf:
-            duration = _duration("duration", duration)
-        slow = duration > self.slow_call_duration
+        slow = _duration("duration", duration) > self.slow_call_duration
         permits = self._permits
         period = permits.resolve(permit, oldest=True)
         if period is None and self._state == CLOSED:
@@ -162,16 +163,8 @@ class CircuitBreaker(Stateful):
 
     # --- internals -----------------------------------------------------------------------------
     def _advance(self, now):
-        """Move the clock to ``now`` (``Stateful._tick``, inlined: every call passes here), and go
-        half-open if ``open_for`` has passed."""
-        try:
-            ok = self._now <= now < math.inf and now.__class__ is not bool
-        except TypeError:
-            ok = False
-        if not ok:
-            raise ValueError(self._time_error(now))
-        self._now = now
-        if self._state == OPEN and now >= self._opened_at + self.open_for:
+        """Move the clock to ``now`` (finite, never back), and go half-open once ``open_for`` has passed."""
+        if self._tick(now) >= self._opened_at + self.open_for and self._state == OPEN:
             self._to(self._opened_at + self.open_for, HALF_OPEN)
 
     def _add(self, now, failed, slow):

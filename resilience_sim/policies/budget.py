@@ -110,7 +110,8 @@ class AdaptiveThrottle(Stateful):
     retry loop asks :meth:`allow` before *every* attempt and records every attempt it sent. Then the
     guarantee holds with retries too: at steady state ``sent = requests * (1 - p) = requests * (K *
     accepts + 1) / (requests + 1)``, so the backend sees about K times what it accepts. (Asked once
-    per request but recorded per attempt, a client with 3 attempts sends about 3K/2 times.)
+    per request but recorded per attempt, the retries came on top: with K = 2 and 3 attempts the
+    backend saw 2.9 times what it accepted; ``tests/test_hardening_policies.py`` runs that case.)
 
     As the book counts them, local rejections are requests too, so after a total outage recovery is
     gradual: once the backend accepts again, the share let through roughly doubles every window.

@@ -105,7 +105,8 @@ class Bulkhead(Stateful):
         try:
             self._waiters.remove(enqueued_at)
         except ValueError:
-            raise RuntimeError(f"leave() without a waiter enqueued at {enqueued_at!r}") from None
+            raise ValueError(f"enqueued_at must be the time a waiter still waiting was enqueued (leave() "
+                             f"without such a waiter), got {enqueued_at!r}") from None
 
     def release(self, now: float) -> bool:
         """A call ended. Returns True when its slot went straight to the oldest waiter (wake it)."""

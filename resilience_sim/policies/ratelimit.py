@@ -48,7 +48,7 @@ class TokenBucket(Stateful):
         return self._tokens
 
     def _check(self, tokens):
-        if tokens == 1 and tokens.__class__ is not bool:
+        if tokens.__class__ in (int, float) and tokens == 1:
             return 1
         return validate.number("tokens", tokens, low=0.0, high=self.burst, low_open=True)
 

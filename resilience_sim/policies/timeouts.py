@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from ..core import validate
 from ..core.eventlog import DEFAULT_LIMIT, policy_log
-from ._state import INF, Stateful, duration, finite, flag
+from ._state import Stateful, duration, finite, flag
 
 
 class Timeout(Stateful):
