@@ -72,7 +72,8 @@ def test_boolean_takes_only_true_or_false_and_says_so_in_the_house_format():
     assert validate.boolean("shade", np.True_) is True and validate.boolean("shade", np.bool_(False)) is False
     for value in (1, 0, 1.0, None, "yes", "False", [], np.int64(1)):
         error = refuses(lambda: validate.boolean("shade", value), kind=WrongType)
-        assert str(error) == f"shade must be True or False, got {value!r}"
+        hint = " (any non-empty string is truthy: write True or False)" if isinstance(value, str) else ""
+        assert str(error) == f"shade must be True or False, got {value!r}{hint}"
 
 
 def test_a_wrong_type_is_both_a_type_error_and_a_value_error():

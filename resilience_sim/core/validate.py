@@ -31,7 +31,8 @@ def boolean(name: str, value) -> bool:
         return value
     if _is_bool(value):
         return bool(value)
-    raise WrongType(f"{name} must be True or False, got {show(value)}")
+    hint = " (any non-empty string is truthy: write True or False)" if isinstance(value, str) else ""
+    raise WrongType(f"{name} must be True or False, got {show(value)}{hint}")
 
 
 def _is_bool(value) -> bool:

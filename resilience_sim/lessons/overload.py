@@ -67,9 +67,10 @@ class ShopResult:
     bulkhead: int | None
     slow: float
 
-    def availability(self, route: str, lo: float = 0.0, hi: float = math.inf) -> float:
-        """The share of ``route``'s requests started in ``[lo, hi)`` that got an answer (NaN: none started)."""
-        return availability_between(self.results.only(route), lo, hi)
+    def availability(self, route: str, lo: float = 0.0, hi: float | None = None) -> float:
+        """The share of ``route``'s requests started in ``[lo, hi)`` (default ``hi``: the end of the
+        run) that got an answer (NaN: none started)."""
+        return availability_between(self.results.only(route), lo, self.results.until if hi is None else hi)
 
     @property
     def during(self) -> tuple:

@@ -295,7 +295,8 @@ def timeout_tradeoff(latencies, timeouts=None, *, search_rate: float = RATE * SE
 
 
 def draw_tradeoff(ax, tr: Tradeoff):
-    """False timeouts (%, left, log) and slots held if the db hangs (right) against the timeout (ms)."""
+    """False timeouts (%, left, log) and slots held if the db hangs (right) against the timeout (ms),
+    with the sample's measured percentiles (``tr.percentiles``) as dotted lines."""
     ms = tr.timeouts * 1000
     ax.plot(ms, np.maximum(tr.false_timeouts, 1e-5) * 100, color="tab:red", lw=1.8,
             label="false timeouts (healthy calls cut)")
@@ -304,8 +305,9 @@ def draw_tradeoff(ax, tr: Tradeoff):
     ax.set_ylim(1e-2, 100)
     ax.set_xlabel("timeout on db calls (ms)")
     ax.set_ylabel("false timeouts (% of healthy calls)", color="tab:red")
-    for p, v in tr.percentiles.items():
-        ax.axvline(v * 1000, color="tab:gray", ls=":", lw=1)
+    for i, (p, v) in enumerate(tr.percentiles.items()):     # measured on the sample, not exact
+        ax.axvline(v * 1000, color="tab:gray", ls=":", lw=1,
+                   label="measured " + ", ".join(f"p{q:g}" for q in tr.percentiles) if i == 0 else None)
         ax.annotate(f"p{p:g}", (v * 1000, 1.01), xycoords=("data", "axes fraction"), fontsize=8,
                     ha="center", va="bottom", annotation_clip=False)
     right = ax.twinx()

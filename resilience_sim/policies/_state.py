@@ -31,14 +31,10 @@ _PLAIN = (float, int)              # checked by comparisons alone; others (numpy
 
 
 def flag(name: str, value) -> bool:
-    """``value`` if it is True or False (numpy's too); else a ``ValueError`` naming ``name``."""
+    """``value`` if it is True or False (numpy's too); else ``validate.boolean``'s error naming ``name``."""
     if value is True or value is False:
         return value
-    kind = type(value)
-    if kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"):
-        return bool(value)
-    hint = " (any non-empty string is truthy: write True or False)" if isinstance(value, str) else ""
-    raise ValueError(f"{name} must be True or False, got {value!r}{hint}")
+    return validate.boolean(name, value)
 
 
 def _number(name, value, **rule) -> float:
