@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import math
 import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
 
 import pytest
 from lab_support import fails, solution_namespace
@@ -440,3 +447,145 @@ def test_min_replicas_shared_crew_without_a_limit():
             n += 1          # with one crew and MTTR = MTTF / 2 no n reaches 0.9
         return n
     fails(check.min_replicas_shared_crew, unbounded, match="should be None.*bottleneck.*return None")
+
+
+def test_min_replicas_shared_crew_meeting_the_target_exactly_counts():
+    """The case (0.8, 2, 1, 1): two replicas sharing one crew are up exactly 0.8 of the time."""
+    assert theory.replicas_availability(2, 2.0, 1.0, crews=1) == 0.8
+    assert theory.replicas_availability(1, 2.0, 1.0, crews=1) < 0.8
+
+    def strict(target, mttf, mttr, crews, limit=50):
+        for n in range(1, limit + 1):
+            if theory.replicas_availability(n, mttf, mttr, crews=crews) > target:
+                return n
+        return None
+    message = fails(check.min_replicas_shared_crew, strict,
+                    match=r"min_replicas_shared_crew\(0\.8, 2, 1, 1\) should be 2, yours gave 3\.")
+    assert "With 2 replicas availability is exactly 0.8, the target: meeting the target exactly counts, " \
+           "compare with >=, not >." in message
+
+
+# --- learner code that never returns: every call runs under a time limit ----------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_child(tmp_path, code: str) -> tuple[str, float]:
+    """Run ``code`` in a child Python (bounded: the test fails rather than hang), from a file so that
+    tracebacks can show its lines; return what it printed and how long it took."""
+    script = tmp_path / "learner.py"
+    script.write_text(textwrap.dedent(code), encoding="utf-8")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    return done.stdout + done.stderr, time.monotonic() - started
+
+
+HANGING_SHARED_CREW = '''
+    import time
+    from resilience_sim import theory
+    from resilience_sim.labs import availability as check
+
+    def min_replicas_shared_crew(target, mttf, mttr, crews, limit=50):
+        n = 1
+        while theory.replicas_availability(n, mttf, mttr, crews=crews) < target:
+            n += 1
+        return n
+
+    started = time.monotonic()
+    try:
+        check.min_replicas_shared_crew(min_replicas_shared_crew)
+    except AssertionError as exc:
+        print(type(exc).__name__, exc)
+    print(f"took {time.monotonic() - started:.1f} s")
+'''
+
+
+def test_min_replicas_shared_crew_that_never_returns_is_stopped(tmp_path):
+    out, took = run_child(tmp_path, HANGING_SHARED_CREW)
+    assert "TimedOut min_replicas_shared_crew(0.9, 10, 5, 1) did not return within 2 s: a loop with no end? " \
+           "Stop at `limit` and return None." in out, out
+    assert "stopped at `while theory.replicas_availability(n, mttf, mttr, crews=crews) < target:`" in out or \
+        "stopped at `n += 1`" in out
+    assert took < 20
+
+
+def test_a_loop_that_swallows_exceptions_is_stopped_too(tmp_path):
+    out, _ = run_child(tmp_path, '''
+        from resilience_sim.labs import availability as check
+
+        def min_replicas(target, mttf, mttr):
+            n = 1
+            while True:
+                try:
+                    n += 1
+                except Exception:
+                    pass
+
+        try:
+            check.min_replicas(min_replicas)
+        except AssertionError as exc:
+            print(exc)
+    ''')
+    assert "did not return within 2 s: a loop with no end? Make n grow at every turn" in out, out
+
+
+def test_off_the_main_thread_a_step_budget_stops_the_loop(tmp_path):
+    in_a_thread = HANGING_SHARED_CREW.replace('''    started = time.monotonic()''', '''    import threading
+    def run():
+        try:
+            check.min_replicas_shared_crew(min_replicas_shared_crew)
+        except AssertionError as exc:
+            print(type(exc).__name__, exc)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+    print("thread done" if not thread.is_alive() else "thread still running")
+    started = time.monotonic()''')
+    out, took = run_child(tmp_path, in_a_thread)
+    assert out.count("did not return within 2 s: a loop with no end? Stop at `limit`") == 2, out
+    assert "thread done" in out
+
+
+def test_the_time_limit_gives_back_the_alarm_it_found(ref, capsys):
+    """A SIGALRM handler and timer set before a check (say by a test runner) are there after it, with the
+    time that is left."""
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30.0)
+        check.min_replicas_shared_crew(ref["min_replicas_shared_crew"])
+        check.availability(ref["availability"])
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 25 < left <= 30 and not fired
+        assert signal.getsignal(signal.SIGALRM) is not previous and callable(signal.getsignal(signal.SIGALRM))
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        time.sleep(0.2)
+        assert fired == [signal.SIGALRM]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert capsys.readouterr().out.count("✔") == 2
+
+
+def test_no_alarm_is_left_behind(ref, capsys):
+    before = signal.getsignal(signal.SIGALRM)
+    check.measured_availability(ref["measured_availability"])
+    fails(check.availability, lambda f, r: 1 / 0, match="ZeroDivisionError")
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is before
+    capsys.readouterr()
+
+
+def test_a_check_runs_in_another_thread(ref):
+    """Off the main thread there is no SIGALRM: the check falls back to a step budget and still passes."""
+    results = []
+
+    def run():
+        try:
+            check.min_replicas_shared_crew(ref["min_replicas_shared_crew"])
+            results.append("ok")
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            results.append(repr(exc))
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert results == ["ok"]

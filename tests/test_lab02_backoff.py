@@ -5,6 +5,11 @@ would write it."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import pytest
 from lab_support import fails, solution_namespace
@@ -112,6 +117,8 @@ def test_learner_exception_is_reported_with_its_call():
     (lambda a, b, c: min(c, b ** a), r"base \*\* attempt"),
     (lambda a, b, c: min(c, 2 ** a), "ignore base"),
     (lambda a, b, c: min(c, b * 2 ** a) + 0.001, r"exponential_delay\(1, 0\.1, 10\) should be 0\.2 s"),
+    (lambda a, b, c: min(b, c * 2 ** a), r"yours gave 0\.1\. base and cap look swapped.*"
+                                         r"min\(cap, base \* 2 \*\* attempt\)"),
 ])
 def test_exponential_delay_mistakes(wrong, match):
     fails(check.exponential_delay, wrong, match=match)
@@ -173,6 +180,7 @@ def test_full_jitter_reused_or_foreign_randomness(wrong, match):
     (lambda a, rng, b, c: rng.uniform(0, ceiling(a + 1, b, c)), "twice the ceiling.*off by one"),
     (lambda a, rng, b, c: rng.uniform(0, c), "ignore the attempt"),
     (lambda a, rng, b, c: rng.uniform(0, b), "never exceed base"),
+    (lambda a, rng, b, c: rng.uniform(0, min(b, c * 2 ** a)), "never exceed base.*base and cap are swapped"),
     (lambda a, rng, b, c: rng.uniform(-ceiling(a, b, c), ceiling(a, b, c)), "negative"),
     (lambda a, rng, b, c: rng.random(), "random fraction itself"),
     (lambda a, rng, b, c: rng.random() ** 2 * ceiling(a, b, c), "not spread evenly"),
@@ -343,7 +351,22 @@ class SharedLists:
         return False
 
 
+class RatioAsPercent(Budget):
+    def allowed(self):
+        return self.min_retries + self.ratio / 100 * len(self.requests)     # "ratio is a percentage"
+
+
+class WindowInMilliseconds(Budget):
+    def forget(self, now):
+        edge = now - self.window / 1000                                     # "the window is in ms"
+        self.requests = [t for t in self.requests if t > edge]
+        self.retries = [t for t in self.retries if t > edge]
+
+
 @pytest.mark.parametrize("wrong, match", [
+    (RatioAsPercent, r"Case 3, a busy client.*yours allowed 6\. .*as if ratio were a percentage divided by 100"),
+    (WindowInMilliseconds, r"Case 3, a busy client.*yours allowed 5\. Your window is 1000 times too short.*"
+                           r"milliseconds"),
     (FirstAttemptsAreRetries, r"Case 3, a busy client.*yours allowed 0\. .*counts first attempts as retries"),
     (NoMinimum, r"Case 1, a quiet client.*yours allowed 0\. .*no minimum"),
     (LessOrEqual, r"Case 1.*yours allowed 6\. Off by one.*<= instead of <"),
@@ -394,6 +417,28 @@ def test_retry_budget_other_signatures_and_errors():
         def try_retry(self, now):
             return self.retries[-1] > 0
     fails(check.retry_budget, Crashes, match=r"Crashes.try_retry\(1\) raised IndexError")
+
+
+def test_retry_budget_needs_the_defaults_the_lab_uses():
+    """The lab's later cell builds RetryBudget() with no arguments."""
+    class RetryBudget(Budget):
+        def __init__(self, ratio, window, min_retries):
+            super().__init__(ratio, window, min_retries)
+    message = fails(check.retry_budget, RetryBudget, match=r"^RetryBudget\(\) raised TypeError")
+    assert "The lab builds RetryBudget() with no arguments" in message
+    assert "def __init__(self, ratio=0.1, window=10.0, min_retries=5); yours has none for ratio, window and " \
+           "min_retries." in message
+
+    class SomeDefaults(Budget):
+        def __init__(self, ratio, window=10.0, min_retries=5):
+            super().__init__(ratio, window, min_retries)
+    fails(check.retry_budget, SomeDefaults, match=r"yours has none for ratio\.$")
+
+    class OtherDefaults(Budget):
+        def __init__(self, ratio=0.2, window=10.0, min_retries=5):
+            super().__init__(ratio, window, min_retries)
+    fails(check.retry_budget, OtherDefaults, match=r"OtherDefaults\(\) with no arguments allowed 25 retries.*"
+                                                   r"OtherDefaults\(0\.1, 10\.0, 5\) allows 15.*\(yours: ratio=0\.2\)")
 
 
 def test_retry_budget_accepts_other_correct_forms(capsys):
@@ -513,6 +558,22 @@ def test_should_retry_message_names_the_call():
     assert message.startswith("should_retry(1, 'crashed', False, None, 3) returned True, should be False")
 
 
+def test_should_retry_needs_the_default_call_with_retries_uses():
+    """call_with_retries calls should_retry with 4 arguments."""
+    def should_retry(attempt, reason, idempotent, key, max_attempts):
+        return rule(attempt, reason, idempotent, key, max_attempts)
+    message = fails(check.should_retry, should_retry,
+                    match=r"^should_retry\(1, 'crashed', True, None\) raised TypeError")
+    assert "call_with_retries calls should_retry(attempt, reason, idempotent, key), with 4 arguments, so " \
+           "max_attempts needs its default (yours has none): def should_retry(attempt, reason, idempotent, key, " \
+           "max_attempts=3)." in message
+
+    def other_default(attempt, reason, idempotent, key, max_attempts=5):
+        return rule(attempt, reason, idempotent, key, max_attempts)
+    fails(check.should_retry, other_default,
+          match=r"should_retry\(3, 'crashed', True, None\) returned True, should be False.*default max_attempts=3")
+
+
 def test_should_retry_accepts_other_correct_forms(capsys):
     def verbose(attempt, reason, idempotent, key, max_attempts=3):
         if attempt >= max_attempts or reason not in RETRYABLE:
@@ -523,3 +584,46 @@ def test_should_retry_accepts_other_correct_forms(capsys):
     check.should_retry(verbose)
     check.should_retry(lambda a, r, i, k, m=3: bool(rule(a, r, i, k, m)))
     assert capsys.readouterr().out.count("✔") == 2
+
+
+# --- learner code that never returns ----------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_retry_budget_whose_trimming_loop_never_advances_is_stopped(tmp_path):
+    script = tmp_path / "learner.py"
+    script.write_text(textwrap.dedent('''
+        from resilience_sim.labs import backoff as check
+
+        class RetryBudget:
+            def __init__(self, ratio=0.1, window=10.0, min_retries=5):
+                self.ratio, self.window, self.min_retries = ratio, window, min_retries
+                self.requests, self.retries = [], []
+
+            def record_request(self, now):
+                self.requests.append(now)
+
+            def try_retry(self, now):
+                i = 0
+                while i < len(self.requests):           # meant to skip the old ones, never moves past them
+                    if self.requests[i] <= now - self.window:
+                        continue
+                    i += 1
+                self.requests = self.requests[i:]
+                if len(self.retries) < self.min_retries + self.ratio * len(self.requests):
+                    self.retries.append(now)
+                    return True
+                return False
+
+        try:
+            check.retry_budget(RetryBudget)
+        except AssertionError as exc:
+            print(exc)
+    '''), encoding="utf-8")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    out = done.stdout + done.stderr
+    assert time.monotonic() - started < 20
+    assert "RetryBudget.try_retry(25) did not return within 2 s: a loop with no end? A `while` loop that drops " \
+           "old times must drop one at every turn" in out, out
+    assert "(It was stopped at `" in out           # at one of the loop's lines

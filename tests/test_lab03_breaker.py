@@ -3,8 +3,12 @@ names it. The reference class and function come from the solution notebook itsel
 here in order), so the notebook stays the single source of truth."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import time
 from collections import deque
+from pathlib import Path
 from time import monotonic
 
 import pytest
@@ -354,6 +358,90 @@ def test_run_calls_mistakes(mistake, match):
     fails(check.run_calls, calls(**mistake), match=match)
 
 
+def record_the_opposite(breaker, times, is_up):
+    sent = failed = refused = 0
+    for t in times:
+        if breaker is not None and not breaker.allow(t):
+            refused += 1
+            continue
+        sent += 1
+        ok = is_up(t)
+        failed += not ok
+        if breaker is not None:
+            breaker.record(t, not ok)         # "record whether it failed"
+    return sent, failed, refused
+
+
+def ask_twice(breaker, times, is_up):
+    sent = failed = refused = 0
+    for t in times:
+        if breaker is not None and not breaker.allow(t):
+            refused += 1
+            continue
+        sent += 1
+        failed += not is_up(t)
+        ok = is_up(t)
+        if breaker is not None:
+            breaker.record(t, ok)
+    return sent, failed, refused
+
+
+def count_the_opposite(breaker, times, is_up):
+    sent = failed = refused = 0
+    for t in times:
+        if breaker is not None and not breaker.allow(t):
+            refused += 1
+            continue
+        sent += 1
+        ok = is_up(t)
+        failed += ok
+        if breaker is not None:
+            breaker.record(t, ok)
+    return sent, failed, refused
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (record_the_opposite, r"With CircuitBreaker\(consecutive_failures=5, open_for=5\.0\), your run_calls recorded "
+                          r"record\(0\.0, False\), but is_up\(0\.0\) returned True.*did you record the opposite of "
+                          r"the result\?"),
+    (ask_twice, r"With no breaker, your run_calls called is_up\(0\.0\) 2 times\. is_up\(t\) is the call: call it once "
+                r"per time and keep its result"),
+    (count_the_opposite, r"should be \(600, 200, 0\), yours gave \(600, 400, 0\).*count the opposite of the result"),
+])
+def test_run_calls_result_mistakes_get_their_own_hints(wrong, match):
+    message = fails(check.run_calls, wrong, match=match)
+    assert "allow(t) is False" not in message and "fail fast" not in message
+
+
+def test_run_calls_written_for_a_bool_allow_works_with_the_check(capsys):
+    """The check's breaker is the course's, whose allow gives a Permit; the task's allow gives True or False,
+    and the check hands run_calls exactly that."""
+    def run_calls(breaker, times, is_up):
+        sent = failed = refused = 0
+        for t in times:
+            if breaker is not None and breaker.allow(t) is not True:
+                refused += 1
+                continue
+            sent += 1
+            ok = is_up(t)
+            failed += not ok
+            if breaker is not None:
+                breaker.record(t, ok)
+        return sent, failed, refused
+    check.run_calls(run_calls)
+    assert "✔" in capsys.readouterr().out
+
+
+def test_the_reference_comparison_shows_true_or_false_not_a_permit(capsys):
+    """The course's breaker returns a Permit from allow; the messages show what the task's allow returns."""
+    message = fails(check.against_reference, breaker(one_probe=True), match=r"allow\(.*\) should be True here")
+    assert "Permit" not in message and "(course: True)" in message and "yours gave False" in message
+    seed = int(message.split("random sequence ")[1].split(":")[0])
+    check.show_sequence(breaker(one_probe=True), seed)
+    out = capsys.readouterr().out
+    assert "Permit" not in out and "(course: True)" in out
+
+
 def test_run_calls_unwritten():
     def run_calls(breaker, times, is_up):
         raise NotImplementedError("Your code here")
@@ -369,3 +457,75 @@ def test_show_sequence_prints_the_whole_sequence(ref, capsys):
     assert out.strip().splitlines()[-1].startswith("# allow(")
     check.show_sequence(ref["CircuitBreaker"], seed)
     assert "agree at every step" in capsys.readouterr().out
+
+
+# --- learner code that never returns ----------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_child(tmp_path, code: str) -> tuple[str, float]:
+    """Run ``code`` in a child Python (bounded: the test fails rather than hang), from a file so that the
+    message can show its lines; return what it printed and how long it took."""
+    script = tmp_path / "learner.py"
+    script.write_text(textwrap.dedent(code), encoding="utf-8")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    return done.stdout + done.stderr, time.monotonic() - started
+
+
+SLEEPING_BREAKER = '''
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from test_lab03_breaker import breaker
+    from resilience_sim.labs import breaker as check
+
+    class CircuitBreaker(breaker()):
+        def allow(self, now):
+            if self.state(now) == "open":
+                time.sleep(self.open_for)         # "wait until it may be half-open"
+            return super().allow(now)
+
+    for name in ("open_state", "against_reference"):
+        try:
+            getattr(check, name)(CircuitBreaker)
+        except AssertionError as exc:
+            print(type(exc).__name__, exc)
+'''
+
+
+def test_a_breaker_that_sleeps_in_allow_is_stopped(tmp_path):
+    out, took = run_child(tmp_path, SLEEPING_BREAKER.format(tests=str(ROOT / "tests")))
+    assert "TimedOut b.allow(100.5) did not return within 2 s: does it sleep, or wait in a loop? A breaker answers " \
+           "at once, from `now` alone: no time.sleep" in out, out
+    assert out.count("did not return within 2 s") == 2 and out.count("Replay:") == 2
+    assert "(It was stopped at `time.sleep(self.open_for)`.)" in out
+    assert "reads the wall clock" not in out           # stuck is stuck: no second try with a fake clock
+    assert took < 20                                   # two checks, one wait each
+
+
+def test_run_calls_that_waits_for_a_refused_call_is_stopped(tmp_path):
+    out, _ = run_child(tmp_path, '''
+        from resilience_sim.labs import breaker as check
+
+        def run_calls(breaker, times, is_up):
+            sent = failed = refused = 0
+            i = 0
+            while i < len(times):
+                t = times[i]
+                if breaker is not None and not breaker.allow(t):
+                    continue                      # "try again": the same t, for ever
+                sent += 1
+                ok = is_up(t)
+                failed += not ok
+                if breaker is not None:
+                    breaker.record(t, ok)
+                i += 1
+            return sent, failed, refused
+
+        try:
+            check.run_calls(run_calls)
+        except AssertionError as exc:
+            print(exc)
+    ''')
+    assert "run_calls(CircuitBreaker(consecutive_failures=5, open_for=5.0), ...) did not return within 2 s: a loop " \
+           "with no end, or a wait? Go through `times` once" in out, out

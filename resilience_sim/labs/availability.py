@@ -274,11 +274,15 @@ def _as_count(value, call: str) -> int | None:
     return int(value)
 
 
+_MIN_REPLICAS_STUCK = ("a loop with no end? Make n grow at every turn (n += 1) and test the availability of "
+                       "n replicas, so the loop stops once it meets the target.")
+
+
 def min_replicas(fn) -> None:
     """Check ``min_replicas(target, mttf, mttr)``: fewest independent replicas meeting ``target``."""
     name = "min_replicas"
     cases = _MIN_REPLICAS_CASES
-    got = [_as_count(fb.call(fn, name, *c), fb.show(name, c)) for c in cases]
+    got = [_as_count(fb.call(fn, name, *c, stuck=_MIN_REPLICAS_STUCK), fb.show(name, c)) for c in cases]
 
     def ratio(t, f, r):                       # the real-valued n where 1 − u^n = target
         return math.log(1 - t) / math.log(r / (f + r))
@@ -405,6 +409,9 @@ _CREW_CASES = [(2, 10.0, 5.0, 1), (3, 10.0, 5.0, 1), (2, 10.0, 5.0, 2), (2, 10.0
 _CREW_UNTIL = 50_000.0
 _CREW_SEED = 11
 _CREW_TOL = 0.03                               # about 5 standard deviations of a run this long
+_RUN_LIMIT_S = 10.0                            # a run takes about 0.1 s; a slow machine gets room
+_RUN_STUCK = ("a run with no end? Run the world up to `until` (world.run(until=until)), once, with the "
+              "times as they are given (no unit conversion).")
 
 
 def measured_availability(fn) -> None:
@@ -412,7 +419,10 @@ def measured_availability(fn) -> None:
     name = "measured_availability"
     cases = _CREW_CASES
     calls = [(*c, _CREW_UNTIL, _CREW_SEED) for c in cases]
-    got = [fb.real(fb.call(fn, name, *args), fb.show(name, args)) for args in calls]
+
+    def run(*args):
+        return fb.call(fn, name, *args, stuck=_RUN_STUCK, limit=_RUN_LIMIT_S)
+    got = [fb.real(run(*args), fb.show(name, args)) for args in calls]
     expected = [theory.replicas_availability(n, f, r, crews=c) for n, f, r, c in cases]
     mistakes = [
         (lambda n, f, r, c: _any_up(n, f, r, None), "Your replicas are repaired independently, as if each "
@@ -448,11 +458,11 @@ def measured_availability(fn) -> None:
                 f"MTTR {case[2]:g} and {crews} are up (any of them) {want:.3f} of the time in theory "
                 f"(a run this long lands within ±{_CREW_TOL:g} of it). {hint}".strip())
     short = (*cases[0], 5_000.0)
-    first, again = (fb.real(fb.call(fn, name, *short, 3), name) for _ in range(2))
+    first, again = (fb.real(run(*short, 3), name) for _ in range(2))
     if first != again:
         raise AssertionError(f"{name} gave {fb.fmt(first)} and then {fb.fmt(again)} for the same seed: build the "
                              f"world with World(seed=seed) and take no other randomness, so a run repeats.")
-    if fb.real(fb.call(fn, name, *short, 4), name) == first:
+    if fb.real(run(*short, 4), name) == first:
         raise AssertionError(f"{name} gave the same answer for seeds 3 and 4: pass the seed on, "
                              f"World(seed=seed).")
     fb.ok(f"{name}: two replicas (MTTF 10, MTTR 5) measured {got[0]:.3f} with one shared crew against "
@@ -495,8 +505,13 @@ def shared_crew_verdict(meets_target, measured=None) -> None:
         f"a replica that fails during the other's repair waits for the engineer")
 
 
+#: (target, mttf, mttr, crews). Two replicas with MTTF 2, MTTR 1 and one crew are up exactly 0.8 of the
+#: time (1 − 2ρ²/(1 + 2ρ + 2ρ²) with ρ = 1/2, exact in floating point): meeting the target exactly counts.
+#: With one crew, MTTF 10 and MTTR 5 no number of replicas reaches 0.9: the answer is None.
 _SHARED_CASES = [(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 1), (TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 2),
-                 (0.99999, 200.0, 4.0, 1), (0.9999, 100.0, 10.0, 1), (0.999, 50.0, 5.0, 1), (0.9, 10.0, 5.0, 1)]
+                 (0.99999, 200.0, 4.0, 1), (0.9999, 100.0, 10.0, 1), (0.999, 50.0, 5.0, 1), (0.8, 2.0, 1.0, 1),
+                 (0.9, 10.0, 5.0, 1)]
+_SHARED_STUCK = "a loop with no end? Stop at `limit` and return None."
 
 
 def _shared_needed(target, mttf, mttr, crews, limit=50):
@@ -527,7 +542,7 @@ def min_replicas_shared_crew(fn) -> None:
         shown = fb.show(name, args)
         if kwargs:
             shown = f"{shown[:-1]}, {', '.join(f'{k}={fb.fmt(v)}' for k, v in kwargs.items())})"
-        with fb.learner_code(name, shown, hint):
+        with fb.learner_code(name, shown, hint, stuck=_SHARED_STUCK):
             value = fn(*args, **kwargs)
         return shown, (None if value is None else _as_count(value, shown))
 
@@ -550,6 +565,10 @@ def min_replicas_shared_crew(fn) -> None:
             message += (" That is the answer for independent repairs; use "
                         "theory.replicas_availability(n, mttf, mttr, crews=crews), which knows about the "
                         "shared crew.")
+        elif g is not None and want is not None and g == want + 1 and \
+                theory.replicas_availability(want, mttf, mttr, crews=crews) == target:
+            message += (f" With {want} replicas availability is exactly {fb.fmt(target)}, the target: meeting "
+                        f"the target exactly counts, compare with >=, not >.")
         elif g is not None and want is not None and g == want + 1:
             message += " One too many: return the first n that meets the target (>=)."
         elif g is not None and want is not None and g == want - 1:

@@ -20,6 +20,7 @@ It also has the adapters that put the learner's pieces into the simulator: :func
 """
 from __future__ import annotations
 
+import inspect
 import math
 import random
 from collections import deque
@@ -63,6 +64,9 @@ _EXP_MISTAKES = [
     (lambda a, b, c: min(c, 2 ** a), "Your delays ignore base: multiply, base * 2 ** attempt."),
     (lambda a, b, c: min(c, b * 2 * a), "Your delays grow linearly (base * 2 * attempt): write the power, "
      "base * 2 ** attempt."),
+    (lambda a, b, c: min(b, c * 2 ** a), "base and cap look swapped: your delays never grow past base. The "
+     "function is exponential_delay(attempt, base, cap): double base, and cap the result, "
+     "min(cap, base * 2 ** attempt)."),
 ]
 
 
@@ -134,7 +138,8 @@ _JITTER_RANGES = [
     (lambda a, b, c: (0.0, c), "Your waits ignore the attempt: they are drawn below cap every time. The "
      "ceiling grows with the attempt: min(cap, base * 2 ** attempt)."),
     (lambda a, b, c: (0.0, b), "Your waits never exceed base: the ceiling grows with the attempt, "
-     "min(cap, base * 2 ** attempt)."),
+     "min(cap, base * 2 ** attempt). If you wrote min(base, cap * 2 ** attempt), base and cap are swapped: "
+     "the function is full_jitter(attempt, rng, base, cap)."),
     (lambda a, b, c: (-_exp(a, b, c), _exp(a, b, c)), "Some of your waits are negative (you drew between "
      "-ceiling and +ceiling): draw rng.uniform(0, ceiling)."),
     (lambda a, b, c: (0.0, 1.0), "Your waits are between 0 and 1 whatever the attempt: you returned the "
@@ -330,6 +335,16 @@ class _RoundsDown(_Budget):
         return False
 
 
+class _RatioPercent(_Budget):
+    def __init__(self, ratio=0.1, window=10.0, min_retries=5):
+        super().__init__(ratio / 100, window, min_retries)
+
+
+class _WindowMilliseconds(_Budget):
+    def __init__(self, ratio=0.1, window=10.0, min_retries=5):
+        super().__init__(ratio, window / 1000, min_retries)
+
+
 class _MaxNotSum(_Budget):
     def try_retry(self, now):
         self._evict(now)
@@ -368,7 +383,19 @@ _BUDGET_MISTAKES = [
     (_RoundsDown, "You rounded ratio * first attempts to a whole number (int() or round()): with 14 first "
      "attempts the limit is 5 + 1.4 = 6.4, so a 7th retry fits (6 < 6.4). Compare with the sum itself, "
      "no rounding."),
+    (_RatioPercent, "Your busy client gets almost nothing on top of the minimum, as if ratio were a "
+     "percentage divided by 100: ratio is already a fraction (0.1 means 10%), so the room is "
+     "min_retries + ratio * first attempts, with ratio as it is given."),
+    (_WindowMilliseconds, "Your window is 1000 times too short, as if window were in milliseconds (window / "
+     "1000): times and the window are both in seconds, so a window of 10.0 keeps the last 10 s; use it as "
+     "it is given."),
 ]
+
+
+_BUDGET_STUCK = ("a loop with no end? A `while` loop that drops old times must drop one at every turn "
+                 "(pop(0), or popleft() on a deque) and stop once the oldest is inside the window: "
+                 "`while times and times[0] <= now - self.window: times.pop(0)`. A list comprehension, "
+                 "[t for t in times if t > now - self.window], cannot get stuck.")
 
 
 def _budget_method(obj, method, name, *args):
@@ -376,7 +403,7 @@ def _budget_method(obj, method, name, *args):
     if not callable(fn):
         raise AssertionError(f"{name} has no method {method}(now): the task asks for record_request(now) and "
                              f"try_retry(now)")
-    with fb.learner_code(f"{name}.{method}", fb.show(f"{name}.{method}", args)):
+    with fb.learner_code(f"{name}.{method}", fb.show(f"{name}.{method}", args), stuck=_BUDGET_STUCK):
         return fn(*args)
 
 
@@ -476,6 +503,51 @@ def _signature(cls, name):
     return [run(cls, name) for _, run in _SCENARIOS]
 
 
+_BUDGET_DEFAULTS = {"ratio": 0.1, "window": 10.0, "min_retries": 5}
+
+
+def _no_defaults(fn, defaults: dict) -> list[str]:
+    """The parameters of ``fn`` among ``defaults`` that have no default value (by its signature)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return []
+    return [p for p in defaults if p in params and params[p].default is inspect.Parameter.empty]
+
+
+def _names(names) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _budget_defaults(cls, name) -> None:
+    """The lab builds ``RetryBudget()`` with no arguments (the cell with call_with_retries): the class
+    must keep the task's defaults, and they must be the task's values."""
+    wanted = ", ".join(f"{k}={v!r}" for k, v in _BUDGET_DEFAULTS.items())
+
+    def hint(exc) -> str:
+        if not isinstance(exc, TypeError):
+            return ""
+        missing = _no_defaults(cls, _BUDGET_DEFAULTS)
+        which = f"; yours has none for {_names(missing)}" if missing else ""
+        return (f". The lab builds {name}() with no arguments (budget = {name}(), before call_with_retries), so "
+                f"__init__ needs the task's defaults: def __init__(self, {wanted}){which}.")
+    with fb.learner_code(f"{name}.__init__", f"{name}()", hint, stuck=_BUDGET_STUCK):
+        budget = cls()
+    _requests(budget, name, _BUSY)
+    granted = _tries(budget, name, 9.99, 30)
+    if granted != 15:
+        try:
+            params = inspect.signature(cls).parameters
+        except (TypeError, ValueError):
+            params = {}
+        off = [f"{k}={params[k].default!r}" for k, v in _BUDGET_DEFAULTS.items()
+               if k in params and params[k].default is not inspect.Parameter.empty and params[k].default != v]
+        which = f" (yours: {', '.join(off)})" if off else ""
+        raise AssertionError(f"{name}() with no arguments allowed {granted} retries to the busy client of case 3, "
+                             f"where {name}(0.1, 10.0, 5) allows 15: the lab builds {name}() and counts on the "
+                             f"task's defaults, {wanted}{which}.")
+
+
 def retry_budget(cls) -> None:
     """Check a ``RetryBudget(ratio, window, min_retries)`` class with ``record_request(now)`` and
     ``try_retry(now) -> bool``, on six scenarios (times in seconds)."""
@@ -493,6 +565,7 @@ def retry_budget(cls) -> None:
     want = _signature(_Budget, "reference")
     got = _signature(cls, name)
     if got == want:
+        _budget_defaults(cls, name)
         fb.ok(f"{name}: 5 minimum retries for a quiet client, 5 + 10% for a busy one; only retries spend it, "
             f"refusals cost nothing, and the window forgets")
         return
@@ -538,6 +611,7 @@ def should_retry(fn) -> None:
         if got != _should(*case):
             wrong.append((case, got))
     if not wrong:
+        _should_retry_default(fn, name, [c for c in cases if c[4] == 3])
         fb.ok(f"{name}: retries only transient failures, only idempotent calls or those with a key, and at "
             f"most max_attempts calls in all")
         return
@@ -614,6 +688,27 @@ def should_retry(fn) -> None:
                                             f"the first call, not the first retry)."))
     case, got = wrong[0]
     raise AssertionError(say(case, got, "compare with the three rules of the task."))
+
+
+def _should_retry_default(fn, name, cases) -> None:
+    """call_with_retries calls ``should_retry(attempt, reason, idempotent, key)``, with 4 arguments: the
+    learner's function must keep the default ``max_attempts=3``."""
+    def hint(exc) -> str:
+        if not isinstance(exc, TypeError):
+            return ""
+        missing = _no_defaults(fn, {"max_attempts": 3})
+        which = " (yours has none)" if missing else ""
+        return (f". call_with_retries calls {name}(attempt, reason, idempotent, key), with 4 arguments, so "
+                f"max_attempts needs its default{which}: def {name}(attempt, reason, idempotent, key, "
+                f"max_attempts=3).")
+    for case in cases:
+        four = case[:4]
+        got = fb.call(fn, name, *four, hint=hint)
+        if not fb.is_bool(got) or bool(got) != _should(*case):
+            raise AssertionError(f"{fb.show(name, four)} returned {got!r}, should be {_should(*case)} (as "
+                                 f"{fb.show(name, case)} is): call_with_retries calls {name} with 4 arguments "
+                                 f"and counts on the default max_attempts=3. Keep it: def {name}(attempt, "
+                                 f"reason, idempotent, key, max_attempts=3).")
 
 
 # --- adapters: the learner's pieces in the simulator ----------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections import Counter
 import sys
 import time as _time
 
@@ -86,6 +87,11 @@ class _Clock:
                 setattr(module, key, value)
 
 
+_STUCK = ("does it sleep, or wait in a loop? A breaker answers at once, from `now` alone: no time.sleep, no "
+          "loop waiting for time to pass. Open means allow(now) returns False until now >= opened_at + "
+          "open_for; then state(now) says 'half-open'.")
+
+
 class _Driver:
     """Drives the learner's breaker and keeps a replay of every call made."""
 
@@ -98,7 +104,7 @@ class _Driver:
         with fb.learner_code("CircuitBreaker.__init__", f"CircuitBreaker({_kwargs(kwargs)})",
                              lambda exc: ". Does __init__ take the keywords of the task: consecutive_failures, "
                              "failure_rate, window, min_calls, open_for, half_open_probes?"
-                             if isinstance(exc, TypeError) else ""):
+                             if isinstance(exc, TypeError) else "", stuck=_STUCK):
             self.b = cls(**kwargs)
 
     def _call(self, method: str, text: str, *args):
@@ -108,7 +114,8 @@ class _Driver:
         if not callable(fn):
             raise AssertionError(f"your CircuitBreaker has no method {method}(); the task asks for state(now), "
                                  f"allow(now) and record(now, success)")
-        with fb.learner_code(f"CircuitBreaker.{method}", text, lambda exc: "\n" + self.replay()):
+        with fb.learner_code(f"CircuitBreaker.{method}", text, lambda exc: "\n" + self.replay(),
+                             stuck=lambda: f"{_STUCK}\n{self.replay()}"):
             return fn(*args)
 
     def state(self, now) -> str:
@@ -165,6 +172,8 @@ def _with_clock_diagnosis(cls, scenario) -> None:
     learner's breaker reads the wall clock."""
     try:
         scenario(cls, None)
+    except fb.TimedOut:
+        raise                                   # stuck, whatever the clock says: no second wait
     except AssertionError as first:
         try:
             clock = _Clock()
@@ -555,7 +564,7 @@ def _compare(cls, seed: int, clock: _Clock | None = None, steps: int = 80, holde
         allowed = []
         for k in range(burst):
             at = round(now + k * 0.01, 3)
-            want, got = ref.allow(at), mine.allow(at)
+            want, got = bool(ref.allow(at)), mine.allow(at)     # the course's gives a Permit: truthy
             if got != want:
                 differ(f"allow({_fmt(at)})", want, got)
             if got:
@@ -609,18 +618,19 @@ def _reference_run_calls(breaker, times, is_up):
 class _Spy:
     """A breaker (the course's) that notes how it is used, to check the calling protocol."""
 
-    def __init__(self, **kw):
-        self.inner = _Reference(**kw)
+    def __init__(self, up, **kw):
+        self.inner, self.up = _Reference(**kw), up
         self.errors: list[str] = []
         self.pending: set = set()
         self.allows = self.records = 0
+        self.opposite: list = []            # (now, success) recorded the other way round from is_up(now)
 
     def state(self, now):
         return self.inner.state(now)
 
     def allow(self, now):
         self.allows += 1
-        ok = self.inner.allow(now)
+        ok = bool(self.inner.allow(now))    # the task's allow gives True or False, not the course's Permit
         if ok:
             self.pending.add(now)
         return ok
@@ -631,6 +641,8 @@ class _Spy:
             self.errors.append(f"record({_fmt(now)}, {success}) for a call that allow({_fmt(now)}) refused "
                                f"(or was never asked)")
         self.pending.discard(now)
+        if fb.is_bool(success) and bool(success) != self.up(now):
+            self.opposite.append((now, bool(success)))
         self.inner.record(now, success)
 
 
@@ -652,14 +664,30 @@ def run_calls(fn) -> None:
         def is_up(t, up=up):
             asked.append(t)
             return up(t)
-        spy = None if kw is None else _Spy(**kw)
+        spy = None if kw is None else _Spy(up, **kw)
         label = "no breaker" if kw is None else f"CircuitBreaker({_kwargs(kw)})"
         with fb.learner_code("run_calls", f"run_calls({label}, ...)",
                              lambda exc: ". With no breaker, `breaker` is None: call the dependency every time."
-                             if kw is None and isinstance(exc, AttributeError) else "."):
+                             if kw is None and isinstance(exc, AttributeError) else ".",
+                             stuck="a loop with no end, or a wait? Go through `times` once, in order: a refused "
+                                   "call is counted and skipped, not retried or waited for."):
             got = fn(spy, times, is_up)
         if got is None:
             raise AssertionError("run_calls returned None: did you forget `return sent, failed, refused`?")
+        twice = sorted(t for t, n in Counter(asked).items() if n > 1)
+        if twice:
+            raise AssertionError(f"With {label}, your run_calls called is_up({_fmt(twice[0])}) "
+                                 f"{asked.count(twice[0])} times. is_up(t) is the call: call it once per time "
+                                 f"and keep its result, ok = is_up(t), then use that ok to count (and record) "
+                                 f"it. Calling it again sends the request again, and may not give the same "
+                                 f"answer.")
+        if spy is not None and spy.opposite and len(spy.opposite) == spy.records:
+            at, success = spy.opposite[0]
+            raise AssertionError(f"With {label}, your run_calls recorded record({_fmt(at)}, {success}), but "
+                                 f"is_up({_fmt(at)}) returned {not success}, and every result you recorded is "
+                                 f"the other way round: did you record the opposite of the result? "
+                                 f"record(t, success) takes success, True when the call worked: "
+                                 f"breaker.record(t, ok) with ok = is_up(t).")
         ref_breaker = None if kw is None else _Reference(**kw)
         want = _reference_run_calls(ref_breaker, times, up)
         if spy is not None:
@@ -674,8 +702,19 @@ def run_calls(fn) -> None:
                 raise AssertionError(f"With {label}, {len(spy.pending)} calls were let through but their "
                                      "result was never recorded: call breaker.record(t, ok) after each one.")
         if len(asked) != want[0]:
+            if spy is not None and spy.opposite:
+                at, success = spy.opposite[0]
+                why = (f" Some results were recorded the other way round (record({_fmt(at)}, {success}) where "
+                       f"is_up({_fmt(at)}) returned {not success}): did you record the opposite of the result? "
+                       f"breaker.record(t, ok), with ok = is_up(t).")
+            elif len(asked) > want[0] and spy is not None:
+                why = " When allow(t) is False, fail fast: don't call it."
+            elif spy is None:
+                why = " With no breaker, every call is made: call is_up(t) once for each t in times."
+            else:
+                why = " When allow(t) is True, make the call: ok = is_up(t)."
             raise AssertionError(f"With {label}, the dependency should be called {want[0]} times, yours called "
-                                 f"it {len(asked)} times. When allow(t) is False, fail fast: don't call it.")
+                                 f"it {len(asked)} times.{why}")
         try:
             got = tuple(got)
         except TypeError:
@@ -687,6 +726,9 @@ def run_calls(fn) -> None:
                         "and failed; refused calls have their own count, and they never reached the dependency.")
             elif len(got) == 3 and got[0] == want[0] + want[2] and got[1:] == want[1:]:
                 hint = " You counted the refused calls as sent too: `sent` counts only the calls actually made."
+            elif len(got) == 3 and got[0] == want[0] and got[2] == want[2] and got[1] == want[0] - want[1]:
+                hint = (" You counted the calls that worked as failed: did you count the opposite of the result? "
+                        "failed += not ok.")
             elif len(got) == 3 and sorted(got) == sorted(want):
                 hint = " The right numbers in another order: return (sent, failed, refused)."
             raise AssertionError(f"With {label}, (sent, failed, refused) should be {want}, yours gave {got}.{hint}")

@@ -2,10 +2,22 @@
 says what to do, and showing values and calls the way the learner wrote them."""
 from __future__ import annotations
 
+import io
+import linecache
 import math
 import numbers
+import os
 import random
+import signal
+import sys
+import threading
+import tokenize
 from contextlib import contextmanager
+from time import monotonic as _monotonic      # bound now: lab 03's fake clocks patch time.monotonic
+
+#: Seconds a single call of the learner's code may take before the check stops it and says so.
+CALL_LIMIT_S = 2.0
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))     # resilience_sim/
 
 
 def fmt(x) -> str:
@@ -35,13 +47,123 @@ def ok(text: str) -> None:
     print(f"✔ {text}")
 
 
+class TimedOut(AssertionError):
+    """A check's message for learner code that did not return within its time limit."""
+
+
+class _TimeUp(BaseException):
+    """Raised inside the learner's code when its time is up: a BaseException, so that the learner's own
+    ``except Exception`` does not swallow it."""
+
+
+_limiting = threading.local()                 # .active: a limit is in force on this thread already
+
+
+def _can_signal() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+class _TimeLimit:
+    """``with _TimeLimit(seconds):`` raises :class:`_TimeUp` in the code inside if it takes longer than
+    ``seconds``: with SIGALRM (an interval timer) on the main thread, where Jupyter kernels run cells
+    and pytest runs tests, which also interrupts ``time.sleep``; on another thread by a step budget
+    (``sys.settrace``), unless a tracer (a debugger, coverage) is installed, and then with no limit.
+    The previous handler and timer are restored on the way out, the timer with the time it had left;
+    within a limit already in force on the thread (nested calls) it leaves it to the outer one."""
+    __slots__ = ("seconds", "mode", "armed", "previous", "old", "started", "deadline")
+
+    def __init__(self, seconds):
+        self.seconds, self.mode, self.armed = seconds, None, False
+
+    def _expire(self, signum, frame):
+        if self.armed:
+            raise _TimeUp
+
+    def _trace(self, frame, event, arg):
+        if _monotonic() > self.deadline:
+            raise _TimeUp
+        return self._trace
+
+    def __enter__(self):
+        if self.seconds is None or getattr(_limiting, "active", False):
+            return self
+        if _can_signal():
+            try:
+                self.previous = signal.signal(signal.SIGALRM, self._expire)
+            except (ValueError, OSError):             # not allowed here after all: no limit
+                return self
+            self.mode, self.armed, self.started = "signal", True, _monotonic()
+            # after the first alarm, one every 0.25 s, in case the first lands in an `except BaseException`
+            self.old = signal.setitimer(signal.ITIMER_REAL, self.seconds, 0.25)
+        elif sys.gettrace() is None:
+            self.mode, self.deadline = "trace", _monotonic() + self.seconds
+            sys.settrace(self._trace)
+        else:
+            return self
+        _limiting.active = True
+        return self
+
+    def __exit__(self, *exc):
+        self.armed = False
+        if self.mode == "signal":
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL if self.previous is None else self.previous)
+            delay, interval = self.old
+            if delay > 0:                             # someone else's timer: give it what is left
+                left = delay - (_monotonic() - self.started)
+                signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), interval)
+        elif self.mode == "trace":
+            sys.settrace(None)
+        if self.mode is not None:
+            _limiting.active = False
+        return False
+
+
+def _where(tb) -> str:
+    """The line of the learner's code that was running when it was stopped (the innermost frame
+    outside this package), as text, or ""."""
+    line = ""
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not os.path.abspath(code.co_filename).startswith(_PACKAGE + os.sep):
+            text = _without_comment(linecache.getline(code.co_filename, tb.tb_lineno).strip())
+            line = text or line
+        tb = tb.tb_next
+    return line
+
+
+def _without_comment(line: str) -> str:
+    if "#" not in line:
+        return line
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(line).readline):
+            if token.type == tokenize.COMMENT:
+                return line[:token.start[1]].rstrip()
+    except (tokenize.TokenError, SyntaxError):       # a line cut in the middle of a bracket, say
+        pass
+    return line
+
+
+def _text(x) -> str:
+    return x() if callable(x) else (x or "")
+
+
 @contextmanager
-def learner_code(name: str, call: str, hint=lambda exc: ""):
+def learner_code(name: str, call: str, hint=lambda exc: "", *, stuck="", limit=CALL_LIMIT_S):
     """Run the learner's code inside: a ``NotImplementedError`` becomes "``name`` is not written yet",
     any other exception "``call`` raised ...", followed by ``hint(exc)`` (text starting with its own
-    punctuation, or "")."""
+    punctuation, or ""). Code that runs longer than ``limit`` seconds is stopped: "``call`` did not
+    return within ``limit`` s: ``stuck``" (a text, or a function giving it, on what may hang)."""
     try:
-        yield
+        with _TimeLimit(limit):
+            yield
+    except _TimeUp as exc:
+        where = _where(exc.__traceback__)
+        message = f"{call} did not return within {limit:g} s: {_text(stuck) or _STUCK}"
+        if where:
+            at, _, rest = message.partition("\n")
+            message = f"{at} (It was stopped at `{where}`.)" + (f"\n{rest}" if rest else "")
+        raise TimedOut(message) from None
     except NotImplementedError:
         raise AssertionError(f"{name} is not written yet: replace the line `raise NotImplementedError(...)` "
                              f"with your code and run its cell again") from None
@@ -49,6 +171,9 @@ def learner_code(name: str, call: str, hint=lambda exc: ""):
         raise
     except Exception as exc:  # noqa: BLE001 - anything the learner's code raises
         raise AssertionError(f"{call} raised {type(exc).__name__}: {exc}{hint(exc)}") from exc
+
+
+_STUCK = "a loop with no end, or a wait? Check that every loop moves on at each turn and stops."
 
 
 def signature_hint(name: str):
@@ -60,16 +185,17 @@ def signature_hint(name: str):
     return hint
 
 
-def call(fn, name: str, *args, hint=None):
+def call(fn, name: str, *args, hint=None, stuck="", limit=CALL_LIMIT_S):
     """Call the learner's function ``name`` with ``args``, turning its failures into advice: ``hint(exc)``
-    when it has some (text starting with its own punctuation), else a word on the signature."""
+    when it has some (text starting with its own punctuation), else a word on the signature; ``stuck``
+    says what may make it hang within ``limit`` seconds (see :func:`learner_code`)."""
     if not callable(fn):
         raise AssertionError(f"pass the function itself to the check, e.g. check.{name}({name}); "
                              f"got {fn!r}, which is not a function")
 
     def advice(exc) -> str:
         return (hint(exc) if hint else "") or signature_hint(name)(exc)
-    with learner_code(name, show(name, args), advice):
+    with learner_code(name, show(name, args), advice, stuck=stuck, limit=limit):
         return fn(*args)
 
 
