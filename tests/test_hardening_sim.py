@@ -113,3 +113,23 @@ def test_a_shed_request_keeps_its_rate_limit_token():
     results = w.run(until=1)
     assert results.reasons() == {"shed": 4, "unfinished": 1}
     assert bucket.try_take(1.0) and bucket.try_take(1.0) and bucket.try_take(1.0)   # 4 of 5 left (+1 refill)
+
+
+def test_retries_and_hedges_that_cannot_end_are_refused_and_the_largest_allowed_end_quickly():
+    from resilience_sim import Client
+    from resilience_sim.policies import ConstantBackoff, HedgePolicy, RetryPolicy
+    with pytest.raises(ValueError, match=r"max_attempts must be a whole number in \[1, 10000\], got 1000000000"):
+        RetryPolicy(10**9, ConstantBackoff(0))
+    with pytest.raises(ValueError, match=r"max_attempts must be a whole number in \[1, 10000\], got 70000"):
+        RetryPolicy(70_000, ConstantBackoff(0))          # would overflow the 16-bit attempts column
+    with pytest.raises(ValueError, match=r"max_hedges must be a whole number in \[0, 100\]"):
+        HedgePolicy(0, 10**6)
+    w = World(1)
+    failing = Service(w, "failing", error_rate=1.0)
+    slow = Service(w, "slow", capacity=200, latency=1.0)
+    OpenLoop(w, Client(w, failing, name="retries", retry=RetryPolicy(10_000, ConstantBackoff(0))), 1,
+             requests=3, name="a")
+    OpenLoop(w, Client(w, slow, name="hedges", hedge=HedgePolicy(0, 100)), 1, requests=3, name="b")
+    results = w.run(until=20)
+    assert results.only("a").attempts_per_request() == 10_000
+    assert results.only("b").request_availability() == 1.0

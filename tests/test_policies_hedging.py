@@ -55,7 +55,7 @@ def test_percentile_small_cases_and_from_latencies():
 @pytest.mark.parametrize("call, words", [
     (lambda: HedgePolicy(-0.1), ["delay", ">= 0"]),
     (lambda: HedgePolicy(math.nan), ["delay"]),
-    (lambda: HedgePolicy(0.1, max_hedges=-1), ["max_hedges", ">= 0"]),
+    (lambda: HedgePolicy(0.1, max_hedges=-1), ["max_hedges", "[0, 100]"]),
     (lambda: HedgePolicy(0.1, max_hedges=1.5), ["max_hedges", "whole number"]),
     (lambda: delay_from_percentile([], 95), ["latencies", "at least one"]),
     (lambda: delay_from_percentile(5, 95), ["latencies", "list"]),

@@ -85,7 +85,7 @@ def test_a_whole_retry_loop_makes_at_most_max_attempts_calls():
 
 
 @pytest.mark.parametrize("call, words", [
-    (lambda: RetryPolicy(0, Constant(0)), ["max_attempts", ">= 1"]),
+    (lambda: RetryPolicy(0, Constant(0)), ["max_attempts", "[1, 10000]"]),
     (lambda: RetryPolicy(2.5, Constant(0)), ["max_attempts", "whole number"]),
     (lambda: RetryPolicy(3, 0.1), ["backoff", "schedule"]),
     (lambda: RetryPolicy(3, Constant(0), retry_on="error"), ["retry_on", "set of reasons", "{'error'}"]),

@@ -33,6 +33,7 @@ from ..core.reasons import Outcome
 from ..metrics import Results
 from ..policies import (Backoff, ConstantBackoff, DecorrelatedJitter, EqualJitter, ExponentialBackoff,
                         FullJitter, RetryBudget, RetryPolicy)
+from ..policies.retry import MAX_ATTEMPTS
 from ..sim.client import Client
 from ..sim.faults import Outage
 from ..sim.probes import CallLog
@@ -320,7 +321,8 @@ def contention_run(schedule, writers: int, *, seed: int = 1, base: float = CONTE
     writers = validate.integer("writers", writers, low=1)
     world = World(seed=seed)
     store = OptimisticStore(world, latency=latency)
-    client = Client(world, store, name="writers", retry=RetryPolicy(1_000_000, backoff, retry_on={"conflict"}))
+    no_limit = RetryPolicy(MAX_ATTEMPTS, backoff, retry_on={"conflict"})    # the most a policy allows
+    client = Client(world, store, name="writers", retry=no_limit)
     for _ in range(writers):
         world.env.process(serve(world, client, "writers"))
     results = world.run(until=1e7)

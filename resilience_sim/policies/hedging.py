@@ -45,6 +45,10 @@ def delay_from_percentile(latencies, p: float = 95) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
+#: Copies a hedged call may send at most: each one is a whole extra call.
+MAX_HEDGES = 100
+
+
 class HedgePolicy(Stateful):
     """Logs: ``hedges_sent``, ``finished`` (requests with a winner), ``hedges_won`` (a copy answered
     first) and ``hedge_times`` (when copies were sent). ``extra_load`` = copies per finished request."""
@@ -52,7 +56,7 @@ class HedgePolicy(Stateful):
     def __init__(self, delay: float, max_hedges: int = 1, *,
                  log_limit: int | None = DEFAULT_LIMIT, on_event=None):
         self.delay = validate.number("delay", delay, low=0.0, allow_inf=True)
-        self.max_hedges = validate.integer("max_hedges", max_hedges, low=0)
+        self.max_hedges = validate.integer("max_hedges", max_hedges, low=0, high=MAX_HEDGES)
         self._logging(log_limit, on_event)
         self.reset()
 

@@ -40,6 +40,10 @@ from .backoff import Backoff
 RETRYABLE = TRANSIENT
 
 
+#: Attempts a request may make at most: far beyond any sane policy, and what a record can count.
+MAX_ATTEMPTS = 10_000
+
+
 class RetryPolicy(Stateful):
     """Decides on retries and gives the wait before each; logs every decision.
 
@@ -51,7 +55,7 @@ class RetryPolicy(Stateful):
 
     def __init__(self, max_attempts: int, backoff: Backoff, retry_on=RETRYABLE, *,
                  log_limit: int | None = DEFAULT_LIMIT, on_event=None):
-        self.max_attempts = validate.integer("max_attempts", max_attempts, low=1)
+        self.max_attempts = validate.integer("max_attempts", max_attempts, low=1, high=MAX_ATTEMPTS)
         if not isinstance(backoff, Backoff):
             raise ValueError(f"backoff must be a backoff schedule (Constant, Exponential, FullJitter, "
                              f"EqualJitter, DecorrelatedJitter), got {backoff!r}")
