@@ -4,6 +4,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -29,3 +33,14 @@ def fails(check_fn, *args, match: str) -> str:
     with pytest.raises(AssertionError, match=match) as info:
         check_fn(*args)
     return str(info.value)
+
+
+def run_child(tmp_path, code: str) -> tuple[str, float]:
+    """Run ``code`` in a child Python (bounded: the test fails rather than hang), from a file so that the
+    message can show its lines; return what it printed and how long it took."""
+    script = tmp_path / "learner.py"
+    script.write_text(textwrap.dedent(code), encoding="utf-8")
+    started = time.monotonic()
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=root)
+    return done.stdout + done.stderr, time.monotonic() - started

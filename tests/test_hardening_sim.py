@@ -10,8 +10,7 @@ import textwrap
 
 import pytest
 
-from resilience_sim import (ClosedLoop, FailureRepair, Fixed, OpenLoop, Outage, Partition, RepairCrew, Service,
-                            World)
+from resilience_sim import ClosedLoop, FailureRepair, OpenLoop, Outage, Partition, RepairCrew, Service, World
 
 
 def ends_with(code: str, limit: float = 60.0) -> str:

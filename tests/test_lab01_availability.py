@@ -6,15 +6,11 @@ from __future__ import annotations
 import math
 import random
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from lab_support import fails, solution_namespace
+from lab_support import fails, run_child, solution_namespace
 
 from resilience_sim import FailureRepair, RepairCrew, Service, World, theory
 from resilience_sim.labs import availability as check
@@ -466,18 +462,6 @@ def test_min_replicas_shared_crew_meeting_the_target_exactly_counts():
 
 
 # --- learner code that never returns: every call runs under a time limit ----------------------------
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_child(tmp_path, code: str) -> tuple[str, float]:
-    """Run ``code`` in a child Python (bounded: the test fails rather than hang), from a file so that
-    tracebacks can show its lines; return what it printed and how long it took."""
-    script = tmp_path / "learner.py"
-    script.write_text(textwrap.dedent(code), encoding="utf-8")
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=ROOT)
-    return done.stdout + done.stderr, time.monotonic() - started
-
 
 HANGING_SHARED_CREW = '''
     import time

@@ -3,16 +3,13 @@ names it. The reference class and function come from the solution notebook itsel
 here in order), so the notebook stays the single source of truth."""
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import time
 from collections import deque
 from pathlib import Path
 from time import monotonic
 
 import pytest
-from lab_support import fails, solution_namespace
+from lab_support import fails, run_child, solution_namespace
 
 from resilience_sim.labs import breaker as check
 
@@ -462,15 +459,6 @@ def test_show_sequence_prints_the_whole_sequence(ref, capsys):
 # --- learner code that never returns ----------------------------------------------------------------------
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def run_child(tmp_path, code: str) -> tuple[str, float]:
-    """Run ``code`` in a child Python (bounded: the test fails rather than hang), from a file so that the
-    message can show its lines; return what it printed and how long it took."""
-    script = tmp_path / "learner.py"
-    script.write_text(textwrap.dedent(code), encoding="utf-8")
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=ROOT)
-    return done.stdout + done.stderr, time.monotonic() - started
 
 
 SLEEPING_BREAKER = '''

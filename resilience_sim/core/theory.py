@@ -346,7 +346,7 @@ def trials_until_run(p: float, k: int) -> float:
     longest = math.floor((_LOG_MAX - 1.0 + math.log1p(-p)) / -log_p)   # the longest run whose wait fits
     about = f"e^{log_wait:.4g}" if log_wait < math.inf else "more than e^1.8e308"
     fix = (f"at this p, k must be <= {longest:,}" if longest >= 1 else
-           f"at this p even a single failure takes 1/p trials on average, beyond 1.8e308 too: use a larger p")
+           "at this p even a single failure takes 1/p trials on average, beyond 1.8e308 too: use a larger p")
     raise ValueError(f"k must be smaller or p larger: the expected wait for {validate.show(k)} failures in a "
                      f"row at p={p!r} is {about} trials, beyond the largest float (1.8e308 = e^709.8); {fix}")
 
@@ -493,7 +493,7 @@ def _survival(dist, t: float) -> float:
 def capped_mean(dist, limit: float) -> float:
     """E[min(X, ``limit``)] for a Fixed, Exponential or LogNormal duration X, or a Mixture of them:
     the mean time a call holds its caller when the caller stops waiting at ``limit`` (a timeout)."""
-    from .distributions import Exponential, Fixed, LogNormal, Mixture
+    from .distributions import Exponential, Fixed, LogNormal
     _closed_form(dist, (Fixed, Exponential, LogNormal), "a capped mean")
     limit = validate.number("limit", limit, low=0.0, allow_inf=True)
     return _capped_mean(dist, limit)
