@@ -32,9 +32,8 @@ from ..core import validate
 from ..core.reasons import OVERLOAD
 from ..policies import (AdaptiveThrottle, Bulkhead, CircuitBreaker, Deadline, HedgePolicy, RetryBudget,
                        RetryPolicy, Timeout, claim)
-from ..policies._state import flag
 from .service import ServiceError
-from .world import World
+from .world import check_world
 
 #: Refusals by this client's own layers before anything was sent: no verdict for the throttle.
 _UNSENT = frozenset({"circuit open", "bulkhead full", "deadline"})
@@ -76,13 +75,11 @@ class Client:
                  throttle: AdaptiveThrottle | None = None, breaker: CircuitBreaker | None = None,
                  bulkhead: Bulkhead | None = None, hedge: HedgePolicy | None = None,
                  idempotent: bool = True, idempotency_key: bool = False):
-        if not isinstance(world, World):
-            raise TypeError(f"world must be a World (world = World(seed=1)), got {world!r}")
+        check_world(world)
         if not callable(getattr(target, "call", None)):
             raise ValueError(f"target must have a call(request) generator method, got {target!r}")
-        if getattr(target, "world", world) is not world:     # a Service or Client of another run
-            raise ValueError(f"target {target!r} belongs to another World than the world given; "
-                             f"build every part of a scenario in the same World")
+        if hasattr(target, "world"):                          # a Service or Client: of this run
+            world.owns("target", target)
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         self.world, self.env, self.target, self.name = world, world.env, target, name
@@ -97,8 +94,8 @@ class Client:
         self._permits = isinstance(self.breaker, CircuitBreaker)    # else: a breaker with allow() -> bool
         self.bulkhead = _optional("bulkhead", bulkhead, Bulkhead)
         self.hedge = _optional("hedge", hedge, HedgePolicy)
-        self.idempotent = flag("idempotent", idempotent)
-        self.idempotency_key = flag("idempotency_key", idempotency_key)
+        self.idempotent = validate.boolean("idempotent", idempotent)
+        self.idempotency_key = validate.boolean("idempotency_key", idempotency_key)
         claim(world, timeout=self.timeout, deadline=self.deadline, retry=self.retry, budget=self.budget,
               throttle=self.throttle, breaker=self.breaker, bulkhead=self.bulkhead, hedge=self.hedge)
         self.rng = world.rng(f"client/{name}")                       # retry jitter

@@ -16,7 +16,7 @@ from .world import check_world
 
 def _service(name: str, value) -> Service:
     if not isinstance(value, Service):
-        raise TypeError(f"{name} must be a Service, got {value!r}")
+        raise validate.WrongType(f"{name} must be a Service, got {value!r}")
     return value
 
 
@@ -186,7 +186,7 @@ class FailureRepair(Fault):
             raise ValueError("mttr (or recover, with an optional detect) must be given as a number > 0 "
                              "or a Distribution")
         if crew is not None and not isinstance(crew, RepairCrew):
-            raise TypeError(f"crew must be a RepairCrew or None, got {crew!r}")
+            raise validate.WrongType(f"crew must be a RepairCrew or None, got {crew!r}")
         if crew is not None:
             service.world.owns("crew", crew)
         self.crew = crew

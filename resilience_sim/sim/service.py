@@ -286,7 +286,7 @@ class Service:
                 return None
             work = self.handler(self, req)
             if not hasattr(work, "send"):
-                raise TypeError(f"handler of {self.name!r} must return a simpy generator (a function that "
+                raise validate.WrongType(f"handler of {self.name!r} must return a simpy generator (a function that "
                                 f"uses yield, e.g. `return (yield from svc.ask(\"db\", req))`), got {work!r}")
             result = yield from work
             if epoch != self._epoch:

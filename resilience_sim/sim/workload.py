@@ -74,7 +74,7 @@ def _route(name: str, route) -> str:
 
 def _check_target(world, target):
     if not callable(getattr(target, "call", None)):
-        raise TypeError(f"target must have a call(request) generator method (a Service or a client), "
+        raise validate.WrongType(f"target must have a call(request) generator method (a Service or a client), "
                         f"got {target!r}")
     if hasattr(target, "world"):
         world.owns("target", target)

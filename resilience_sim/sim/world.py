@@ -16,7 +16,7 @@ from . import guard
 def check_world(value) -> "World":
     """``value`` if it is a World, else a ``TypeError`` that says what to pass."""
     if not isinstance(value, World):
-        raise TypeError(f"world must be a World (world = World(seed=1)), got {value!r}")
+        raise validate.WrongType(f"world must be a World (world = World(seed=1)), got {value!r}")
     return value
 
 
@@ -58,7 +58,7 @@ class World:
     def owns(self, name: str, component) -> None:
         """Refuse ``component`` (a service, client or crew) unless it belongs to this world."""
         if getattr(component, "world", None) is not self:
-            raise ValueError(f"{name} belongs to another World than the one given ({component!r}); "
+            raise ValueError(f"{name} belongs to another World than the world given ({component!r}); "
                              f"build every part of a scenario in the same World")
 
     def add_service(self, service) -> None:
