@@ -39,8 +39,8 @@ class ServiceStats:
     failures: int
     timeline: Timeline
     failure_reasons: dict
-    call_start: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
-    call_route: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint16), repr=False)
+    call_start: np.ndarray = field(repr=False)
+    call_route: np.ndarray = field(repr=False)
 
 
 @dataclass(frozen=True)
