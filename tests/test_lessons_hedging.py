@@ -1,4 +1,4 @@
-"""Notebook 08 (hedged requests): the exact theory, the scenarios and their key claims, the dashboard,
+"""Notebook 09 (hedged requests): the exact theory, the scenarios and their key claims, the dashboard,
 and the reusable picture of the policy composition order."""
 import json
 import math
@@ -19,8 +19,8 @@ from resilience_sim.lessons import hedging as h
 from resilience_sim.policies import HedgePolicy, delay_from_percentile
 from resilience_sim.sim.workload import serve
 
-KEY = "08_hedged_requests/hedging"
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "08_hedged_requests.ipynb"
+KEY = "09_hedged_requests/hedging"
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "09_hedged_requests.ipynb"
 
 
 # --- the composition order --------------------------------------------------------------------------

@@ -1,11 +1,17 @@
 """What every lesson shows the same way: time units, durations and shares written for people, and
 a small table that shows itself in a notebook. The one module lessons share (no lesson imports
 another); anything more general lives in the layers below (``core.theory``, ``views.plots``...).
+
+Also the one scene two notebooks share: the small api that notebook 07 (:mod:`.bulkheads`) overloads
+and notebook 08 (:mod:`.metastable`) drives into a retry storm, so that both mean the same service.
 """
 from __future__ import annotations
 
 from ..core import validate
+from ..core.distributions import Exponential
 from ..core.theory import TIME_UNITS
+from ..sim.service import Service
+from ..views import plots
 
 #: Time units, in simulated seconds (a month is a twelfth of a Julian year).
 MINUTE, HOUR, DAY, WEEK = TIME_UNITS["minute"], TIME_UNITS["hour"], TIME_UNITS["day"], TIME_UNITS["week"]
@@ -48,3 +54,33 @@ class Table:
         return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in cells)
 
     __repr__ = __str__
+
+
+# --- the api of notebooks 07 and 08: two workers, 50 ms of work a request ---------------------------
+#: Workers, and mean seconds of work a request (exponential): 2 / 0.05 = 40 requests a second.
+API_WORKERS, API_WORK = 2, 0.050
+CAPACITY = API_WORKERS / API_WORK
+#: How long the users (the clients) wait for one attempt.
+TIMEOUT = 1.0
+#: Seconds between two samples of the api's queue.
+PROBE_EVERY = 0.25
+#: Colours of "without" and "with" the protection, in both notebooks.
+GOOD, BAD = "tab:blue", "tab:red"
+
+
+def overload_api(world, **kwargs) -> Service:
+    """The api (``API_WORKERS`` workers, ``API_WORK`` exponential) in ``world``, named "api";
+    ``kwargs`` go to :class:`~resilience_sim.sim.service.Service` (``shedder=``, ``rate_limit=``...)."""
+    return Service(world, "api", capacity=API_WORKERS, latency=Exponential(API_WORK), **kwargs)
+
+
+def draw_queue(ax, res, *, label: str | None = None, color=None, shade: bool = False):
+    """Requests at the server (being served or waiting) over time, from ``res.queue`` (a
+    :class:`~resilience_sim.sim.probes.ServiceProbe`); ``shade``: ``res.results``' faults shaded."""
+    ax.plot(res.queue.times, res.queue.in_system, label=label, color=color)
+    if shade:
+        plots.shade_faults(ax, res.results)
+    ax.set_xlim(0, res.results.until)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("requests at the server")
+    return ax

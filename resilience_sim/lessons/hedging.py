@@ -1,4 +1,4 @@
-"""Notebook 08, hedged requests (Dean and Barroso, "The Tail at Scale", CACM 2013): scenarios,
+"""Notebook 09, hedged requests (Dean and Barroso, "The Tail at Scale", CACM 2013): scenarios,
 pictures and the dashboard; the exact theory of a hedged call is in :mod:`resilience_sim.core.theory`
 (:func:`~resilience_sim.core.theory.hedged_survival`, :func:`~resilience_sim.core.theory.hedged_quantile`).
 Also the course's reusable picture of the policy composition order (:func:`composition_order_mermaid`).
@@ -318,7 +318,7 @@ def dash_summary(res: DashResult) -> str:
     return f"{text} · extra load <b>+{extra_load(res.run):.1%}</b>"
 
 
-@dashboard("08_hedged_requests/hedging")
+@dashboard("09_hedged_requests/hedging")
 def hedging_dashboard() -> Dashboard:
     """Hedge delay (a percentile of latencies measured without hedging), load, and whether the server
     drops the loser; without / with hedging side by side."""

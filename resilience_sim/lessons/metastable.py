@@ -1,0 +1,229 @@
+"""08 Retry storms and metastable failure: retries that keep a healthy server down.
+
+* **Metastable failure** (:func:`metastable_run`): clients retry timed-out calls at once; a short
+  latency spike pushes queueing delay past the timeout, retries triple the load and the service stays
+  failed after the spike ends; a :class:`~resilience_sim.policies.RetryBudget` or an
+  :class:`~resilience_sim.policies.AdaptiveThrottle` lets it recover, backoff with jitter does not.
+* **The edge** (:func:`edge_curve`): how often a run stays failed, against the trigger's length or the
+  base load, over several seeds.
+
+The api (``CAPACITY``, ``TIMEOUT``...) is the one notebook 07 overloads; it lives in :mod:`.common`.
+Every run is small (a few thousand requests) so that the dashboard redraws in well under 200 ms.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from matplotlib.ticker import MultipleLocator
+
+from ..core import validate
+from ..metrics import Results
+from ..metrics.windows import availability_between
+from ..policies import AdaptiveThrottle, ConstantBackoff, FullJitter, RetryBudget, RetryPolicy
+from ..sim.client import Client
+from ..sim.faults import LatencySpike
+from ..sim.probes import ServiceProbe
+from ..sim.world import World
+from ..sim.workload import OpenLoop
+from ..views import plots
+from ..views.dashboard import Dashboard, Slider
+from . import dashboard
+from .common import (API_WORK, API_WORKERS, BAD, CAPACITY, GOOD, PROBE_EVERY, TIMEOUT,  # noqa: F401
+                     draw_queue, overload_api)      # (the notebook's names for the shared api)
+
+
+# --- 1. metastable failure ---------------------------------------------------------------------------
+#: Base load as a share of capacity, and the trigger: every request takes three times as long for 4 s.
+META_LOAD, TRIGGER, TRIGGER_FACTOR = 0.65, 4.0, 3.0
+#: Attempts per request (the first counts), and the retry budget's share of requests.
+ATTEMPTS, BUDGET_RATIO = 3, 0.1
+#: The adaptive throttle: K (the SRE book's 2) and its memory, short to match this fast service.
+THROTTLE_K, THROTTLE_WINDOW = 2.0, 5.0
+#: The notebook's main run: trigger at 10 s, 90 s in all, "well after" = from 60 s on.
+MAIN = dict(start=10.0, duration=90.0, window=(60.0, 90.0))
+#: The dashboard's and the sweep's shorter run: trigger at 3 s, 22 s in all, judged from 14 s on
+#: (5 s after the longest trigger the dashboard offers, 6 s, has ended).
+SHORT = dict(start=3.0, duration=22.0, window=(14.0, 22.0))
+
+
+@dataclass
+class MetastableResult:
+    """A run of the metastable scenario and what it says about the time after the trigger."""
+    results: Results = field(repr=False)
+    queue: ServiceProbe = field(repr=False)
+    trigger: tuple
+    window: tuple
+    load: float
+    label: str
+    client: Client = field(repr=False)
+
+    @property
+    def after(self) -> float:
+        """Request availability in ``window``, well after the trigger ended."""
+        return availability_between(self.results, *self.window)
+
+    @property
+    def amplification(self) -> float:
+        """Attempts sent per request, over the whole run."""
+        return self.results.client("users->api").amplification
+
+    def amplification_in(self, lo: float, hi: float) -> float:
+        """Attempts per request, for the requests that started in ``[lo, hi)``."""
+        return self.results.between(lo, hi).attempts_per_request()
+
+    def recovery_time(self, bin_width: float = 1.0, level: float = 0.9) -> float | None:
+        """Seconds from the trigger's end until availability stays at or above ``level`` in every
+        ``bin_width`` bin up to the end of ``window``; None if it never does."""
+        lo, hi = self.trigger[1], self.window[1]
+        edges = np.arange(lo, hi, bin_width)
+        good = [availability_between(self.results, a, a + bin_width) >= level for a in edges]
+        if not good[-1]:
+            return None
+        last_bad = max((i for i, g in enumerate(good) if not g), default=-1)
+        return float(edges[last_bad + 1] - lo) if last_bad + 1 < len(edges) else None
+
+
+def metastable_run(load: float = META_LOAD, trigger: float = TRIGGER, timeout: float = TIMEOUT, *,
+                   attempts: int = ATTEMPTS, jitter: bool = False, budget: bool = False, throttle: bool = False,
+                   throttle_window: float = THROTTLE_WINDOW, factor: float = TRIGGER_FACTOR,
+                   start: float = MAIN["start"], duration: float = MAIN["duration"], window=MAIN["window"],
+                   seed: int = 1) -> MetastableResult:
+    """The api (40 req/s) at ``load`` of its capacity; clients wait ``timeout`` seconds per attempt and
+    make up to ``attempts`` attempts, at once (or after full-jitter backoff with ``jitter``); the queue
+    is unbounded and timed-out work is still done. For ``trigger`` seconds from ``start`` every request
+    takes ``factor`` times longer. Protection: a 10% :class:`RetryBudget` (``budget``) and/or an
+    :class:`AdaptiveThrottle` (``throttle``) that remembers ``throttle_window`` seconds."""
+    load = validate.positive("load", load)
+    trigger = validate.non_negative("trigger", trigger)
+    world = World(seed=seed)
+    api = overload_api(world)
+    backoff = FullJitter(base=0.1, cap=2.0) if jitter else ConstantBackoff(0.0)
+    client = Client(world, api, name="users->api", timeout=timeout,
+                    retry=RetryPolicy(attempts, backoff) if attempts > 1 else None,
+                    budget=RetryBudget(ratio=BUDGET_RATIO) if budget else None,
+                    throttle=AdaptiveThrottle(k=THROTTLE_K, window=throttle_window) if throttle else None)
+    if trigger > 0:
+        LatencySpike(api, [(start, start + trigger)], factor=factor)
+    probe = ServiceProbe(world, api, PROBE_EVERY)
+    OpenLoop(world, client, load * CAPACITY, duration=duration)
+    label = ("adaptive throttle" if throttle else "retry budget" if budget else
+             "no retries" if attempts == 1 else "retries with backoff" if jitter else "retries, no budget")
+    # run on until every request sent has had all its attempts, so none is left unfinished
+    drain = attempts * timeout + (attempts - 1) * (backoff.cap if jitter else 0.0)
+    return MetastableResult(world.run(until=duration + drain), probe, (start, start + trigger), tuple(window),
+                            load, label, client)
+
+
+def draw_availability(ax, res: MetastableResult, *, bin_width: float = 1.0, color=None, label=None,
+                      shade: bool = True):
+    """Availability over time (by request start), the trigger shaded and the judged window bracketed."""
+    plots.availability_over_time(res.results, bin_width=bin_width, ax=ax, shade=shade, color=color,
+                                 label=label or res.label)
+    ax.set_xlim(0, res.window[1])                 # the requests sent; after that the run only drains
+    if shade:
+        lo, hi = res.window
+        ax.annotate("", (lo, 50), (hi, 50), arrowprops=dict(arrowstyle="<->", color="gray", lw=1))
+        ax.text((lo + hi) / 2, 53, "judged here", ha="center", va="bottom", fontsize=8, color="gray")
+    ax.set_ylabel("requests answered (%)")
+    return ax
+
+
+def _metastable_compute(load_pct, trigger, timeout, budget, *, seed):
+    return metastable_run(load_pct / 100, trigger, timeout, budget=budget, seed=seed, **SHORT)
+
+
+def _metastable_draw(ax, res: MetastableResult):
+    draw_availability(ax, res, color=GOOD if res.after > 0.95 else BAD, label="answered")
+    ax.xaxis.set_major_locator(MultipleLocator(5))      # few tick labels: text is what a redraw costs
+    ax.yaxis.set_major_locator(MultipleLocator(25))
+    if not ax.get_subplotspec().colspan.start:
+        ax.legend(loc="lower left", fontsize=8)
+    else:
+        ax.set_ylabel("")
+
+
+def _metastable_summary(res: MetastableResult) -> str:
+    lo, hi = res.window
+    state = "recovered" if res.after > 0.95 else "still failed" if res.after < 0.05 else "partly"
+    return (f"{lo:g}-{hi:g} s: {res.after:.0%} answered ({state}), "
+            f"{res.amplification_in(lo, hi):.2f} attempts/request")
+
+
+@dashboard("08_metastable/metastable")
+def metastable_dashboard(seed: int = 7) -> Dashboard:
+    """Base load, trigger length and timeout; without / with a 10% retry budget."""
+    return Dashboard(
+        lambda load_pct, trigger, timeout, budget: _metastable_compute(load_pct, trigger, timeout, budget,
+                                                                       seed=seed),
+        _metastable_draw,
+        [Slider("load_pct", "base load", "% of capacity", 30, 90, META_LOAD * 100, step=5),
+         Slider("trigger", "trigger: 3x slower for", "s", 0.0, 6.0, TRIGGER, step=0.5),
+         Slider("timeout", "timeout per attempt", "s", 0.2, 2.0, TIMEOUT, step=0.1)],
+        variants={"3 attempts, no budget": {"budget": False},
+                  f"3 attempts, {BUDGET_RATIO:.0%} retry budget": {"budget": True}},
+        summary=_metastable_summary, figsize=(9.0, 3.0),
+        title=f"Metastable failure: {CAPACITY:.0f} req/s service, trigger from {SHORT['start']:g} s")
+
+
+# --- 2. where the edge is: sweeps over seeds ---------------------------------------------------------
+@dataclass
+class EdgeCurve:
+    """How often the service stayed failed, for each value of one knob (``trigger`` or ``load``),
+    over several seeds of the dashboard's short run."""
+    knob: str
+    values: np.ndarray
+    after: np.ndarray          # (seeds, values): availability well after the trigger
+    budget: bool
+    seeds: tuple
+
+    @property
+    def failed_share(self) -> np.ndarray:
+        """For each value, the share of seeds still failed (< 5% answered) well after the trigger."""
+        return (self.after < 0.05).mean(axis=0)
+
+    @property
+    def recovered_share(self) -> np.ndarray:
+        """For each value, the share of seeds back to normal (> 95% answered) well after the trigger."""
+        return (self.after > 0.95).mean(axis=0)
+
+    def never_tipped(self) -> float:
+        """The largest value at and below which no seed stayed failed."""
+        tipped = np.flatnonzero(self.failed_share > 0)
+        return float(self.values[tipped[0] - 1]) if tipped.size else float(self.values[-1])
+
+    def always_tipped(self) -> float | None:
+        """The smallest value at and above which every seed stayed failed (None if there is none)."""
+        failed = self.failed_share == 1.0
+        for i in range(len(self.values)):
+            if failed[i:].all():
+                return float(self.values[i])
+        return None
+
+
+def edge_curve(knob: str, values, *, seeds, budget: bool = False, load: float = META_LOAD,
+               trigger: float = TRIGGER, timeout: float = TIMEOUT) -> EdgeCurve:
+    """Run the dashboard's short scenario for each value of ``knob`` ("trigger" in seconds or "load"
+    as a share of capacity), the other one fixed, once per seed."""
+    validate.choice("knob", knob, ("trigger", "load"))
+    values, seeds = np.asarray(values, dtype=float), tuple(seeds)
+    after = np.empty((len(seeds), len(values)))
+    for i, seed in enumerate(seeds):
+        for j, v in enumerate(values):
+            kw = {"load": load, "trigger": trigger, knob: float(v)}
+            after[i, j] = metastable_run(kw["load"], kw["trigger"], timeout, budget=budget, seed=seed,
+                                         **SHORT).after
+    return EdgeCurve(knob, values, after, budget, seeds)
+
+
+def draw_edge(ax, without: EdgeCurve, with_budget: EdgeCurve | None = None):
+    """The share of runs still failed well after the trigger, against the swept knob."""
+    scale = 100 if without.knob == "load" else 1
+    for curve, color, label in ((without, BAD, "3 attempts, no budget"),
+                                (with_budget, GOOD, f"3 attempts, {BUDGET_RATIO:.0%} retry budget")):
+        if curve is not None:
+            ax.plot(curve.values * scale, curve.failed_share * 100, "o-", color=color, label=label, ms=7)
+    ax.set_ylim(-5, 105)
+    ax.set_xlabel("trigger length (s)" if without.knob == "trigger" else "base load (% of capacity)")
+    ax.set_ylabel(f"runs still failed (% of {len(without.seeds)})")
+    return ax

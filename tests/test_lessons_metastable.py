@@ -1,0 +1,107 @@
+"""Notebook 08 (retry storms and metastable failure): its claims hold over several seeds, runs are
+seeded, the edge sweep says what the notebook says, and its dashboard reacts to every slider."""
+import math
+
+import numpy as np
+import pytest
+
+from resilience_sim.lessons import all_dashboards, common
+from resilience_sim.lessons import metastable as mf
+
+
+# --- small tools -----------------------------------------------------------------------------------
+def test_edge_curve_rejects_an_unknown_knob():
+    with pytest.raises(ValueError, match="knob"):
+        mf.edge_curve("timeout", [1.0], seeds=[1])
+
+
+def test_edge_curve_summaries():
+    curve = mf.EdgeCurve("trigger", np.array([0.0, 1.0, 2.0, 3.0]),
+                         np.array([[1.0, 1.0, 0.0, 0.0], [1.0, 0.5, 1.0, 0.0]]), False, (1, 2))
+    assert list(curve.failed_share) == [0.0, 0.0, 0.5, 1.0]
+    assert list(curve.recovered_share) == [1.0, 0.5, 0.5, 0.0]
+    assert curve.never_tipped() == 1.0 and curve.always_tipped() == 3.0
+
+
+def test_the_api_is_the_one_notebook_07_overloads():
+    assert (mf.CAPACITY, mf.TIMEOUT, mf.API_WORKERS, mf.API_WORK) == (common.CAPACITY, common.TIMEOUT, 2, 0.05)
+    assert mf.draw_queue is common.draw_queue
+
+
+# --- 2-4: metastable failure, what ends it, the edge -----
+@pytest.mark.parametrize("seed", [1, 2, 7])
+def test_without_a_budget_the_trigger_leaves_the_service_failed(seed):
+    stuck = mf.metastable_run(seed=seed)
+    budgeted = mf.metastable_run(budget=True, seed=seed)
+    throttled = mf.metastable_run(throttle=True, seed=seed)
+    assert stuck.after < 0.05 and stuck.recovery_time() is None
+    assert stuck.amplification_in(*stuck.window) > 2.9
+    assert budgeted.after > 0.95 and throttled.after > 0.95
+    assert budgeted.recovery_time() < throttled.recovery_time()
+    assert budgeted.amplification_in(*budgeted.window) < 1.05
+    t, q = np.array(stuck.queue.times), stuck.queue.in_system
+    late = t >= 40
+    slope = np.polyfit(t[late], q[late], 1)[0]
+    assert abs(slope - 38) < 4 * math.sqrt(9 * 26 * 50 + 40 * 50) / 50
+
+
+def test_backoff_does_not_help_and_no_retries_recover():
+    assert mf.metastable_run(jitter=True, seed=4).after < 0.05
+    assert mf.metastable_run(attempts=1, seed=4).after > 0.95
+
+
+def test_without_a_trigger_the_service_is_fine():
+    calm = mf.metastable_run(trigger=0.0, seed=3, **mf.SHORT)
+    assert calm.after > 0.99 and calm.amplification < 1.02 and calm.trigger == (3.0, 3.0)
+
+
+def test_below_a_third_of_capacity_even_a_long_trigger_cannot_stick():
+    # 3 attempts x 30% = 90% < 100%: even with every attempt timing out the queue drains
+    res = mf.metastable_run(0.3, 6.0, seed=2, **mf.SHORT)
+    assert res.after > 0.95
+
+
+def test_metastable_run_is_seeded():
+    a, b = mf.metastable_run(seed=9, **mf.SHORT), mf.metastable_run(seed=9, **mf.SHORT)
+    assert np.array_equal(a.results.outcome, b.results.outcome) and np.array_equal(a.queue.in_system, b.queue.in_system)
+
+
+def test_edge_sweep_matches_what_the_notebook_says():
+    by_length = mf.edge_curve("trigger", [0, 1, 2, 3, 4, 6], seeds=range(7, 10))
+    assert by_length.never_tipped() == 1.0 and by_length.always_tipped() == 4.0
+    assert by_length.after[0, 2] > 0.95 and by_length.after[0, 3] < 0.05      # the dashboard's seed
+    budget = mf.edge_curve("trigger", [6], seeds=range(7, 10), budget=True)
+    assert budget.recovered_share[0] == 1.0
+
+
+def test_a_longer_throttle_memory_recovers_more_slowly():
+    short = mf.metastable_run(throttle=True, seed=7)
+    long = mf.metastable_run(throttle=True, throttle_window=120, seed=7)
+    assert short.after > 0.95 and long.after < short.after
+    assert long.recovery_time() is None or long.recovery_time() > short.recovery_time()
+
+
+# --- dashboards ------------------------------------------------------------------------------------
+def test_dashboard_is_registered():
+    keys = all_dashboards()
+    assert "08_metastable/metastable" in keys
+    assert not any(k.startswith("07_overload/") for k in keys)
+
+
+def test_metastable_dashboard_reacts_to_every_slider():
+    dash = all_dashboards()["08_metastable/metastable"]()
+    stuck, budgeted = dash.results.values()
+    assert stuck.after < 0.05 and budgeted.after > 0.95
+    assert "still failed" in dash.text.value and "recovered" in dash.text.value
+    picture = dash.picture.value
+
+    dash.set(trigger=2.0)                           # the dashboard seed's edge: 2 s is absorbed
+    assert dash.picture.value != picture
+    assert all(r.after > 0.95 for r in dash.results.values())
+
+    dash.set(trigger=4.0, timeout=2.0)              # a longer timeout needs a longer trigger to tip
+    assert all(r.after > 0.95 for r in dash.results.values())
+
+    dash.set(timeout=1.0, load_pct=30, trigger=6.0)  # below a third of capacity nothing sticks
+    assert all(r.after > 0.95 and r.load == pytest.approx(0.3) for r in dash.results.values())
+    assert "Could not run" not in dash.text.value
