@@ -43,6 +43,7 @@ import resilience_sim.core.theory as theory
 import resilience_sim.metrics as metrics
 import resilience_sim.metrics.windows as windows
 import resilience_sim.policies as pol
+import resilience_sim.sim.jobs as sim_jobs
 import resilience_sim.views.dashboard as dashboard
 from resilience_sim.core.eventlog import DEFAULT_LIMIT
 from resilience_sim.core.reasons import REASONS
@@ -839,6 +840,74 @@ entry("HedgePolicy.record_winner", lambda c: c["p"].record_winner, _hedge, now=(
 entry("delay_from_percentile", lambda c: pol.delay_from_percentile, latencies=(DURATIONS, [0.1, 0.2, 0.3]),
       p=(Num(0, 100), 95))
 
+# --- policies for reads (Part III) -------------------------------------------------------------------
+entry("Cache", lambda c: pol.Cache, ttl=(Optional(pos()), 60.0), hard_ttl=(Optional(Num(60.0)), 600.0),
+      stale_while_revalidate=(nonneg(), 10.0), negative_ttl=(nonneg(), 5.0),
+      capacity=(Int(1, pol.cache.MAX_CAPACITY), 100), coalesce=(Bool(), True))
+entry("Cache.from_cache_control", lambda c: pol.Cache.from_cache_control,
+      header=(Values("a Cache-Control header with max-age", bad=[
+          None, 5, "", "stale-if-error=5", "max-age=x", "max-age=-1", "max-age=1.5", ["max-age=5"], Junk()],
+          edge=["max-age=0, stale-if-error=5", "max-age=5", "no-cache, max-age=5", "max-age=10**400"]),
+          "max-age=60, stale-if-error=600"))
+
+
+def _cache_at10(cache):
+    cache.lookup("a", 10.0)
+    return {}
+
+
+_cache = at10(lambda: pol.Cache(60.0, hard_ttl=600.0, negative_ttl=5.0), _cache_at10)
+_KEY = Values("a hashable key", bad=[["a"], {"a": 1}, {1}], edge=["a", 1, None, (1, 2), NAN])
+entry("Cache.lookup", lambda c: c["p"].lookup, _cache, key=(_KEY, "a"), now=(Time(), 12.0))
+entry("Cache.fill", lambda c: c["p"].fill, _cache,
+      key=(Values("a key with a fetch outstanding", bad=["b", ["a"]]), "a"),
+      value=(Any("any value is cached as it is"), "v"), now=(Time(), 12.0))
+entry("Cache.fail", lambda c: c["p"].fail, _cache,
+      key=(Values("a key with a fetch outstanding", bad=["b", ["a"]]), "a"), reason=(REASON, "error"),
+      now=(Time(), 12.0))
+entry("Cache.invalidate", lambda c: c["p"].invalidate, _cache, key=(Values("a hashable key", bad=[["a"]]), "a"))
+
+_STEPS = Values("a list: a primary dependency name, then fallbacks (names or Static)", bad=[
+    "recommender", None, 5, [], ["a"], ["a", "a"], ["a", 3], ["a", ""], [pol.Static("x"), "a"], Junk(), [None, "b"]],
+    edge=[("a", "b"), ["a", pol.Static("x")], ["a", "b", "c", "d"]])
+entry("FallbackChain", lambda c: pol.FallbackChain, steps=(_STEPS, ["a", "b", pol.Static("c")]),
+      labels=(Values("None or {step name: label}", bad=[{"z": "x"}, "ab", 5, [("z", "x")]],
+                     edge=[None, {}, {"b": "popular"}]), {"b": "popular"}),
+      on=(REASONS_SET, {"error", "down"}))
+_chain = lambda: {"p": pol.FallbackChain(["a", "b"])}   # noqa: E731
+entry("FallbackChain.level", lambda c: c["p"].level, _chain, name=(Choice(["a", "b"]), "b"))
+entry("FallbackChain.record", lambda c: c["p"].record, _chain, index=(Int(0, 1), 0),
+      reason=(Values("None (answered) or a failure reason", bad=[5, ["error"], True, Junk()],
+                     edge=[None, "error", "timout"]), "error"))
+entry("Static", lambda c: pol.Static, name=(Text(empty=False), "bestsellers"),
+      value=(Any("any value is the answer"), ["a"]))
+
+entry("JobQueue", lambda c: pol.JobQueue, capacity=(Optional(Int(1)), 100),
+      backoff=(Obj("Backoff", Lazy("FullJitter(1, 30)", lambda c: pol.FullJitter(1.0, 30.0)), optional=True,
+                   extra=[1.0, pol.FullJitter, pol.RetryBudget()]), None),
+      max_attempts=(Optional(Int(1)), 5))
+
+
+def _jobs_at10(q):
+    q.submit("j", 10.0)
+    q.submit("k", 10.0)
+    q.take(10.0)
+    return {}
+
+
+_jobs = at10(lambda: pol.JobQueue(capacity=10), _jobs_at10)
+entry("JobQueue.submit", lambda c: c["p"].submit, _jobs,
+      job=(Values("a new hashable job id", bad=["j", ["x"], {"x": 1}], edge=["new", 3, (1, 2)]), "new"),
+      now=(Time(), 12.0))
+entry("JobQueue.take", lambda c: c["p"].take, _jobs, now=(Time(), 12.0))
+entry("JobQueue.status", lambda c: c["p"].status, _jobs,
+      job=(Values("a job the queue accepted", bad=["nope", ["j"]], edge=["j", "k"]), "j"))
+entry("JobQueue.complete", lambda c: c["p"].complete, _jobs,
+      job=(Values("a running job", bad=["k", "nope", ["j"]]), "j"), now=(Time(), 12.0))
+entry("JobQueue.retry_later", lambda c: c["p"].retry_later, _jobs,
+      job=(Values("a running job", bad=["k", "nope", ["j"]]), "j"), now=(Time(), 12.0),
+      rng=(RNG, random.Random(1)))
+
 #: Every policy class that keeps state, with a valid instance (claim(name=...) is the same for all).
 _STATEFUL = {"Timeout": lambda: pol.Timeout(1.0), "Deadline": lambda: pol.Deadline(1.0),
              "Backoff": pol.Backoff, "ConstantBackoff": lambda: pol.Constant(0.1),
@@ -848,7 +917,8 @@ _STATEFUL = {"Timeout": lambda: pol.Timeout(1.0), "Deadline": lambda: pol.Deadli
              "RetryPolicy": _retry_policy, "RetryBudget": pol.RetryBudget, "AdaptiveThrottle": pol.AdaptiveThrottle,
              "CircuitBreaker": _breaker, "Bulkhead": lambda: pol.Bulkhead(1),
              "TokenBucket": lambda: pol.TokenBucket(1, 1),
-             "LoadShedder": pol.LoadShedder, "HedgePolicy": lambda: pol.HedgePolicy(0.1), "Stateful": pol.Stateful}
+             "LoadShedder": pol.LoadShedder, "HedgePolicy": lambda: pol.HedgePolicy(0.1),
+             "Cache": lambda: pol.Cache(60.0), "JobQueue": pol.JobQueue, "Stateful": pol.Stateful}
 for _name, _make in _STATEFUL.items():
     if _name not in ("Stateful", "RetryPolicy"):     # the others inherit Stateful.claim unchanged (EXEMPT_CALLABLES)
         continue
@@ -964,6 +1034,19 @@ entry("ClosedLoop", lambda c: rs.ClosedLoop, sim, users=(Int(1, 100_000, cap=Tru
       think=(dist_or_number("exponential"), 1.0), duration=(pos(), 5.0), **_WORKLOAD)
 
 
+CACHE = Obj("Cache", Lazy("Cache(60)", lambda c: pol.Cache(60.0)),
+            extra=[other_world(lambda: pol.Cache(60.0)), pol.TokenBucket(1, 1), {"ttl": 60}])
+entry("CachedRead", lambda c: rs.CachedRead, sim, world=(WORLD, WORLD.valid), cache=(CACHE, CACHE.valid),
+      name=(Text(empty=False), "catalog"))
+entry("CachedRead.clear_at", lambda c: rs.CachedRead(c["world"], pol.Cache(60.0)).clear_at, sim,
+      times=(VarArgs(nonneg(), (5.0,), at_least_one=False), VarArgs.Args((5.0, 10.0))))
+entry("DeferredJobs", lambda c: rs.DeferredJobs, sim, world=(WORLD_OF_TARGET, WORLD.valid),
+      queue=(Obj("JobQueue", Lazy("JobQueue()", lambda c: pol.JobQueue()),
+                 extra=[other_world(pol.JobQueue), pol.Cache(5.0), 5]), Lazy("JobQueue()", lambda c: pol.JobQueue())),
+      target=(TARGET, TARGET.valid), workers=(Int(1, sim_jobs.MAX_WORKERS, cap=True), 2),
+      name=(Text(empty=False), "reports"))
+
+
 # --- metrics --------------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def results():
@@ -975,6 +1058,20 @@ def results():
     rs.OpenLoop(w, client, 20, duration=10.0, name="users")
     rs.OpenLoop(w, api, 5, duration=10.0, name="admin")
     return w.run(12.0)
+
+
+@lru_cache(maxsize=1)
+def _cache_results():
+    """A small run with a cache called "cache" and a job queue called "jobs"."""
+    w = rs.World(3)
+    rs.Service(w, "db", latency=0.01)
+    layer = rs.CachedRead(w, pol.Cache(1.0))
+    jobs = rs.DeferredJobs(w, pol.JobQueue(), target=w.service("db"))
+    front = rs.Service(w, "front", capacity=5, dependencies=["db"],
+                       handler=lambda svc, req: layer.read(req, lambda sub: svc.ask("db", sub)))
+    rs.OpenLoop(w, front, 10, duration=5.0, key=lambda rng: rng.randrange(3))
+    rs.OpenLoop(w, rs.Service(w, "export", handler=lambda svc, req: jobs.submit(req)), 2, duration=5.0, name="x")
+    return w.run(6.0)
 
 
 def _r(c):
@@ -1001,6 +1098,9 @@ entry("Results.latency_percentiles", lambda c: _r(c).latency_percentiles, ps=(PE
 entry("Results.reasons", lambda c: _r(c).reasons, unanswered_only=(Bool(), False))
 entry("Results.share_slower_than", lambda c: _r(c).share_slower_than, threshold=(nonneg(), 0.05))
 entry("Results.timeseries", lambda c: _r(c).timeseries, bin_width=(Num(0, 12, low_open=True), 1.0))
+entry("Results.staleness_percentiles", lambda c: _r(c).staleness_percentiles, ps=(PERCENTILES, (50, 100)))
+entry("Results.cache", lambda c: _cache_results().cache, name=P(Choice(["cache"]), "cache", says="cache"))
+entry("Results.jobs", lambda c: _cache_results().jobs, name=P(Choice(["jobs"]), "jobs", says="job queue"))
 entry("ClientStats.breaker_state_at", lambda c: _r(c).client("c").breaker_state_at, times=(TIMES, [1.0, 5.0]))
 
 RESULTS = Obj("Results", Lazy("results", _r), extra=[Lazy("a World", lambda c: rs.World(1))])
@@ -1069,6 +1169,15 @@ EXEMPT_CALLABLES = {
     "ServiceStats": "a record built by World.run",
     "ClientStats": "a record built by World.run; breaker_state_at is in the table",
     "FaultSpan": "a record built by World.run",
+    "CacheStats": "a record built by World.run",
+    "JobStats": "a record built by World.run",
+    "Lookup": "a plain decision record: a Cache builds it (a cache of one's own too); CachedRead reads its kind",
+    "World.add_cache": "plumbing: called by CachedRead() with itself",
+    "World.add_job_queue": "plumbing: called by DeferredJobs() with itself",
+    "CachedRead.read": "a simpy generator for handlers: runs inside a World (tests/test_sim_reads.py)",
+    "CachedRead.stats": "no parameters but self",
+    "with_fallbacks": "a simpy generator for handlers: runs inside a World (tests/test_sim_reads.py)",
+    "DeferredJobs.submit": "a simpy generator for handlers: runs inside a World (tests/test_sim_reads.py)",
     "World.add_service": "plumbing: called by Service() with itself",
     "World.add_client": "plumbing: called by Client() with itself",
     "World.add_workload": "plumbing: called by OpenLoop()/ClosedLoop() with itself",
@@ -1095,6 +1204,7 @@ EXEMPT_PARAMS = {
     ("RetryPolicy.should_retry", "idempotency_key"): "only its truthiness is read, and Client passes True "
                                                       "(the annotation says str | None): no value is wrong",
     ("RetryPolicy.decide", "idempotency_key"): "as for should_retry",
+    ("Cache.from_cache_control", "options"): "**options go to Cache(), whose every parameter is in the table",
 }
 
 TABLE_PARAMS: dict = {}

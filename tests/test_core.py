@@ -212,7 +212,7 @@ def test_records_are_compact_and_shared_with_numpy():
     svc = Service(world, "api", capacity=10, latency=0.001)
     OpenLoop(world, svc, 100, requests=1000)
     results = world.run(until=100)
-    assert results.record_bytes == 1000 * 29
+    assert results.record_bytes == 1000 * 33
 
 
 def test_timeseries_bins_by_start_time():

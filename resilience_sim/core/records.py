@@ -1,8 +1,10 @@
 """Compact per-request records: one row per user request, stored column-wise in typed arrays.
 
-A row costs 29 bytes: two float64 times (start, end), a uint8 outcome, uint16 codes for the reason,
-the number of attempts, who answered and the route (the endpoint), and a uint32 code for the key
-(what the request was about; code 0 is "no key"). A million requests take about 29 MB.
+A row costs 33 bytes: two float64 times (start, end), a uint8 outcome, uint16 codes for the reason,
+the number of attempts, who answered and the route (the endpoint), a uint32 code for the key
+(what the request was about; code 0 is "no key") and a float32 ``age``: how old the data in the answer
+was (0 when it came straight from its source, the cache entry's age when a cache answered).
+A million requests take about 33 MB.
 
 What holds: a row is added exactly once per user request, when it ends; a request still pending
 when a run is cut off is reported by :meth:`Recorder.unfinished_rows` (as TIMED_OUT, "unfinished").
@@ -15,7 +17,7 @@ import numpy as np
 
 from .reasons import Outcome
 
-COLUMNS = ("start", "end", "outcome", "reason", "attempts", "answered_by", "route", "key")
+COLUMNS = ("start", "end", "outcome", "reason", "attempts", "answered_by", "route", "key", "age")
 
 
 class Recorder:
@@ -30,6 +32,7 @@ class Recorder:
         self.answered_by = array("H")
         self.route = array("H")
         self.key = array("I")
+        self.age = array("f")
         self.pending: dict = {}            # requests sent and not yet ended, in the order sent (as keys)
         self.names: list[str] = [""]
         self._codes: dict[str, int] = {"": 0}
@@ -53,7 +56,7 @@ class Recorder:
         return code
 
     def add(self, req, end: float, outcome: int, reason: str, answered_by: str) -> None:
-        """The row of request ``req`` (its start, attempts, route and key), ended at ``end``."""
+        """The row of request ``req`` (its start, attempts, route, key and age), ended at ``end``."""
         codes = self._codes
         self.start.append(req.start)
         self.end.append(end)
@@ -65,6 +68,7 @@ class Recorder:
         self.route.append(codes[route] if route in codes else self.code(route))
         key = req.key
         self.key.append(0 if key is None else self.key_code(key))
+        self.age.append(req.age)
 
     def __len__(self) -> int:
         return len(self.start)
@@ -88,6 +92,7 @@ class Recorder:
             "route": np.array([self.code(req.route) for req in pending], dtype=np.uint16),
             "key": np.array([0 if req.key is None else self.key_code(req.key) for req in pending],
                             dtype=np.uint32),
+            "age": np.array([req.age for req in pending], dtype=np.float32),
         }
 
     def columns(self) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
 """Results of a run and the metrics computed from its records; never sees a World or simpy."""
-from .results import ClientStats, FaultSpan, Results, ServiceStats
+from .results import CacheStats, JobStats, ClientStats, FaultSpan, Results, ServiceStats
 
-__all__ = ["Results", "ServiceStats", "ClientStats", "FaultSpan"]
+__all__ = ["Results", "ServiceStats", "ClientStats", "FaultSpan", "CacheStats", "JobStats"]

@@ -103,6 +103,65 @@ def _float(x) -> float:
 
 
 @dataclass(frozen=True)
+class CacheStats:
+    """What one cache did during a run (see :class:`~resilience_sim.policies.cache.Cache`): lookups
+    answered fresh (``hits``), stale while revalidating (``stale``), from a cached error
+    (``negative``), by waiting for another caller's fetch (``coalesced``), or not at all (``misses``:
+    the caller fetched); ``stale_if_error``: fetches that failed and were answered stale instead;
+    ``fetches`` reached the source (background refreshes included); ``evictions`` made room (LRU)."""
+    name: str
+    hits: int
+    stale: int
+    negative: int
+    coalesced: int
+    misses: int
+    fetches: int
+    evictions: int
+    stale_if_error: int = 0
+
+    @property
+    def lookups(self) -> int:
+        return self.hits + self.stale + self.negative + self.coalesced + self.misses
+
+    @property
+    def hit_ratio(self) -> float:
+        """The share of lookups answered from the cache without a fetch of their own: fresh, stale,
+        or a cached error (0.0 before any lookup)."""
+        return (self.hits + self.stale + self.negative) / self.lookups if self.lookups else 0.0
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """What one deferred-job queue did during a run (see :class:`~resilience_sim.policies.JobQueue`):
+    jobs ``accepted`` (each answered "202 Accepted") or ``refused`` (queue full); ``completed``,
+    still ``queued`` or ``running`` at the end, or ``dead`` (out of attempts, parked for an operator);
+    ``attempts`` made; per completed job its ``accepted_at`` and ``notified_at`` times; the queue's
+    ``depth`` (jobs not yet done) after each change, at ``depth_times``."""
+    name: str
+    accepted: int
+    refused: int
+    completed: int
+    queued: int
+    running: int
+    dead: int
+    attempts: int
+    accepted_at: np.ndarray = field(repr=False)
+    notified_at: np.ndarray = field(repr=False)
+    depth_times: np.ndarray = field(repr=False)
+    depth: np.ndarray = field(repr=False)
+
+    @property
+    def lost(self) -> int:
+        """Accepted jobs that are neither done, waiting, running nor parked: 0 for a durable queue."""
+        return self.accepted - self.completed - self.queued - self.running - self.dead
+
+    @property
+    def time_to_notify(self) -> np.ndarray:
+        """Seconds from acceptance to the notification, per completed job."""
+        return self.notified_at - self.accepted_at
+
+
+@dataclass(frozen=True)
 class FaultSpan:
     """A fault and the spans it was active, for shading plots."""
     label: str
@@ -124,15 +183,18 @@ class Results:
     """
 
     def __init__(self, columns: dict, *, seed: int, until: float, names, keys, services=(), clients=(),
-                 faults=(), routes=(), in_flight: int = 0, record_bytes: int = 0):
+                 faults=(), routes=(), in_flight: int = 0, record_bytes: int = 0, caches=(), jobs=()):
         self.seed, self.since, self.until = seed, 0.0, until
         self.start, self.end = columns["start"], columns["end"]
         self.outcome, self.attempts = columns["outcome"], columns["attempts"]
         self._reason, self._answered_by = columns["reason"], columns["answered_by"]
         self._route, self._key = columns["route"], columns["key"]
+        self.age = columns["age"] if "age" in columns else np.zeros(len(self.start), dtype=np.float32)
         self.names, self.keys = list(names), list(keys)
         self.services = {s.name: s for s in services}
         self.clients = {c.name: c for c in clients}
+        self.caches = {c.name: c for c in caches}
+        self.job_queues = {j.name: j for j in jobs}
         self.faults = list(faults)
         self.routes = tuple(dict.fromkeys([*routes, *(self.names[c] for c in np.unique(self._route))]))
         self.in_flight, self.record_bytes = in_flight, record_bytes
@@ -175,7 +237,7 @@ class Results:
 
     def _view(self, mask: np.ndarray) -> "Results":
         view = copy.copy(self)
-        for attr in ("start", "end", "outcome", "attempts", "_reason", "_answered_by", "_route", "_key"):
+        for attr in ("start", "end", "outcome", "attempts", "_reason", "_answered_by", "_route", "_key", "age"):
             setattr(view, attr, getattr(self, attr)[mask])
         return view
 
@@ -198,13 +260,14 @@ class Results:
         return self.keys[self._key[validate.index("i", i, len(self))]]
 
     def row(self, i: int) -> dict:
-        """Request ``i`` as a dict: start, end, latency, outcome, reason, attempts, answered_by, route, key.
+        """Request ``i`` as a dict: start, end, latency, outcome, reason, attempts, answered_by, route,
+        key, age.
         ``i`` counts from 0 in this view (-1 is the last)."""
         i = validate.index("i", i, len(self))
         return {"start": float(self.start[i]), "end": float(self.end[i]), "latency": float(self.latency[i]),
                 "outcome": Outcome(int(self.outcome[i])).name.lower(), "reason": self.reason(i),
                 "attempts": int(self.attempts[i]), "answered_by": self.names[self._answered_by[i]],
-                "route": self.names[self._route[i]], "key": self.key(i)}
+                "route": self.names[self._route[i]], "key": self.key(i), "age": float(self.age[i])}
 
     def _nonempty(self, what: str) -> int:
         if not len(self):
@@ -294,6 +357,16 @@ class Results:
         _name("client", name, self.clients)
         return self.clients[name]
 
+    def jobs(self, name: str) -> JobStats:
+        """What the deferred-job queue called ``name`` did (over the whole run)."""
+        _name("job queue", name, self.job_queues)
+        return self.job_queues[name]
+
+    def cache(self, name: str) -> CacheStats:
+        """What the cache called ``name`` did (over the whole run: a view does not split it)."""
+        _name("cache", name, self.caches)
+        return self.caches[name]
+
     def attempts_per_request(self) -> float:
         self._nonempty("count attempts of")
         return float(self.attempts.mean())
@@ -319,6 +392,31 @@ class Results:
         """How many answered requests each component answered."""
         codes = self._answered_by[self.outcome <= Outcome.DEGRADED]
         return Counter({self.names[c]: int(n) for c, n in enumerate(np.bincount(codes)) if n})
+
+    # --- answer quality ---------------------------------------------------------------------------
+    def quality(self) -> dict[str, float]:
+        """The share of requests for each kind of answer: ``"full"``, each degradation reason (a
+        stale value, a fallback level, "deferred"...) and ``"unanswered"``; the shares sum to 1."""
+        n = self._nonempty("take the quality of")
+        out = {"full": float(np.count_nonzero(self.outcome == Outcome.OK) / n)}
+        degraded = self._reason[self.outcome == Outcome.DEGRADED]
+        for code, count in enumerate(np.bincount(degraded)):
+            if count:
+                out[self.names[code]] = float(count / n)
+        out["unanswered"] = float(np.count_nonzero(self.outcome > Outcome.DEGRADED) / n)
+        return out
+
+    def ages(self) -> np.ndarray:
+        """The age of the data in each answer, in seconds (0 straight from the source)."""
+        return self.age[self.outcome <= Outcome.DEGRADED].astype(np.float64)
+
+    def staleness_percentiles(self, ps=(50, 99, 100)) -> dict:
+        """``{p: seconds}``: percentiles of the age of the data in the answers (p in (0, 100])."""
+        ps = percentile_list("ps", ps)
+        ages = self.ages()
+        if ages.size == 0:
+            raise ValueError(f"no answered requests in {self!r} to take staleness of; run longer or widen the view")
+        return {p: float(v) for p, v in zip(ps, np.percentile(ages, ps))}
 
     def timeseries(self, bin_width: float) -> dict[str, np.ndarray]:
         """Per-bin series over this view's window, by start time: ``t`` (bin start), ``requests``,

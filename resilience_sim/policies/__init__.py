@@ -50,6 +50,9 @@ next to those.
 """
 from .backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter
 from ._state import Stateful, claim
+from .cache import Cache, Lookup
+from .fallback import FallbackChain, Static
+from .jobs import JobQueue
 from .breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, Permit
 from .budget import AdaptiveThrottle, RetryBudget
 from .bulkhead import Bulkhead
@@ -68,5 +71,6 @@ __all__ = [
     "RetryPolicy", "RETRYABLE", "RetryBudget", "AdaptiveThrottle",
     "CircuitBreaker", "Permit", "CLOSED", "OPEN", "HALF_OPEN",
     "Bulkhead", "TokenBucket", "LoadShedder", "HedgePolicy", "delay_from_percentile",
+    "Cache", "Lookup", "FallbackChain", "Static", "JobQueue",
     "Stateful", "claim",
 ]

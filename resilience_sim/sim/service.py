@@ -46,10 +46,11 @@ class ServiceError(Exception):
 
 class Request:
     """One user request as it travels: when it started, which endpoint (``route``) it is for, what it
-    is about (``key``, any hashable value or None), attempts made, who answered, any degradation.
+    is about (``key``, any hashable value or None), attempts made, who answered, any degradation, and
+    the ``age`` of the data in its answer (seconds; 0 unless a cache answered with an older value).
     ``route`` and ``key`` are set by the workload; a handler may change them, and what they are when
     the request ends is recorded."""
-    __slots__ = ("start", "route", "key", "attempts", "answered_by", "degraded", "deadline")
+    __slots__ = ("start", "route", "key", "attempts", "answered_by", "degraded", "deadline", "age")
 
     def __init__(self, start: float, route: str = "", key=None):
         self.start = validate.non_negative("start", start)
@@ -59,6 +60,7 @@ class Request:
         self.answered_by = ""
         self.degraded = ""          # non-empty: the answer is degraded, and this is why
         self.deadline = float("inf")
+        self.age = 0.0
 
     @classmethod
     def _unchecked(cls, start: float, route: str, key) -> "Request":
@@ -66,6 +68,7 @@ class Request:
         req = cls.__new__(cls)
         req.start, req.route, req.key = start, route, key
         req.attempts, req.answered_by, req.degraded, req.deadline = 1, "", "", float("inf")
+        req.age = 0.0
         return req
 
     def child(self, deadline: float) -> "Request":
@@ -77,11 +80,12 @@ class Request:
         return sub
 
     def adopt(self, sub: "Request") -> None:
-        """Take over what a child learned on its way: who answered, and any degradation."""
+        """Take over what a child learned on its way: who answered, any degradation, the data's age."""
         if not isinstance(sub, Request):
             raise validate.WrongType(f"sub must be a Request (one made by child()), got {validate.show(sub)}")
         self.answered_by = sub.answered_by or self.answered_by
         self.degraded = sub.degraded or self.degraded
+        self.age = max(self.age, sub.age)
 
     def __repr__(self) -> str:
         key = "" if self.key is None else f", key={self.key!r}"

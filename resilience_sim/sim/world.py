@@ -9,7 +9,7 @@ import simpy
 
 from ..core import validate
 from ..core.records import Recorder
-from ..metrics import ClientStats, FaultSpan, Results, ServiceStats
+from ..metrics import CacheStats, ClientStats, FaultSpan, JobStats, Results, ServiceStats
 from . import guard
 
 
@@ -39,6 +39,8 @@ class World:
         self.services: dict = {}
         self.clients: dict = {}
         self.workloads: dict = {}
+        self.caches: dict = {}
+        self.job_queues: dict = {}
         self.recorder = Recorder()
         self.faults: list = []
         self._streams: dict[str, random.Random] = {}
@@ -70,6 +72,16 @@ class World:
         if client.name in self.clients or client.name in self.services:
             raise ValueError(f"name must be unique in the world; {client.name!r} is taken")
         self.clients[client.name] = client
+
+    def add_cache(self, cache) -> None:
+        if cache.name in self.caches:
+            raise ValueError(f"name must be unique among caches; one called {cache.name!r} exists")
+        self.caches[cache.name] = cache
+
+    def add_job_queue(self, jobs) -> None:
+        if jobs.name in self.job_queues:
+            raise ValueError(f"name must be unique among job queues; one called {jobs.name!r} exists")
+        self.job_queues[jobs.name] = jobs
 
     def add_workload(self, workload) -> None:
         if not isinstance(workload.name, str) or not workload.name:
@@ -145,7 +157,9 @@ class World:
                                tuple(getattr(c.breaker, "trips", ())))
                    for name, c in self.clients.items()]
         faults = [FaultSpan(f.label, f.kind, tuple(f.spans(until))) for f in self.faults]
+        caches = [c.stats() for c in self.caches.values()]
+        jobs = [j.stats() for j in self.job_queues.values()]
         return Results(columns, seed=self.seed, until=until, names=rec.names, keys=rec.keys,
                        services=services, clients=clients, faults=faults,
                        routes=[w.route for w in self.workloads.values()],
-                       in_flight=len(unfinished["start"]), record_bytes=rec.nbytes)
+                       in_flight=len(unfinished["start"]), record_bytes=rec.nbytes, caches=caches, jobs=jobs)

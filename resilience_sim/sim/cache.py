@@ -1,0 +1,149 @@
+"""A cache in front of a source, in simulated time: the :class:`~resilience_sim.policies.Cache`
+policy decides, this module fetches, waits and answers.
+
+In a handler::
+
+    catalog_cache = CachedRead(world, Cache(ttl=60, hard_ttl=600))
+
+    def catalog(svc, req):
+        return (yield from catalog_cache.read(req, lambda sub: svc.ask("db", sub)))
+
+``fetch(sub)`` is a simpy generator that asks the source for ``sub`` (a child of the request). A value
+from the cache is answered by the cache (``answered_by``) with its age (``req.age``); a stale one is
+degraded with reason "stale". Coalesced callers wait on one event per key and all get the leader's
+outcome, failures included. A stale-while-revalidate refresh runs as a process of its own, which
+nobody waits for.
+"""
+from __future__ import annotations
+
+from ..core import validate
+from ..metrics import CacheStats
+from ..policies import claim
+from ..policies.cache import ERROR, FRESH, NEGATIVE, STALE, WAIT, Cache
+from .service import Request, ServiceError
+from .world import check_world
+
+#: The degradation reason of an answer served past its TTL.
+STALE_REASON = "stale"
+
+
+#: What a cache of one's own (a lab's) needs to plug in: it answers with :class:`~resilience_sim.policies.Lookup`.
+CACHE_METHODS = ("lookup", "fill", "fail")
+
+
+class CachedRead:
+    """Reads through ``cache`` (a :class:`~resilience_sim.policies.Cache`, or any object with
+    ``lookup``, ``fill`` and ``fail`` answering Lookups, and a ``coalesce`` flag) to a source;
+    counted in the results as ``results.cache(name)``."""
+
+    def __init__(self, world, cache: Cache, *, name: str = "cache"):
+        self.world = check_world(world)
+        if not isinstance(cache, Cache) and not all(callable(getattr(cache, m, None)) for m in CACHE_METHODS):
+            raise validate.WrongType(f"cache must be a Cache (Cache(ttl=60)) or an object with methods "
+                                     f"{', '.join(CACHE_METHODS)}; got {validate.show(cache)}")
+        self.name = validate.text("name", name, empty=False)
+        claim(world, cache=cache)
+        self.env, self.cache = world.env, cache
+        self._waiting: dict = {}      # key -> the event its coalesced callers wait on
+        world.add_cache(self)
+
+    def read(self, req: Request, fetch):
+        """The value for ``req.key`` (a simpy generator: ``value = yield from layer.read(req, fetch)``);
+        raises :class:`ServiceError` when neither the cache nor the source can answer."""
+        env, cache, key = self.env, self.cache, req.key
+        look = cache.lookup(key, env.now)
+        kind = look.kind
+        if kind == FRESH:
+            return self._serve(req, look)
+        if kind == STALE:
+            if look.refresh:
+                env.process(self._refresh(req, fetch))
+            return self._serve(req, look)
+        if kind == NEGATIVE:
+            raise ServiceError(self.name, look.reason)
+        if kind == WAIT:
+            if key not in self._waiting:
+                raise ValueError(f"the cache said WAIT for key {key!r}, but no fetch of it is outstanding "
+                                 f"(WAIT only while another caller's MISS is being fetched)")
+            look, source = yield self._waiting[key]
+            return self._answer(req, look, source)
+        event = None                                # a MISS: this caller fetches
+        if getattr(cache, "coalesce", False):
+            event = self._waiting[key] = env.event()
+        sub = req.child(req.deadline)
+        source = self.name
+        try:
+            value = yield from _run(fetch, sub)
+        except ServiceError as err:
+            look, source = cache.fail(key, err.reason, env.now), err.service
+        except BaseException:             # cancelled by the caller: the waiters must not hang
+            look = cache.fail(key, "cancelled", env.now)
+            self._wake(key, event, look, self.name)
+            raise
+        else:
+            req.adopt(sub)
+            look = cache.fill(key, value, env.now)
+        self._wake(key, event, look, source)
+        if look.kind == FRESH:
+            return value
+        return self._answer(req, look, source)
+
+    def _wake(self, key, event, look, source) -> None:
+        if event is not None:
+            del self._waiting[key]
+            event.succeed((look, source))
+
+    def _answer(self, req: Request, look, source: str):
+        if look.kind == ERROR:
+            raise ServiceError(source, look.reason)
+        return self._serve(req, look)
+
+    def _serve(self, req: Request, look):
+        req.age = look.age
+        req.answered_by = self.name
+        if look.kind == STALE:
+            req.degraded = STALE_REASON
+        return look.value
+
+    def _refresh(self, req: Request, fetch):
+        """A stale-while-revalidate refresh: fetch for a copy of ``req`` that nobody waits for."""
+        env, cache = self.env, self.cache
+        sub = Request._unchecked(env.now, req.route, req.key)
+        try:
+            value = yield from _run(fetch, sub)
+        except ServiceError as err:
+            cache.fail(req.key, err.reason, env.now)
+        else:
+            cache.fill(req.key, value, env.now)
+
+    def clear_at(self, *times: float) -> None:
+        """Empty the cache at each of ``times`` (a cache node restarting cold)."""
+        env = self.env
+        for t in times:
+            t = validate.number("times", t, low=env.now)
+
+            def clear(delay=t - env.now):
+                yield env.timeout(delay)
+                self.cache.clear()
+            env.process(clear())
+
+    def stats(self) -> CacheStats:
+        """The cache's counters (those a cache of one's own lacks count 0)."""
+        return CacheStats(self.name, *(getattr(self.cache, f, 0) for f in
+                                       ("hits", "stale", "negative", "coalesced", "misses", "fetches",
+                                        "evictions", "stale_if_error")))
+
+    def __repr__(self) -> str:
+        return f"CachedRead({self.name!r}, {self.cache!r})"
+
+
+def _run(fetch, sub):
+    """``fetch(sub)`` as a generator, or a clear error saying what fetch must be."""
+    work = fetch(sub)
+    if not hasattr(work, "send"):
+        raise validate.WrongType(f"fetch must be a function of a request returning a simpy generator, such as "
+                                 f"lambda sub: svc.ask('db', sub); it returned {validate.show(work)}")
+    return (yield from work)
+
+
+__all__ = ["CachedRead", "STALE_REASON", "CACHE_METHODS"]
