@@ -3,7 +3,10 @@
 * ``heapq_loop``: the floor, a bare event loop on a heapq in pure Python;
 * ``plain_simpy``: a minimal hand-written simpy model;
 * ``with_ciw``: the same network in Ciw (a bench-only dependency; ``None`` when Ciw is not installed);
-* ``with_resilience_sim``: World, Service and OpenLoop.
+* ``with_resilience_sim``: World, Service and OpenLoop;
+* ``with_cache_in_front``: the same, read through a :class:`~resilience_sim.CachedRead` in which every
+  request misses (a new key each time, evicting the least recently used): the cache's decisions at
+  their dearest, on every request.
 
 Each engine is ``engine(n, seed=1, count=False) -> (mean response time, events or None)``: it runs ``n``
 requests to the end. With ``count=True`` it also counts its events, which may cost time, so
@@ -20,7 +23,7 @@ from typing import NamedTuple
 
 import simpy
 
-from resilience_sim import Exponential, OpenLoop, Service, World
+from resilience_sim import Cache, CachedRead, Exponential, OpenLoop, Service, World
 
 try:
     import ciw
@@ -160,8 +163,22 @@ def with_resilience_sim(n: int, seed: int = 1, count: bool = False) -> tuple[flo
     return results.mean_latency(), counter.check(n) if counter else None
 
 
+def with_cache_in_front(n: int, seed: int = 1, count: bool = False) -> tuple[float, int | None]:
+    """:func:`with_resilience_sim` behind a cache that every request misses (its own key, a capacity of
+    1,000 entries, so each fill evicts one)."""
+    world = World(seed)
+    counter = EventCounter(world.env) if count else None
+    server = Service(world, "server", capacity=1, latency=Exponential(1 / SERVICE_RATE))
+    cache = CachedRead(world, Cache(60.0, capacity=1000), source=server)
+    keys = itertools.count()
+    OpenLoop(world, cache, ARRIVAL_RATE, requests=n, key=lambda rng: next(keys))
+    results = world.run(until=n / ARRIVAL_RATE * 2)
+    assert len(results) == n and results.cache("cache").misses == n
+    return results.mean_latency(), counter.check(n) if counter else None
+
+
 ENGINES = {"heapq loop": heapq_loop, "plain simpy": plain_simpy, "ciw": with_ciw if ciw else None,
-           "resilience_sim": with_resilience_sim}
+           "resilience_sim": with_resilience_sim, "+ cache": with_cache_in_front}
 
 
 class Row(NamedTuple):

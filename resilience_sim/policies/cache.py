@@ -52,6 +52,9 @@ class Lookup:
         return f"Lookup({self.kind}, age={self.age:g}{extra})"
 
 
+_MISS, _WAIT = Lookup(MISS), Lookup(WAIT)        # they carry nothing: one of each serves every caller
+
+
 class Cache(Stateful):
     """Counters: ``hits``, ``stale``, ``negative``, ``coalesced``, ``misses`` (lookups by answer),
     ``stale_if_error`` (failed fetches answered stale), ``fetches`` (fetches started: misses and
@@ -134,15 +137,18 @@ class Cache(Stateful):
                 return Lookup(STALE, value, age, refresh=refresh)
         if self.coalesce and key in self._fetching:
             self.coalesced += 1
-            return Lookup(WAIT)
+            return _WAIT
         self.misses += 1
         self.fetches += 1
         self._fetching[key] = self._fetching.get(key, 0) + 1
-        return Lookup(MISS)
+        return _MISS
 
     def _entry(self, key, now: float):
         """The live entry of ``key`` (refreshed in LRU order), dropping one too old to ever serve."""
-        entry = self._entries.get(_hashable(key))
+        try:
+            entry = self._entries.get(key)
+        except TypeError:
+            raise _unhashable(key) from None
         if entry is None:
             return None
         limit = self.negative_ttl if entry[2] else self.max_staleness
@@ -177,7 +183,11 @@ class Cache(Stateful):
         return Lookup(ERROR, reason=reason)
 
     def _done(self, key) -> None:
-        if _hashable(key) in self._refreshing:
+        try:
+            refreshing = key in self._refreshing
+        except TypeError:
+            raise _unhashable(key) from None
+        if refreshing:
             self._refreshing.discard(key)
             return
         left = self._fetching.get(key, 0) - 1
@@ -200,7 +210,10 @@ class Cache(Stateful):
     # --- other changes --------------------------------------------------------------------------
     def invalidate(self, key) -> bool:
         """Forget ``key`` (Cache-Aside: write the store, then delete the entry); True if it was there."""
-        return self._entries.pop(_hashable(key), None) is not None
+        try:
+            return self._entries.pop(key, None) is not None
+        except TypeError:
+            raise _unhashable(key) from None
 
     def clear(self) -> None:
         """Forget every entry (a restarted cache node comes back cold); counters and clock stay."""
@@ -212,13 +225,8 @@ class Cache(Stateful):
                 f"capacity={self.capacity}, coalesce={self.coalesce})")
 
 
-def _hashable(key):
-    try:
-        hash(key)
-    except TypeError:
-        raise validate.WrongType(f"key must be hashable (a number, a string, a tuple), got "
-                                 f"{validate.show(key)}") from None
-    return key
+def _unhashable(key) -> validate.WrongType:
+    return validate.WrongType(f"key must be hashable (a number, a string, a tuple), got {validate.show(key)}")
 
 
 __all__ = ["Cache", "Lookup", "FRESH", "STALE", "NEGATIVE", "WAIT", "MISS", "ERROR"]

@@ -8,7 +8,9 @@ In a handler::
     def catalog(svc, req):
         return (yield from catalog_cache.read(req, lambda sub: svc.ask("db", sub)))
 
-``fetch(sub)`` is a simpy generator that asks the source for ``sub`` (a child of the request). A value
+``fetch(sub)`` is a simpy generator that asks the source for ``sub`` (a child of the request). Given a
+``source`` (a service or a client), the cache is a target itself: a workload, a client or a service's
+dependencies can call it (``layer.call(req)`` reads through to ``source.call``). A value
 from the cache is answered by the cache (``answered_by``) with its age (``req.age``); a stale one is
 degraded with reason "stale". Coalesced callers wait on one event per key and all get the leader's
 outcome, failures included. A stale-while-revalidate refresh runs as a process of its own, which
@@ -36,16 +38,28 @@ class CachedRead:
     ``lookup``, ``fill`` and ``fail`` answering Lookups, and a ``coalesce`` flag) to a source;
     counted in the results as ``results.cache(name)``."""
 
-    def __init__(self, world, cache: Cache, *, name: str = "cache"):
+    def __init__(self, world, cache: Cache, *, name: str = "cache", source=None):
         self.world = check_world(world)
         if not isinstance(cache, Cache) and not all(callable(getattr(cache, m, None)) for m in CACHE_METHODS):
             raise validate.WrongType(f"cache must be a Cache (Cache(ttl=60)) or an object with methods "
                                      f"{', '.join(CACHE_METHODS)}; got {validate.show(cache)}")
         self.name = validate.text("name", name, empty=False)
         claim(world, cache=cache)
-        self.env, self.cache = world.env, cache
-        self._waiting: dict = {}      # key -> the event its coalesced callers wait on
+        if source is not None:
+            if not callable(getattr(source, "call", None)):
+                raise validate.WrongType(f"source must be a service or a client (or None), got {validate.show(source)}")
+            world.owns("source", source)
+        self.env, self.cache, self.source = world.env, cache, source
+        self._waiting: dict = {}      # key -> the event its coalesced callers wait on (None: no waiter yet)
         world.add_cache(self)
+
+    def call(self, req: Request, caller=None):
+        """Read ``req.key`` through to ``source`` (a simpy generator), as a target of workloads and clients."""
+        source = self.source
+        if source is None:
+            raise ValueError(f"cache {self.name!r} has no source to call: give CachedRead(..., source=service), "
+                             f"or use read(req, fetch) in a handler")
+        return self.read(req, lambda sub: source.call(sub, caller))
 
     def read(self, req: Request, fetch):
         """The value for ``req.key`` (a simpy generator: ``value = yield from layer.read(req, fetch)``);
@@ -65,11 +79,14 @@ class CachedRead:
             if key not in self._waiting:
                 raise ValueError(f"the cache said WAIT for key {key!r}, but no fetch of it is outstanding "
                                  f"(WAIT only while another caller's MISS is being fetched)")
-            look, source = yield self._waiting[key]
+            event = self._waiting[key]
+            if event is None:                       # the first waiter makes the event (none: no event at all)
+                event = self._waiting[key] = env.event()
+            look, source = yield event
             return self._answer(req, look, source)
-        event = None                                # a MISS: this caller fetches
-        if getattr(cache, "coalesce", False):
-            event = self._waiting[key] = env.event()
+        coalesced = getattr(cache, "coalesce", False)   # a MISS: this caller fetches
+        if coalesced:
+            self._waiting[key] = None
         sub = req.child(req.deadline)
         source = self.name
         try:
@@ -78,19 +95,21 @@ class CachedRead:
             look, source = cache.fail(key, err.reason, env.now), err.service
         except BaseException:             # cancelled by the caller: the waiters must not hang
             look = cache.fail(key, "cancelled", env.now)
-            self._wake(key, event, look, self.name)
+            if coalesced:
+                self._wake(key, look, self.name)
             raise
         else:
             req.adopt(sub)
             look = cache.fill(key, value, env.now)
-        self._wake(key, event, look, source)
+        if coalesced:
+            self._wake(key, look, source)
         if look.kind == FRESH:
             return value
         return self._answer(req, look, source)
 
-    def _wake(self, key, event, look, source) -> None:
+    def _wake(self, key, look, source) -> None:
+        event = self._waiting.pop(key)
         if event is not None:
-            del self._waiting[key]
             event.succeed((look, source))
 
     def _answer(self, req: Request, look, source: str):
