@@ -465,7 +465,7 @@ def chaos_experiment(seed: int, *, protected: bool = False, rate: float = RATE) 
     """Steady state for 30 s, a gray failure of the db for 60 s, then 30 s to recover.
 
     ``protected``: the api calls the db through a client with a 150 ms timeout and falls back to the
-    cached price on any failure (what notebooks 04 and 10 teach)."""
+    cached price on any failure (what notebooks 04, 10 and 11 teach)."""
     world = World(seed)
     if protected:
         api, db = small_system(world, handler=price_handler, timeout=CHAOS_TIMEOUT)
