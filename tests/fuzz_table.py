@@ -1036,8 +1036,11 @@ entry("ClosedLoop", lambda c: rs.ClosedLoop, sim, users=(Int(1, 100_000, cap=Tru
 
 CACHE = Obj("Cache", Lazy("Cache(60)", lambda c: pol.Cache(60.0)),
             extra=[other_world(lambda: pol.Cache(60.0)), pol.TokenBucket(1, 1), {"ttl": 60}])
-entry("CachedRead", lambda c: rs.CachedRead, sim, world=(WORLD, WORLD.valid), cache=(CACHE, CACHE.valid),
-      name=(Text(empty=False), "catalog"))
+entry("CachedRead", lambda c: rs.CachedRead, sim, world=(WORLD_OF_TARGET, WORLD.valid), cache=(CACHE, CACHE.valid),
+      name=(Text(empty=False), "catalog"),
+      source=(Obj("Service or client", Lazy("service", lambda c: c["svc"]), optional=True,
+                  extra=[Lazy("a Service of another World", lambda c: c["far"]), Lazy("a World", lambda c: c["world"])]),
+              Lazy("service", lambda c: c["svc"])))
 entry("CachedRead.clear_at", lambda c: rs.CachedRead(c["world"], pol.Cache(60.0)).clear_at, sim,
       times=(VarArgs(nonneg(), (5.0,), at_least_one=False), VarArgs.Args((5.0, 10.0))))
 entry("DeferredJobs", lambda c: rs.DeferredJobs, sim, world=(WORLD_OF_TARGET, WORLD.valid),
@@ -1106,6 +1109,8 @@ entry("ClientStats.breaker_state_at", lambda c: _r(c).client("c").breaker_state_
 RESULTS = Obj("Results", Lazy("results", _r), extra=[Lazy("a World", lambda c: rs.World(1))])
 entry("windows.availability_between", lambda c: windows.availability_between, results=(RESULTS, RESULTS.valid),
       lo=(finite(), 2.0), hi=(Num(2.0, low_open=True), 5.0))
+entry("windows.quality_shares_series", lambda c: windows.quality_shares_series, results=(RESULTS, RESULTS.valid),
+      bin_width=(pos(), 1.0))
 entry("windows.quality_series", lambda c: windows.quality_series, results=(RESULTS, RESULTS.valid),
       bin_width=(pos(), 1.0))
 
@@ -1176,6 +1181,7 @@ EXEMPT_CALLABLES = {
     "World.add_job_queue": "plumbing: called by DeferredJobs() with itself",
     "CachedRead.read": "a simpy generator for handlers: runs inside a World (tests/test_sim_reads.py)",
     "CachedRead.stats": "no parameters but self",
+    "CachedRead.call": "a simpy generator: runs inside a World (tests/test_sim_reads.py, bench/mm1.py)",
     "with_fallbacks": "a simpy generator for handlers: runs inside a World (tests/test_sim_reads.py)",
     "DeferredJobs.submit": "a simpy generator for handlers: runs inside a World (tests/test_sim_reads.py)",
     "World.add_service": "plumbing: called by Service() with itself",

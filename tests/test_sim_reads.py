@@ -1,6 +1,8 @@
 """Part III in the simulator: a cache in front of a source, fallback chains, deferred jobs."""
 import math
 
+import numpy as np
+
 import pytest
 
 from resilience_sim import (Cache, CachedRead, Client, Constant, DeferredJobs, Exponential, FallbackChain, JobQueue,
@@ -284,3 +286,31 @@ def test_job_queue_states_and_refusals():
     with pytest.raises(ValueError, match="workers must be"):
         world = World(seed=1)
         DeferredJobs(world, JobQueue(), target=Service(world, "x"), workers=0)
+
+
+# --- quality over time ----------------------------------------------------------------------------
+def test_quality_shares_series_sum_to_one_and_show_the_outage():
+    from resilience_sim.metrics.windows import quality_shares_series
+    results, _ = recommendations(["recommender", "popular_in_city", Static("bestsellers")], popular_error=0.5)
+    series = quality_shares_series(results, 10.0)
+    keys = list(series)
+    assert keys[:2] == ["t", "full"] and keys[-1] == "unanswered"
+    assert set(keys[2:4]) == {"popular_in_city", "bestsellers"}
+    total = sum(series[k] for k in series if k != "t")
+    assert np.allclose(total[:30], 1.0)
+    inside = (series["t"] >= 100) & (series["t"] < 200)
+    assert np.all(series["full"][inside] == 0) and np.all(series["full"][series["t"] < 100] == 1)
+    assert series["bestsellers"][inside].mean() == pytest.approx(0.5, abs=0.1)
+
+
+def test_quality_over_time_draws_one_band_per_kind_of_answer():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from resilience_sim.views import plots
+    results, _ = recommendations(["recommender", "popular_in_city", Static("bestsellers")], popular_error=0.5)
+    ax = plots.quality_over_time(results, bin_width=10.0)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "full" and set(labels[1:3]) == {"popular_in_city", "bestsellers"}
+    assert labels[3:] == ["unanswered", "outage"]
+    plt.close(ax.figure)

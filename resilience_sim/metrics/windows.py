@@ -6,6 +6,8 @@ these answer for many at once, or where an empty window must give NaN rather tha
 * :func:`availability_between`: request availability of the requests that started in a window, NaN
   when none did (for scanning a run bin by bin);
 * :func:`quality_series`: per bin, the share answered and the share answered with full quality;
+* :func:`quality_shares_series`: per bin, the share of each kind of answer (full, each degradation
+  reason, unanswered), for a stacked picture of quality over time;
 * :func:`time_down`: seconds a timeline spent down inside a window;
 * :func:`batch_means`: time availability of a group of services in equal slices of the run, and the
   standard error of the whole-run figure that their spread gives.
@@ -77,6 +79,30 @@ def quality_series(results, bin_width: float) -> dict[str, np.ndarray]:
         return {"t": results.since + np.arange(n_bins) * bin_width,
                 "answered": np.where(total > 0, good / total, np.nan),
                 "full_quality": np.where(total > 0, full / total, np.nan)}
+
+
+def quality_shares_series(results, bin_width: float) -> dict[str, np.ndarray]:
+    """Per ``bin_width`` bin, by start time: ``t`` (bin start) and, for ``"full"``, each degradation
+    reason in the results (a stale value, a fallback level, "deferred") and ``"unanswered"``, the share
+    of the bin's requests that got that answer (NaN where no request started). The shares of a bin
+    sum to 1, and the keys come in that order (the reasons by how often they occur)."""
+    results = as_results(results)
+    bin_width = validate.positive("bin_width", bin_width)
+    n_bins = bin_count(results.duration, bin_width)
+    idx = np.minimum(((results.start - results.since) / bin_width).astype(np.int64), n_bins - 1)
+    total = np.bincount(idx, minlength=n_bins)
+    degraded = results.outcome == Outcome.DEGRADED
+    reasons = [r for r in results.quality() if r not in ("full", "unanswered")] if len(results) else []
+    masks = {"full": results.outcome == Outcome.OK}
+    codes = results._reason
+    for reason in reasons:
+        masks[reason] = degraded & (codes == results.names.index(reason))
+    masks["unanswered"] = results.outcome > Outcome.DEGRADED
+    out = {"t": results.since + np.arange(n_bins) * bin_width}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name, mask in masks.items():
+            out[name] = np.where(total > 0, np.bincount(idx, weights=mask, minlength=n_bins) / total, np.nan)
+    return out
 
 
 def time_down(timeline, lo: float, hi: float) -> float:

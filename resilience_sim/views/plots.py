@@ -87,6 +87,38 @@ def availability_over_time(results, *, bin_width: float | None = None, ax=None, 
     return ax
 
 
+#: Colours of the kinds of answer in :func:`quality_over_time` (others take the next free colour).
+QUALITY_COLORS = {"full": "tab:green", "stale": "tab:olive", "deferred": "tab:blue", "unanswered": "tab:red"}
+_MORE_COLORS = ("tab:cyan", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:gray")
+
+
+def quality_over_time(results, *, bin_width: float | None = None, ax=None, shade: bool = True, legend: bool = True):
+    """What users got over time: the shares of full answers, of each kind of degraded answer (stale,
+    each fallback level, deferred) and of unanswered requests, stacked per bin (default: a sixtieth
+    of the window), with fault windows shaded."""
+    from ..metrics.windows import quality_shares_series
+    ax, results = _axes(ax), _results(results)
+    shade, legend = validate.boolean("shade", shade), validate.boolean("legend", legend)
+    bin_width = results.duration / 60 if bin_width is None else validate.positive("bin_width", bin_width)
+    series = quality_shares_series(results, bin_width)
+    t = series.pop("t")
+    spare = iter(_MORE_COLORS)
+    colors = [QUALITY_COLORS.get(name) or next(spare, None) for name in series]
+    edges = np.append(t, t[-1] + bin_width)
+    shares = [np.append(v, v[-1]) * 100 for v in series.values()]
+    ax.stackplot(edges, *[np.nan_to_num(v) for v in shares], labels=list(series), colors=colors, step="post",
+                 alpha=0.85)
+    if shade:
+        shade_faults(ax, results, alpha=0.12)
+    ax.set_xlim(results.since, results.until)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("share of requests (%)")
+    if legend:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)   # outside: all is data
+    return ax
+
+
 def latency_distribution(results, *, ax=None, percentiles=(50, 99), label: str | None = None, bins: int = 60,
                          color=None):
     """Histogram of answered requests' latency on a log axis, in ``bins`` bars, with a marker at each
