@@ -299,7 +299,7 @@ def test_quality_shares_series_sum_to_one_and_show_the_outage():
     total = sum(series[k] for k in series if k != "t")
     assert np.allclose(total[:30], 1.0)
     inside = (series["t"] >= 100) & (series["t"] < 200)
-    assert np.all(series["full"][inside] == 0) and np.all(series["full"][series["t"] < 100] == 1)
+    assert np.all(series["full"][inside] == 0) and np.all(series["full"][series["t"] < 90] == 1)
     assert series["bestsellers"][inside].mean() == pytest.approx(0.5, abs=0.1)
 
 
