@@ -53,6 +53,8 @@ from ._state import Stateful, claim
 from .cache import Cache, Lookup
 from .fallback import FallbackChain, Static
 from .jobs import JobQueue
+from .messaging import Delivery, MessageQueue
+from .idempotency import IdempotencyKeys
 from .breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, Permit
 from .budget import AdaptiveThrottle, RetryBudget
 from .bulkhead import Bulkhead
@@ -72,5 +74,6 @@ __all__ = [
     "CircuitBreaker", "Permit", "CLOSED", "OPEN", "HALF_OPEN",
     "Bulkhead", "TokenBucket", "LoadShedder", "HedgePolicy", "delay_from_percentile",
     "Cache", "Lookup", "FallbackChain", "Static", "JobQueue",
+    "MessageQueue", "Delivery", "IdempotencyKeys",
     "Stateful", "claim",
 ]
