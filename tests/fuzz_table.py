@@ -908,6 +908,45 @@ entry("JobQueue.retry_later", lambda c: c["p"].retry_later, _jobs,
       job=(Values("a running job", bad=["k", "nope", ["j"]]), "j"), now=(Time(), 12.0),
       rng=(RNG, random.Random(1)))
 
+# --- policies for writes (Part IV) ---------------------------------------------------------------------
+entry("MessageQueue", lambda c: pol.MessageQueue, visibility_timeout=(Num(0.0, 12 * 3600.0), 30.0),
+      max_receives=(Optional(Int(1, 1000)), 5), dead_letter=(Bool(), True))
+
+
+def _queue_at10(q):
+    q.send("m", "body", 10.0)
+    q.send("n", "body", 10.0)
+    return {"receipt": q.receive(10.0).receipt}
+
+
+_queue = at10(lambda: pol.MessageQueue(visibility_timeout=30.0), _queue_at10)
+_RECEIPT = Values("a receipt from receive()", bad=[("m", 999), "m", ["m"], None, Junk()])
+entry("MessageQueue.send", lambda c: c["p"].send, _queue, message_id=(Any("any id: the broker does not dedupe"), "x"),
+      body=(Any("any body is carried as it is"), {"a": 1}), now=(Time(), 12.0))
+entry("MessageQueue.receive", lambda c: c["p"].receive, _queue, now=(Time(), 12.0))
+entry("MessageQueue.ack", lambda c: c["p"].ack, _queue, receipt=(_RECEIPT, Lazy("its receipt", lambda c: c["receipt"])),
+      now=(Time(), 12.0))
+entry("MessageQueue.extend", lambda c: c["p"].extend, _queue,
+      receipt=(_RECEIPT, Lazy("its receipt", lambda c: c["receipt"])), now=(Time(), 12.0),
+      timeout=(Num(0.0, 12 * 3600.0), 60.0))
+entry("IdempotencyKeys", lambda c: pol.IdempotencyKeys, retention=(Num(0.0, 30 * 86400.0, low_open=True), 3600.0))
+
+
+def _keys_at10(k):
+    k.begin("running", {"amount": 1}, 10.0)
+    return {}
+
+
+_idem = at10(lambda: pol.IdempotencyKeys(), _keys_at10)
+_IDEM_KEY = Values("a hashable key, not None", bad=[None, ["k"], {"k": 1}], edge=["k", "x" * 255, 7])
+entry("IdempotencyKeys.begin", lambda c: c["p"].begin, _idem, key=(_IDEM_KEY, "new-key"),
+      params=(Any("any parameters, compared with =="), {"amount": 1}), now=(Time(), 12.0))
+entry("IdempotencyKeys.finish", lambda c: c["p"].finish, _idem,
+      key=(Values("a key begun and not finished", bad=["never", None, ["k"]]), "running"),
+      response=(Any("any response is stored as it is"), (200, "ok")), now=(Time(), 12.0))
+entry("IdempotencyKeys.abandon", lambda c: c["p"].abandon, _idem,
+      key=(Values("a key begun and not finished", bad=["never", None, ["k"]]), "running"), now=(Time(), 12.0))
+
 #: Every policy class that keeps state, with a valid instance (claim(name=...) is the same for all).
 _STATEFUL = {"Timeout": lambda: pol.Timeout(1.0), "Deadline": lambda: pol.Deadline(1.0),
              "Backoff": pol.Backoff, "ConstantBackoff": lambda: pol.Constant(0.1),
@@ -918,7 +957,8 @@ _STATEFUL = {"Timeout": lambda: pol.Timeout(1.0), "Deadline": lambda: pol.Deadli
              "CircuitBreaker": _breaker, "Bulkhead": lambda: pol.Bulkhead(1),
              "TokenBucket": lambda: pol.TokenBucket(1, 1),
              "LoadShedder": pol.LoadShedder, "HedgePolicy": lambda: pol.HedgePolicy(0.1),
-             "Cache": lambda: pol.Cache(60.0), "JobQueue": pol.JobQueue, "Stateful": pol.Stateful}
+             "Cache": lambda: pol.Cache(60.0), "JobQueue": pol.JobQueue, "MessageQueue": pol.MessageQueue,
+             "IdempotencyKeys": pol.IdempotencyKeys, "Stateful": pol.Stateful}
 for _name, _make in _STATEFUL.items():
     if _name not in ("Stateful", "RetryPolicy"):     # the others inherit Stateful.claim unchanged (EXEMPT_CALLABLES)
         continue
@@ -1175,6 +1215,7 @@ EXEMPT_CALLABLES = {
     "ClientStats": "a record built by World.run; breaker_state_at is in the table",
     "FaultSpan": "a record built by World.run",
     "CacheStats": "a record built by World.run",
+    "Delivery": "a record MessageQueue.receive builds; its receipt is fuzzed in ack and extend",
     "JobStats": "a record built by World.run",
     "Lookup": "a plain decision record: a Cache builds it (a cache of one's own too); CachedRead reads its kind",
     "World.add_cache": "plumbing: called by CachedRead() with itself",

@@ -62,6 +62,7 @@ class MessageQueue(Stateful):
         self._forget()
         self._ready: list = []            # heap of (visible_at, seq, message, version); stale entries skipped
         self._receipts: dict = {}         # receipt -> message, for deliveries not yet settled
+        self._stale: set = set()          # receipts superseded by a later receive (or a dead letter)
         self._seq = 0
         self.waiting = 0
         self.sent = self.received = self.redelivered = self.acked = self.dropped = 0
@@ -94,7 +95,8 @@ class MessageQueue(Stateful):
             _, _, message, version = heapq.heappop(ready)
             if message.done or version != message.version:       # acknowledged, or moved by extend()
                 continue
-            self._receipts.pop(message.receipt, None)           # the old receipt is stale from now on
+            if self._receipts.pop(message.receipt, None) is not None:     # the old receipt is stale from now on
+                self._stale.add(message.receipt)
             if self.max_receives is not None and message.count >= self.max_receives:
                 message.done = True
                 self.waiting -= 1
@@ -119,6 +121,8 @@ class MessageQueue(Stateful):
         never gave, or one already acknowledged, is refused with a ValueError."""
         now = self._tick(now)
         message = self._receipts.get(_receipt(receipt))
+        if message is None and receipt in self._stale:
+            return False                          # delivered again since: too late
         if message is None:
             raise ValueError(f"receipt must be one this queue gave and not yet acknowledged, got {receipt!r} "
                              f"(acknowledge each delivery once, with the receipt receive() returned)")
