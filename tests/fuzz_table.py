@@ -947,6 +947,24 @@ entry("IdempotencyKeys.finish", lambda c: c["p"].finish, _idem,
 entry("IdempotencyKeys.abandon", lambda c: c["p"].abandon, _idem,
       key=(Values("a key begun and not finished", bad=["never", None, ["k"]]), "running"), now=(Time(), 12.0))
 
+_PAIRS = Values("non-empty list of (long window, short window <= long, burn rate > 0)", bad=[
+    [], "pairs", None, 5, [(300, 3600, 14.4)], [(3600, 300)], [(3600, 300, 0)], [(3600, 300, -1)], [(0, 0, 1)],
+    [(NAN, 300, 1)], [(3600, 300, "x")], Junk()],
+    edge=[[(3600, 3600, 1)], ((3600.0, 300.0, 14.4),), [[3600, 300, 14.4]]])
+entry("BurnRateRule", lambda c: pol.BurnRateRule, slo=(Num(0.0, 1.0, low_open=True, high_open=True), 0.999),
+      pairs=(_PAIRS, [(3600.0, 300.0, 14.4)]), resolution=(Optional(pos()), 10.0), for_=(nonneg(), 0.0))
+entry("ThresholdRule", lambda c: pol.ThresholdRule, threshold=(Num(0.0, 1.0, low_open=True), 0.05),
+      window=(pos(), 300.0), for_=(nonneg(), 60.0), min_requests=(Int(1), 10), resolution=(Optional(pos()), 5.0))
+_RULES = {"BurnRateRule": lambda: pol.BurnRateRule(0.999, [(3600.0, 300.0, 14.4)], resolution=10.0),
+          "ThresholdRule": lambda: pol.ThresholdRule(0.05, 300.0, resolution=5.0)}
+for _name, _make in _RULES.items():
+    _rule = at10(_make, lambda r: r.record(10.0, False))
+    entry(f"{_name}.record", lambda c: c["p"].record, _rule, now=(Time(), 12.0), ok=(Bool(), True))
+    entry(f"{_name}.record_counts", lambda c: c["p"].record_counts, _rule, now=(Time(), 12.0), good=(Int(0), 3),
+          bad=(Int(0), 1))
+    entry(f"{_name}.firing", lambda c: c["p"].firing, _rule, now=(Time(), 12.0))
+    entry(f"{_name}.error_ratio", lambda c: c["p"].error_ratio, _rule, now=(Time(), 12.0), window=(pos(), 60.0))
+
 #: Every policy class that keeps state, with a valid instance (claim(name=...) is the same for all).
 _STATEFUL = {"Timeout": lambda: pol.Timeout(1.0), "Deadline": lambda: pol.Deadline(1.0),
              "Backoff": pol.Backoff, "ConstantBackoff": lambda: pol.Constant(0.1),
@@ -958,7 +976,8 @@ _STATEFUL = {"Timeout": lambda: pol.Timeout(1.0), "Deadline": lambda: pol.Deadli
              "TokenBucket": lambda: pol.TokenBucket(1, 1),
              "LoadShedder": pol.LoadShedder, "HedgePolicy": lambda: pol.HedgePolicy(0.1),
              "Cache": lambda: pol.Cache(60.0), "JobQueue": pol.JobQueue, "MessageQueue": pol.MessageQueue,
-             "IdempotencyKeys": pol.IdempotencyKeys, "Stateful": pol.Stateful}
+             "IdempotencyKeys": pol.IdempotencyKeys, "ThresholdRule": _RULES["ThresholdRule"],
+             "BurnRateRule": _RULES["BurnRateRule"], "Stateful": pol.Stateful}
 for _name, _make in _STATEFUL.items():
     if _name not in ("Stateful", "RetryPolicy"):     # the others inherit Stateful.claim unchanged (EXEMPT_CALLABLES)
         continue

@@ -1,5 +1,7 @@
 """Part IV's pure parts with plain numbers: the message queue, idempotency keys; and the simulated
 database's transactions."""
+import math
+
 import pytest
 
 from resilience_sim import World
@@ -187,3 +189,58 @@ def test_a_used_transaction_is_refused():
         other.update("t", 1, {})
     with pytest.raises(ValueError, match="row must be a dict"):
         db.transaction().insert("t", 3, [1, 2])
+
+
+# --- alert rules ----------------------------------------------------------------------------------
+from resilience_sim.policies.alerts import WORKBOOK_PAIRS, BurnRateRule, ThresholdRule, budget_spent, time_to_fire  # noqa: E402
+
+
+def first_firing(rule, error_ratio, *, before=7200, during=1800, after=3600, rate=10):
+    """Seconds from the start of errors to the first firing, and from their end to the reset."""
+    import random
+    rng = random.Random(1)
+    fired = reset = None
+    for t in range(before + during + after):
+        p = error_ratio if before <= t < before + during else 0.0
+        bad = sum(rng.random() < p for _ in range(rate))
+        rule.record_counts(float(t), rate - bad, bad)
+        on = rule.firing(float(t))
+        if on and fired is None:
+            fired = t - before
+        if fired is not None and not on and reset is None:
+            reset = t - before - during
+    return fired, reset
+
+
+def test_the_workbook_numbers():
+    assert time_to_fire(0.999, 14.4, 3600, 1.0) == pytest.approx(51.84)
+    assert budget_spent(14.4, 3600) == pytest.approx(0.02) and budget_spent(6, 6 * 3600) == pytest.approx(0.05)
+    assert time_to_fire(0.999, 14.4, 3600, 0.01) == math.inf
+
+
+def test_a_total_outage_pages_in_52_seconds_and_resets_within_the_short_window():
+    fired, reset = first_firing(BurnRateRule(0.999, WORKBOOK_PAIRS[:1], resolution=1.0), 1.0)
+    assert 50 <= fired <= 53 and reset <= 300
+
+
+def test_fifteen_percent_errors_page_after_about_six_minutes():
+    fired, reset = first_firing(BurnRateRule(0.999, WORKBOOK_PAIRS[:1], resolution=1.0), 0.15)
+    assert 5 * 60 <= fired <= 6.5 * 60 and reset <= 300
+
+
+def test_a_threshold_with_for_waits_before_firing():
+    plain, held = ThresholdRule(0.5, 60, resolution=1.0), ThresholdRule(0.5, 60, for_=120, resolution=1.0)
+    assert 29 <= first_firing(plain, 1.0)[0] <= 31          # half of the 60 s window must be errors
+    assert 149 <= first_firing(held, 1.0)[0] <= 151         # then held 120 s more
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: BurnRateRule(0.999, [(300, 3600, 14.4)]), "short window .* must not be longer"),
+    (lambda: BurnRateRule(1.0), "slo must be < 1"),
+    (lambda: BurnRateRule(0.999, []), "at least one"),
+    (lambda: ThresholdRule(0, 60), "threshold must be"),
+    (lambda: ThresholdRule(0.1, 86400 * 30, resolution=1.0), "resolution must be at least"),
+])
+def test_alert_rules_that_make_no_sense_are_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()

@@ -55,6 +55,7 @@ from .fallback import FallbackChain, Static
 from .jobs import JobQueue
 from .messaging import Delivery, MessageQueue
 from .idempotency import IdempotencyKeys
+from .alerts import BurnRateRule, ThresholdRule
 from .breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, Permit
 from .budget import AdaptiveThrottle, RetryBudget
 from .bulkhead import Bulkhead
@@ -74,6 +75,6 @@ __all__ = [
     "CircuitBreaker", "Permit", "CLOSED", "OPEN", "HALF_OPEN",
     "Bulkhead", "TokenBucket", "LoadShedder", "HedgePolicy", "delay_from_percentile",
     "Cache", "Lookup", "FallbackChain", "Static", "JobQueue",
-    "MessageQueue", "Delivery", "IdempotencyKeys",
+    "MessageQueue", "Delivery", "IdempotencyKeys", "ThresholdRule", "BurnRateRule",
     "Stateful", "claim",
 ]
