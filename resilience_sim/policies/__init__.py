@@ -56,6 +56,7 @@ from .jobs import JobQueue
 from .messaging import Delivery, MessageQueue
 from .idempotency import IdempotencyKeys
 from .alerts import BurnRateRule, ThresholdRule
+from .saga import Saga, Step
 from .breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, Permit
 from .budget import AdaptiveThrottle, RetryBudget
 from .bulkhead import Bulkhead
@@ -76,5 +77,6 @@ __all__ = [
     "Bulkhead", "TokenBucket", "LoadShedder", "HedgePolicy", "delay_from_percentile",
     "Cache", "Lookup", "FallbackChain", "Static", "JobQueue",
     "MessageQueue", "Delivery", "IdempotencyKeys", "ThresholdRule", "BurnRateRule",
+    "Saga", "Step",
     "Stateful", "claim",
 ]
