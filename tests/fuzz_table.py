@@ -965,14 +965,14 @@ for _name, _make in _RULES.items():
     entry(f"{_name}.firing", lambda c: c["p"].firing, _rule, now=(Time(), 12.0))
     entry(f"{_name}.error_ratio", lambda c: c["p"].error_ratio, _rule, now=(Time(), 12.0), window=(pos(), 60.0))
 
-entry("Step", lambda c: pol.Step, name=(Text(empty=False), "payment"),
+entry("SagaStep", lambda c: pol.SagaStep, name=(Text(empty=False), "payment"),
       kind=(Choice(["compensatable", "pivot", "retriable"]), "pivot"), retries=(Int(0, 10_000), 2))
-_SAGA_STEPS = Values("non-empty list of Step: compensatable, then at most one pivot, then retriable", bad=[
-    [], None, "steps", pol.Step("a"), [pol.Step("p", "pivot"), pol.Step("c")], [pol.Step("a"), pol.Step("a")],
-    [pol.Step("p", "pivot"), pol.Step("q", "pivot")], ["a"], [None], Junk()],
-    edge=[[pol.Step("a")], (pol.Step("a"), pol.Step("r", "retriable")), [pol.Step("p", "pivot")]])
-entry("Saga", lambda c: pol.Saga, steps=(_SAGA_STEPS, [pol.Step("a"), pol.Step("p", "pivot")]))
-_saga = lambda: {"p": pol.Saga([pol.Step("a"), pol.Step("p", "pivot")])}   # noqa: E731
+_SAGA_STEPS = Values("non-empty list of SagaStep: compensatable, then at most one pivot, then retriable", bad=[
+    [], None, "steps", pol.SagaStep("a"), [pol.SagaStep("p", "pivot"), pol.SagaStep("c")], [pol.SagaStep("a"), pol.SagaStep("a")],
+    [pol.SagaStep("p", "pivot"), pol.SagaStep("q", "pivot")], ["a"], [None], Junk()],
+    edge=[[pol.SagaStep("a")], (pol.SagaStep("a"), pol.SagaStep("r", "retriable")), [pol.SagaStep("p", "pivot")]])
+entry("Saga", lambda c: pol.Saga, steps=(_SAGA_STEPS, [pol.SagaStep("a"), pol.SagaStep("p", "pivot")]))
+_saga = lambda: {"p": pol.Saga([pol.SagaStep("a"), pol.SagaStep("p", "pivot")])}   # noqa: E731
 _STATE = Values("a saga state from start()", bad=[None, {}, "state", {"status": "run"}, [1], Junk()])
 entry("Saga.next_action", lambda c: c["p"].next_action, _saga, state=(_STATE, Lazy("a new state", lambda c: c["p"].start())))
 entry("Saga.record", lambda c: c["p"].record, _saga, state=(_STATE, Lazy("a new state", lambda c: c["p"].start())),

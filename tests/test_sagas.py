@@ -4,12 +4,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from resilience_sim import Outage, World
 from resilience_sim.policies import ThresholdRule
-from resilience_sim.policies.saga import COMMITTED, COMPENSATE, COMPENSATED, END, RUN, Saga, Step
+from resilience_sim.policies.saga import COMMITTED, COMPENSATE, COMPENSATED, END, RUN, Saga, SagaStep
 from resilience_sim.sim.database import Database
 from resilience_sim.sim.saga import ORDERS, Orchestrator, Participant
 
-ORDER = Saga([Step("inventory", "compensatable"), Step("payment", "pivot", retries=3),
-              Step("shipping", "retriable")])
+ORDER = Saga([SagaStep("inventory", "compensatable"), SagaStep("payment", "pivot", retries=3),
+              SagaStep("shipping", "retriable")])
 
 
 def walk(saga, outcomes):
@@ -33,7 +33,14 @@ def test_a_pivot_that_keeps_failing_is_retried_then_compensated_in_reverse():
     actions, state = walk(ORDER, [True, False, False, False, False, False, True])
     assert actions[1:5] == [(RUN, "payment", False)] * 4          # the first try and 3 retries
     assert actions[5] == (COMPENSATE, "inventory", False) and actions[6] == (COMPENSATE, "inventory", True)
-    assert state["status"] == COMPENSATED
+    assert state["status"] == COMPENSATED and state["to_undo"] == ["inventory"]    # the pivot is never undone
+
+
+def test_a_pivot_that_gets_no_answer_is_retried_not_compensated():
+    state = ORDER.record(ORDER.start(), True)
+    for _ in range(20):
+        state = ORDER.record(state, False, "down")
+    assert ORDER.next_action(state)[0] == RUN and state["tries"] == 20
 
 
 def test_a_retriable_step_is_retried_never_compensated():
@@ -42,21 +49,22 @@ def test_a_retriable_step_is_retried_never_compensated():
 
 
 def test_only_completed_steps_are_compensated_in_reverse_order():
-    saga = Saga([Step("a"), Step("b"), Step("c", retries=0)])
-    actions, state = walk(saga, [True, True, False, True, True])
-    assert [(a[0], a[1]) for a in actions[3:]] == [(COMPENSATE, "b"), (COMPENSATE, "a")]
-    assert state["undone"] == ["b", "a"] and state["status"] == COMPENSATED
+    saga = Saga([SagaStep("a"), SagaStep("b"), SagaStep("c", retries=0)])
+    actions, state = walk(saga, [True, True, False, True, True, True])
+    # c failed, but may have applied before the failure was seen: undone first (a no-op if it never applied)
+    assert [(a[0], a[1]) for a in actions[3:]] == [(COMPENSATE, "c"), (COMPENSATE, "b"), (COMPENSATE, "a")]
+    assert state["undone"] == ["c", "b", "a"] and state["status"] == COMPENSATED
 
 
-def test_a_first_step_that_fails_ends_compensated_with_nothing_to_undo():
-    actions, state = walk(Saga([Step("a", retries=0), Step("b")]), [False])
-    assert state["status"] == COMPENSATED and state["undone"] == []
+def test_a_first_step_that_fails_is_undone_in_case_it_applied():
+    actions, state = walk(Saga([SagaStep("a", retries=0), SagaStep("b")]), [False, True])
+    assert actions[1][:2] == (COMPENSATE, "a") and state["status"] == COMPENSATED
 
 
 @pytest.mark.parametrize("steps, match", [
-    ([Step("p", "pivot"), Step("c", "compensatable")], "compensatable steps, then at most one pivot"),
-    ([Step("p", "pivot"), Step("q", "pivot")], "at most one pivot"),
-    ([Step("a"), Step("a")], "distinct names"),
+    ([SagaStep("p", "pivot"), SagaStep("c", "compensatable")], "compensatable steps, then at most one pivot"),
+    ([SagaStep("p", "pivot"), SagaStep("q", "pivot")], "at most one pivot"),
+    ([SagaStep("a"), SagaStep("a")], "distinct names"),
     ([], "at least one"),
 ])
 def test_sagas_out_of_order_are_refused(steps, match):

@@ -56,7 +56,7 @@ from .jobs import JobQueue
 from .messaging import Delivery, MessageQueue
 from .idempotency import IdempotencyKeys
 from .alerts import BurnRateRule, ThresholdRule
-from .saga import Saga, Step
+from .saga import Saga, SagaStep
 from .breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, Permit
 from .budget import AdaptiveThrottle, RetryBudget
 from .bulkhead import Bulkhead
@@ -77,6 +77,6 @@ __all__ = [
     "Bulkhead", "TokenBucket", "LoadShedder", "HedgePolicy", "delay_from_percentile",
     "Cache", "Lookup", "FallbackChain", "Static", "JobQueue",
     "MessageQueue", "Delivery", "IdempotencyKeys", "ThresholdRule", "BurnRateRule",
-    "Saga", "Step",
+    "Saga", "SagaStep",
     "Stateful", "claim",
 ]

@@ -38,7 +38,12 @@ class Participant:
         self.applied = self.undone = 0
 
     def do(self, req, saga_id, amount: float = 1.0):
-        """Apply the step for ``saga_id`` (a simpy generator); a retry of an applied one is a no-op."""
+        """Apply the step for ``saga_id`` (a simpy generator): a retry of one applied already answers
+        as the first did (checked before anything else, as an idempotency key is); otherwise it is
+        refused with "error" at ``error_rate`` (a decline: nothing applied)."""
+        if self.db.get("effects", saga_id) is not None:
+            yield from self.service.call(req)
+            return
         if self.error_rate and self._rng.random() < self.error_rate:
             yield from self.service.call(req)
             raise ServiceError(self.name, "error")
@@ -133,12 +138,13 @@ class Orchestrator:
                 else:
                     yield from participant.undo(self._req(saga_id), saga_id)
                 ok = True
-            except ServiceError:
-                ok = False
+                reason = ""
+            except ServiceError as err:
+                ok, reason = False, err.reason
                 self.step_failures += 1
             if self.supervisor is not None:
                 self.supervisor.record(env.now, ok)
-            new = self.saga.record(state, ok)
+            new = self.saga.record(state, ok, reason or "error")
             try:
                 yield from self._persist(saga_id, new)
             except ServiceError:                   # not persisted: the step will be tried again later
