@@ -976,7 +976,7 @@ _saga = lambda: {"p": pol.Saga([pol.SagaStep("a"), pol.SagaStep("p", "pivot")])}
 _STATE = Values("a saga state from start()", bad=[None, {}, "state", {"status": "run"}, [1], Junk()])
 entry("Saga.next_action", lambda c: c["p"].next_action, _saga, state=(_STATE, Lazy("a new state", lambda c: c["p"].start())))
 entry("Saga.record", lambda c: c["p"].record, _saga, state=(_STATE, Lazy("a new state", lambda c: c["p"].start())),
-      ok=(Bool(), True))
+      ok=(Bool(), False), reason=(REASON, "error"))
 
 #: Every policy class that keeps state, with a valid instance (claim(name=...) is the same for all).
 _STATEFUL = {"Timeout": lambda: pol.Timeout(1.0), "Deadline": lambda: pol.Deadline(1.0),
