@@ -244,3 +244,32 @@ def test_a_threshold_with_for_waits_before_firing():
 def test_alert_rules_that_make_no_sense_are_refused(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+# --- the operator and the quality of a rule -------------------------------------------------------
+def test_an_operator_paged_by_a_burn_rate_rule_repairs_and_the_rule_is_scored():
+    from resilience_sim import Constant, OpenLoop, Service
+    from resilience_sim.metrics.alerting import alert_quality, firing_spans
+    from resilience_sim.sim.operator import Operator
+    world = World(1)
+    api = Service(world, "api", capacity=100, latency=0.01, error_rate=0.0005)
+    rule = BurnRateRule(0.999, WORKBOOK_PAIRS[:1], resolution=10)
+    op = Operator(world, rule, response=120, repair=300, every=10)
+    op.incident(api, 7200)
+    op.incident(api, 20000)
+    OpenLoop(world, api, Constant(2), duration=30000)
+    results = world.run(30001)
+    assert op.pages == 2 and op.false_alarms == 0
+    assert op.times() == {"mttd": 60.0, "mttr": 480.0}         # 52 s to fire, seen at the next 10 s scrape
+    spans = firing_spans(results, BurnRateRule(0.999, WORKBOOK_PAIRS[:1], resolution=10), every=10)
+    quality = alert_quality(spans, [(start, end) for start, _, end in op.incidents])
+    assert (quality.precision, quality.recall, quality.detection_times) == (1.0, 1.0, (60.0, 60.0))
+    assert all(0 < r <= 330 for r in quality.reset_times)      # the 5 min short window, plus a scrape
+
+
+def test_a_too_sensitive_rule_has_false_alarms():
+    from resilience_sim.metrics.alerting import alert_quality
+    quality = alert_quality([(10, 20), (100, 110), (500, 520)], [(95, 300)])
+    assert (quality.precision, quality.recall, quality.detection_times, quality.reset_times) == (1 / 3, 1.0, (5.0,), (0.0,))
+    with pytest.raises(ValueError, match="end after it starts"):
+        alert_quality([(5, 5)], [])
