@@ -656,6 +656,9 @@ entry("theory.erlang_c", lambda c: T.erlang_c, **_MMC)
 entry("theory.mmc_response_time", lambda c: T.mmc_response_time, **_MMC)
 entry("theory.mmc_tail", lambda c: T.mmc_tail, t=(nonneg(), 1.0), **_MMC)
 entry("theory.mmc_quantile", lambda c: T.mmc_quantile, q=(Num(0, 1, low_open=True, high_open=True), 0.9), **_MMC)
+entry("theory.ttl_hit_ratio", lambda c: T.ttl_hit_ratio, rate=(pos(), 1.0), ttl=(pos(), 9.0))
+entry("theory.stale_if_error_failing_time", lambda c: T.stale_if_error_failing_time, ttl=(pos(), 60.0),
+      hard_ttl=(Num(60.0), 300.0), outage_s=(nonneg(), 400.0))
 entry("theory.littles_law", lambda c: T.littles_law, arrival_rate=(nonneg(), 10.0), mean_time=(nonneg(), 0.1))
 entry("theory.mttf_for", lambda c: T.mttf_for, availability=(Num(0, 1, low_open=True, high_open=True), 0.99),
       mttr=(pos(), 1.0))
@@ -1119,7 +1122,7 @@ entry("DeferredJobs", lambda c: rs.DeferredJobs, sim, world=(WORLD_OF_TARGET, WO
       queue=(Obj("JobQueue", Lazy("JobQueue()", lambda c: pol.JobQueue()),
                  extra=[other_world(pol.JobQueue), pol.Cache(5.0), 5]), Lazy("JobQueue()", lambda c: pol.JobQueue())),
       target=(TARGET, TARGET.valid), workers=(Int(1, sim_jobs.MAX_WORKERS, cap=True), 2),
-      name=(Text(empty=False), "reports"))
+      name=(Text(empty=False), "reports"), idempotency_key=(Func(optional=True), None))
 
 
 # --- metrics --------------------------------------------------------------------------------------
@@ -1257,6 +1260,7 @@ EXEMPT_CALLABLES = {
     "CachedRead.call": "a simpy generator: runs inside a World (tests/test_sim_reads.py, bench/mm1.py)",
     "with_fallbacks": "a simpy generator for handlers: runs inside a World (tests/test_sim_reads.py)",
     "DeferredJobs.submit": "a simpy generator for handlers: runs inside a World (tests/test_sim_reads.py)",
+    "DeferredJobs.status": "JobQueue.status answers it, and is in the table",
     "World.add_service": "plumbing: called by Service() with itself",
     "World.add_client": "plumbing: called by Client() with itself",
     "World.add_workload": "plumbing: called by OpenLoop()/ClosedLoop() with itself",

@@ -7,6 +7,7 @@ import pytest
 
 from resilience_sim import (Cache, CachedRead, Client, Constant, DeferredJobs, Exponential, FallbackChain, JobQueue,
                             OpenLoop, Outage, Service, Static, World, with_fallbacks)
+from resilience_sim.core import theory
 from resilience_sim.policies import Bulkhead, FullJitter
 from resilience_sim.sim.service import Request
 
@@ -31,7 +32,7 @@ def test_ttl_hit_ratio_matches_poisson_theory(lam, ttl):
     """H = lam*T / (1 + lam*T) for Poisson requests on one key and an expire-after-write TTL."""
     results = catalog(seed=7, rate=lam, ttl=ttl, until=40_000 / lam)
     stats = results.cache("cache")
-    expected = lam * ttl / (1 + lam * ttl)
+    expected = theory.ttl_hit_ratio(lam, ttl)
     n = stats.lookups
     assert abs(stats.hit_ratio - expected) < 4 * math.sqrt(expected * (1 - expected) / n) + 0.005
     assert stats.fetches == stats.misses == round(results.calls_per_request("db") * len(results))
@@ -42,6 +43,13 @@ def test_cached_answers_carry_their_age_and_who_answered():
     ages = results.ages()
     assert 0 < ages.max() <= 5 and results.answered_by()["cache"] == results.cache("cache").hits
     assert results.full_quality_availability() == 1.0
+
+
+def test_the_hot_key_model_of_stale_if_error():
+    assert theory.stale_if_error_failing_time(60, 300, 240) == 0.0                # D <= H - S
+    assert theory.stale_if_error_failing_time(60, 300, 420) == pytest.approx(150)  # D - H + S/2
+    assert theory.stale_if_error_failing_time(60, 300, 270) == pytest.approx(30 ** 2 / 120)
+    assert theory.ttl_hit_ratio(1, 1) == 0.5 and theory.ttl_hit_ratio(1, 9) == pytest.approx(0.9)
 
 
 def test_stale_if_error_rides_out_an_outage_within_the_hard_ttl():
@@ -314,3 +322,27 @@ def test_quality_over_time_draws_one_band_per_kind_of_answer():
     assert labels[0] == "full" and set(labels[1:3]) == {"popular_in_city", "bestsellers"}
     assert labels[3:] == ["unanswered", "outage"]
     plt.close(ax.figure)
+
+
+def test_a_zero_backoff_against_a_dead_target_stops_with_a_clear_error():
+    from resilience_sim.policies import ConstantBackoff
+    world = World(seed=1)
+    builder = Service(world, "builder")
+    Outage(builder, [(0.0, 100.0)])
+    jobs = DeferredJobs(world, JobQueue(backoff=ConstantBackoff(0.0)), target=builder)
+    front = Service(world, "export", handler=lambda svc, req: jobs.submit(req))
+    OpenLoop(world, front, Constant(1), duration=2)
+    with pytest.raises(RuntimeError, match="no wait between tries"):
+        world.run(50)
+
+
+def test_idempotency_keys_give_a_retried_request_its_existing_job():
+    world = World(seed=1)
+    builder = Service(world, "builder", capacity=4, latency=1.0)
+    jobs = DeferredJobs(world, JobQueue(), target=builder, workers=4, idempotency_key=lambda req: req.key)
+    front = Service(world, "export", capacity=10, handler=lambda svc, req: jobs.submit(req))
+    OpenLoop(world, front, Constant(4), duration=20, key=lambda rng: rng.randrange(10))   # many retries of 10 keys
+    results = world.run(60)
+    stats = results.jobs("jobs")
+    assert stats.accepted == 10 == stats.completed and len(results) > 50
+    assert jobs.status(1) == "done"

@@ -565,3 +565,27 @@ def _invert(sf, target: float, *, steps: int = 80, upper: bool = True) -> float:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if sf(mid) > target else (lo, mid)
     return hi if upper else (lo + hi) / 2
+
+
+# --- caches (Part III) -----------------------------------------------------------------------------
+def ttl_hit_ratio(rate: float, ttl: float) -> float:
+    """The hit ratio of an expire-after-write TTL cache for one key asked at Poisson ``rate``:
+    λT / (1 + λT). Each miss opens a window of ``ttl`` seconds in which the λT requests expected all hit."""
+    x = validate.positive("rate", rate) * validate.positive("ttl", ttl)
+    return x / (1 + x)
+
+
+def stale_if_error_failing_time(ttl: float, hard_ttl: float, outage_s: float) -> float:
+    """Expected seconds a hot key fails during an outage of ``outage_s`` seconds, with a soft TTL S
+    (``ttl``) and a hard TTL H (``hard_ttl``, >= S). The key is refreshed every S, so its age at the
+    outage's start is a ~ U(0, S); it is served stale until its age reaches H, then fails until the
+    end: E[max(0, D - (H - a))]. Nothing fails when D <= H - S."""
+    s = validate.positive("ttl", ttl)
+    h = validate.number("hard_ttl", hard_ttl, low=s)
+    d = validate.non_negative("outage_s", outage_s)
+    x = d - h
+    if x + s <= 0:
+        return 0.0
+    if x >= 0:
+        return x + s / 2
+    return (x + s) ** 2 / (2 * s)

@@ -136,7 +136,8 @@ class JobStats:
     jobs ``accepted`` (each answered "202 Accepted") or ``refused`` (queue full); ``completed``,
     still ``queued`` or ``running`` at the end, or ``dead`` (out of attempts, parked for an operator);
     ``attempts`` made; per completed job its ``accepted_at`` and ``notified_at`` times; the queue's
-    ``depth`` (jobs not yet done) after each change, at ``depth_times``."""
+    ``depth`` (jobs not yet done) after each change, at ``depth_times``; per dead job its
+    ``dead_accepted_at`` and ``died_at`` (when it was parked: the moment to raise an alarm)."""
     name: str
     accepted: int
     refused: int
@@ -149,6 +150,8 @@ class JobStats:
     notified_at: np.ndarray = field(repr=False)
     depth_times: np.ndarray = field(repr=False)
     depth: np.ndarray = field(repr=False)
+    dead_accepted_at: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    died_at: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
 
     @property
     def lost(self) -> int:
@@ -254,6 +257,11 @@ class Results:
     def reason(self, i: int) -> str:
         """Why request ``i`` was not a full answer ("" when it was)."""
         return self.names[self._reason[validate.index("i", i, len(self))]]
+
+    @property
+    def key_values(self) -> np.ndarray:
+        """Each request's key (an object array; None where a request had none)."""
+        return np.array(self.keys, dtype=object)[self._key]
 
     def key(self, i: int):
         """What request ``i`` was about (its key; None when it had none)."""

@@ -84,7 +84,8 @@ class FallbackChain:
     def record(self, index: int, reason: str | None = None) -> int | None:
         """Step ``index`` answered (``reason`` None) or failed with ``reason``: the index of the next
         step to try, or None (answered, out of steps, or a reason not in ``on``)."""
-        index = validate.integer("index", index, low=0, high=len(self.steps) - 1)
+        if index.__class__ is not int or not 0 <= index < len(self.steps):      # checked on the slow path only
+            index = validate.integer("index", index, low=0, high=len(self.steps) - 1)
         if reason is None:
             self.answered[index] += 1
             return None

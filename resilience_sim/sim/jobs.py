@@ -33,7 +33,8 @@ MAX_WORKERS = 10_000
 class DeferredJobs:
     """Jobs of ``queue`` worked on by ``workers`` processes calling ``target``."""
 
-    def __init__(self, world, queue: JobQueue, *, target, workers: int = 1, name: str = "jobs"):
+    def __init__(self, world, queue: JobQueue, *, target, workers: int = 1, name: str = "jobs",
+                 idempotency_key=None):
         self.world = check_world(world)
         if not isinstance(queue, JobQueue):
             raise validate.WrongType(f"queue must be a JobQueue (JobQueue(capacity=1000)), got {validate.show(queue)}")
@@ -45,9 +46,11 @@ class DeferredJobs:
         self.workers = validate.integer("workers", workers, low=1, high=MAX_WORKERS)
         claim(world, queue=queue, backoff=queue.backoff)
         self.env, self.queue, self.target = world.env, queue, target
+        self.idempotency_key = None if idempotency_key is None else validate.function("idempotency_key", idempotency_key)
         self._rng = world.rng(f"jobs/{name}/backoff")
-        self._wake = self.env.event()          # fired when a job is submitted
+        self._idle: list = []                  # the wake-up events of idle workers: one is woken per ready job
         self._ids = 0
+        self._by_key: dict = {}                # idempotency key -> job id
         self._depth_times, self._depth = array("d"), array("I")
         self._requests: dict = {}              # job id -> the Request its worker sends
         world.add_job_queue(self)
@@ -55,39 +58,56 @@ class DeferredJobs:
             self.env.process(self._worker())
 
     def submit(self, req: Request):
-        """Accept ``req`` as a job (a simpy generator, answering at once): its id; a ServiceError
-        "overload" when the queue is full."""
+        """Accept ``req`` as a job (a simpy generator, answering at once): its id ("202 Accepted",
+        the id being the status URL); a ServiceError "overload" when the queue is full. With an
+        ``idempotency_key(req)``, a request whose key was seen before gets the existing job's id."""
         env = self.env
-        self._ids += 1
-        job = self._ids
-        if not self.queue.submit(job, env.now):
-            raise ServiceError(self.name, "overload")
-        self._requests[job] = Request._unchecked(env.now, req.route, req.key)
-        self._note_depth()
+        key = None if self.idempotency_key is None else self.idempotency_key(req)
+        if key is not None and key in self._by_key:
+            job = self._by_key[key]
+        else:
+            self._ids += 1
+            job = self._ids
+            if not self.queue.submit(job, env.now):
+                raise ServiceError(self.name, "overload")
+            if key is not None:
+                self._by_key[key] = job
+            self._requests[job] = Request._unchecked(env.now, req.route, req.key)
+            self._note_depth()
+            self._wake_one()
         req.degraded = DEFERRED_REASON
         req.answered_by = self.name
-        if not self._wake.triggered:
-            self._wake.succeed()
         return job
         yield                                  # a generator, for ``yield from``
+
+    def status(self, job) -> str:
+        """What the job's status URL answers: "queued", "running", "done" or "dead"."""
+        return self.queue.status(job)
+
+    def _wake_one(self, _event=None) -> None:
+        if self._idle:
+            self._idle.pop().succeed()
 
     def _worker(self):
         env, queue = self.env, self.queue
         while True:
             job = queue.take(env.now)
-            if job is None:
-                wait = queue.next_ready() - env.now
-                if self._wake.triggered:
-                    self._wake = env.event()
-                yield env.any_of([self._wake, env.timeout(wait)]) if wait < float("inf") else self._wake
+            if job is None:                    # idle until a job is submitted or a retried one is due
+                wake = env.event()
+                self._idle.append(wake)
+                yield wake
                 continue
             req = self._requests[job]
             try:
                 yield from self.target.call(req)
             except ServiceError:
-                if queue.retry_later(job, env.now, self._rng) is None:     # out of attempts: parked
+                ready_at = queue.retry_later(job, env.now, self._rng)
+                if ready_at is None:           # out of attempts: parked
                     del self._requests[job]
                     self._note_depth()
+                else:                          # due later: an alarm wakes a worker then
+                    env.timeout(ready_at - env.now).callbacks.append(self._wake_one)
+                    yield env.timeout(0)       # one event per failed try, so a zero backoff cannot spin unseen
             else:
                 queue.complete(job, env.now)
                 del self._requests[job]
@@ -102,7 +122,8 @@ class DeferredJobs:
         done = q.done
         return JobStats(self.name, q.accepted, q.refused, q.completed, q.queued, q.running, q.dead, q.attempts,
                         np.array([d[1] for d in done]), np.array([d[2] for d in done]),
-                        np.array(self._depth_times), np.array(self._depth, dtype=np.int64))
+                        np.array(self._depth_times), np.array(self._depth, dtype=np.int64),
+                        np.array([d[1] for d in q.parked]), np.array([d[2] for d in q.parked]))
 
     def __repr__(self) -> str:
         return f"DeferredJobs({self.name!r}, workers={self.workers}, {self.queue!r})"

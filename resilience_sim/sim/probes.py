@@ -59,7 +59,9 @@ class CallLog:
 
     Put it between a client and a service to count the calls that reach the service, retries and
     hedged copies included. With ``durations=True`` it also notes, per call, how long it took
-    (``durations``, seconds, failed calls included) and the key of the request it served (``keys``).
+    (``durations``, seconds, failed calls included) and the key of the request it served (``keys``),
+    each list in the order the calls arrived, so ``times[i]``, ``keys[i]`` and ``durations[i]`` are
+    the same call's.
     """
 
     def __init__(self, target, *, durations: bool = False):
@@ -75,15 +77,19 @@ class CallLog:
         return self.target.world
 
     def call(self, req, caller=None):
+        """Pass the call on; ``times``, ``keys`` and ``durations`` hold one entry per call in the order
+        the calls arrived (a call still running has a duration of NaN)."""
         start = self.env.now
         self.times.append(start)
         if self.durations is None:
             return (yield from self.target.call(req, caller=caller))
+        slot = len(self.durations)
+        self.keys.append(req.key)
+        self.durations.append(float("nan"))
         try:
             return (yield from self.target.call(req, caller=caller))
         finally:
-            self.durations.append(self.env.now - start)
-            self.keys.append(req.key)
+            self.durations[slot] = self.env.now - start
 
     def between(self, lo: float, hi: float) -> int:
         """How many calls arrived in ``[lo, hi)``."""

@@ -131,6 +131,9 @@ class World:
                 found.append(f"retries with no wait between them (client {c.name!r}, {c.retry!r})")
             if c.hedge is not None and c.hedge.delay == 0:
                 found.append(f"hedges sent with no delay (client {c.name!r})")
+        for j in self.job_queues.values():
+            if getattr(j.queue.backoff, "base", 1.0) == 0:
+                found.append(f"jobs retried with no wait between tries (job queue {j.name!r}, {j.queue.backoff!r})")
         return found
 
     def _wire(self) -> None:
