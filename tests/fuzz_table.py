@@ -1064,7 +1064,8 @@ entry("Client", lambda c: rs.Client, sim, world=(WORLD_OF_TARGET, WORLD.valid), 
       breaker=(policy("CircuitBreaker", _breaker, extra=[pol.Bulkhead(1), pol.TokenBucket(1, 1)]), None),
       bulkhead=(policy("Bulkhead", lambda: pol.Bulkhead(2), extra=[_breaker()]), None),
       hedge=(policy("HedgePolicy", lambda: pol.HedgePolicy(0.1), extra=[pol.Timeout(1.0)]), None),
-      idempotent=(Bool(), True), idempotency_key=(Bool(), False))
+      idempotent=(Bool(), True), idempotency_key=(Bool(), False),
+      rate_limit=(policy("TokenBucket", lambda: pol.TokenBucket(10, 10), extra=[pol.LoadShedder(5)]), None))
 
 entry("RepairCrew", lambda c: rs.RepairCrew, sim, world=(WORLD, WORLD.valid), size=(Int(1), 1))
 _CREW = Obj("RepairCrew", Lazy("a RepairCrew", lambda c: rs.RepairCrew(c["world"])), optional=True,

@@ -319,3 +319,17 @@ def test_the_adaptive_throttle_draws_from_its_own_stream():
     results = world.run(until=21)
     assert results.client("c").rejected["throttled"] > 0          # it drew numbers...
     assert client.rng.random() == World(1).rng("client/c").random()   # ...but not from the jitter stream
+
+
+def test_a_client_rate_limit_caps_its_own_attempts_and_sends_none_it_refuses():
+    from resilience_sim.policies import CircuitBreaker, TokenBucket
+    world = World(1)
+    db = Service(world, "db", capacity=100, latency=0.01)
+    breaker = CircuitBreaker(consecutive_failures=3)
+    limited = Client(world, db, name="limited", rate_limit=TokenBucket(5, 5), breaker=breaker)
+    OpenLoop(world, limited, 20, duration=10)
+    results = world.run(11)
+    sent = results.services["db"].calls
+    assert 50 <= sent <= 56 and results.reasons() == {"rate limited": len(results) - sent}
+    assert results.client("limited").rejected["rate limited"] == len(results) - sent
+    assert breaker.state(11) == "closed"          # a local refusal is no failure of the db

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from resilience_sim import Outcome, Service, World
+from resilience_sim import Client, Outcome, Service, World
 from resilience_sim.lessons import all_dashboards
 from resilience_sim.lessons import fallbacks as fb
 from resilience_sim.policies import TokenBucket
@@ -142,9 +142,8 @@ def test_search_run_refuses_bad_input():
     with pytest.raises(ValueError, match="rate"):
         fb.search_run(SEED, "rate limit", rate=-1)
     world = World(1)
-    with pytest.raises(TypeError, match="bucket must be a TokenBucket"):
-        fb.RateLimited(Service(world, "sql"), bucket=10)
-    assert fb.RateLimited(Service(world, "db"), TokenBucket(1, 1)).name == "db"
+    with pytest.raises(ValueError, match="rate_limit must be a TokenBucket"):
+        Client(world, Service(world, "sql"), rate_limit=10)
 
 
 # --- 3. failover that runs all the time -----------------------------------------------------------------

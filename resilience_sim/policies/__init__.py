@@ -20,7 +20,9 @@ Composition order, from the outside in (one logical request, top to bottom):
 4. **Circuit breaker**: inside the retry loop, so it counts every attempt, and an attempt it
    rejects ("circuit open") fails fast and is not retried blindly (not in the default retry_on).
    Its permit goes with the attempt: ``record(..., permit=p)`` or ``cancel(now, permit=p)``.
-5. **Bulkhead**: inside the breaker, so a call the breaker rejects never takes or waits for a slot;
+5. **Rate limit** (client side, a TokenBucket): inside the breaker, as Resilience4j puts its
+   RateLimiter; a refused attempt is never sent ("rate limited": ``breaker.cancel``, no failure).
+   **Bulkhead**: inside the breaker, so a call the breaker rejects never takes or waits for a slot;
    a bulkhead refusal is our own congestion, not the dependency's: ``breaker.cancel``, no failure.
 6. **Per-attempt timeout**: ``countdown.attempt_timeout(now, per_attempt)``, started once the slot
    is held, bounds each attempt (and never outlasts the deadline); a timeout is recorded as a

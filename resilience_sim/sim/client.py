@@ -4,8 +4,8 @@ The policies (:mod:`resilience_sim.policies`) are the same objects the live http
 wall-clock time; here simpy supplies ``now`` and does the waiting. Layers, from the outside in, follow
 the composition order documented in :mod:`resilience_sim.policies`:
 
-deadline → retry (with backoff and budget) → throttle (asked per attempt) → breaker → bulkhead →
-per-attempt timeout → hedging → the target.
+deadline → retry (with backoff and budget) → throttle (asked per attempt) → breaker → rate limit →
+bulkhead → per-attempt timeout → hedging → the target.
 
 The client claims every policy it is given for its world (:func:`~resilience_sim.policies.claim`): a
 policy that another world has driven is refused (make a new one per run, or ``reset()`` it), while
@@ -31,12 +31,12 @@ import simpy
 from ..core import validate
 from ..core.reasons import OVERLOAD
 from ..policies import (AdaptiveThrottle, Bulkhead, CircuitBreaker, Deadline, HedgePolicy, RetryBudget,
-                       RetryPolicy, Timeout, claim)
+                       RetryPolicy, Timeout, TokenBucket, claim)
 from .service import ServiceError
 from .world import check_world
 
 #: Refusals by this client's own layers before anything was sent: no verdict for the throttle.
-_UNSENT = frozenset({"circuit open", "bulkhead full", "deadline"})
+_UNSENT = frozenset({"circuit open", "rate limited", "bulkhead full", "deadline"})
 
 def _optional(name, value, kind, methods=()):
     """``value`` if it is None, a ``kind``, or (for ``methods``) any object that has them all: so a
@@ -52,7 +52,9 @@ def _optional(name, value, kind, methods=()):
 class Client:
     """Calls ``target`` (a :class:`~resilience_sim.sim.service.Service` or another client) with policies.
 
-    ``timeout`` (seconds or a :class:`Timeout`) bounds each attempt; ``deadline`` (seconds or a
+    ``rate_limit`` (a :class:`~resilience_sim.policies.TokenBucket`) caps the attempts this client
+    sends (a limit on one caller's traffic, where a service's own ``rate_limit`` counts every caller);
+    a refused attempt is not sent ("rate limited"). ``timeout`` (seconds or a :class:`Timeout`) bounds each attempt; ``deadline`` (seconds or a
     :class:`Deadline`) bounds the whole request and is handed down through ``request.deadline``, so
     nested clients never wait past it. Either may be ``math.inf``: no limit, the same as ``None``
     and as ``Timeout(math.inf)``. ``idempotent=False`` forbids retries unless ``idempotency_key``;
@@ -65,7 +67,7 @@ class Client:
     What it counts: ``requests`` (calls to :meth:`call`), ``attempts`` (calls sent to the target,
     hedge copies included),
     ``backoff_time`` (seconds spent waiting between attempts), ``rejected`` (a Counter of local
-    refusals: "throttled", "circuit open", "bulkhead full", "deadline"), ``budget_denied`` and
+    refusals: "throttled", "circuit open", "rate limited", "bulkhead full", "deadline"), ``budget_denied`` and
     ``hedges`` (copies sent). A request's recorded ``attempts`` are those of the client it was sent
     to; a client calling on a service's behalf (a dependency) leaves them alone.
     """
@@ -74,7 +76,7 @@ class Client:
                  retry: RetryPolicy | None = None, budget: RetryBudget | None = None,
                  throttle: AdaptiveThrottle | None = None, breaker: CircuitBreaker | None = None,
                  bulkhead: Bulkhead | None = None, hedge: HedgePolicy | None = None,
-                 idempotent: bool = True, idempotency_key: bool = False):
+                 idempotent: bool = True, idempotency_key: bool = False, rate_limit: TokenBucket | None = None):
         check_world(world)
         if not callable(getattr(target, "call", None)):
             raise ValueError(f"target must have a call(request) generator method, got {target!r}")
@@ -93,11 +95,13 @@ class Client:
         self.breaker = _optional("breaker", breaker, CircuitBreaker, ("allow", "record"))
         self._permits = isinstance(self.breaker, CircuitBreaker)    # else: a breaker with allow() -> bool
         self.bulkhead = _optional("bulkhead", bulkhead, Bulkhead)
+        self.rate_limit = _optional("rate_limit", rate_limit, TokenBucket)
         self.hedge = _optional("hedge", hedge, HedgePolicy)
         self.idempotent = validate.boolean("idempotent", idempotent)
         self.idempotency_key = validate.boolean("idempotency_key", idempotency_key)
         claim(world, timeout=self.timeout, deadline=self.deadline, retry=self.retry, budget=self.budget,
-              throttle=self.throttle, breaker=self.breaker, bulkhead=self.bulkhead, hedge=self.hedge)
+              throttle=self.throttle, breaker=self.breaker, bulkhead=self.bulkhead, hedge=self.hedge,
+              rate_limit=self.rate_limit)
         self.rng = world.rng(f"client/{name}")                       # retry jitter
         self._throttle_rng = world.rng(f"client/{name}/throttle")    # its own: a throttle leaves jitter alone
         self.owner = None          # the service this client calls for (set when one declares it)
@@ -186,6 +190,9 @@ class Client:
             permit = breaker.allow(env.now)
             if not permit:
                 return False, self._refuse("circuit open")
+        if self.rate_limit is not None and not self.rate_limit.try_take(env.now):   # our own limit: not sent
+            self._give_permit_back(permit)
+            return False, self._refuse("rate limited")
         try:
             if self.bulkhead is not None:
                 refusal = yield from self._enter_bulkhead(req.deadline)
