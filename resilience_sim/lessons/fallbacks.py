@@ -29,7 +29,7 @@ from ..core import validate
 from ..core.distributions import Exponential, LogNormal
 from ..core.reasons import Outcome
 from ..metrics import Results
-from ..metrics.windows import quality_series
+from ..metrics.windows import quality_series, quality_shares_series
 from ..policies import Bulkhead, FallbackChain, Static, TokenBucket
 from ..sim.client import Client
 from ..sim.fallback import with_fallbacks
@@ -116,17 +116,10 @@ def _window(results: Results, window) -> Results:
 
 def quality_bins(results: Results, bin_width: float, levels) -> dict:
     """Per ``bin_width`` bin (by start time), the share of requests of each answer kind in ``levels``
-    ("full", a degradation reason, or "unanswered"), from ``results.quality()`` of each bin."""
-    bin_width = validate.number("bin_width", bin_width, low=0.0, high=results.duration, low_open=True)
-    edges = np.arange(results.since, results.until, bin_width)
-    out = {"t": edges, **{level: np.full(len(edges), np.nan) for level in levels}}
-    for i, lo in enumerate(edges):
-        view = results.between(lo, min(lo + bin_width, results.until))
-        if len(view):
-            shares = view.quality()
-            for level in levels:
-                out[level][i] = shares.get(level, 0.0)
-    return out
+    ("full", a degradation reason, or "unanswered"; 0 for a kind the run never gave)."""
+    series = quality_shares_series(results, bin_width)
+    zero = np.where(np.isnan(series["full"]), np.nan, 0.0)
+    return {"t": series["t"], **{level: series.get(level, zero) for level in levels}}
 
 
 def _check_chain(chain) -> tuple:
