@@ -30,7 +30,8 @@ DEDUPES = ("transaction", "separate", "none")
 
 class Consumer:
     """Counters: ``deliveries``, ``effects``, ``duplicates_skipped``, ``late_acks`` (acks refused
-    because the visibility timeout had passed)."""
+    because the visibility timeout had passed). ``events`` lists ``(time, message id, what)``:
+    "received", "applied", "duplicate skipped", "acked", "ack refused"."""
 
     def __init__(self, world, broker, db, *, name: str = "consumer", dedupe: str = "transaction", work=0.01,
                  poll_interval: float = 0.2, crashes=(), restart_after: float = 1.0):
@@ -42,6 +43,7 @@ class Consumer:
         self._rng = world.rng(f"consumer/{name}/work")
         self._effect_ids = itertools.count(1)        # unique ids, like UUIDs: not state a crash loses
         self.deliveries = self.effects = self.duplicates_skipped = self.late_acks = 0
+        self.events: list = []
         self.process = Restartable(world, name, self._life, crashes=crashes, restart_after=restart_after)
 
     def _req(self) -> Request:
@@ -56,9 +58,13 @@ class Consumer:
                     yield env.timeout(self.poll_interval)
                     continue
                 self.deliveries += 1
+                self._note(delivery.message_id, "received")
                 yield from self._handle(delivery)
-                if not (yield from self.broker.ack(self._req(), delivery.receipt)):
+                if (yield from self.broker.ack(self._req(), delivery.receipt)):
+                    self._note(delivery.message_id, "acked")
+                else:
                     self.late_acks += 1
+                    self._note(delivery.message_id, "ack refused")
             except ServiceError:
                 yield env.timeout(self.poll_interval)
 
@@ -66,6 +72,7 @@ class Consumer:
         env, db, mid = self.env, self.db, delivery.message_id
         if self.dedupe == "separate" and db.get(PROCESSED, mid) is not None:
             self.duplicates_skipped += 1
+            self._note(mid, "duplicate skipped")
             return
         work = self.work.sample(self._rng)
         if work > 0:
@@ -80,12 +87,17 @@ class Consumer:
             if err.reason != "conflict":
                 raise
             self.duplicates_skipped += 1           # processed already: only acknowledge
+            self._note(mid, "duplicate skipped")
             return
         self.effects += 1
+        self._note(mid, "applied")
         if self.dedupe == "separate":
             mark = db.transaction()
             mark.insert(PROCESSED, mid, {"at": env.now})
             yield from mark.commit(self._req())
+
+    def _note(self, message_id, what: str) -> None:
+        self.events.append((self.env.now, message_id, what))
 
     def effect_ids(self) -> list:
         """The message id of every effect committed in the consumer's database, in commit order."""

@@ -67,7 +67,8 @@ class OutboxRelay:
 
     Counters: ``published`` (publishes that succeeded, duplicates included), ``attempts``,
     ``marked`` (rows marked sent), ``claims`` (rows claimed), ``lost_leases`` (rows given up because
-    the lease would run out)."""
+    the lease would run out). ``events`` lists ``(time, row id, what)`` with what one of "claimed",
+    "published", "publish failed", "marked sent", for timelines."""
 
     def __init__(self, world, db, broker, *, name: str = "relay", poll_interval: float = 1.0, lease: float = 10.0,
                  batch: int = 20, backoff: Backoff | None = None, crashes=(), restart_after: float = 1.0,
@@ -86,10 +87,14 @@ class OutboxRelay:
         self._rng = world.rng(f"relay/{name}/backoff")
         self._fresh = itertools.count(1)
         self.published = self.attempts = self.marked = self.claims = self.lost_leases = 0
+        self.events: list = []
         self.process = Restartable(world, name, self._life, crashes=crashes, restart_after=restart_after)
 
     def _req(self) -> Request:
         return Request._unchecked(self.env.now, self.name, None)
+
+    def _note(self, row_id, what: str) -> None:
+        self.events.append((self.env.now, row_id, what))
 
     def _life(self):
         owner = f"{self.name}#{self.process.starts}"      # a restarted relay holds none of its old claims
@@ -129,6 +134,8 @@ class OutboxRelay:
         applied = yield from tx.commit(self._req())
         mine = [(row_id, {**row, "lease_until": until}) for row_id, row in chosen if (OUTBOX, row_id) in applied]
         self.claims += len(mine)
+        for row_id, _ in mine:
+            self._note(row_id, "claimed")
         return mine
 
     def _publish(self, row_id, row, until: float):
@@ -141,8 +148,10 @@ class OutboxRelay:
             try:
                 yield from self.broker.publish(self._req(), message_id, row["payload"])
                 self.published += 1
+                self._note(row_id, "published")
                 return True
             except ServiceError:
+                self._note(row_id, "publish failed")
                 wait = self.backoff.delay(attempt, self._rng)
                 if env.now + wait >= until:
                     self.lost_leases += 1
@@ -153,7 +162,9 @@ class OutboxRelay:
         tx = self.db.transaction()
         tx.update(OUTBOX, row_id, {"status": "sent"}, where=lambda r: r["lease_owner"] == owner)
         applied = yield from tx.commit(self._req())
-        self.marked += (OUTBOX, row_id) in applied
+        if (OUTBOX, row_id) in applied:
+            self.marked += 1
+            self._note(row_id, "marked sent")
 
     def __repr__(self) -> str:
         return f"OutboxRelay({self.name!r}, poll_interval={self.poll_interval:g}, lease={self.lease:g})"
@@ -162,7 +173,9 @@ class OutboxRelay:
 class OrderApp:
     """An application writing ``commands`` (command ids, in order) one every ``every`` seconds with
     ``design``; it crashes at ``crashes`` (losing the command in hand: its user is never answered)
-    and restarts after ``restart_after`` s. ``attempted`` and ``acknowledged`` list command ids."""
+    and restarts after ``restart_after`` s. ``attempted`` and ``acknowledged`` list command ids;
+    ``events`` lists ``(time, command, what)``: "started", "acknowledged" or "failed" (a crash
+    leaves a "started" with no end: the user never heard)."""
 
     def __init__(self, world, db, broker, design: str, commands, *, every: float = 0.1, keys=None,
                  crashes=(), restart_after: float = 1.0, name: str = "app"):
@@ -173,6 +186,7 @@ class OrderApp:
         self.keys = keys if keys is None else validate.function("keys", keys)
         self.attempted: list = []
         self.acknowledged: list = []
+        self.events: list = []
         self._next = 0
         self.process = Restartable(world, name, self._life, crashes=crashes, restart_after=restart_after)
 
@@ -182,14 +196,16 @@ class OrderApp:
             command = self.commands[self._next]
             self._next += 1                   # a crashed command is not retried: its user gave up
             self.attempted.append(command)
+            self.events.append((env.now, command, "started"))
             key = None if self.keys is None else self.keys(command)
             req = Request._unchecked(env.now, "order", key)
             try:
                 yield from write_command(self.design, self.db, self.broker, req, command, {"command": command},
                                          key=key, seq=self._next)
                 self.acknowledged.append(command)
+                self.events.append((env.now, command, "acknowledged"))
             except ServiceError:
-                pass
+                self.events.append((env.now, command, "failed"))
             yield env.timeout(self.every)
 
 
