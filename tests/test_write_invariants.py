@@ -109,7 +109,7 @@ def census() -> None:
     for name, options in designs.items():
         counts = dict(lost=0, unexpected=0, duplicated=0)
         for _ in range(SCHEDULES):
-            schedule = schedules().example() if False else _random_schedule(rng)
+            schedule = _random_schedule(rng)
             check = write_path(schedule=schedule, **options).check
             for kind in counts:
                 counts[kind] += bool(getattr(check, kind))

@@ -86,6 +86,9 @@ class CachedRead:
             return self._answer(req, look, source)
         coalesced = getattr(cache, "coalesce", False)   # a MISS: this caller fetches
         if coalesced:
+            if key in self._waiting:
+                raise ValueError(f"the cache answered MISS for key {key!r} while a fetch of it is outstanding; "
+                                 f"a cache with coalesce=True answers WAIT then (one fetch per key)")
             self._waiting[key] = None
         sub = req.child(req.deadline)
         source = self.name
@@ -138,6 +141,8 @@ class CachedRead:
     def clear_at(self, *times: float) -> None:
         """Empty the cache at each of ``times`` (a cache node restarting cold)."""
         env = self.env
+        if not callable(getattr(self.cache, "clear", None)):
+            raise validate.WrongType(f"clear_at needs a cache with a clear() method; {validate.show(self.cache)} has none")
         for t in times:
             t = validate.number("times", t, low=env.now)
 
