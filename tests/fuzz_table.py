@@ -846,7 +846,7 @@ entry("delay_from_percentile", lambda c: pol.delay_from_percentile, latencies=(D
 # --- policies for reads (Part III) -------------------------------------------------------------------
 entry("Cache", lambda c: pol.Cache, ttl=(Optional(pos()), 60.0), hard_ttl=(Optional(Num(60.0)), 600.0),
       stale_while_revalidate=(nonneg(), 10.0), negative_ttl=(nonneg(), 5.0),
-      capacity=(Int(1, pol.cache.MAX_CAPACITY), 100), coalesce=(Bool(), True))
+      capacity=(Int(1, pol.cache.MAX_CAPACITY), 100), coalesce=(Bool(), True), stale_on=(REASONS_SET, {"down"}))
 entry("Cache.from_cache_control", lambda c: pol.Cache.from_cache_control,
       header=(Values("a Cache-Control header with max-age", bad=[
           None, 5, "", "stale-if-error=5", "max-age=x", "max-age=-1", "max-age=1.5", ["max-age=5"], Junk()],

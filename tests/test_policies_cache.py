@@ -177,3 +177,18 @@ def test_no_answer_is_older_than_the_bound(steps, ttl, extra, swr, neg, coalesce
                 out = cache.fail(done, "error", now)
                 assert not out.served or out.age <= cache.hard_ttl
     assert cache.hits + cache.stale + cache.negative + cache.coalesced + cache.misses == len(steps)
+
+
+def test_stale_if_error_covers_the_sources_failures_not_a_not_found():
+    cache = filled(Cache(60, hard_ttl=360, negative_ttl=10))
+    cache.lookup("a", 100.0)
+    gone = cache.fail("a", "not found", 100.0)
+    assert (gone.kind, gone.reason) == (ERROR, "not found")
+    assert cache.lookup("a", 101.0).kind == NEGATIVE                  # the 404 is cached, not the old value
+    assert cache.lookup("a", 111.0).kind == MISS
+    assert cache.fail("a", "down", 111.0).kind == ERROR               # the old value was dropped by the 404
+    custom = filled(Cache(60, hard_ttl=360, stale_on={"timeout"}))
+    custom.lookup("a", 100.0)
+    assert custom.fail("a", "down", 100.0).kind == ERROR
+    with pytest.raises(ValueError, match="stale_on must be"):
+        Cache(60, stale_on="down")

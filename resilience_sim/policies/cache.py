@@ -10,8 +10,11 @@ keeps one entry per key (the request's key), written at the time its value was f
 * ``NEGATIVE``: a cached error younger than ``negative_ttl``: fail at once with its ``reason``.
 * ``WAIT``: another caller is fetching this key (coalescing): wait for its outcome.
 * ``MISS``: fetch it, then report :meth:`fill` (the value) or :meth:`fail` (the reason). On a failure
-  the cache serves the stored value while its age is at most ``hard_ttl`` (stale-if-error: RFC 5861's
-  ``max-age`` + ``stale-if-error``), else passes the error on (and caches it for ``negative_ttl``).
+  of the source (a reason in ``stale_on``: server errors, timeouts, outages, as RFC 5861 allows for
+  500, 502, 503 and 504) the cache serves the stored value while its age is at most ``hard_ttl``
+  (stale-if-error: ``max-age`` + ``stale-if-error``); otherwise the error passes on (and is cached for
+  ``negative_ttl``). An answer that is the caller's business ("not found": the item is gone) is
+  never covered by a stale value: it drops the stored one.
 
 What holds: no answer carries data older than :attr:`Cache.max_staleness` (``max(hard_ttl, ttl +
 stale_while_revalidate)``); at most ``capacity`` entries are kept (least recently used out first);
@@ -25,9 +28,12 @@ import math
 from collections import OrderedDict
 
 from ..core import validate
-from ..core.reasons import check_reason
+from ..core.reasons import REASONS, check_reason, check_reasons
 from ._state import Stateful
 
+#: Failures a stale value may cover: the source's own (errors, timeouts, outages, overload), not the
+#: answers that say the request itself is wrong or the item is gone.
+STALE_ON = REASONS - {"bad request", "unauthorized", "not found", "conflict"}
 FRESH, STALE, NEGATIVE, WAIT, MISS, ERROR = "fresh", "stale", "negative", "wait", "miss", "error"
 #: Most entries a cache may hold (a cache is bounded: say how big).
 MAX_CAPACITY = 10 ** 7
@@ -61,7 +67,7 @@ class Cache(Stateful):
     background refreshes), ``evictions``. ``ttl=None`` keeps entries until evicted (no stale modes)."""
 
     def __init__(self, ttl: float | None, *, hard_ttl: float | None = None, stale_while_revalidate: float = 0.0,
-                 negative_ttl: float = 0.0, capacity: int = 10_000, coalesce: bool = True):
+                 negative_ttl: float = 0.0, capacity: int = 10_000, coalesce: bool = True, stale_on=STALE_ON):
         self.ttl = math.inf if ttl is None else validate.number("ttl", ttl, low=0.0, low_open=True)
         no_ttl = self.ttl == math.inf
         if hard_ttl is None:
@@ -78,6 +84,7 @@ class Cache(Stateful):
         self.negative_ttl = validate.non_negative("negative_ttl", negative_ttl)
         self.capacity = validate.integer("capacity", capacity, low=1, high=MAX_CAPACITY)
         self.coalesce = validate.boolean("coalesce", coalesce)
+        self.stale_on = check_reasons("stale_on", stale_on)
         self.reset()
 
     @classmethod
@@ -168,16 +175,20 @@ class Cache(Stateful):
         return Lookup(FRESH, value, 0.0)
 
     def fail(self, key, reason: str, now: float) -> Lookup:
-        """A fetch of ``key`` failed with ``reason`` at ``now``: STALE (reason "stale-if-error") while the
-        stored value is at most ``hard_ttl`` old, else ERROR with ``reason`` (cached for
-        ``negative_ttl`` when that is > 0). The answer also goes to every caller that waited for it."""
+        """A fetch of ``key`` failed with ``reason`` at ``now``: STALE (reason "stale-if-error") when
+        ``reason`` is in ``stale_on`` and the stored value is at most ``hard_ttl`` old, else ERROR
+        with ``reason`` (cached for ``negative_ttl`` when that is > 0). The answer also goes to every
+        caller that waited for it."""
         now = self._tick(now)
         reason = check_reason("reason", reason)
         self._done(key)
         entry = self._entries.get(key)
-        if entry is not None and not entry[2] and now - entry[1] <= self.hard_ttl:
-            self.stale_if_error += 1
-            return Lookup(STALE, entry[0], now - entry[1], reason="stale-if-error")
+        if entry is not None and not entry[2]:
+            if reason in self.stale_on and now - entry[1] <= self.hard_ttl:
+                self.stale_if_error += 1
+                return Lookup(STALE, entry[0], now - entry[1], reason="stale-if-error")
+            if reason not in self.stale_on:
+                del self._entries[key]             # the source answered: that value is no more
         if self.negative_ttl > 0:
             self._store(key, [None, now, reason])
         return Lookup(ERROR, reason=reason)
@@ -229,4 +240,4 @@ def _unhashable(key) -> validate.WrongType:
     return validate.WrongType(f"key must be hashable (a number, a string, a tuple), got {validate.show(key)}")
 
 
-__all__ = ["Cache", "Lookup", "FRESH", "STALE", "NEGATIVE", "WAIT", "MISS", "ERROR"]
+__all__ = ["Cache", "Lookup", "STALE_ON", "FRESH", "STALE", "NEGATIVE", "WAIT", "MISS", "ERROR"]
