@@ -6,7 +6,8 @@ that pages, and an on-call operator who responds and repairs.
 system would. ``op.incident(service, at=3600)`` takes ``service`` down at ``at`` until the operator
 has been paged, has responded (``response`` s: to notice, get to a laptop, find the cause) and has
 repaired it (``repair`` s). So an incident lasts detection + response + repair: what MTTD and MTTR
-are made of. A page that finds no open incident is a false alarm (counted, and answered by nobody).
+are made of. A page while no incident is in progress (begun and not yet repaired) is a false alarm
+(counted, and answered by nobody); a rule that flaps during an incident pages again, but truly.
 """
 from __future__ import annotations
 
@@ -75,8 +76,8 @@ class Operator:
                     for record, service in handling:
                         record[1] = env.now
                         env.process(self._fix(record, service))
-                else:
-                    self.false_alarms += 1
+                elif not any(r[0] <= env.now and r[2] is None for r in self.incidents):
+                    self.false_alarms += 1             # nothing wrong: no incident begun and not yet repaired
             elif firing and self._open:          # still firing: a new incident joins the page in hand
                 handling, self._open = self._open, []
                 for record, service in handling:
