@@ -9,7 +9,10 @@ exchange). What holds:
   (only with ``dead_letter=False``): ``sent == waiting + acked + len(dead_letters) + dropped``;
 * **at least once**: a received message that is not acknowledged within ``visibility_timeout``
   seconds is delivered again (its ``receive_count`` grows); an acknowledgement with a receipt whose
-  timeout has passed is refused (returns False): the message may already be out again;
+  timeout has passed is refused (returns False), as an SQS FIFO queue refuses an expired receipt
+  handle (a standard queue may still delete the message if nobody has received it again since: the
+  strict rule here makes "processing longer than the timeout" fail every time, which is the case
+  to design for);
 * **dead letters**: a message about to be received for the ``max_receives + 1``-th time goes to
   ``dead_letters`` instead (or is dropped, the trap, with ``dead_letter=False``);
 * the broker does not dedupe: sending one id twice makes two messages (consumers dedupe).
