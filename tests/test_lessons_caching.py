@@ -51,10 +51,13 @@ def test_stale_if_error_answers_most_of_the_outage_with_the_same_fresh_hits(stor
     assert sie.results.quality()["stale"] > 0.2 and "stale" not in plain.results.quality()
 
 
-def test_what_stale_if_error_cannot_serve_is_the_cold_tail(story):
+def test_what_stale_if_error_cannot_serve_is_the_cold_tail_and_what_is_past_the_hard_ttl(story):
     _, _, sie = story
     cold, unanswered = sie.cold_share(), 1 - sie.stats().answered
     assert 0.05 < cold <= unanswered <= cold + 0.01
+    gaps = sie.stale_gaps()                                  # failed, yet fetched before the outage
+    assert len(gaps) > 0 and (gaps > sie.cache.hard_ttl).all()
+    assert math.isclose(cold + len(gaps) / len(sie.results.between(*ca.OUTAGE)), unanswered)
     top, rest = sie.answered_by_rank(20)
     assert top == 1.0 and rest < 0.8
 
@@ -66,6 +69,7 @@ def test_longer_ttl_buys_availability_only_without_stale_if_error():
     assert plain[0] < 0.05 < 0.3 < plain[1] and min(sie) > 0.85
     assert sweep.data[10, False].stats((0, 240)) == sweep.data[10, True].stats((0, 240))   # the same before
     assert len(sweep.rows) == 2 and len(sweep.headers) == len(sweep.rows[0])
+    assert sweep.headers[1] == "hit ratio before the outage" and "SIE" not in " ".join(sweep.headers)
     fig = Figure()
     ca.draw_sweep(fig.subplots(1, 2), sweep)
 
@@ -82,6 +86,8 @@ def test_the_formula_item_by_item_predicts_the_catalogs_hit_ratio():
     assert math.isclose(shares.sum(), 1.0) and shares[0] == shares.max() and math.isclose(shares[0] / shares[9], 10)
     free = ca.catalog_run(SEED, Cache(ttl=60), outage=None)
     assert abs(ca.catalog_hit_ratio_formula(60) - free.results.cache("cache").hit_ratio) < 0.02
+    # the hit ratio of a window, from the records, is the cache's own over the whole run
+    assert math.isclose(free.hit_ratio((0.0, free.duration)), free.results.cache("cache").hit_ratio)
 
 
 def test_item_key_draws_by_popularity():
@@ -169,18 +175,37 @@ def test_negative_caching_spares_the_db_and_keeps_errors_errors():
 # --- the dashboard --------------------------------------------------------------------------------------
 def test_dashboard_is_registered_and_reacts_to_every_slider():
     dash = all_dashboards()["10_caching/stale_if_error"]()
-    plain, sie = dash.results.values()
-    assert not plain.with_sie and sie.with_sie and sie.bound == 30 + 300 and plain.bound == 30
-    assert sie.run.stats().answered > plain.run.stats().answered
-    assert "answered" in dash.text.value and "bound 330 s" in dash.text.value
+    (_, pair), (_, same) = dash.results.values()
+    assert pair is same                                      # both panels draw one pair of runs
+    assert not pair.plain.with_sie and pair.sie.with_sie and pair.sie.bound == 30 + 300 and pair.plain.bound == 30
+    assert pair.sie.run.stats().answered > pair.plain.run.stats().answered
+    assert pair.sie.run.outage[0] == ca.DASH_START == 90.0   # after a warm-up
+    assert math.isclose(pair.sie.run.stats().answered + pair.cold, 1.0, abs_tol=0.05)   # the rest: cold items
+    assert "answered" in dash.text.value and "bound 330 s" in dash.text.value and "nobody had fetched" in dash.text.value
     for name, value in (("ttl_s", 60), ("stale_if_error_s", 120), ("outage_s", 200)):
         picture, text = dash.picture.value, dash.text.value
         dash.set(**{name: value})
         assert dash.picture.value != picture and dash.text.value != text, name
-    plain, sie = dash.results.values()
-    assert plain.run.outage == (ca.DASH_START, ca.DASH_START + 200) and sie.bound == 60 + 120
-    assert all(d.run.max_age() <= d.bound for d in (plain, sie))
+    (_, pair), _ = dash.results.values()
+    assert pair.plain.run.outage == (ca.DASH_START, ca.DASH_START + 200) and pair.sie.bound == 60 + 120
+    assert all(d.run.max_age() <= d.bound for d in (pair.plain, pair.sie))
     assert "Could not run" not in dash.text.value
+
+
+def test_dashboard_draws_age_in_seconds_with_each_bound_and_a_legend_above_the_data():
+    dash = all_dashboards()["10_caching/stale_if_error"]()
+    left, right = dash._axes
+    assert left.get_ylim()[1] > 120 and left.get_legend() is not None      # the legend sits above 100%
+    bounds = sorted(line.get_ydata()[0] for line in right.lines if line.get_linestyle() == ":")
+    assert bounds == [30, 330] and right.get_ylabel() == "age (s)"
+    assert len(left.get_xticks()) <= 6
+
+
+def test_nice_ticks_give_a_few_round_numbers():
+    assert list(ca.nice_ticks(250)) == [0, 50, 100, 150, 200, 250]
+    assert list(ca.nice_ticks(330)) == [0, 100, 200, 300]
+    with pytest.raises(ValueError, match="top"):
+        ca.nice_ticks(0)
 
 
 def test_draw_availability_draws_answered_and_fresh(story):
@@ -231,7 +256,7 @@ def test_the_notebook_is_stripped_seeded_and_links_what_comes_next():
     cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
     code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
     text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-    assert 45 <= len(cells) <= 70
+    assert 45 <= len(cells) <= 95
     assert all(not c["outputs"] and c["execution_count"] is None for c in cells if c["cell_type"] == "code")
     assert "SEED = 5861" in code[0] and text.count("**Predict:**") >= 4
     imports = {m for src in code for m in re.findall(r"^(?:from|import) (\w+)", src, flags=re.M)}

@@ -60,6 +60,7 @@ def test_one_job_queued_running_queued_done():
     assert ready == 2.5 and q.status("j") == "queued" and q.take(1.0) is None
     assert q.take(ready) == "j" and q.complete("j", 6.5) == 6.5 and q.status("j") == "done"
     assert set(dj.HTTP_STATUS) == {"queued", "running", "done", "dead"}
+    assert dj.HTTP_STATUS["dead"].startswith("4xx")          # the error persisted at the status URL
 
 
 def test_submit_once_returns_the_existing_job_for_a_retried_key():
@@ -118,6 +119,26 @@ def test_time_to_notification_outlasts_the_outage_but_stays_bounded(story):
     assert after[50] < 2 * dj.BUILD and after[100] < 8 * dj.BUILD
     with pytest.raises(ValueError, match="window"):
         deferred.notify_percentiles(window=(5000.0, 6000.0))
+
+
+def test_a_crash_of_export_loses_the_jobs_in_its_memory_and_none_of_the_durable_queue():
+    durable = dj.export_run(SEED, front_crash=dj.FRONT_CRASH)
+    memory = dj.export_run(SEED, front_crash=dj.FRONT_CRASH, durable=False)
+    kept, gone = durable.promises(), memory.promises()
+    assert kept.lost == 0 and kept.emailed == kept.accepted == durable.jobs.accepted
+    in_memory = len(memory.results.only("export").between(dj.OUTAGE[0], dj.FRONT_CRASH[0]))
+    assert gone.lost == in_memory > 50 and gone.emailed + gone.lost == gone.accepted and gone.waiting == 0
+    for run in (durable, memory):                             # export down: new POSTs fail "down"
+        assert run.failed(dj.FRONT_CRASH) > 0 and run.results.reasons()["down"] == run.failed()
+    assert memory.memory.life.crashes == 1 and memory.memory.life.starts == 2
+    with pytest.raises(ValueError, match="durable must be True"):
+        memory.jobs
+
+
+def test_jobs_in_memory_without_a_crash_are_built_like_durable_ones():
+    run = dj.export_run(SEED, durable=False, **SHORT)
+    p = run.promises()
+    assert p.lost == 0 and p.emailed == p.accepted == len(run.results.only("export"))
 
 
 # --- section 3: drain and backoff -------------------------------------------------------------------
@@ -197,6 +218,7 @@ def test_outage_dashboard_reacts_to_every_slider():
     dash = all_dashboards()["12_deferred/outage"]()
     (_, (without, with_)), *_ = dash.results.values()
     assert not without.defer and with_.defer
+    assert without.results.until == with_.results.until == dj.DASH_DURATION + dj.TAIL     # both have the tail
     assert without.availability() < 1.0 == with_.availability()
     assert with_.outage == (dj.DASH_START, dj.DASH_START + 600) and with_.jobs.lost == 0
     assert "drained" in dash.text.value and "lost 0" in dash.text.value
@@ -207,6 +229,7 @@ def test_outage_dashboard_reacts_to_every_slider():
     (_, (without, with_)), *_ = dash.results.values()
     assert with_.outage == (dj.DASH_START, dj.DASH_START + 120)
     assert without.availability() > 0.9
+    assert dj.dash_window(with_) < 600 and dash._axes[0].get_xlim() == (0.0, dj.dash_window(with_))   # zoomed in
 
     dash.set(outage_s=600, workers=1)                           # 1 worker = the arrival rate: never drains
     assert "never drained" in dash.text.value
@@ -239,6 +262,8 @@ def test_dashboard_runs_are_shared_by_the_panels_and_cached_by_parameters():
     (dict(capacity=0), "capacity"), (dict(max_attempts=0), "max_attempts"), (dict(backoff="fast"), "backoff"),
     (dict(defer="yes"), "defer"), (dict(tail=-1), "tail"), (dict(slots=0), "capacity"),
     (dict(backoff=ConstantBackoff(0.0)), "backoff must wait more than 0 s"),
+    (dict(defer=False, durable=False), "durable=False needs defer=True"), (dict(front_crash=(50, 10)), "front_crash"),
+    (dict(durable=False, idempotent=True), "durable=False keeps"),
 ])
 def test_export_run_names_the_bad_parameter(kwargs, word):
     with pytest.raises((ValueError, TypeError), match=word):

@@ -10,7 +10,6 @@ from matplotlib.figure import Figure
 from resilience_sim import Client, Outcome, Service, World
 from resilience_sim.lessons import all_dashboards
 from resilience_sim.lessons import fallbacks as fb
-from resilience_sim.policies import TokenBucket
 
 matplotlib.use("Agg")
 SEED = 2024
@@ -125,6 +124,8 @@ def test_search_pictures_draw(modes):
     ax = Figure().subplots()
     fb.draw_search(ax, modes.data["bulkhead"])
     assert len(ax.lines) == 2 and ax.get_ylabel() == "requests answered (%)"
+    assert ax.get_ylim()[1] > 115 and [t.get_text() for t in ax.get_legend().texts] == ["es down", "search", "checkout"]
+    assert modes.data["bulkhead"].title == "fallback behind a bulkhead of 2"
     ax = Figure().subplots()
     fb.draw_sql_queue(ax, modes.data["unprotected fallback"])
     assert len(ax.lines) == 1
@@ -157,10 +158,11 @@ def test_a_latent_bug_shows_only_when_its_path_is_used():
     assert always.availability() == 1.0 and always.results.reasons() == {}
     assert always.results.services["es-b"].failures > 0                    # seen in es-b's metrics, not by users
     assert [f.kind for f in always.results.faults] == ["outage", "latent bug"]
-    ax = Figure().subplots()
-    fb.draw_failover(ax, standby)
-    fb.draw_failover(ax, always, row=1, shade=False)
-    assert len(ax.lines) == 4 and len(ax.collections) == 2
+    ax, bars = Figure().subplots(2, 1)
+    fb.draw_failover(ax, bars, standby, row_label="fallback")
+    fb.draw_failover(ax, bars, always, row=1, shade=False)
+    assert len(ax.lines) == 4 and len(bars.collections) == 2 and ax.get_ylim() == (-3, 103)   # the bars: below
+    assert [t.get_text() for t in bars.texts] == ["fallback", "10% on es-b"]
 
 
 def test_a_latent_bug_nobody_meets_is_never_found():
@@ -180,7 +182,7 @@ def test_failover_run_refuses_bad_input():
     with pytest.raises(ValueError, match="check_every"):
         fb.failover_run(SEED, check_every=0)
     with pytest.raises(ValueError, match="row"):
-        fb.draw_failover(Figure().subplots(), fb.failover_run(SEED, duration=100, outage=(10, 20)), row=9)
+        fb.draw_failover(*Figure().subplots(2, 1), fb.failover_run(SEED, duration=100, outage=(10, 20)), row=9)
 
 
 # --- the dashboard --------------------------------------------------------------------------------------
@@ -188,6 +190,7 @@ def test_dashboard_is_registered_and_reacts_to_every_slider():
     dash = all_dashboards()["11_fallbacks/search"]()
     unprotected, protected = dash.results.values()
     assert unprotected.mode == "unprotected fallback" and protected.mode == "bulkhead"
+    assert fb.DASH_START % 2 == 0 and all(ax.get_legend() is None for ax in dash._axes)   # on a bin edge; no legend
     assert protected.availability("checkout") == 1.0 > 0.5 > unprotected.availability("checkout")
     assert "checkout" in dash.text.value and "Could not run" not in dash.text.value
     picture = dash.picture.value

@@ -27,6 +27,7 @@ import bisect
 import functools
 import itertools
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -125,6 +126,7 @@ class CacheRun:
     db_calls: np.ndarray = field(repr=False)
     db_keys: list = field(repr=False)
     probe: ServiceProbe | None = field(default=None, repr=False)
+    catalog_work: float = CATALOG_WORK
 
     @property
     def outage(self) -> tuple:
@@ -189,13 +191,38 @@ class CacheRun:
         cuts = np.flatnonzero(np.diff(times) >= validate.positive("gap", gap)) + 1
         return [len(part) for part in np.split(times, cuts)]
 
+    def hit_ratio(self, window) -> float:
+        """The share of the requests started in ``window`` (a (start, end) pair) that the cache answered
+        at once, without a fetch or a wait of their own. While the source is up this is
+        ``CacheStats.hit_ratio`` for the window; while it fails, stale-if-error answers count too."""
+        lo, hi = self._window(window)
+        seen = self.results.between(lo, hi)
+        if not len(seen):
+            raise ValueError(f"window must hold some requests, got {(lo, hi)!r}")
+        at_once = seen.latency <= self.catalog_work + 1e-9          # the catalog's own work only
+        return float(np.mean(at_once & (seen.outcome <= Outcome.DEGRADED) & _answered_by(seen, "cache")))
+
+    def stale_gaps(self, window=None) -> np.ndarray:
+        """For each request of ``window`` (default: the first outage) that failed although its item had
+        been answered before the window: the seconds since that item's data was last written into the
+        cache (an answer's data was written at its end minus its age). Past the hard TTL, no stale value."""
+        lo, hi = self._window(window)
+        before, inside = self.results.between(0.0, lo), self.results.between(lo, hi)
+        ok = before.outcome <= Outcome.DEGRADED
+        written: dict = {}
+        for key, when in zip(before.key_values[ok], (before.end - before.age)[ok]):
+            written[key] = max(float(when), written.get(key, -math.inf))
+        failed = inside.outcome > Outcome.DEGRADED
+        return np.array([start + self.catalog_work - written[key]
+                         for key, start in zip(inside.key_values[failed], inside.start[failed]) if key in written])
+
     def cold_share(self, window=None) -> float:
         """The share of the requests in ``window`` (default: the first outage) for items that no request
         before the window was answered for: whatever its settings, the cache has nothing to serve them."""
         lo, hi = self._window(window)
         before, inside = self.results.between(0.0, lo), self.results.between(lo, hi)
-        seen = {before.key(i) for i in np.flatnonzero(before.outcome <= Outcome.DEGRADED)}
-        return float(np.mean([inside.key(i) not in seen for i in range(len(inside))]))
+        seen = set(before.key_values[before.outcome <= Outcome.DEGRADED])
+        return float(np.mean([key not in seen for key in inside.key_values]))
 
     def answered_by_rank(self, top: int, window=None) -> tuple[float, float]:
         """(share answered of the ``top`` most popular items, of all the others) during ``window``."""
@@ -239,7 +266,13 @@ def _run(seed: int, cache: Cache | None, workloads, *, duration: float, outages=
         OpenLoop(world, catalog, profile, duration=duration, name=name, key=key)
     results = world.run(until=duration + SETTLE)
     return CacheRun(results, cache, tuple(outages), tuple(clears), duration, np.array(log.times), list(log.keys),
-                    probe)
+                    probe, catalog_work)
+
+
+def _answered_by(results: Results, name: str) -> np.ndarray:
+    """True for each request of ``results`` whose answer (or error) came from component ``name``."""
+    codes = results._answered_by
+    return codes == results.names.index(name) if name in results.names else np.zeros(len(codes), dtype=bool)
 
 
 def catalog_run(seed: int, cache: Cache | None = None, *, outage=OUTAGE, duration: float = DURATION,
@@ -261,7 +294,7 @@ def ttl_sweep(seed: int, ttls=TTLS, *, stale_if_error: float = STALE_IF_ERROR, *
     A :class:`Table` whose ``data`` is ``{(ttl, with_sie): CacheRun}`` (``with_sie`` False or True):
     per TTL, the hit ratio and the median age served before the outage (the same with or without
     stale-if-error, which only acts on errors), then, during the outage, the share answered and the
-    oldest data served, without and with stale-if-error."""
+    oldest data served, without and with stale-if-error (``plain`` and ``SIE`` in the headers)."""
     ttls = [validate.positive("ttls", t) for t in ttls]
     if not ttls:
         raise ValueError("ttls must hold at least one TTL in seconds, got none")
@@ -270,12 +303,13 @@ def ttl_sweep(seed: int, ttls=TTLS, *, stale_if_error: float = STALE_IF_ERROR, *
         for sie in (False, True):
             data[ttl, sie] = catalog_run(seed, story_cache(ttl, stale_if_error if sie else 0.0), **kw)
         plain, with_sie = data[ttl, False], data[ttl, True]
-        before = plain.stats((0.0, plain.outage[0]))
-        rows.append([f"{ttl:g} s", percent(round(plain.results.cache("cache").hit_ratio, 2)), f"{before.age_p50:.0f} s",
+        window = (0.0, plain.outage[0])
+        before = plain.stats(window)
+        rows.append([f"{ttl:g} s", percent(round(plain.hit_ratio(window), 3)), f"{before.age_p50:.0f} s",
                      percent(round(plain.stats().answered, 3)), percent(round(with_sie.stats().answered, 3)),
                      f"{plain.stats().age_max:.0f} s", f"{with_sie.stats().age_max:.0f} s"])
-    headers = ["TTL", "hit ratio", "median age before", "answered in outage: plain", "with SIE",
-               "oldest in outage: plain", "with SIE"]
+    headers = ["TTL", "hit ratio before the outage", "median age before", "answered in the outage: plain TTL",
+               "with stale-if-error", "oldest in the outage: plain TTL", "with stale-if-error"]
     return Table(headers, rows, data)
 
 
@@ -481,7 +515,8 @@ def draw_availability(ax, run: CacheRun, *, bin_width: float = 10.0, legend: boo
     ax.set_xlim(0, run.duration)
     ax.set_ylim(-3, 103)
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("requests (%)")
+    if plots._first_column(ax):
+        ax.set_ylabel(f"requests answered (%), per {bin_width:g} s")
     if legend:
         ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
 
@@ -497,10 +532,11 @@ def draw_sweep(axes, sweep: Table) -> None:
         runs = [sweep.data[t, sie] for t in ttls]
         left.plot(ttls, [100 * r.stats().answered for r in runs], "o-", color=color, label=name)
         right.plot(ttls, [r.stats().age_max for r in runs], "s--", color=color, label=f"oldest in the outage: {name}")
-    left.set(xlabel="TTL (s)", ylabel="answered during the outage (%)", ylim=(-3, 103))
-    right.set(xlabel="TTL (s)", ylabel="age of the data served (s)")
-    left.legend(fontsize=8)
-    right.legend(fontsize=8)
+    left.set(xlabel="TTL (s)", ylabel="answered during the outage (%)", ylim=(-3, 103),
+             title="during the outage: requests answered")
+    right.set(xlabel="TTL (s)", ylabel="age of the data served (s)", title="age of the data served")
+    left.legend(fontsize=8, loc="center left")                     # between the two lines: nothing there
+    right.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)   # outside
 
 
 def draw_hot_key(ax, hot: HotKeyRun) -> None:
@@ -513,24 +549,37 @@ def draw_hot_key(ax, hot: HotKeyRun) -> None:
     ax.legend(fontsize=8, loc="upper left")
 
 
+#: Line styles for up to three runs drawn on one axes: widths and dashes differ, so that a line
+#: drawn exactly over another still shows (a thick solid line under a thin dashed one).
+RUN_STYLES = ({"color": BAD, "lw": 1.4, "ls": "-"}, {"color": GOOD, "lw": 3.2, "ls": "-", "alpha": 0.6},
+              {"color": "tab:purple", "lw": 1.4, "ls": (0, (4, 2))})
+
+
 def draw_db_rate(ax, runs: dict, *, bin_width: float = 0.1, window=None) -> None:
-    """Calls a second reaching the db, one line per run of ``runs`` ({label: CacheRun})."""
-    colors = itertools.cycle([BAD, GOOD, "tab:purple"])
-    for label, run in runs.items():
+    """Calls reaching the db per ``bin_width`` bin, one line per run of ``runs`` ({label: CacheRun}); the
+    legend in a band above the highest bin, where it covers no data."""
+    top = 1.0
+    for (label, run), style in zip(runs.items(), itertools.cycle(RUN_STYLES)):
         t, rate = run.db_rate(bin_width, window)
-        ax.step(t, rate, where="post", color=next(colors), lw=1.6, label=label)
+        ax.step(t, rate * bin_width, where="post", label=label, **style)
+        top = max(top, float((rate * bin_width).max()))
         for c in run.clears:
             ax.axvline(c, color="k", ls="--", lw=1)
-    ax.set(xlabel="time (s)", ylabel="calls to the db per second")
-    ax.legend(fontsize=8)
+    ax.set(xlabel="time (s)", ylabel=f"db calls per {bin_width:g} s", ylim=(-0.04 * top, 1.35 * top))
+    ax.legend(fontsize=8, loc="upper center", ncol=len(runs), frameon=False)
+
+
+#: The cache-addiction runs' lines (bounded queue, timeout, no cache): a thick pale line under a dashed
+#: one, so that the two stay visible where they are equal.
+ADDICTION_STYLES = ({"color": GOOD, "lw": 3.2, "alpha": 0.6}, {"color": BAD, "lw": 1.4, "ls": (0, (4, 2))},
+                    {"color": "tab:purple", "lw": 1.4})
 
 
 def draw_answered(ax, runs: dict, *, bin_width: float = 5.0) -> None:
     """% of requests answered per ``bin_width`` seconds, one line per run of ``runs`` ({label: CacheRun})."""
-    colors = itertools.cycle([GOOD, BAD, "tab:purple"])
-    for label, run in runs.items():
+    for (label, run), style in zip(runs.items(), itertools.cycle(ADDICTION_STYLES)):
         series = quality_series(run.results.between(0.0, run.duration), bin_width)
-        ax.step(series["t"], 100 * series["answered"], where="post", color=next(colors), lw=1.8, label=label)
+        ax.step(series["t"], 100 * series["answered"], where="post", label=label, **style)
         for c in run.clears:
             ax.axvline(c, color="k", ls="--", lw=1)
     ax.set(xlabel="time (s)", ylabel="requests answered (%)", ylim=(-3, 103))
@@ -539,9 +588,8 @@ def draw_answered(ax, runs: dict, *, bin_width: float = 5.0) -> None:
 
 def draw_db_queue(ax, runs: dict) -> None:
     """Calls at the db (at work or waiting), sampled each second, one line per run of ``runs``."""
-    colors = itertools.cycle([GOOD, BAD, "tab:purple"])
-    for label, run in runs.items():
-        ax.plot(run.probe.times, run.probe.in_system, color=next(colors), lw=1.6, label=label)
+    for (label, run), style in zip(runs.items(), itertools.cycle(ADDICTION_STYLES)):
+        ax.plot(run.probe.times, run.probe.in_system, label=label, **style)
         for c in run.clears:
             ax.axvline(c, color="k", ls="--", lw=1)
     ax.set(xlabel="time (s)", ylabel="calls at the db", yscale="symlog")
@@ -549,13 +597,18 @@ def draw_db_queue(ax, runs: dict) -> None:
 
 
 # --- the dashboard ------------------------------------------------------------------------------------
-#: The dashboard's catalog: fewer items and requests than the story's, so that it redraws at once.
-DASH_ITEMS, DASH_RATE, DASH_START, DASH_AFTER, DASH_SEED, DASH_BIN = 200, 3.0, 40.0, 30.0, 10, 10.0
+#: The dashboard's catalog: fewer items and requests than the story's, so that it redraws at once. The db
+#: goes down at DASH_START (a warm-up, so the cache holds what was asked before) for the slider's
+#: length, and the run goes on DASH_AFTER seconds past the outage.
+DASH_ITEMS, DASH_RATE, DASH_START, DASH_AFTER, DASH_SEED, DASH_BIN = 200, 3.0, 90.0, 30.0, 10, 10.0
+#: Pairs of runs (plain TTL, with stale-if-error) kept by parameters: both panels draw the same pair.
+_DASH_RUNS: OrderedDict = OrderedDict()
+_DASH_KEEP = 32
 
 
 @dataclass
 class DashRun:
-    """One panel of the dashboard: the run and the cache's settings (``bound``: its max_staleness)."""
+    """One run of the dashboard and its cache's settings (``bound``: its max_staleness)."""
     run: CacheRun
     ttl: float
     stale_if_error: float
@@ -563,7 +616,16 @@ class DashRun:
     bound: float                   # the cache's max_staleness
 
 
-def _dash_compute(ttl_s, stale_if_error_s, outage_s, *, with_sie: bool) -> DashRun:
+@dataclass
+class DashPair:
+    """The dashboard's two runs, a plain TTL and the same TTL with stale-if-error, and the share of the
+    outage's requests for items nobody had fetched before it (``cold``: no cache setting serves those)."""
+    plain: DashRun
+    sie: DashRun
+    cold: float
+
+
+def _dash_run(ttl_s, stale_if_error_s, outage_s, *, with_sie: bool) -> DashRun:
     cache = story_cache(ttl_s, stale_if_error_s if with_sie else 0.0)
     run = catalog_run(DASH_SEED, cache, outage=(DASH_START, DASH_START + outage_s),
                       duration=DASH_START + outage_s + DASH_AFTER, rate=DASH_RATE, items=DASH_ITEMS,
@@ -571,55 +633,101 @@ def _dash_compute(ttl_s, stale_if_error_s, outage_s, *, with_sie: bool) -> DashR
     return DashRun(run, ttl_s, stale_if_error_s, with_sie, cache.max_staleness)
 
 
-def oldest_share(run: CacheRun, bound: float, bin_width: float) -> tuple[np.ndarray, np.ndarray]:
-    """(bin starts, the oldest data answered in each bin as a share of ``bound``; NaN where nothing was)."""
+def dash_pair(ttl_s: float, stale_if_error_s: float, outage_s: float) -> DashPair:
+    """The dashboard's pair of runs for these settings (kept by parameters: the panels share it)."""
+    key = (float(ttl_s), float(stale_if_error_s), float(outage_s))
+    if key in _DASH_RUNS:
+        _DASH_RUNS.move_to_end(key)
+        return _DASH_RUNS[key]
+    plain, sie = (_dash_run(ttl_s, stale_if_error_s, outage_s, with_sie=w) for w in (False, True))
+    pair = _DASH_RUNS[key] = DashPair(plain, sie, sie.run.cold_share())   # the same arrivals in both runs
+    if len(_DASH_RUNS) > _DASH_KEEP:
+        _DASH_RUNS.popitem(last=False)
+    return pair
+
+
+def _dash_compute(ttl_s, stale_if_error_s, outage_s, *, panel: str):
+    return panel, dash_pair(ttl_s, stale_if_error_s, outage_s)
+
+
+def oldest_per_bin(run: CacheRun, bin_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """(bin starts, the oldest data answered in each ``bin_width`` bin, in seconds; NaN where nothing was)."""
     res = run.results.between(0.0, run.duration)
     answered = res.outcome <= Outcome.DEGRADED
-    n = int(math.ceil(run.duration / bin_width))
+    n = int(math.ceil(run.duration / validate.positive("bin_width", bin_width)))
     idx = np.minimum((res.start[answered] // bin_width).astype(int), n - 1)
     oldest = np.full(n, np.nan)
     np.fmax.at(oldest, idx, res.age[answered].astype(float))
-    return np.arange(n) * bin_width, oldest / validate.positive("bound", bound)
+    return np.arange(n) * bin_width, oldest
 
 
-def _dash_draw(ax, d: DashRun) -> None:
-    # lean on text, which is most of a redraw: few fixed ticks, short labels, one legend, one y axis
-    # (a second y axis, twinx, would double the redraw)
-    run = d.run
-    series = quality_series(run.results.between(0.0, run.duration), DASH_BIN)
+def nice_ticks(top: float, count: int = 4) -> np.ndarray:
+    """About ``count`` round ticks from 0 to ``top`` (steps of 1, 2 or 5 times a power of ten)."""
+    raw = validate.positive("top", top) / count
+    base = 10 ** math.floor(math.log10(raw))
+    step = min((m * base for m in (1, 2, 5, 10)), key=lambda step: abs(top / step - count))
+    return np.arange(0, top + step / 2, step)
+
+
+#: The dashboard's two runs: a plain TTL dashed on top of stale-if-error's thick pale line, so that
+#: both show where they are equal (before the outage).
+_DASH_STYLES = {False: {"color": BAD, "lw": 1.5, "ls": (0, (4, 2)), "label": "plain TTL"},
+                True: {"color": GOOD, "lw": 3.2, "alpha": 0.55, "label": "TTL + stale-if-error"}}
+
+
+def _dash_draw(ax, result) -> None:
+    # lean on text, which is most of a redraw: few fixed ticks, one legend, one y axis (twinx doubles it)
+    panel, pair = result
+    run = pair.sie.run
     lo, hi = run.outage
-    ax.axvspan(lo, hi, color="tab:red", alpha=0.12, lw=0, label="db down")
-    ax.step(series["t"], 100 * series["answered"], where="post", color=GOOD, lw=2.2, label="answered")
-    ax.step(series["t"], 100 * series["full_quality"], where="post", color="tab:cyan", ls=":", lw=2,
-            label="answered fresh")
-    t, share = oldest_share(run, d.bound, DASH_BIN)
-    ax.step(t, 100 * share, where="post", color="tab:orange", lw=1.6, label="oldest data, % of bound")
+    ax.axvspan(lo, hi, color="tab:red", alpha=0.12, lw=0)
+    if panel == "answered":
+        for d in (pair.sie, pair.plain):
+            series = quality_series(d.run.results.between(0.0, d.run.duration), DASH_BIN)
+            ax.step(series["t"], 100 * series["answered"], where="post", **_DASH_STYLES[d.with_sie])
+        ax.step(series["t"], 100 * series["full_quality"], where="post", color="k", ls=":", lw=1.3,
+                label="fresh (both)")    # stale-if-error changes no fresh answer: one line for both
+        ax.set_ylim(-3, 128)             # the band above 100% holds the legend: it covers no data
+        plots.fixed_ticks(ax.yaxis, [0, 50, 100])
+        ax.set_ylabel("requests answered (%)")
+        ax.legend(loc="upper center", ncol=3, fontsize=8, frameon=False, borderaxespad=0.2)
+    else:
+        for d in (pair.sie, pair.plain):
+            t, oldest = oldest_per_bin(d.run, DASH_BIN)
+            style = _DASH_STYLES[d.with_sie]
+            ax.step(t, oldest, where="post", **{k: v for k, v in style.items() if k != "label"})
+            ax.axhline(d.bound, color=style["color"], ls=":", lw=1.3)
+        top = max(pair.sie.bound, pair.plain.bound)
+        ax.set_ylim(-0.03 * top, 1.1 * top)
+        plots.fixed_ticks(ax.yaxis, nice_ticks(top))
+        ax.set_ylabel("age (s)")
     ax.set_xlim(0, run.duration)
-    ax.set_ylim(-3, 103)
-    plots.fixed_ticks(ax.xaxis, np.arange(0, run.duration + 1, 100))
-    plots.fixed_ticks(ax.yaxis, [0, 50, 100])
+    plots.fixed_ticks(ax.xaxis, nice_ticks(run.duration))
     ax.set_xlabel("time (s)")
-    if not d.with_sie:
-        ax.set_ylabel("%")
-        ax.legend(loc="lower left", fontsize=7, framealpha=0.9)
 
 
-def _dash_summary(d: DashRun) -> str:
-    s = d.run.stats()
-    return (f"during the outage {percent(round(s.answered, 3))} answered, {percent(round(s.full_quality, 3))} "
-            f"fresh; oldest data served {d.run.max_age():.0f} s (bound {d.bound:g} s)")
+def _dash_summary(result) -> str:
+    panel, pair = result
+    if panel == "answered":
+        p, s = pair.plain.run.stats(), pair.sie.run.stats()
+        return (f"in the outage, answered: plain {percent(round(p.answered, 3))}, with stale-if-error "
+                f"{percent(round(s.answered, 3))}; {percent(round(pair.cold, 3))} asked for items nobody had "
+                f"fetched before it")
+    return "; ".join(f"{'with stale-if-error' if d.with_sie else 'plain'} {d.run.max_age():.0f} s (bound {d.bound:g} s)"
+                     for d in (pair.plain, pair.sie))
 
 
 @dashboard("10_caching/stale_if_error")
 def stale_if_error_dashboard() -> Dashboard:
-    """TTL, stale-if-error and the outage's length; without / with stale-if-error."""
+    """TTL, stale-if-error and the outage's length; a plain TTL and the same TTL with stale-if-error."""
     return Dashboard(
         _dash_compute, _dash_draw,
         [Slider("ttl_s", "TTL (max-age)", "s", 5, 120, 30, step=5),
          Slider("stale_if_error_s", "stale-if-error", "s", 30, 600, 300, step=30),
          Slider("outage_s", "db down for", "s", 10, 300, 120, step=10)],
-        variants={"plain TTL": {"with_sie": False}, "TTL + stale-if-error": {"with_sie": True}},
-        summary=_dash_summary, figsize=(9.0, 3.4),
-        title=f"The catalog ({DASH_ITEMS} items, {DASH_RATE:g} requests/s) reads through a cache; the db is down "
-              "(shaded). Per 10 s: requests answered, answered fresh, and the oldest data served as a % of the "
-              "cache's bound (max_staleness: the TTL, or TTL + stale-if-error)")
+        variants={f"requests answered, per {DASH_BIN:g} s": {"panel": "answered"},
+                  f"oldest data served per {DASH_BIN:g} s; dotted: the bound": {"panel": "age"}},
+        summary=_dash_summary, figsize=(9.0, 3.4), sharey=False,
+        title=f"The catalog ({DASH_ITEMS} items, {DASH_RATE:g} requests/s) reads through a cache; the db goes "
+              f"down at {DASH_START:g} s (shaded) for the time you set, and the run ends {DASH_AFTER:g} s after. "
+              "Dashed red: a plain TTL; pale blue: the same TTL plus stale-if-error (bound: TTL + stale-if-error)")

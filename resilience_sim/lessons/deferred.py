@@ -15,6 +15,8 @@ growth and drain, and the time to notification. :func:`drain_time` is the queuei
 drain, backlog / (service rate - arrival rate). The limits: a bounded queue (``capacity``) refuses with
 "overload"; ``max_attempts`` parks jobs as dead for an operator (:func:`outage_survived`); a retried
 POST with an ``Idempotency-Key`` returns the existing job (``idempotent=True``, :func:`submit_once`).
+Durability: ``front_crash`` crashes export itself; ``durable=False`` keeps the jobs in export's own
+memory (:class:`MemoryJobs`), which a crash loses, where the durable queue keeps every one.
 Times are simulated seconds.
 """
 from __future__ import annotations
@@ -24,18 +26,19 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 
 from ..core import validate
 from ..core.distributions import Exponential, Fixed
 from ..metrics import JobStats, Results
 from ..metrics.windows import quality_series
 from ..policies import Backoff, ConstantBackoff, ExponentialBackoff, JobQueue
+from ..sim.crashes import Restartable
 from ..sim.jobs import DEFERRED_REASON, DeferredJobs
 from ..sim.faults import Outage
-from ..sim.service import Service
+from ..sim.service import Service, ServiceError
 from ..sim.workload import OpenLoop
 from ..sim.world import World
+from ..views import plots
 from ..views.dashboard import Dashboard, Slider
 from . import dashboard
 from .common import Table
@@ -62,13 +65,17 @@ MAX_COUNTED_ATTEMPTS = 1_000_000
 JOBS = "reports"
 #: A job queue counts as drained when no more than this many jobs are left (being built or waiting).
 DRAINED = 1
-#: What a user polling the status URL is answered, per job state (see the notebook's section 1).
+#: What a user polling the status URL is answered, per job state (see the notebook's section 1). A
+#: failed job: Microsoft's Asynchronous Request-Reply pattern persists the error at the status URL and
+#: answers it with a 4xx code.
 HTTP_STATUS = {
     "queued": "200 OK {status: queued} + Retry-After",
     "running": "200 OK {status: running} + Retry-After",
     "done": "303 See Other, Location: the report",
-    "dead": "200 OK {status: failed}, the error kept at the status URL for an operator",
+    "dead": "4xx with the error, persisted at the status URL (an operator replays the job)",
 }
+#: Section 2's crash of export itself: down from 400 s (mid-outage of the builder) to 430 s.
+FRONT_CRASH = (400.0, 430.0)
 
 
 def story_backoff() -> ExponentialBackoff:
@@ -141,6 +148,93 @@ def attempts_while_down(wait: float, delay) -> int:
             raise ValueError(f"delay must give longer waits: over {MAX_COUNTED_ATTEMPTS:,} attempts in {wait:g} s")
 
 
+# --- jobs that are not durable ----------------------------------------------------------------------
+class MemoryJobs:
+    """The design that is not durable: export keeps its jobs in its own memory (a :class:`JobQueue`
+    object of the process) and builds them with worker tasks of the same process, as
+    :class:`~resilience_sim.sim.jobs.DeferredJobs` does with a durable queue. The memory and each task
+    are :class:`~resilience_sim.sim.crashes.Restartable`: at each of ``crashes`` the queue and the builds
+    in progress are gone (``lost``: their users had a 202 and will never get the report); after
+    ``restart_after`` seconds export starts again with an empty memory."""
+
+    def __init__(self, world, *, target, workers: int, backoff, capacity=None, max_attempts=None,
+                 crashes=(), restart_after: float = 1.0):
+        self.env, self.target = world.env, target
+        self._queue_args = dict(capacity=capacity, max_attempts=max_attempts)
+        self._backoff = validate.function("backoff", backoff)     # a fresh backoff for each life
+        self._rng = world.rng("jobs/memory/backoff")
+        self.queue: JobQueue | None = None
+        self.accepted = self.lost = 0
+        self.done: list = []                  # (job, accepted_at, notified_at), over every life
+        self._ids, self._requests, self._idle = 0, {}, []
+        # the memory first: at each (re)start it is ready before the tasks that read it
+        self.life = Restartable(world, "export memory", self._memory, crashes=crashes, restart_after=restart_after)
+        self.tasks = [Restartable(world, f"export worker {i + 1}", self._worker, crashes=crashes,
+                                  restart_after=restart_after)
+                      for i in range(validate.integer("workers", workers, low=1, high=1000))]
+
+    def submit(self, req):
+        """Like DeferredJobs.submit: the job's id at once ("202 Accepted"), or ServiceError "overload"."""
+        self._ids += 1
+        job = self._ids
+        if self.queue is None or not self.queue.submit(job, self.env.now):
+            raise ServiceError("export", "overload")
+        self.accepted += 1
+        self._requests[job] = type(req)._unchecked(self.env.now, req.route, req.key)
+        self._wake_one()
+        req.degraded, req.answered_by = DEFERRED_REASON, JOBS
+        return job
+        yield                                  # a generator, for ``yield from``
+
+    def _memory(self):
+        """Export's memory from a fresh start: an empty queue. What the last life held is lost."""
+        if self.queue is not None:
+            self.lost += self.queue.queued + self.queue.running
+        self.queue, self._idle = JobQueue(backoff=self._backoff(), **self._queue_args), []
+        yield self.env.event()                 # held until the next crash
+
+    def _wake_one(self, _event=None) -> None:
+        if self._idle:
+            self._idle.pop().succeed()
+
+    def _worker(self):
+        """One task of export: take the oldest ready job, build it, retry it after its backoff."""
+        env = self.env
+        while True:
+            queue = self.queue
+            job = queue.take(env.now)
+            if job is None:                    # idle until a job is submitted or a retried one is due
+                wake = env.event()
+                self._idle.append(wake)
+                yield wake
+                continue
+            try:
+                yield from self.target.call(self._requests[job])
+            except ServiceError:
+                ready_at = queue.retry_later(job, env.now, self._rng)
+                if ready_at is not None:
+                    env.timeout(ready_at - env.now).callbacks.append(self._wake_one)
+                yield env.timeout(0)
+            else:
+                queue.complete(job, env.now)
+                self.done.append(queue.done[-1])
+
+    @property
+    def waiting(self) -> int:
+        """Jobs in export's memory now, queued or being built."""
+        return 0 if self.queue is None else self.queue.queued + self.queue.running
+
+
+@dataclass(frozen=True)
+class Promises:
+    """What became of the 202s of a run: jobs ``accepted``, reports ``emailed``, jobs still
+    ``waiting`` at the end (queued, being built, or parked dead), and ``lost``: accepted, yet nowhere."""
+    accepted: int
+    emailed: int
+    waiting: int
+    lost: int
+
+
 # --- one run ---------------------------------------------------------------------------------------
 @dataclass
 class ExportRun:
@@ -154,13 +248,26 @@ class ExportRun:
     workers: int
     queue: JobQueue | None = field(default=None, repr=False)
     job_ids: dict = field(default_factory=dict, repr=False)   # idempotency key -> job id
+    memory: MemoryJobs | None = field(default=None, repr=False)   # durable=False: the jobs in export's memory
+    front_crash: tuple | None = None
 
     @property
     def jobs(self) -> JobStats:
-        """The job queue's stats (a ValueError without deferral)."""
+        """The durable job queue's stats (a ValueError without deferral, or for jobs kept in memory)."""
         if not self.defer:
             raise ValueError("defer must be True for a run to have a job queue; this run answered synchronously")
+        if self.memory is not None:
+            raise ValueError("durable must be True for a run to have a job queue's stats; this run kept its jobs "
+                             "in export's memory: read run.promises()")
         return self.results.jobs(JOBS)
+
+    def promises(self) -> Promises:
+        """What became of the run's 202s: accepted, emailed, still waiting at the end, lost."""
+        if self.memory is not None:
+            m = self.memory
+            return Promises(m.accepted, len(m.done), m.waiting, m.lost)
+        j = self.jobs
+        return Promises(j.accepted, j.completed, j.queued + j.running + j.dead, j.lost)
 
     @property
     def outage_length(self) -> float:
@@ -231,7 +338,8 @@ class ExportRun:
 def export_run(seed: int, *, defer: bool = True, outage=OUTAGE, duration: float = DURATION,
                rate: float = RATE, workers: int = WORKERS, slots: int = SLOTS, build: float = BUILD,
                capacity: int | None = None, backoff: Backoff | None = None, max_attempts: int | None = None,
-               retry_rate: float = 0.0, idempotent: bool = False, tail: float = TAIL) -> ExportRun:
+               retry_rate: float = 0.0, idempotent: bool = False, tail: float = TAIL,
+               front_crash=None, durable: bool = True) -> ExportRun:
     """The export service for ``duration`` seconds of ``rate`` requests a second, the builder down
     during ``outage``; run ``tail`` seconds more so the last jobs can end.
 
@@ -240,34 +348,45 @@ def export_run(seed: int, *, defer: bool = True, outage=OUTAGE, duration: float 
     ``max_attempts``) with ``workers`` workers builds the reports. ``retry_rate``: POSTs a second
     that are a user's retry of a POST made a few seconds earlier (route "retry", same key);
     ``idempotent=True`` answers those with the existing job (the ``Idempotency-Key``) instead of a new one.
+    ``front_crash``: a (start, end) window in which export itself is down (it crashes at the start and
+    restarts at the end); ``durable=False`` keeps the jobs in export's memory (:class:`MemoryJobs`),
+    which the crash loses, instead of the durable queue, which keeps them.
     """
     validate.boolean("defer", defer)
     validate.boolean("idempotent", idempotent)
+    validate.boolean("durable", durable)
+    if not durable and not defer:
+        raise ValueError("durable=False needs defer=True: without deferral there are no jobs to keep")
+    crash = None if front_crash is None else validate.windows("front_crash", [front_crash])[0]
     lo, hi = validate.windows("outage", [outage])[0]
     duration = validate.positive("duration", duration)
     rate = validate.positive("rate", rate)
     workers = validate.integer("workers", workers, low=1, high=1000)
     retry_rate = validate.non_negative("retry_rate", retry_rate)
     tail = validate.non_negative("tail", tail)
-    # WORKAROUND: a zero backoff against a builder that fails at once makes DeferredJobs' worker retry
-    # forever at one instant without yielding, so the run hangs (the frozen-clock guard never sees it)
+    # a zero backoff against a builder that fails at once retries forever at one instant: the simulator
+    # would stop it, but a refusal here says why and what to do
     if isinstance(backoff, ConstantBackoff) and backoff.base == 0:
         raise ValueError("backoff must wait more than 0 s between attempts (ConstantBackoff(0) retries a "
                          "down builder forever at one instant); try ConstantBackoff(1.0)")
     world = World(seed)
     builder = Service(world, "builder", capacity=slots, latency=Exponential(build))
     Outage(builder, [(lo, hi)])
-    queue, ids = None, {}
-    if defer:
+    queue, ids, memory = None, {}, None
+    if defer and durable:
         queue = JobQueue(capacity=capacity, backoff=story_backoff() if backoff is None else backoff,
                          max_attempts=max_attempts)
-        jobs = DeferredJobs(world, queue, target=builder, workers=workers, name=JOBS)
-
+        jobs = DeferredJobs(world, queue, target=builder, workers=workers, name=JOBS,   # a retried POST with
+                            idempotency_key=(lambda req: req.key) if idempotent else None)  # the same key: its job
+    elif defer:
+        if backoff is not None or idempotent:
+            raise ValueError("durable=False keeps the story's backoff and no idempotency keys: give backoff=None "
+                             "and idempotent=False")
+        jobs = memory = MemoryJobs(world, target=builder, workers=workers, backoff=story_backoff, capacity=capacity,
+                                   max_attempts=max_attempts, crashes=[crash[0]] if crash else [],
+                                   restart_after=crash[1] - crash[0] if crash else 1.0)
+    if defer:
         def handler(svc, req):                     # validate, store the job, "202 Accepted"
-            if idempotent and req.key in ids:      # a retried POST (same Idempotency-Key): the same
-                req.degraded = DEFERRED_REASON     # job's status URL again, and no second job
-                req.answered_by = JOBS
-                return ids[req.key]
             job = yield from jobs.submit(req)
             ids[req.key] = job
             return job
@@ -276,6 +395,8 @@ def export_run(seed: int, *, defer: bool = True, outage=OUTAGE, duration: float 
             return (yield from svc.ask("builder", req))
     front = Service(world, "export", capacity=10_000, latency=Fixed(FRONT_WORK), dependencies=[builder],
                     handler=handler)
+    if crash:
+        Outage(front, [crash])                     # export down: new POSTs fail "down" until it restarts
     issued = [0]
 
     def new_key(rng):
@@ -287,7 +408,7 @@ def export_run(seed: int, *, defer: bool = True, outage=OUTAGE, duration: float 
         OpenLoop(world, front, retry_rate, duration=duration, name="retry",
                  key=lambda rng: max(1, issued[0] - rng.randrange(3)))
     results = world.run(until=duration + tail)
-    return ExportRun(results, defer, (lo, hi), duration, rate, workers, queue, ids)
+    return ExportRun(results, defer, (lo, hi), duration, rate, workers, queue, ids, memory, crash)
 
 
 def submit_once(queue: JobQueue, seen: dict, key, now: float):
@@ -342,11 +463,12 @@ def draw_users(ax, runs, *, bin_width: float = 30.0, legend: bool = True) -> Non
         ax.step(q["t"], 100 * q["answered"], where="post", color=color, lw=2, label=what,
                 ls="-" if run.defer else "--")
     ax.set_xlim(0, runs[0].duration)
-    ax.set_ylim(-3, 105)
+    ax.set_ylim(-3, 128 if legend else 105)
+    ax.set_yticks([0, 25, 50, 75, 100])
     ax.set_xlabel("time (s)")
     ax.set_ylabel("requests answered (%)")
-    if legend:
-        ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    if legend:                                  # in the band above 100%: it covers no data
+        ax.legend(loc="upper center", ncol=3, fontsize=8, frameon=False, borderaxespad=0.2)
 
 
 def draw_depth(ax, run: ExportRun, *, predicted: bool = True, label: str | None = None, color=WITH_COLOR) -> None:
@@ -364,7 +486,9 @@ def draw_depth(ax, run: ExportRun, *, predicted: bool = True, label: str | None 
 
 
 def draw_notify(ax, run: ExportRun, *, bins: int = 40) -> None:
-    """Histogram of the time to notification (log scale), the outage's length dashed."""
+    """Histogram of the time to notification (log scale), the outage's length dashed. Two humps: jobs
+    accepted while the builder was up wait a build (seconds), those of the outage its end and the
+    backlog ahead (minutes)."""
     waits = run.jobs.time_to_notify
     top = max(waits.max(), run.outage_length) * 1.05
     edges = np.logspace(math.log10(max(0.1, waits.min())), math.log10(top), bins)
@@ -392,7 +516,8 @@ def draw_notify_share(ax, run: ExportRun, *, top: float | None = None, ylabel: b
 
 
 # --- the dashboard -----------------------------------------------------------------------------------
-#: The dashboard's run: the builder goes down at DASH_START; arrivals for DASH_DURATION seconds.
+#: The dashboard's run: arrivals for DASH_DURATION seconds, the builder down from DASH_START for the
+#: slider's length; both runs (without and with deferral) go on TAIL seconds after the arrivals end.
 DASH_START, DASH_DURATION, DASH_SEED = 60.0, 1500.0, 12
 #: The longest outage the dashboard offers (seconds).
 DASH_OUTAGE_MAX = 900.0
@@ -408,7 +533,7 @@ def _dash_pair(outage_s: float, workers: int, rate: float):
         return _DASH_RUNS[key]
     outage = (DASH_START, DASH_START + outage_s)
     pair = tuple(export_run(DASH_SEED, defer=d, outage=outage, duration=DASH_DURATION, rate=rate,
-                            workers=int(workers), tail=0.0 if not d else TAIL) for d in (False, True))
+                            workers=int(workers), tail=TAIL) for d in (False, True))
     _DASH_RUNS[key] = pair
     if len(_DASH_RUNS) > _DASH_KEEP:
         _DASH_RUNS.popitem(last=False)
@@ -419,39 +544,56 @@ def _dash_compute(outage_s, workers, rate, *, panel: str):
     return panel, _dash_pair(outage_s, workers, rate)
 
 
-#: Text is most of a redraw's cost: few ticks, short labels, small type and no legend (the title says
-#: what the lines are).
-_DASH_FONT = 8
+def nice_ticks(top: float, count: int = 4) -> np.ndarray:
+    """About ``count`` round ticks from 0 to ``top`` (steps of 1, 2 or 5 times a power of ten)."""
+    raw = validate.positive("top", top) / count
+    base = 10 ** math.floor(math.log10(raw))
+    step = min((m * base for m in (1, 2, 5, 10)), key=lambda step: abs(top / step - count))
+    return np.arange(0, top + step / 2, step)
+
+
+def dash_window(run: ExportRun) -> float:
+    """Where the dashboard's time axis ends: a little after the queue drained (the whole run when it
+    never did), so that a short outage is not squeezed into the first tenth of the picture."""
+    until = run.results.until
+    drained = run.drained_at()
+    return until if math.isnan(drained) else min(until, max(drained, run.outage[1]) * 1.2 + 60.0)
 
 
 def _dash_draw(ax, result) -> None:
+    # text is most of a redraw: fixed round ticks, one y axis, no legend (the title names the lines)
     panel, (without, with_) = result
-    until = with_.results.until
+    if panel == "notify":
+        if with_.jobs.completed:
+            top = max(with_.jobs.time_to_notify.max(), with_.outage_length) * 1.1
+            draw_notify_share(ax, with_, top=top, ylabel=False)
+            plots.fixed_ticks(ax.xaxis, nice_ticks(top))
+        ax.set_xlabel("t: seconds from 202 to the email")
+        ax.set_ylabel("jobs emailed within t (%)")
+        plots.fixed_ticks(ax.yaxis, [0, 50, 100])
+        return
+    end = dash_window(with_)
+    shade_outage(ax, with_, label=None)
     if panel == "users":
-        shade_outage(ax, with_, label=None)
         for run, color, ls in ((with_, WITH_COLOR, "-"), (without, WITHOUT_COLOR, "--")):
             q = quality_series(run.results.only("export").between(0.0, run.duration), 30.0)
             ax.step(q["t"], 100 * q["answered"], where="post", color=color, lw=2, ls=ls)
         ax.set_ylim(-3, 105)
-        ax.set_yticks([0, 50, 100])
-    elif panel == "queue":
+        plots.fixed_ticks(ax.yaxis, [0, 50, 100])
+        ax.set_ylabel("answered at once (%)")
+    else:
         j = with_.jobs
-        shade_outage(ax, with_, label=None)
         ax.step(j.depth_times, j.depth, where="post", color=WITH_COLOR, lw=1.5)
         predicted = with_.predicted_drain()
-        if with_.outage[1] + predicted < until:
+        if with_.outage[1] + predicted < end:
             ax.axvline(with_.outage[1] + predicted, color="k", ls=":", lw=1.2)
-        ax.set_ylim(0, max(10, int(j.depth.max() * 1.1)))
-        ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))
-    else:
-        if with_.jobs.completed:          # no wait can be longer than the run: a fixed x axis
-            draw_notify_share(ax, with_, top=until, ylabel=False)
-        ax.set_yticks([0, 50, 100])
-    ax.set_xlim(0, until)
-    ax.set_xticks([0, 500, 1000, 1500])
-    ax.set_xlabel("t: seconds from 202 to the email" if panel == "notify" else "time (s)", fontsize=_DASH_FONT)
-    ax.tick_params(labelsize=_DASH_FONT)
-    ax.title.set_fontsize(_DASH_FONT + 1)
+        top = max(10, int(j.depth.max() * 1.1))
+        ax.set_ylim(0, top)
+        plots.fixed_ticks(ax.yaxis, nice_ticks(top, 3))
+        ax.set_ylabel("jobs not yet done")
+    ax.set_xlim(0, end)
+    plots.fixed_ticks(ax.xaxis, nice_ticks(end))
+    ax.set_xlabel("time (s)")
 
 
 def _dash_summary(result) -> str:
@@ -479,10 +621,12 @@ def outage_dashboard() -> Dashboard:
         [Slider("outage_s", "builder down for", "s", 60, DASH_OUTAGE_MAX, 600, step=30),
          Slider("workers", "workers", "", 1, 8, WORKERS, integer=True),
          Slider("rate", "export requests", "per s", 0.05, 0.5, RATE, step=0.025)],
-        variants={"requests answered at once (%)": {"panel": "users"},
-                  "jobs in the queue (with deferral)": {"panel": "queue"},
-                  "jobs emailed within t (%)": {"panel": "notify"}},
-        summary=_dash_summary, figsize=(11.0, 3.2), dpi=72, sharey=False,
-        title=f"The report builder ({SLOTS} builds at once, {BUILD:g} s each) is down (shaded). Left: requests "
-              "answered at once, without deferral (red dashed) and with it (blue, 202 Accepted). Middle: jobs in "
-              "the queue; dotted: the predicted drain. Right: jobs emailed within t s; dashed: the outage's length")
+        variants={"what users got at once, per 30 s": {"panel": "users"},
+                  "the queue (with deferral)": {"panel": "queue"},
+                  "time to the email (with deferral)": {"panel": "notify"}},
+        summary=_dash_summary, figsize=(11.0, 3.4), dpi=72, sharey=False,
+        title=f"Requests arrive for {DASH_DURATION:,.0f} s and both runs go on {TAIL:g} s after. The report builder "
+              f"({SLOTS} builds at once, {BUILD:g} s each) is down from {DASH_START:g} s (shaded) for the time you set. "
+              "Left: answered at once, without deferral (red dashed) and with it (blue, 202 Accepted). Middle: jobs "
+              "not yet done; dotted: the drain B / (μ − λ) predicts. Right: jobs emailed within t s; dashed: the "
+              "outage's length. The time axes end a little after the queue drained.")

@@ -268,6 +268,15 @@ class SearchRun:
     outage: tuple
     duration: float
     connections: int
+    bulkhead: int = FALLBACK_BULKHEAD
+    rate: float = FALLBACK_RATE
+
+    @property
+    def title(self) -> str:
+        """The design in words, for a panel's title: "fallback behind a bulkhead of 2", say."""
+        return {"no fallback": "no fallback (search fails with es)", "unprotected fallback": "fallback, unprotected",
+                "bulkhead": f"fallback behind a bulkhead of {self.bulkhead}",
+                "rate limit": f"fallback behind a rate limit of {self.rate:g}/s"}[self.mode]
 
     def _seen(self, route: str, window) -> Results:
         return _window(self.results.only(route), self.outage if window is None else window)
@@ -342,7 +351,7 @@ def search_run(seed: int, mode: str = "unprotected fallback", *, outage=SEARCH_O
     OpenLoop(world, front, search_rate, duration=duration, name="search")
     OpenLoop(world, checkout, checkout_rate, duration=duration, name="checkout")
     results = world.run(until=duration + SQL_SEARCH_TIMEOUT + 0.5)
-    return SearchRun(results, probe, mode, (lo, hi), duration, connections)
+    return SearchRun(results, probe, mode, (lo, hi), duration, connections, bulkhead, rate)
 
 
 def sql_load(connections: int = SQL_CONNECTIONS, *, search_rate: float = SEARCH_RATE,
@@ -366,20 +375,21 @@ def modes_table(seed: int, modes=MODES) -> Table:
 
 
 def draw_search(ax, run: SearchRun, *, bin_width: float = 2.0, legend: bool = True):
-    """Search and checkout: the share answered per ``bin_width`` bin (by start time), the outage shaded."""
+    """Search and checkout: the share answered per ``bin_width`` bin (by start time), the outage shaded;
+    with ``legend``, the legend in a band above 100%, where it covers no data."""
     ax.axvspan(*run.outage, color="tab:red", alpha=0.12, lw=0, label="es down")
     for route, color, style in (("search", "tab:blue", "-"), ("checkout", "tab:purple", "--")):
         series = quality_series(run.results.only(route).between(0.0, run.duration), bin_width)
-        ax.step(series["t"], 100 * series["answered"], where="post", color=color, ls=style, lw=1.8,
-                label=f"{route}: answered")
+        ax.step(series["t"], 100 * series["answered"], where="post", color=color, ls=style, lw=1.8, label=route)
     ax.set_xlim(0, run.duration)
-    ax.set_ylim(-3, 103)
+    ax.set_ylim(-3, 122 if legend else 103)
+    ax.set_yticks([0, 25, 50, 75, 100])
     ax.set_xlabel("time (s)")
     spec = ax.get_subplotspec()
     if spec is None or spec.colspan.start == 0:
         ax.set_ylabel("requests answered (%)")
     if legend:
-        ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+        ax.legend(loc="upper center", ncol=3, fontsize=8, frameon=False, borderaxespad=0.2)
     return ax
 
 
@@ -488,23 +498,32 @@ def failover_run(seed: int, share: float = 0.0, *, bug_at: float = BUG_AT, outag
     return FailoverRun(world.run(until=duration + 1.0), bug, share, (lo, hi))
 
 
-def draw_failover(ax, run: FailoverRun, *, row: int = 0, bin_width: float = 10.0, label: str | None = None,
-                  color=None, shade: bool = True):
-    """Searches answered per ``bin_width`` bin, the primary's outage shaded (with ``shade``), and below
-    the line, on bar row ``row`` (0, 1...), the bug's life; a dotted line when the alarm fired."""
+def draw_failover(ax, bars, run: FailoverRun, *, row: int = 0, bin_width: float = 10.0, label: str | None = None,
+                  color=None, shade: bool = True, row_label: str | None = None):
+    """On ``ax``, searches answered per ``bin_width`` bin, the primary's outage shaded (with ``shade``);
+    on ``bars`` (an axes of its own, below), bar row ``row`` (0 on top, 1...) named ``row_label``: the
+    bug's life, from the bad deploy to the fix. A dotted line on both when the alarm fired."""
     row = validate.integer("row", row, low=0, high=3)
     series = quality_series(run.results.between(0.0, run.results.until - 1.0), bin_width)
-    if shade:
-        ax.axvspan(*run.outage, color="tab:red", alpha=0.12, lw=0)
+    end = run.results.until - 1.0
+    for axes in ((ax, bars) if shade else ()):
+        axes.axvspan(*run.outage, color="tab:red", alpha=0.12, lw=0)
     ax.step(series["t"], 100 * series["answered"], where="post", color=color, lw=3.0 - row,
             label=label or f"{run.share:.0%} of traffic on the secondary")
     fixed = run.bug.fixed if not math.isnan(run.bug.fixed) else run.results.until
-    ax.broken_barh([(run.bug.start, fixed - run.bug.start)], (-6.0 - 5.0 * row, 3.5), color=color, alpha=0.8)
+    bars.broken_barh([(run.bug.start, fixed - run.bug.start)], (row - 0.3, 0.6), color=color, alpha=0.8)
     if not math.isnan(run.bug.found):
-        ax.axvline(run.bug.found, color=color, ls=":", lw=1.2)
-    ax.set_ylim(-8.0 - 5.0 * max(row, 1), 103)
-    ax.set_xlim(0, run.results.until - 1.0)
-    ax.set_xlabel("time (s)")
+        for axes in (ax, bars):
+            axes.axvline(run.bug.found, color=color, ls=":", lw=1.2)
+    bars.annotate(row_label or f"{run.share:.0%} on es-b", (run.bug.start, row), xytext=(4, 0), textcoords="offset points",
+                  va="center", fontsize=8, color="white")
+    bars.set_yticks([])
+    bars.set_ylim(max(row, 1) + 0.6, -0.6)
+    bars.set_ylabel("es-b's bug", fontsize=8)
+    ax.set_ylim(-3, 103)
+    for axes in (ax, bars):
+        axes.set_xlim(0, end)
+    bars.set_xlabel("time (s)")
     ax.set_ylabel("searches answered (%)")
     return ax
 
@@ -512,7 +531,7 @@ def draw_failover(ax, run: FailoverRun, *, row: int = 0, bin_width: float = 10.0
 # --- the dashboard ----------------------------------------------------------------------------------
 #: The dashboard's run: es goes down at DASH_START for the slider's length, and the run goes on
 #: DASH_AFTER seconds past the outage (long enough to see SQL's backlog drain). Small, to redraw fast.
-DASH_START, DASH_AFTER, DASH_SEED = 3.0, 12.0, 11
+DASH_START, DASH_AFTER, DASH_SEED = 4.0, 12.0, 11      # the outage starts on a 2 s bin's edge
 
 
 def _dash_compute(outage_s, bulkhead, connections, *, protect: bool):
@@ -522,7 +541,7 @@ def _dash_compute(outage_s, bulkhead, connections, *, protect: bool):
 
 
 def _dash_draw(ax, run: SearchRun) -> None:
-    draw_search(ax, run, legend=run.mode != "bulkhead")
+    draw_search(ax, run, legend=False)     # the title names the lines: a legend costs a fifth of a redraw
     plots.fixed_ticks(ax.xaxis, range(0, int(run.duration) + 1, 10))     # few ticks: text is most of a redraw
     plots.fixed_ticks(ax.yaxis, (0, 50, 100))
 
@@ -543,5 +562,6 @@ def search_dashboard() -> Dashboard:
          Slider("connections", "SQL connections", "", 2, 12, SQL_CONNECTIONS, integer=True)],
         variants={"fallback unprotected": {"protect": False}, "fallback behind a bulkhead": {"protect": True}},
         summary=_dash_summary, figsize=(9.0, 3.2),
-        title=f"es down (shaded): {SEARCH_RATE:g} searches/s fall back onto SQL, which also serves "
-              f"{CHECKOUT_RATE:g} checkouts/s")
+        title=f"es is down from {DASH_START:g} s (shaded) for the time you set, and the run goes on {DASH_AFTER:g} s "
+              f"after: {SEARCH_RATE:g} searches/s fall back onto SQL, which also serves {CHECKOUT_RATE:g} checkouts/s. "
+              "Per 2 s: searches answered (blue), checkouts answered (purple, dashed)")
