@@ -76,7 +76,14 @@ MISTAKES = {"strict_ttl", "hard_as_ttl", "stale_in_lookup", "never_expires", "ms
             "one_slot", "busy_wait", "returns_value", "returns_none", "upper_kind", "age_zero",
             "stale_while_fetching", "fail_only_clears_when_stale", "fill_returns_none", "no_stale_reason",
             "hard_none_crash", "fresh_on_fail", "keep_old_value", "keyerror_on_fail", "no_defaults",
-            "coalesce_only_cold", "numpy_bool_coalesce"}
+            "coalesce_only_cold", "numpy_bool_coalesce",
+            # found by the learner review
+            "shared_lookup", "mutated_lookup", "fill_age_now", "coalesce_default_false", "remove_fetching",
+            "age_minus_ttl", "positional_reason", "shared_fetching_only", "negative_lookup", "lookup_typo",
+            "init_bug", "default_arg_entries", "lookup_in_entry",
+            "shared_miss_wait"}     # not a mistake: one MISS and one WAIT for all, never changed
+_SHARED_ERROR = Lookup(ERROR)           # "one ERROR answer will do": shared_lookup changes its reason
+_SHARED_MISS, _SHARED_WAIT = Lookup(MISS), Lookup(WAIT)     # never changed: as the course's Cache does
 
 
 def cache_class(**mistakes):
@@ -95,6 +102,7 @@ def cache_class(**mistakes):
     class RecCache:
         shared_entries: dict = {}
         shared_fetching: set = set()
+        fetching_for_all: set = set()
 
         def __init__(self, ttl, hard_ttl=None, coalesce=True):
             self.ttl = 60.0 if m("ignore_ttl") else ttl * 60 if m("ttl_minutes") else ttl
@@ -116,6 +124,12 @@ def cache_class(**mistakes):
                 self.entries, self.fetching = RecCache.shared_entries, RecCache.shared_fetching
             else:
                 self.entries, self.fetching = {}, set()
+            if m("shared_fetching_only"):
+                self.fetching = RecCache.fetching_for_all
+            if m("init_bug"):
+                self.fetching = set(1, 2)                     # "a set of keys"
+            if m("negative_lookup"):
+                self.errors = {}
             self.slot = None
 
         def _key(self, key):
@@ -133,6 +147,8 @@ def cache_class(**mistakes):
             return age * 1000 if m("ms_ages") else age
 
         def lookup(self, key, now):
+            if m("negative_lookup") and key in self.errors:     # "remember the failure"
+                return Lookup(ERROR, reason=self.errors.pop(key))
             if m("busy_wait"):
                 while self._coalesce and key in self.fetching:     # "wait for the other fetch"
                     pass
@@ -157,26 +173,32 @@ def cache_class(**mistakes):
                 return Lookup(STALE, entry[0], self._age(entry, now), reason="stale-if-error")
             busy = bool(self.fetching) if m("global_coalesce") else self._key(key) in self.fetching
             if self._coalesce and busy:
-                return Lookup(WAIT)
+                return _SHARED_WAIT if m("shared_miss_wait") else Lookup(WAIT)
             if m("returns_none"):
                 return None
             self.fetching.add(self._key(key))
-            return Lookup(MISS)
+            return _SHARED_MISS if m("shared_miss_wait") else Lookup(MISS)
 
         def fill(self, key, value, now):
-            if not m("fill_keeps_fetching"):
+            if m("remove_fetching"):
+                self.fetching.remove(self._key(key))
+            elif not m("fill_keeps_fetching"):
                 self.fetching.discard(self._key(key))
             if m("one_slot"):
                 self.slot = (value, clock(now))
             elif not (m("keep_old_value") and self._key(key) in self.entries):
                 self.entries[self._key(key)] = (value, clock(now))
+            if m("fill_age_now"):
+                return Lookup(FRESH, value, now)
             return None if m("fill_returns_none") else Lookup(FRESH, value, 0.0)
 
         def fail(self, key, reason, now):
             if m("keyerror_on_fail"):
                 self.entries[self._key(key)]
             entry = self._get(key)
-            if not m("fail_keeps_fetching") and not m("fail_only_clears_when_stale"):
+            if m("remove_fetching"):
+                self.fetching.remove(self._key(key))
+            elif not m("fail_keeps_fetching") and not m("fail_only_clears_when_stale"):
                 self.fetching.discard(self._key(key))
             if entry is not None:
                 age = self._age(entry, now)
@@ -190,19 +212,76 @@ def cache_class(**mistakes):
                         age = 0.0
                     if m("fresh_on_fail"):
                         return Lookup(FRESH, entry[0], age)
+                    if m("age_minus_ttl"):
+                        return Lookup(STALE, entry[0], age - self.ttl, reason="stale-if-error")
+                    if m("positional_reason"):
+                        return Lookup(STALE, entry[0], age, "stale-if-error")
+                    if m("lookup_typo"):
+                        return Lookup(STALE, entry[0], age, reasons="stale-if-error")
                     return Lookup(STALE, entry[0], age, reason="" if m("no_stale_reason") else "stale-if-error")
+            if m("negative_lookup"):
+                self.errors[key] = reason
+            if m("shared_lookup"):
+                _SHARED_ERROR.reason = reason
+                return _SHARED_ERROR
             return Lookup(ERROR, reason="error" if m("error_reason") else reason)
 
     if m("no_defaults"):
         class RecCache(RecCache):   # noqa: F811 - the same cache with the task's defaults dropped
             def __init__(self, ttl, hard_ttl, coalesce):
                 super().__init__(ttl, hard_ttl, coalesce)
+    if m("coalesce_default_false"):
+        class RecCache(RecCache):   # noqa: F811 - "coalescing is for task 3: off until then"
+            def __init__(self, ttl, hard_ttl=None, coalesce=False):
+                super().__init__(ttl, hard_ttl, coalesce)
+    if m("default_arg_entries"):
+        class RecCache(RecCache):   # noqa: F811 - the entries given as a default argument, made once
+            def __init__(self, ttl, hard_ttl=None, coalesce=True, entries={}):   # noqa: B006 - the mistake
+                super().__init__(ttl, hard_ttl, coalesce)
+                self.entries = entries
+    if m("lookup_in_entry"):
+        class RecCache(RecCache):   # noqa: F811 - "keep the answer with the entry, update its age"
+            def fill(self, key, value, now):
+                look = super().fill(key, value, now)
+                self.entries[key] = (value, now, look)
+                return look
+
+            def lookup(self, key, now):
+                entry = self.entries.get(key)
+                if entry is not None and now - entry[1] <= self.ttl:
+                    look = entry[2]
+                    look.age = now - entry[1]
+                    return look
+                return super().lookup(key, now)
+    if m("mutated_lookup"):
+        class RecCache(RecCache):   # noqa: F811 - "one answer object per cache, filled in anew each time"
+            def _one(self, look):
+                out = self.__dict__.setdefault("_out", Lookup(MISS))
+                out.kind, out.value, out.age, out.reason = look.kind, look.value, look.age, look.reason
+                return out
+
+            def lookup(self, key, now):
+                return self._one(super().lookup(key, now))
+
+            def fill(self, key, value, now):
+                return self._one(super().fill(key, value, now))
+
+            def fail(self, key, reason, now):
+                return self._one(super().fail(key, reason, now))
     return RecCache
 
 
 def test_the_test_cache_without_mistakes_passes_everything(capsys):
     for name in CLASS_CHECKS:
         getattr(check, name)(cache_class())
+    assert capsys.readouterr().out.count("✔") == len(CLASS_CHECKS)
+
+
+def test_shared_answers_that_never_change_are_accepted(capsys):
+    """One MISS and one WAIT object for every caller, as the course's Cache does: they carry nothing,
+    so sharing them is fine; only a Lookup changed after it was returned is a mistake."""
+    for name in CLASS_CHECKS:
+        getattr(check, name)(cache_class(shared_miss_wait=True))
     assert capsys.readouterr().out.count("✔") == len(CLASS_CHECKS)
 
 
@@ -243,7 +322,10 @@ def _first_failure(cls) -> str:
     ("ms_ages", "ttl", r"1000 times too soon: ages in milliseconds"),
     ("ms_age_field", "ttl", r"\(age 30000\).*its age is in milliseconds"),
     ("ttl_minutes", "ttl", r"60 times too long: is the ttl taken as minutes\?"),
-    ("shared_state", "ttl", r"never filled in this new cache.*class body is one for all instances"),
+    ("shared_state", "ttl", r"never filled in this new cache.*class body, at module level or as a default argument "
+                            r"\(def __init__\(\.\.\., entries=\{\}\)\) is one for all instances"),
+    ("default_arg_entries", "ttl", r"never filled in this new cache.*as a default argument \(def __init__\(\.\.\., "
+                                   r"entries=\{\}\)\)"),
     ("wall_clock", "ttl", r"reads the wall clock"),
     ("imported_clock", "ttl", r"reads the wall clock"),
     # parameters ignored, defaults missing
@@ -276,6 +358,37 @@ def _first_failure(cls) -> str:
     ("upper_kind", "ttl", r"kind 'FRESH': use the constants .*lowercase"),
     ("age_zero", "ttl", r"\(age 0\), where it should be FRESH 'A1' \(age 30\): its age is now minus"),
     ("keep_old_value", "ttl", r"Does fill replace the entry\?"),
+    # found by the learner review
+    ("shared_lookup", "hard_ttl", r"The Lookup returned by c\.fail\('a', 'down', 1\.0\) \(ERROR \(reason 'down'\)\) "
+                                  r"changed when you answered c\.fail\('b', 'timeout', 1\.0\): it now says ERROR "
+                                  r"\(reason 'timeout'\).*return a new Lookup each time.*Replay:.*"
+                                  r"c\.fail\('b', 'timeout', 1\.0\) +# -> ERROR \(reason 'timeout'\)"),
+    ("mutated_lookup", "ttl", r"The Lookup returned by c\.lookup\('a', 0\.0\) \(MISS\) changed when you answered "
+                              r"c\.fill\('a', 'A1', 0\.0\): it now says FRESH 'A1' \(age 0\).*return a new Lookup"),
+    ("lookup_in_entry", "ttl", r"The Lookup returned by c\.fill\('a', 'A1', 0\.0\) \(FRESH 'A1' \(age 0\)\) changed "
+                               r"when you answered c\.lookup\('a', 30\.0\): it now says FRESH 'A1' \(age 30\)"),
+    ("fill_age_now", "ttl", r"c\.fill\('a', 'A2', 61\.5\) returned FRESH 'A2' \(age 61\.5\), where it should be FRESH "
+                            r"'A2' \(age 0\): fill answers age 0.*\(you returned 61\.5, i\.e\. now\)"),
+    ("coalesce_default_false", "hard_ttl", r"RecCache\(ttl=10\.0\)\.coalesce is False: .*the default must be "
+                                           r"coalesce=True in your def line.*; yours says coalesce=False\."),
+    ("remove_fetching", "ttl", r"In the simulator \(RecCache\(ttl=15\.0, hard_ttl=None, coalesce=False\), 20 keys, "
+                               r"10 requests/s\), c\.fill\(\d+, .*\) raised KeyError: \d+\. With coalesce=False two "
+                               r"fetches of \d+ may be under way at once.*self\.fetching\.discard\(key\).*"
+                               r"pop\(key, None\).*Replay:.*# -> raised KeyError"),
+    ("age_minus_ttl", "hard_ttl", r"where it should be STALE 'A1' \(age 90, .*you returned 30, its age minus "
+                                  r"ttl=60\.0\. The age counts from the fill, not from expiry"),
+    ("positional_reason", "hard_ttl", r"'stale-if-error' landed in the Lookup's refresh, not its reason: Lookup's "
+                                      r"4th positional argument is refresh.*Write reason='stale-if-error'"),
+    ("shared_fetching_only", "coalescing", r"c1's fetch of 'k' \(the MISS at 0\.0\) made c2 wait: the set of keys "
+                                           r"being fetched is shared by your caches.*create it in __init__"),
+    ("negative_lookup", "hard_ttl", r"c\.lookup\('a', 301\.0\) returned ERROR \(reason 'down'\), where it should be "
+                                    r"MISS\. lookup answers FRESH, WAIT or MISS, never ERROR: this cache does not "
+                                    r"remember failures"),
+    ("lookup_typo", "hard_ttl", r"raised TypeError: .*unexpected keyword argument 'reasons'\. It comes from your line "
+                                r"`return Lookup\(STALE, entry\[0\], age, reasons=\"stale-if-error\"\)`: Lookup "
+                                r"takes \(kind, value=None, age=0\.0, refresh=False, reason=''\)\."),
+    ("init_bug", "ttl", r"RecCache\(ttl=9\.0\) raised TypeError: set expected at most 1 argument, got 2\. It comes "
+                        r"from your line `self\.fetching = set\(1, 2\)`\.$"),
 ])
 def test_each_mistake_is_named(mistake, where, match):
     message = _first_failure(cache_class(**{mistake: True}))
@@ -336,7 +449,7 @@ def test_later_cells_say_which_task_to_write_first(ref):
     fails(lambda cls: check.outage_run(cls, ttl=30, hard_ttl=120, outage=(300, 600), seed=1), unwritten("fail"),
           match="Write task 2 first")
     fails(lambda cls: check.herd(cls, coalesce=True, seed=1), cache_class(no_coalesce=True),
-          match=r"^Task 3 is not done yet: check\.coalescing\(RecCache\) does not pass")
+          match=r"^check\.coalescing\(RecCache\) of task 3 no longer passes with your class as it is now")
 
     def page(world, cache, db_slots):
         raise NotImplementedError("Your code here")
@@ -351,6 +464,20 @@ def test_wrong_signature_says_which_arguments():
         def __init__(self, max_age):
             pass
     fails(check.ttl, RecCache, match=r"TypeError.*takes \(ttl, hard_ttl=None, coalesce=True\), by these names")
+
+
+def test_a_method_with_the_wrong_def_line_gets_the_signature_hint_and_a_bug_inside_gets_its_line():
+    base = cache_class()
+
+    class NoNow(base):
+        def lookup(self, key):                       # forgot `now`
+            return super().lookup(key, 0.0)
+    message = fails(check.ttl, NoNow, match=r"c\.lookup\('a', 0\.0\) raised TypeError: .*The methods are "
+                                            r"lookup\(key, now\), fill\(key, value, now\)")
+    assert "It comes from your line" not in message
+
+    message = fails(check.ttl, cache_class(init_bug=True), match=r"It comes from your line `self\.fetching = set")
+    assert "later cells build" not in message and "def __init__(self, ttl, hard_ttl=None" not in message
 
 
 def test_an_instance_instead_of_the_class():
@@ -373,7 +500,10 @@ def test_learner_exception_in_a_run_names_the_call():
 PAGE_MISTAKES = {"unprotected", "timeout_only", "fixed_slots_4", "fixed_slots_2", "retry_recommender", "ask_again",
                  "chain_again", "unmarked", "no_return", "capacity_1", "own_cache", "fallback_inside_fetch",
                  "no_fallback", "popular_first", "endless_loop", "long_wait", "global_bulkhead", "with_fallbacks",
-                 "returns_none_value", "layer_in_handler", "both_always"}
+                 "returns_none_value", "layer_in_handler", "both_always",
+                 # found by the learner review
+                 "degrade_all", "catch_all", "bare_except", "typo_catch_all", "static_popular", "client_by_name",
+                 "client_without_world"}
 _SHARED_BULKHEAD = Bulkhead(4)
 
 
@@ -405,6 +535,10 @@ def page_fn(**mistakes):
         size = 4 if m("fixed_slots_4") else 2 if m("fixed_slots_2") else db_slots
         if m("unprotected"):
             popular = "popular_db"
+        elif m("client_by_name"):
+            popular = Client(world, "popular_db", name="page->popular_db", bulkhead=Bulkhead(size))
+        elif m("client_without_world"):
+            popular = Client(world.service("popular_db"), name="page->popular_db", bulkhead=Bulkhead(size))
         elif m("timeout_only"):
             popular = Client(world, world.service("popular_db"), name="page->popular_db", timeout=1.0)
         elif m("global_bulkhead"):
@@ -418,13 +552,22 @@ def page_fn(**mistakes):
                                  retry=RetryPolicy(3, ConstantBackoff(0.1)))
 
         def fetch_popular(svc, req):
+            if m("static_popular"):                   # "the popular list does not change much"
+                req.degraded = "popular"
+                return ("popular", svc.env.now)
             value = yield from svc.ask("popular_db", req)
             if not m("unmarked"):
                 req.degraded = "popular"
             return value
 
+        caught = BaseException if m("bare_except") else Exception if m("catch_all") or m("typo_catch_all") \
+            else ServiceError
+        source = "recommendr" if m("typo_catch_all") else "recommender"
+
         def page(svc, req):
             read = layer or CachedRead(world, cache)
+            if m("degrade_all"):
+                req.degraded = "popular"                 # "the page is degraded while anything is down"
             if m("endless_loop"):
                 steps, i = ["recommender", "popular_db"], 0
                 while True:
@@ -447,9 +590,9 @@ def page_fn(**mistakes):
             if m("both_always"):
                 yield from svc.ask("popular_db", req)
             try:
-                value = yield from read.read(req, lambda sub: svc.ask("recommender", sub))
+                value = yield from read.read(req, lambda sub: svc.ask(source, sub))
                 return None if m("returns_none_value") else value
-            except ServiceError:
+            except caught:
                 if m("no_fallback"):
                     raise
             if m("ask_again"):
@@ -495,6 +638,26 @@ def test_the_test_page_without_mistakes_passes_and_so_does_a_fallback_chain(caps
     ("returns_none_value", r"the page answered None for segment"),
     ("layer_in_handler", r"unique among caches.*Create the CachedRead once, in recommendations_page"),
     ("global_bulkhead", r"another World.*build the Bulkhead .* inside recommendations_page"),
+    # found by the learner review
+    ("degrade_all", r"the recommender's answer for segment \d+ at t = [\d.]+ s, before the outage, was marked "
+                    r"degraded \(req\.degraded = 'popular'; \d+ such answers\): set req\.degraded only after the "
+                    r"cache read raised ServiceError"),
+    ("catch_all", r"cache's lookup raising RuntimeError\('check: a bug'\) once, for the view of segment \d+ at t = "
+                  r"[\d.]+ s: your page answered that view with the popular list: it caught the RuntimeError from the "
+                  r"cache read and fell back\. Catch ServiceError only"),
+    ("bare_except", r"your page answered that view with the popular list: it caught the RuntimeError"),
+    ("typo_catch_all", r"called popular_db \d+ times for the \d+ views made while the recommender was up, and the "
+                       r"recommender 0 times: the cache read failed with something other than a ServiceError "
+                       r"\(ValueError: dependency must be one of .* got 'recommendr', from your line "
+                       r"`value = yield from read\.read\(req, lambda sub: svc\.ask\(source, sub\)\)`\), and your "
+                       r"page caught it and fell back"),
+    ("static_popular", r"^With the recommender down and the cache cold, your page never called popular_db"),
+    ("client_by_name", r"raised ValueError: target must have a call.*It comes from your line `popular = Client\(world, "
+                       r"\"popular_db\".*`: a Client takes the world and the service it calls, Client\(world, "
+                       r"world\.service\('popular_db'\)"),
+    ("client_without_world", r"raised TypeError: .*missing 1 required positional argument: 'target'\. It comes from "
+                             r"your line `popular = Client\(world\.service\(\"popular_db\"\).*`: a Client takes the "
+                             r"world and the service it calls"),
 ])
 def test_each_page_mistake_is_named(mistake, match):
     fails(check.page, page_fn(**{mistake: True}), match=match)
@@ -523,6 +686,9 @@ def test_page_with_the_wrong_signature():
     ((30.0, 300.0, 1), r"In flatter popularity .*Your bulkhead of DB_SLOTS = 1 refused \d+ views \('bulkhead full'\)"
                        r".*a slot or two more"),
     ((30.0, 300.0, 4), r"of popular_db's \d+ answers came after the visitor had left.*DB_SLOTS = 4 lets calls queue"),
+    ((30.0, 300.0, 2), r"popular_db answered only 107 views in a minute, where its 2 connections can answer about 120 "
+                       r"\(the target is 93% of that\): DB_SLOTS = 2 leaves connections idle.*With as many slots as "
+                       r"connections.*one slot more than the connections"),
     ((30.0, 300.0, 20), r"DB_SLOTS = 20 lets calls queue there longer than a visitor waits.*Lower DB_SLOTS"),
     ((30.0, 300.0, 4.5), r"DB_SLOTS should be a whole number"),
     ((30.0, 300.0, 0), r"at least 1 slot"),
@@ -546,6 +712,28 @@ def test_settings_tuned_to_the_stated_run_fail_on_the_others(ref):
           match=r"In a 2-minute outage, only .* answered.*HARD_TTL = 100.0 gives up on it before the end")
 
 
+def test_a_demo_run_with_the_settings_unwritten_says_so(ref):
+    fails(lambda: check.page_run(ref["RecCache"], ref["recommendations_page"], ttl=..., hard_ttl=..., db_slots=...,
+                                 seed=2024), match=r"^TTL is not written yet: in its cell")
+    fails(lambda: check.page_run(ref["RecCache"], ref["recommendations_page"], ttl=30, hard_ttl=300, db_slots=...),
+          match=r"^DB_SLOTS is not written yet")
+
+
+def test_targets_point_at_the_page_when_every_answer_is_degraded(ref):
+    message = fails(check.targets, ref["RecCache"], page_fn(degrade_all=True), 30, 300, 3,
+                    match=r"In the stated outage \(90 s\), only 0\.00% of the views got a full-quality answer "
+                          r"\(target 90%\): \d+ answers were the recommender's recommendations, at most TTL = 30\.0 s "
+                          r"old, and yet marked degraded\. That is your page: set req\.degraded only after the cache "
+                          r"read raised ServiceError.*Run check\.page\(recommendations_page\) again")
+    assert "check.coalescing" not in message
+
+
+def test_targets_refuse_a_page_that_catches_every_exception(ref):
+    fails(check.targets, ref["RecCache"], page_fn(catch_all=True), 30, 300, 3,
+          match=r"it caught the RuntimeError from the cache read and fell back.*Run "
+                r"check\.page\(recommendations_page\) first\.$")
+
+
 def test_targets_name_a_page_mistake_found_on_the_way(ref):
     fails(check.targets, ref["RecCache"], page_fn(unmarked=True), 30, 300, 3,
           match=r"popular list as a full-quality answer.*run check\.page\(recommendations_page\) first")
@@ -555,7 +743,7 @@ def test_targets_catch_a_cache_whose_stale_answers_never_expire_while_healthy():
     """A cache that serves STALE from lookup while healthy fails task 2's check; the targets' runs would
     count its answers as degraded, but "write task 2 first" comes before that."""
     fails(check.targets, cache_class(stale_in_lookup=True), page_fn(), 30, 300, 3,
-          match=r"^Task 2 is not done yet.*never expires while the source is healthy")
+          match=r"^check\.hard_ttl\(RecCache\) of task 2 no longer passes.*never expires while the source is healthy")
 
 
 # --- learner code that never returns ----------------------------------------------------------------
@@ -592,6 +780,7 @@ def test_code_that_never_returns_is_stopped_and_the_call_named(tmp_path):
             "with no end in your page's handler?") in out, out
     assert re.search(r"\(It was stopped at `(return \(yield from svc\.ask\(steps\[i\], req\)\)|continue)`\.\)",
                      out), out        # the alarm lands on one line of the loop or the other
-    assert "sleepy TimedOut c.fill(" in out and "did not return within 5 s" in out, out
+    assert "sleepy TimedOut In the simulator (Sleepy(ttl=15.0), 5 keys, 5 requests/s), c.fill(" in out, out
+    assert "did not return within 5 s" in out, out
     assert "(It was stopped at `time.sleep(60)`.)" in out, out
     assert took < 40

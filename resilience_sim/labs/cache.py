@@ -21,8 +21,9 @@ The learner writes three things.
    negative caching or a capacity, so the checks drive both with the same calls and name the first
    answer where they part (:class:`_Pair`), with plain numbers first, then in the simulator.
 2. ``recommendations_page(world, cache, db_slots)``: the page, a service that reads the recommender
-   through ``CachedRead(world, cache)`` and falls back to the popular lists of ``popular_db`` through
-   a client with a ``Bulkhead(db_slots)``, never calling the recommender twice (:func:`page`).
+   through ``CachedRead(world, cache)`` and, when that read raises ``ServiceError`` (and only then: a
+   bug in the read must show), falls back to the popular lists of ``popular_db`` through a client with
+   a ``Bulkhead(db_slots)``, marked degraded, never calling the recommender twice (:func:`page`).
 3. ``TTL``, ``HARD_TTL`` and ``DB_SLOTS``, which must meet the page's targets on the stated scenario and
    on variants of it: other days, a longer outage, flatter popularity, a cold cache (:func:`targets`).
 
@@ -36,8 +37,15 @@ import contextlib
 import functools
 import inspect
 import itertools
+import linecache
 import math
 import numbers
+import operator
+import os
+import sys
+from collections import deque
+
+import simpy
 
 from ..core.distributions import Uniform
 from ..core.profiles import Constant
@@ -47,7 +55,7 @@ from ..sim.cache import CachedRead
 from ..sim.client import Client
 from ..sim.faults import ErrorBurst, Outage
 from ..sim.probes import ServiceProbe
-from ..sim.service import Service
+from ..sim.service import Service, ServiceError
 from ..sim.workload import OpenLoop
 from ..sim.world import World
 from . import feedback as fb
@@ -70,7 +78,9 @@ DB_CONNECTIONS, DB_LATENCY = 2, (0.8, 1.2)
 FRESH_LIMIT = 30.0          # a full-quality answer is at most this old
 STALE_LIMIT = 300.0         # no answer is older than this
 LATE_LIMIT = 0.10           # in a flood, the most of popular_db's answers that may come after the visitor left
-BUSY_LIMIT = 0.80           # ... and the least of its capacity (2 connections, 1 s a query) it must answer in time
+# ... and the least of its capacity (2 connections, 1 s a query) it must answer in time: above what 2 slots (its
+# connections alone) give, 102 to 110 views of 120 on flood seeds 1-40, below what 3 give, 113 to 122
+BUSY_LIMIT = 0.93
 TARGET_ANSWERED, TARGET_FULL = 0.995, 0.90
 LONGEST_OUTAGE = 120.0      # the configuration must hold through outages up to this long
 #: The stated scenario: seed, the recommender's outage, the keys' popularity.
@@ -117,6 +127,32 @@ _STUCK = ("a loop with no end, or a wait? A cache answers at once, from what it 
           "until another fetch ends.")
 
 
+_SIMPY = os.path.dirname(os.path.abspath(simpy.__file__)) + os.sep
+_LOOKUP_ARGS = ": Lookup takes (kind, value=None, age=0.0, refresh=False, reason='')"
+_CLIENT_ARGS = (": a Client takes the world and the service it calls, Client(world, world.service('popular_db'), "
+                "name='page->popular_db', bulkhead=Bulkhead(db_slots))")
+
+
+def _your_line(exc) -> str:
+    """The line of the learner's code an exception came from (the innermost frame outside the course's
+    package and simpy), or "" when none of the learner's lines ran: the call itself did not fit the
+    def line (Python checks the arguments before the function starts)."""
+    tb, line = exc.__traceback__, ""
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        path = os.path.abspath(name)
+        if not path.startswith(fb._PACKAGE + os.sep) and not path.startswith(_SIMPY):
+            line = fb._without_comment(linecache.getline(name, tb.tb_lineno).strip()) or line
+        tb = tb.tb_next
+    return line
+
+
+def _at_your_line(exc, extra: str = "") -> str:
+    """The end of a "raised ..." message for an error inside the learner's code: the line, and ``extra``."""
+    where = _your_line(exc)
+    return f". It comes from your line `{where}`{extra}." if where else f"{extra}."
+
+
 def _hint(exc) -> str:
     text = str(exc)
     if isinstance(exc, TypeError) and "NoneType" in text and ("<" in text or ">" in text or "+" in text):
@@ -126,12 +162,17 @@ def _hint(exc) -> str:
         return (". A key the cache does not hold (yet, or any more) is normal: lookup says MISS, and fail "
                 "answers ERROR when there is nothing to serve (dict.get, or `key in ...`, avoid the KeyError).")
     if isinstance(exc, TypeError) and "argument" in text:
+        if _your_line(exc):           # the method ran, and something inside it was called wrongly
+            return _at_your_line(exc, _LOOKUP_ARGS if "Lookup" in text else "")
         return (". The methods are lookup(key, now), fill(key, value, now) and fail(key, reason, now): compare "
                 "your def lines with the task's.")
     if isinstance(exc, RuntimeError) and "changed size during iteration" in text:
         return (". You removed entries from a dict while looping over it: loop over a copy "
                 "(for key in list(self.entries)), or skip the clean-up: an old entry does no harm.")
-    return "."
+    return _at_your_line(exc)
+
+
+_SAID = operator.attrgetter("kind", "value", "age", "reason", "refresh")    # what a Lookup says
 
 
 class _Book:
@@ -141,6 +182,7 @@ class _Book:
     def __init__(self):
         self.lines: list = []           # (key or None, text)
         self.values: dict = {}          # value -> (cache name, key, time filled)
+        self.pairs: list = []           # the _Pairs of this scenario, in the order made
 
     def replay(self, key=None, last: int = 14) -> str:
         lines = [t for k, t in self.lines if key is None or k is None or k == key]
@@ -175,7 +217,8 @@ class _Pair:
         self.book.lines.append((None, f"{name} = {made}"))
 
         def hint(exc) -> str:
-            if isinstance(exc, TypeError) and ("argument" in str(exc) or "positional" in str(exc)):
+            if isinstance(exc, TypeError) and ("argument" in str(exc) or "positional" in str(exc)) and \
+                    not _your_line(exc):
                 return (f". {cls.__name__} takes (ttl, hard_ttl=None, coalesce=True): compare your def line with "
                         f"the task's.")
             return _hint(exc)
@@ -183,15 +226,24 @@ class _Pair:
             self.mine = cls(**kwargs)
         flag = getattr(self.mine, "coalesce", _MISSING)
         if flag is not _MISSING and (not fb.is_bool(flag) or bool(flag) != self.coalesce_given):
+            if "coalesce" not in kwargs and fb.is_bool(flag):
+                raise AssertionError(f"{made}.coalesce is {flag!r}: {made} leaves coalesce to its default, and the "
+                                     f"default must be coalesce=True in your def line: def __init__(self, ttl, "
+                                     f"hard_ttl=None, coalesce=True){_default_said(cls, 'coalesce')}. The page "
+                                     f"builds its cache that way and relies on coalescing.")
             raise AssertionError(f"{made}.coalesce is {flag!r}: keep the argument as it is given (self.coalesce = "
                                  f"coalesce). The simulator's CachedRead reads it to know whether callers may WAIT "
                                  f"for another's fetch.")
+        self.book.pairs.append(self)
         self.ref = Cache(self.ttl, hard_ttl=self.hard, coalesce=self.coalesce_given,
                          capacity=10 ** 7) if reference else None
         self.filled: dict = {}          # key -> (value, time) of this cache's last fill
         self.fills: dict = {}           # key -> every (value, time) filled
         self.ended: dict = {}           # key -> ("fill" or "fail", time): how its last fetch ended
         self.fetching: dict = {}        # key -> time of the MISS whose fetch is under way (the course's view)
+        self.pending: dict = {}         # key -> times of the MISSes whose fetches are under way, oldest first
+        # the learner's last answers, each with what it said then: a Lookup once returned must not change
+        self.kept = deque(maxlen=6) if reference else None
 
     def _text(self, method, args) -> str:
         return f"{self.name}.{method}({', '.join(_arg(a) for a in args)})"
@@ -201,7 +253,7 @@ class _Pair:
         if self.current is None:
             return None
         method, args = self.current
-        return f"{self.cls.__name__}.{method}", self._text(method, args)
+        return f"{self.cls.__name__}.{method}", f"{self.where}{self._text(method, args)}"
 
     @property
     def coalesce(self):
@@ -227,9 +279,11 @@ class _Pair:
                                  f"fill(key, value, now) and fail(key, reason, now)")
         if self.clock is not None:
             self.clock.now = now
+        text = None
         if self.timed:
             text = self._text(method, args)
-            with fb.learner_code(f"{self.cls.__name__}.{method}", text, _hint, stuck=_STUCK):
+            with fb.learner_code(f"{self.cls.__name__}.{method}", text, lambda exc: self.raised(method, args, exc),
+                                 stuck=_STUCK):
                 got = fn(*args)
         else:                                   # in a run: the call is written out only if needed
             self.current = (method, args)
@@ -237,10 +291,12 @@ class _Pair:
             self.current = None
         if got.__class__ is not Lookup or got.kind not in _KINDS:
             self._valid(self._text(method, args), got)
+        if self.kept is not None:
+            self._unchanged(key, method, args, got)
         self._count(method, got)
         if self.ref is None:
             return got
-        text = self._text(method, args)
+        text = text or self._text(method, args)
         want = getattr(self.ref, method)(*args)
         line = f"{text:<34} # -> {_show(got)}"
         same = _same(want, got)
@@ -250,13 +306,53 @@ class _Pair:
             raise AssertionError(f"{self.where}{why}\n{self.book.replay(shown)}")
         if method == "lookup" and want.kind == MISS:
             self.fetching[key] = now
+            self.pending.setdefault(key, []).append(now)
         elif method in ("fill", "fail"):
             self.fetching.pop(key, None)
+            if self.pending.get(key):
+                self.pending[key].pop(0)
             self.ended[key] = (method, now)
             if method == "fill":
                 self.filled[key] = (args[1], now)
                 self.fills.setdefault(key, []).append((args[1], now))
         return got
+
+    def _unchanged(self, key, method, args, got) -> None:
+        """Each of the learner's last answers still says what it said when it was returned: a Lookup kept
+        and changed later (one shared object, or one per entry) changes what its holders were told."""
+        for look, said, text in self.kept:
+            try:
+                same = _SAID(look) == said
+            except Exception:  # noqa: BLE001 - a value that cannot compare is not the same value
+                same = False
+            if not same:
+                now_text = self._text(method, args)
+                self.book.lines.append((key, f"{now_text:<34} # -> {_show(got)}"))
+                before = Lookup(said[0], said[1], said[2], refresh=said[4], reason=said[3])
+                raise AssertionError(
+                    f"{self.where}The Lookup returned by {self._text(*text)} ({_show(before)}) changed when you "
+                    f"answered {now_text}: it now says {_show(look)}. Whoever was given an answer relies on it "
+                    f"(CachedRead hands one to every caller waiting for the fetch): return a new Lookup each time, "
+                    f"Lookup(KIND, ...), and never change one you returned (no Lookup kept at module level, in "
+                    f"the class or in an entry, and then changed).\n{self.book.replay()}")
+        self.kept.append((got, _SAID(got), (method, args)))
+
+    def raised(self, method, args, exc) -> str:
+        """What follows "c.fill(...) raised ...": the likely cause, and the calls that led there."""
+        key = args[0]
+        text = _hint(exc)
+        ended, pending = self.ended.get(key), self.pending.get(key)
+        if isinstance(exc, KeyError) and method in ("fill", "fail") and not self.coalesce_given and ended and \
+                pending and ended[1] >= pending[0]:
+            text = (f". With coalesce=False two fetches of {key!r} may be under way at once: the one of the MISS at "
+                    f"{_num(pending[0])} was still under way when the {ended[0]} at {_num(ended[1])} ended the "
+                    f"other, and then your {method} no longer found {key!r} among the keys being fetched. End a "
+                    f"fetch without assuming its key is still there: self.fetching.discard(key) for a set, "
+                    f"self.fetching.pop(key, None) for a dict.")
+        if self.ref is not None:
+            self.book.lines.append((key, f"{self._text(method, args):<34} # -> raised {type(exc).__name__}"))
+            text += "\n" + self.book.replay(key)
+        return text
 
     def _count(self, method, got) -> None:
         kind = got.kind
@@ -308,8 +404,19 @@ class _Pair:
         ttl, hard = self.ttl, self.hard_value
         since = (f" after {self.name}.fill({key!r}, {last[0]!r}, {_num(last[1])})" if last else "")
         gk, wk = got.kind, want.kind
+        if method == "fill" and gk == wk == FRESH:
+            if not _equal(got.value, args[1]):
+                return (f"{said}. fill answers with the value just fetched, {args[1]!r}: return Lookup(FRESH, value, "
+                        f"0.0) (the callers waiting for this fetch get it too)."), key
+            you = _age(got.age) + (", i.e. now" if isinstance(got.age, numbers.Real) and got.age == now != 0 else "")
+            return (f"{said}: fill answers age 0, as the value was fetched just now (you returned {you}): return "
+                    f"Lookup(FRESH, value, 0.0). The age is now minus the time of the fill, and the fill is now."), key
         if gk in (FRESH, STALE) and (last is None or not _equal(got.value, last[0])):
             return said + ". " + self._whose(key, got.value), None
+        if method == "lookup" and gk == ERROR:
+            return (f"{said}. lookup answers FRESH, WAIT or MISS, never ERROR: this cache does not remember "
+                    f"failures (that would be negative caching, which it does not do), so after a failed fetch "
+                    f"the next lookup fetches again (MISS). Only fail answers ERROR, to the fetch that failed."), key
         if gk != wk and method == "lookup":
             if wk == MISS and gk == FRESH:
                 text = (f"{call}{since} with ttl={_arg(ttl)} returned FRESH; an entry older than ttl must not be "
@@ -390,6 +497,12 @@ class _Pair:
                              "ignored. Use the hard_ttl it was given.")
                 return text, key
             if wk == ERROR and gk == ERROR:
+                if not got.reason and (_equal(got.value, reason) or _equal(got.refresh, reason)):
+                    nth = "2nd" if _equal(got.value, reason) else "4th"
+                    field = "value" if nth == "2nd" else "refresh"
+                    return (f"{said}: the reason landed in the Lookup's {field}, its {nth} positional argument. "
+                            f"Lookup takes (kind, value=None, age=0.0, refresh=False, reason=''): write "
+                            f"Lookup(ERROR, reason=reason)."), key
                 return (f"{said}. Pass on the reason of the failed fetch as it is: Lookup(ERROR, "
                         f"reason=reason), here {reason!r}."), key
             if gk == FRESH:
@@ -403,6 +516,11 @@ class _Pair:
             if want.age > 0 and math.isclose(got.age, want.age * 1000, rel_tol=1e-6):
                 return (f"{said}: its age is in milliseconds. Ages are seconds, now minus the time of the fill: "
                         f"now - t."), key
+            if gk == STALE and math.isclose(got.age, want.age - ttl, rel_tol=1e-9, abs_tol=1e-9):
+                return (f"{said}: the value was fetched at {_num(last[1])}, so it is {_age(want.age)} s old; you "
+                        f"returned {_age(got.age)}, its age minus ttl={_arg(ttl)}. The age counts from the fill, "
+                        f"not from expiry: now - the time of the fill ({_num(now)} - {_num(last[1])}), the same "
+                        f"age hard_ttl bounds."), key
             if gk == STALE and got.age < want.age:
                 return (f"{said}: the value was fetched at {_num(last[1])}, so it is {_age(want.age)} s old. Does "
                         f"fail store it again with `now`? A stale value keeps the time it was fetched; restamped, "
@@ -410,6 +528,10 @@ class _Pair:
             return (f"{said}: its age is now minus the `now` of the fill that stored the value "
                     f"({_num(now)} - {_num(last[1])} = {_age(want.age)})."), key
         if gk == wk == STALE and got.reason != "stale-if-error":
+            if _equal(got.refresh, "stale-if-error"):
+                return (f"{said}: 'stale-if-error' landed in the Lookup's refresh, not its reason: Lookup's 4th "
+                        f"positional argument is refresh (Lookup takes (kind, value=None, age=0.0, refresh=False, "
+                        f"reason='')). Write reason='stale-if-error'."), key
             return f"{said}: a stale answer to a failed fetch has reason 'stale-if-error'.", key
         return said + ".", key
 
@@ -458,15 +580,16 @@ class _Pair:
         if seen is None:
             if not self.filled:
                 return (f"{value!r} was never filled in this new cache: it must start empty. Does it share its "
-                        f"entries with the caches made before it? A dict (or set) written in the class body is one "
-                        f"for all instances; create it in __init__ (self.entries = {{}}), so that each cache has "
-                        f"its own.")
+                        f"entries with the caches made before it? A dict (or set) written in the class body, at "
+                        f"module level or as a default argument (def __init__(..., entries={{}})) is one for all "
+                        f"instances; create it in __init__ (self.entries = {{}}), so that each cache has its own.")
             return f"Nobody filled {value!r} in this cache: serve the value fill stored for this key."
         owner, other, at = seen
         if owner != self.name:
             return (f"{value!r} was filled in another cache, {owner} (at {_num(at)}): your caches share their "
-                    f"entries. A dict (or set) written in the class body is one for all instances; create it in "
-                    f"__init__ (self.entries = {{}}), so that each cache has its own.")
+                    f"entries. A dict (or set) written in the class body, at module level or as a default argument "
+                    f"(def __init__(..., entries={{}})) is one for all instances; create it in __init__ "
+                    f"(self.entries = {{}}), so that each cache has its own.")
         if other != key:
             return (f"That value was filled for key {other!r}, not {key!r}: your cache is keyed on something "
                     f"other than the request's key (a hash bucket, str(key), one slot for all?). Store and find "
@@ -475,6 +598,12 @@ class _Pair:
                 f"new value and its time.")
 
     def _why_not_wait(self, key) -> str:
+        other = next((c for c in self.book.pairs if c is not self and key in c.fetching), None)
+        if other is not None and key not in self.fetching:
+            return (f"{other.name}'s fetch of {key!r} (the MISS at {_num(other.fetching[key])}) made {self.name} "
+                    f"wait: the set of keys being fetched is shared by your caches. A set (or dict) written in the "
+                    f"class body, at module level or as a default argument is one for all instances; create it in "
+                    f"__init__ (self.fetching = set()), so that each cache has its own.")
         if not self.coalesce_given:
             return ("With coalesce=False every caller fetches for itself: lookup never says WAIT. Honour the "
                     "coalesce argument.")
@@ -491,6 +620,11 @@ class _Pair:
         if others:
             return (f"A fetch of {others[0]!r} is under way, not of {key!r}: coalesce per key (one fetch per key "
                     f"at a time), so that a fetch of one key never holds up another.")
+        if key not in self.ended:
+            return (f"Nobody is fetching {key!r}: this caller must fetch (MISS). And this cache never fetched {key!r} "
+                    f"before: does it share the keys being fetched with the caches made before it? A set written in "
+                    f"the class body, at module level or as a default argument is one for all instances; create it "
+                    f"in __init__ (self.fetching = set()).")
         return f"Nobody is fetching {key!r}: this caller must fetch (MISS)."
 
 
@@ -619,7 +753,7 @@ def _defaults(cls) -> object:
     name = cls.__name__
 
     def hint(exc) -> str:
-        if not isinstance(exc, TypeError):
+        if not isinstance(exc, TypeError) or _your_line(exc):     # raised inside __init__, not by the call
             return _hint(exc)
         try:
             params = inspect.signature(cls).parameters
@@ -635,6 +769,17 @@ def _defaults(cls) -> object:
                 f"coalesce=True){which}.")
     with fb.learner_code(f"{name}.__init__", f"{name}(ttl=9.0)", hint, stuck=_STUCK):
         return cls(ttl=9.0)
+
+
+def _default_said(cls, param: str) -> str:
+    """"; yours says coalesce=False" when the learner's def line gives ``param`` another default, else ""."""
+    try:
+        default = inspect.signature(cls).parameters[param].default
+    except (TypeError, ValueError, KeyError):
+        return ""
+    if default is inspect.Parameter.empty:
+        return ""
+    return f"; yours says {param}={default!r}"
 
 
 def _ttl_cases(cls) -> None:
@@ -684,6 +829,21 @@ def _hard_nothing_stored(cls, clock):
     c.lookup("z", 7.0)
 
 
+def _hard_two_failures(cls, clock):
+    """Two fetches failing one after the other: each answer keeps its own reason."""
+    c = _Pair(cls, dict(ttl=10.0, hard_ttl=None, coalesce=False), clock=clock)
+    c.lookup("a", 0.0)
+    c.lookup("b", 0.0)
+    c.fail("a", "down", 1.0)
+    c.fail("b", "timeout", 1.0)
+    c.lookup("a", 2.0)
+    c.fill("a", "A1", 2.5)
+    c.lookup("a", 3.0)
+    c.lookup("b", 3.0)
+    c.fill("b", "B1", 3.5)
+    c.lookup("a", 4.0)
+
+
 def _hard_none(cls, clock):
     c = _Pair(cls, dict(ttl=10.0, hard_ttl=None, coalesce=False), clock=clock)
     c.lookup("a", 0.0)
@@ -726,7 +886,8 @@ def _hard_defaults(cls, clock):
 def _hard_cases(cls) -> None:
     if not isinstance(cls, type):
         raise AssertionError(f"pass the class itself to the check, e.g. check.hard_ttl(RecCache); got {cls!r}")
-    for scenario in (_hard_basic, _hard_nothing_stored, _hard_none, _hard_keys, _hard_long_outage, _hard_defaults):
+    for scenario in (_hard_basic, _hard_nothing_stored, _hard_two_failures, _hard_none, _hard_keys, _hard_long_outage,
+                     _hard_defaults):
         _with_clock(cls, scenario)
 
 
@@ -760,8 +921,9 @@ def _coalesce_attribute(cls, clock):
     obj = _defaults(cls)
     flag = getattr(obj, "coalesce", None)
     if not fb.is_bool(flag) or not flag:
-        raise AssertionError(f"{cls.__name__}(ttl=9.0).coalesce is {flag!r}: coalescing is "
-                             f"on by default (coalesce=True), and the page relies on it.")
+        raise AssertionError(f"{cls.__name__}(ttl=9.0).coalesce is {flag!r}: coalescing is on by default, so the "
+                             f"default must be coalesce=True in your def line{_default_said(cls, 'coalesce')}; the "
+                             f"page relies on it.")
 
 
 _MISSING = object()
@@ -875,8 +1037,8 @@ def _needs(cls, upto: int) -> None:
             text = str(err).split("\n", 1)[0]
             if "is not written yet" in text:
                 raise AssertionError(f"Write task {number} first: {text}") from None
-            raise AssertionError(f"Task {number} is not done yet: check.{name}({cls.__name__}) does not pass. It "
-                                 f"says: {text}") from None
+            raise AssertionError(f"check.{name}({cls.__name__}) of task {number} no longer passes with your class "
+                                 f"as it is now (did a later change break it?). It says: {text}") from None
 
 
 # --- runs in the simulator ------------------------------------------------------------------------
@@ -937,8 +1099,8 @@ def _run(world, until: float, cache, *, what: str, stuck: str = _STUCK):
             return (". Each run is a new World: build the policies (a Bulkhead, a Cache) inside "
                     "recommendations_page, not once outside it.")
         if getattr(cache, "current", None):
-            return _hint(exc)
-        return "."
+            return cache.raised(*cache.current, exc)
+        return _at_your_line(exc)
     with fb.learner_code(current(0), current(1), hint, stuck=stuck, limit=RUN_LIMIT_S):
         try:
             return world.run(until)
@@ -1047,7 +1209,7 @@ class _Browser:
 
     def __init__(self, page, world):
         self.page, self.name, self._world = page, "browser", world
-        self.answers: list = []      # (start, full, true age, delivered in time, value kind)
+        self.answers: list = []      # (start, full, true age, delivered in time, value kind, key, req.degraded)
         self.problems: dict = {}     # what -> [count, first example]
 
     @property
@@ -1079,7 +1241,8 @@ class _Browser:
         elif kind == "popular" and full:
             self._problem("unmarked", f"the request for segment {req.key!r} at t = {req.start:.1f} s got the "
                                       f"popular list as a full-quality answer")
-        self.answers.append((req.start, full, now - value[-1], now - req.start <= USER_TIMEOUT, kind))
+        self.answers.append((req.start, full, now - value[-1], now - req.start <= USER_TIMEOUT, kind, req.key,
+                             req.degraded))
 
 
 _PAGE_STUCK = ("a loop with no end in your page's handler? Each step of the fallback chain is tried once, in "
@@ -1103,15 +1266,20 @@ def _build_page(fn, world, cache, db_slots: int, cache_text: str):
     call = f"recommendations_page(world, {cache_text}, db_slots={db_slots})"
 
     def hint(exc) -> str:
-        if isinstance(exc, TypeError) and "argument" in str(exc):
+        text = str(exc)
+        if isinstance(exc, TypeError) and "argument" in text:
+            if _your_line(exc):             # the page ran, and something inside it was called wrongly
+                return _at_your_line(exc, _CLIENT_ARGS if "Client" in text else "")
             return ". It takes (world, cache, db_slots): compare your def line with the task's."
+        if isinstance(exc, ValueError) and "target must have a call" in text:
+            return _at_your_line(exc, _CLIENT_ARGS)
         if isinstance(exc, ValueError) and "another World" in str(exc):
             return (". Each run is a new World: build the Bulkhead (and any other policy) inside "
                     "recommendations_page, one per page, not once outside it.")
         if isinstance(exc, ValueError) and "name must be unique" in str(exc):
             return (". Each name is used once in a world: the check's visitors use 'visitor' and 'browser'; "
                     "name your client, for instance, 'page->popular_db'.")
-        return "."
+        return _at_your_line(exc)
     with fb.learner_code("recommendations_page", call, hint, stuck=_PAGE_STUCK):
         page = fn(world, cache, db_slots)
     if page is None:
@@ -1157,9 +1325,69 @@ def _double_calls(world) -> int:
     return len(twice)
 
 
+class _WatchedCache(Cache):
+    """The course's Cache, noting the first exception other than a ServiceError that ended a fetch
+    (CachedRead tells the cache such a fetch failed with reason "cancelled"): a bug in the page's read,
+    which a page that catches every exception hides behind its fallback."""
+
+    swallowed = None
+
+    def fail(self, key, reason, now):
+        if reason == "cancelled" and self.swallowed is None:
+            exc = sys.exc_info()[1]
+            if isinstance(exc, Exception) and not isinstance(exc, (ServiceError, simpy.Interrupt)):
+                self.swallowed = exc
+        return super().fail(key, reason, now)
+
+
+class _PlantedBug(RuntimeError):
+    """What the check's cache raises once, from lookup: a bug in the read, which must not be caught."""
+
+
+class _BuggyCache(Cache):
+    """The course's Cache, whose ``at``-th lookup raises RuntimeError("check: a bug")."""
+
+    def __init__(self, ttl, *, hard_ttl, at: int):
+        super().__init__(ttl, hard_ttl=hard_ttl)
+        self.at, self.calls, self.raised = at, 0, None
+
+    def lookup(self, key, now):
+        self.calls += 1
+        if self.calls == self.at:
+            self.raised = (key, now)
+            raise _PlantedBug("check: a bug")
+        return super().lookup(key, now)
+
+
+def _catch_all_case(fn) -> None:
+    """A short run with the recommender up, in which the cache's lookup raises a RuntimeError once: the
+    page must let it through (it is a bug, not the recommender failing), not answer from popular_db."""
+    cache = _BuggyCache(20.0, hard_ttl=150.0, at=3)
+    try:
+        _, browser, _, _ = _page_run(fn, cache, seed=15, db_slots=4, outage=None, duration=10.0,
+                                     cache_text="Cache(ttl=20, hard_ttl=150)")
+    except AssertionError as err:
+        if isinstance(err.__cause__, _PlantedBug):
+            return                              # the bug showed, as it should
+        raise
+    if cache.raised is None:
+        return
+    key, at = cache.raised
+    where = (f"With the recommender up, and the cache's lookup raising RuntimeError('check: a bug') once, for the "
+             f"view of segment {key!r} at t = {at:.1f} s: ")
+    why = ("Catch ServiceError only (except ServiceError:): the fallback is for the recommender failing, and a bug "
+           "in the read (a typo in a name, a wrong argument) must show as an error, not hide behind the popular list "
+           "(a bare `except:` even catches the check's time limit).")
+    if any(a[4] == "popular" and a[5] == key and 0 <= at - a[0] <= USER_TIMEOUT for a in browser.answers):
+        raise AssertionError(f"{where}your page answered that view with the popular list: it caught the RuntimeError "
+                             f"from the cache read and fell back. {why}")
+    raise AssertionError(f"{where}the run went on without that error: your page caught the RuntimeError from the "
+                         f"cache read. {why}")
+
+
 def _page_outage_case(fn) -> None:
     outage = (300.0, 390.0)
-    cache = Cache(20.0, hard_ttl=150.0)
+    cache = _WatchedCache(20.0, hard_ttl=150.0)
     text = "Cache(ttl=20, hard_ttl=150)"
     results, browser, _, world = _page_run(fn, cache, seed=11, db_slots=4, outage=outage, cache_text=text)
     where = (f"With {text}, db_slots=4 and the recommender down from 300 to 390 s (a 10-minute run, "
@@ -1180,6 +1408,15 @@ def _page_outage_case(fn) -> None:
                 "unmarked": "An answer from a fallback is degraded: set req.degraded = 'popular' (with_fallbacks "
                             "does it for you), or the page counts a popular list as full quality."}[what]
             raise AssertionError(f"{where}{example} ({count} such answers). {advice}")
+    # views answered before the outage began (started a visitor's patience before it): nothing failed for them
+    marked = [a for a in browser.answers if a[0] < outage[0] - USER_TIMEOUT and a[4] == "recs" and not a[1]]
+    if marked:
+        first = marked[0]
+        raise AssertionError(f"{where}the recommender's answer for segment {first[5]!r} at t = {first[0]:.1f} s, "
+                             f"before the outage, was marked degraded (req.degraded = {first[6]!r}; {len(marked)} "
+                             f"such answers): set req.degraded only after the cache read raised ServiceError, when "
+                             f"you answer from popular_db. The recommender's answer, fresh from it or from the cache, "
+                             f"is full quality (the cache marks a stale one itself).")
     lookups = cache.hits + cache.stale + cache.coalesced + cache.misses
     if lookups == 0:
         raise AssertionError(f"{where}the cache you were given was never asked: build the page's "
@@ -1194,6 +1431,17 @@ def _page_outage_case(fn) -> None:
                              f"second step that is the recommender.")
     healthy = [a for a in browser.answers if a[0] < outage[0] or a[0] > outage[1] + 30]
     db_calls = sum(1 for t in world.services["popular_db"].call_start if t < outage[0] or t > outage[1] + 30)
+    rec_calls = sum(1 for t in world.services["recommender"].call_start if t < outage[0] or t > outage[1] + 30)
+    if healthy and db_calls > 0.01 * len(healthy) and rec_calls <= 0.01 * len(healthy):
+        bug, what = cache.swallowed, ""
+        if bug is not None:
+            line = _your_line(bug)
+            what = f" ({type(bug).__name__}: {bug}{f', from your line `{line}`' if line else ''})"
+        raise AssertionError(f"{where}your page called popular_db {db_calls} times for the {len(healthy)} views "
+                             f"made while the recommender was up, and the recommender {rec_calls} times: the cache "
+                             f"read failed with something other than a ServiceError{what}, and your page caught it "
+                             f"and fell back. Catch ServiceError only (except ServiceError:), so that a bug in the "
+                             f"read shows as an error instead of hiding behind the fallback.")
     if healthy and db_calls > 0.01 * len(healthy):
         raise AssertionError(f"{where}your page called popular_db {db_calls} times for the {len(healthy)} views "
                              f"made while the recommender was up: call popular_db only when the cache read "
@@ -1258,9 +1506,15 @@ def page(fn) -> None:
     answers from the cache during an outage, a degraded fallback to popular_db that never calls the
     recommender again, and popular_db protected by a bulkhead of ``db_slots``."""
     _page_outage_case(fn)
+    _catch_all_case(fn)
     peaks: dict = {}
     for db_slots, seed in ((2, 12), (3, 13)):
         _protection(fn, db_slots, seed, peaks)
+    if max(peaks.values()) == 0:
+        raise AssertionError("With the recommender down and the cache cold, your page never called popular_db: its "
+                             "popular lists came from somewhere else (a list of your own?). The fallback asks "
+                             "popular_db, through the client with the bulkhead: svc.ask('popular_db', req), or a "
+                             "FallbackChain step 'popular_db'.")
     if peaks[3] <= 2:
         raise AssertionError(f"With db_slots=3 and the database flooded, popular_db never had more than {peaks[3]} "
                              f"calls at once: db_slots is the size of the bulkhead, Bulkhead(db_slots); yours "
@@ -1274,13 +1528,14 @@ def page_run(cls, fn, *, ttl: float, hard_ttl: float, db_slots: int, seed: int =
              outage=STATED["outage"], segments: int = SEGMENTS, zipf: float = ZIPF):
     """The page (``fn``, with ``cls(ttl, hard_ttl=...)``) through one 25-minute scenario: ``(results,
     figures)``, figures being answered, full, oldest_full and oldest (seconds), from the visitors' side."""
+    ttl, hard_ttl, db_slots = _config(ttl, hard_ttl, db_slots)
     _needs(cls, 3)
     cache = _Pair(cls, dict(ttl=ttl, hard_ttl=hard_ttl), timed=False, reference=False)
     text = f"{cls.__name__}(ttl={_arg(ttl)}, hard_ttl={_arg(hard_ttl)})"
     with _needs_page():
         results, browser, _, _ = _page_run(fn, cache, seed=seed, db_slots=db_slots, outage=outage,
                                            duration=DURATION, segments=segments, zipf=zipf, cache_text=text)
-    return results, _figures(results, browser)
+    return results, _figures(results, browser, ttl)
 
 
 @contextlib.contextmanager
@@ -1294,11 +1549,14 @@ def _needs_page():
         raise
 
 
-def _figures(results, browser) -> dict:
+def _figures(results, browser, ttl: float) -> dict:
     seen = [a for a in browser.answers if a[3]]
     full = [a[2] for a in seen if a[1]]
+    # the recommender's recommendations marked degraded though no older than ttl (a stale answer is older)
+    young = sum(1 for a in seen if a[4] == "recs" and not a[1] and a[2] <= ttl)
     return dict(answered=results.request_availability(), full=results.full_quality_availability(),
                 oldest_full=max(full, default=0.0), oldest=max((a[2] for a in seen), default=0.0),
+                degraded_young=young,
                 problems=dict(browser.problems),
                 unanswered=dict(results.reasons(unanswered_only=True)))
 
@@ -1369,6 +1627,12 @@ def _verdict(name: str, fig: dict, cfg) -> str | None:
             text += (" Views timed out: something was slower than the visitors' 2 s (popular_db queueing behind "
                      "too large a bulkhead?).")
         return text
+    if fig["full"] < TARGET_FULL and fig.get("degraded_young"):
+        return (f"In {name}, only {fig['full']:.2%} of the views got a full-quality answer (target "
+                f"{TARGET_FULL:.0%}): {fig['degraded_young']} answers were the recommender's recommendations, at "
+                f"most TTL = {_num(ttl_)} s old, and yet marked degraded. That is your page: set req.degraded only "
+                f"after the cache read raised ServiceError, when you answer from popular_db. Run "
+                f"check.page(recommendations_page) again.")
     if fig["full"] < TARGET_FULL:
         return (f"In {name}, only {fig['full']:.2%} of the views got a full-quality answer (target "
                 f"{TARGET_FULL:.0%}): with the recommender up, views should be fresh hits or fresh fetches. Run "
@@ -1407,6 +1671,11 @@ def targets(cls, fn, TTL, HARD_TTL, DB_SLOTS) -> None:
         rows.append((name, fig))
         problem = problem or _verdict(name, fig, cfg)
     with _needs_page():
+        try:
+            _catch_all_case(fn)
+        except AssertionError as err:
+            raise AssertionError(f"{err} Run check.page(recommendations_page) first.") from None
+    with _needs_page():
         _, browser, _, _ = _flood_case(fn, slots, seed=14)
     popular = [a for a in browser.answers if a[4] == "popular"]
     late = sum(1 for a in popular if not a[3])
@@ -1422,9 +1691,16 @@ def targets(cls, fn, TTL, HARD_TTL, DB_SLOTS) -> None:
                    f"the calls behind it. Lower DB_SLOTS.")
     if problem is None and timely < BUSY_LIMIT * capacity:
         problem = (f"With the cache cold and the recommender down, popular_db answered only {timely} views in a "
-                   f"minute, where its {DB_CONNECTIONS} connections can answer about {capacity}: DB_SLOTS = {slots} "
-                   f"leaves connections idle while the bulkhead turns views away. Give it at least its "
-                   f"{DB_CONNECTIONS} connections.")
+                   f"minute, where its {DB_CONNECTIONS} connections can answer about {capacity} (the target is "
+                   f"{BUSY_LIMIT:.0%} of that): DB_SLOTS = {slots} leaves connections idle while the bulkhead turns "
+                   f"views away. ")
+        if slots == DB_CONNECTIONS:
+            problem += (f"With as many slots as connections, each time a query ends its connection waits idle for "
+                        f"the next view, while the views that came when all were busy were turned away. Let a call "
+                        f"wait for the next free connection: a query takes about 1 s, within the visitor's "
+                        f"{USER_TIMEOUT:g} s, so one slot more than the connections.")
+        elif slots < DB_CONNECTIONS:
+            problem += f"Give it at least its {DB_CONNECTIONS} connections."
     if problem:
         raise AssertionError(f"{problem}\n{table}")
     print(table)
