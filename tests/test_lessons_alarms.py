@@ -245,6 +245,7 @@ def test_dashboard_is_registered_and_reacts_to_every_slider():
     assert threshold.false_alarms == 6 and threshold.quality.recall == 1.0
     assert burn.false_alarms == 0 and burn.quality.precision == 1.0
     assert "precision 33%" in dash.text.value and "precision 100%" in dash.text.value
+    assert "still firing after 22 min (mean)" in dash.text.value
     picture = dash.picture.value
 
     dash.set(threshold_pct=5.0)                                 # no more noise alarms

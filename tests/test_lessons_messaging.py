@@ -276,13 +276,14 @@ def test_outage_dashboard_reacts_to_every_slider():
     assert http.design == "http" and message.design == "message"
     assert http.availability() < 1.0 == message.availability()
     assert message.outage == (ms.DASH_START, ms.DASH_START + 300) and message.unshipped() == 0
-    assert "caught up" in dash.text.value and "0 orders not shipped" in dash.text.value
+    assert "caught up" in dash.text.value and "0 orders still queued at the end, 0 dead letters" in dash.text.value
     picture = dash.picture.value
 
     dash.set(outage_s=600)                                      # not caught up by the end of the run
     assert dash.picture.value != picture and "not caught up" in dash.text.value
     http, message = _pair(dash)
     assert http.availability() < 0.2 and message.unshipped() > 100
+    assert f"{message.unshipped()} orders still queued at the end, 0 dead letters" in dash.text.value
 
     dash.set(outage_s=300, workers=4, visibility_s=5)           # healthy orders dead-lettered
     _, message = _pair(dash)
@@ -350,3 +351,7 @@ def test_windows_outside_the_run_are_refused(story):
     http, _ = story
     with pytest.raises(ValueError, match="window"):
         http.availability((5000.0, 6000.0))
+
+
+def test_duplicate_window_is_2_5_ms_of_each_57_5_ms_message():
+    assert ms.duplicate_window() == (0.0025, 0.0575)

@@ -228,18 +228,24 @@ def test_writes_dashboard_reacts_to_every_slider():
     dash.set(crashes=0, poll_interval=5.0)
     (_, runs), *_ = dash.results.values()
     assert 4.0 < ox.relay_lags(runs.outbox).max() <= 5.05
-    dash.set(poll_interval=0.1, relays=3)
+    dash.set(poll_interval=0.1)
     (_, runs), *_ = dash.results.values()
-    assert len(runs.outbox.relays) == 3 and ox.relay_lags(runs.outbox).max() < 0.2
+    assert len(runs.outbox.relays) == 2 and ox.relay_lags(runs.outbox).max() < 0.2
+    dash.set(crashes=2, poll_interval=1.0, lease=1.0)           # the lease sets the tail after a relay crash
+    (_, runs), *_ = dash.results.values()
+    short = ox.relay_lags(runs.outbox).max()
+    dash.set(lease=20.0)
+    (_, runs), *_ = dash.results.values()
+    assert runs.lease == 20.0 and short < 3.0 and 20.0 <= ox.relay_lags(runs.outbox).max() < 2 * 20.0 + 3.0   # two crashes, a lease each
     assert "Could not run" not in dash.text.value
 
 
 def test_dashboard_outbox_is_exactly_once_at_every_slider_end():
     for crashes in (0, 2, ox.DASH_CRASHES_MAX):
         for poll in (0.1, 1.0, 5.0):
-            for relays in (1, 3):
-                runs = ox.writes_runs(crashes, poll, relays)
-                assert runs.outbox.check.exactly_once and ox.settled(runs.outbox), (crashes, poll, relays)
+            for lease in (1.0, 20.0):
+                runs = ox.writes_runs(crashes, poll, lease=lease)
+                assert runs.outbox.check.exactly_once and ox.settled(runs.outbox), (crashes, poll, lease)
                 assert ox.in_commit_order(runs.outbox)
 
 
@@ -268,6 +274,7 @@ def test_dashboard_runs_are_shared_by_the_panels_and_cached():
     (lambda: ox.lag_run(1.0, seed=1, lease=0), "lease"), (lambda: ox.relay_crash_run(seed=1, lease=-1), "lease"),
     (lambda: ox.relay_crash_run(seed=1, at=100.0), "at"), (lambda: ox.copies_table(seed=1, relays=(0,)), "relays"),
     (lambda: ox.writes_runs(9, 1.0, 2), "crashes"), (lambda: ox.writes_runs(1, 0.0, 2), "poll_interval"),
+    (lambda: ox.writes_runs(1, 1.0, lease=0.0), "lease"),
     (lambda: ox.Census("outbox", runs=1).share("bogus"), "what"),
 ])
 def test_lesson_functions_name_the_bad_parameter(call, word):

@@ -318,6 +318,9 @@ def test_run_views_refuse_bad_input(story):
 def test_a_failed_undo_has_its_own_colour(story):
     ax = Figure().subplots()
     sg.draw_saga(ax, story, 3)
-    assert "undo failed" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "compensation failed" in [t.get_text() for t in ax.get_legend().get_texts()]
+    ax5 = Figure().subplots()
+    sg.draw_saga(ax5, story, 5, also=[3])                     # one legend for two panels names order 3 too
+    assert "compensation failed" in [t.get_text() for t in ax5.get_legend().get_texts()]
     colours = {tuple(c.get_facecolor()[0]) for c in ax.collections}
     assert len(colours) == 3                                   # failed steps, failed undos, the last undo

@@ -851,8 +851,10 @@ def _dash_draw(ax, result) -> None:
 def _dash_summary(result) -> str:
     run, _ = result
     q = run.quality
-    return (f"precision {_share(q.precision)}, recall {_share(q.recall)}, MTTD {format_duration(run.mttd)}; "
-            f"{run.pages} pages, {run.false_alarms} false; down {format_duration(run.downtime)}")
+    reset = format_duration(float(np.mean(q.reset_times))) if q.reset_times else "-"
+    return (f"precision {_share(q.precision)}, recall {_share(q.recall)}, MTTD {format_duration(run.mttd)}, "
+            f"still firing after {reset} (mean); {run.pages} pages, {run.false_alarms} false; "
+            f"down {format_duration(run.downtime)}")
 
 
 @dashboard("15_alarms/rules")

@@ -648,9 +648,9 @@ def lease_table(leases=(0.5, 1.0, 2.0, 5.0, 10.0, 20.0), *, seed: int, relays: i
 # --- pictures ---------------------------------------------------------------------------------------
 #: Marker and colour of each event, per kind of process; None: not drawn (too dense to help).
 APP_STYLE = {"started": ("|", "0.45"), "acknowledged": ("o", "tab:green"), "failed": ("x", "tab:red")}
-RELAY_STYLE = {"claimed": ("|", "0.45"), "published": ("^", "tab:blue"), "publish failed": ("x", "tab:red"),
+RELAY_STYLE = {"claimed": ("4", "0.2"), "published": ("^", "tab:blue"), "publish failed": ("x", "tab:red"),
                "marked sent": ("s", "tab:green")}
-CONSUMER_STYLE = {"received": ("|", "0.45"), "applied": ("o", "tab:green"),
+CONSUMER_STYLE = {"received": ("+", "0.45"), "applied": ("o", "tab:green"),
                   "duplicate skipped": ("D", "tab:orange"), "acked": None, "ack refused": ("x", "tab:red")}
 CRASH_COLOR, OUTAGE_COLOR = "tab:red", "tab:purple"
 
@@ -688,7 +688,7 @@ def draw_timeline(ax, run: WriteRun, schedule: Schedule = None, *, window=None, 
             big = [(t, i) for t, i in pts if i in mark]
             if big:
                 ax.scatter([t for t, _ in big], [y] * len(big), marker=marker, color=color, s=140, lw=2,
-                           edgecolors="k" if marker not in "|x" else None, zorder=4)
+                           edgecolors="k" if marker not in "|x4+" else None, zorder=4)
         for at in process.crash_times:
             if t0 - process.restart_after <= at <= t1:
                 ax.broken_barh([(at, process.restart_after)], (y - 0.3, 0.6), color=CRASH_COLOR, alpha=0.15)
@@ -724,10 +724,10 @@ def draw_timeline(ax, run: WriteRun, schedule: Schedule = None, *, window=None, 
 def draw_lags(ax, table: Table) -> None:
     """Mean, p50 and p99 lag against the poll interval (from :func:`lag_table`), with poll/2 dotted."""
     ps = sorted(table.data)
-    for what, style in (("p99", "v-"), ("mean", "o-"), ("p50", "s--")):
-        ax.plot(ps, [table.data[p][what] for p in ps], style, label=what)
-    ax.plot(ps, [p / 2 for p in ps], "k:", label="poll interval / 2")
-    ax.plot(ps, ps, color="0.6", lw=0.8, label="poll interval")
+    ax.plot(ps, ps, color="0.6", lw=0.8, label="poll interval", zorder=1)
+    ax.plot(ps, [p / 2 for p in ps], "k:", label="poll interval / 2", zorder=1)
+    for what, style, face in (("p99", "v-", None), ("p50", "s-", None), ("mean", "o--", "none")):
+        ax.plot(ps, [table.data[p][what] for p in ps], style, mfc=face, ms=7 if face else 5, label=what, zorder=3)
     ax.set_xlabel("poll interval (s)")
     ax.set_ylabel("lag from commit to publish (s)")
     ax.legend(fontsize=8)
@@ -736,14 +736,14 @@ def draw_lags(ax, table: Table) -> None:
 # --- the dashboard ------------------------------------------------------------------------------------
 #: The dashboard's seed and its largest crash count.
 DASH_SEED, DASH_CRASHES_MAX = 13, 4
-#: The relays' lease (their default), for the length of a dashboard run.
-LEASE = 10.0
+#: The relays' lease (their default) and the dashboard's relays.
+LEASE, DASH_RELAYS = 10.0, 2
 
 
-def dash_until(crashes: int, poll_interval: float) -> float:
+def dash_until(crashes: int, poll_interval: float, lease: float = LEASE) -> float:
     """How long a dashboard run lasts: the orders (~3 s) and the consumer's drain, a restart per app
     crash, and per relay crash a restart and a lease (its rows wait for it), plus two polls."""
-    return 8.0 + crashes * (LEASE + 2.0 + poll_interval) + 2 * poll_interval
+    return 8.0 + crashes * (lease + 2.0 + poll_interval) + 2 * poll_interval
 _DASH_DUAL: OrderedDict = OrderedDict()
 _DASH_OUTBOX: OrderedDict = OrderedDict()
 _DASH_KEEP = 48
@@ -765,18 +765,21 @@ class WritesRuns:
     crashes: int
     poll_interval: float
     relays: int
+    lease: float
     dual: dict
     outbox: WriteRun
     schedule: Schedule
 
 
-def writes_runs(crashes: int, poll_interval: float, relays: int, *, seed: int = DASH_SEED) -> WritesRuns:
+def writes_runs(crashes: int, poll_interval: float, relays: int = DASH_RELAYS, *, lease: float = LEASE,
+                seed: int = DASH_SEED) -> WritesRuns:
     """``crashes`` app crashes mid-write (:func:`mid_write_crashes`) for each design, and for the outbox
     as many relay crashes mid-batch (:func:`aimed_relay_run`); ``relays`` relays polling every
-    ``poll_interval`` s. Runs are cached by their parameters."""
+    ``poll_interval`` s with a ``lease`` s lease. Runs are cached by their parameters."""
     crashes = validate.integer("crashes", crashes, low=0, high=DASH_CRASHES_MAX)
     poll_interval = validate.positive("poll_interval", poll_interval)
     relays = validate.integer("relays", relays, low=1, high=10)
+    lease = validate.number("lease", lease, low=0.1, high=60.0)
 
     def dual():
         return {d: write_path(d, Schedule(app=mid_write_crashes(d, crashes, seed=seed)), seed=seed,
@@ -784,17 +787,17 @@ def writes_runs(crashes: int, poll_interval: float, relays: int, *, seed: int = 
 
     def outbox():
         return aimed_relay_run(crashes, seed=seed, app_crashes=mid_write_crashes(OUTBOX, crashes, seed=seed),
-                               relays=relays, until=dash_until(crashes, poll_interval),
-                               horizon=LEASE + 2 * poll_interval + 2.0,
-                               relay_options={"poll_interval": poll_interval, "lease": LEASE})
+                               relays=relays, until=dash_until(crashes, poll_interval, lease),
+                               horizon=lease + 2 * poll_interval + 2.0,
+                               relay_options={"poll_interval": poll_interval, "lease": lease})
 
     runs = _kept(_DASH_DUAL, (crashes, seed), dual)
-    schedule, run = _kept(_DASH_OUTBOX, (crashes, float(poll_interval), relays, seed), outbox)
-    return WritesRuns(crashes, poll_interval, relays, runs, run, schedule)
+    schedule, run = _kept(_DASH_OUTBOX, (crashes, float(poll_interval), relays, float(lease), seed), outbox)
+    return WritesRuns(crashes, poll_interval, relays, lease, runs, run, schedule)
 
 
-def _dash_compute(crashes, poll_interval, relays, *, panel: str):
-    return panel, writes_runs(int(crashes), poll_interval, int(relays))
+def _dash_compute(crashes, poll_interval, lease, *, panel: str):
+    return panel, writes_runs(int(crashes), poll_interval, lease=lease)
 
 
 #: Text is most of a redraw's cost: few ticks, short labels, small type and no legend (the title and
@@ -818,11 +821,16 @@ def _dash_draw(ax, result) -> None:
         right = max(2 * runs.poll_interval, lags[-1] * 1.05)
         ax.step(np.r_[0.0, lags, right], np.r_[0.0, share, 100.0], where="post", color="tab:blue", lw=2)
         ax.axvline(runs.poll_interval, color="k", ls=":", lw=1.2)
+        ax.text(runs.poll_interval, 4, " poll", fontsize=_DASH_FONT)
+        if runs.crashes:
+            ax.axvline(runs.lease, color="0.5", ls="--", lw=1.0)
+            ax.text(runs.lease, 50, " lease", fontsize=_DASH_FONT)
         ax.set_xlim(0, right)
         ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.set_ylim(-3, 105)
         ax.set_yticks([0, 50, 100])
         ax.set_xlabel("t: seconds from commit to publish", fontsize=_DASH_FONT)
+        ax.set_ylabel("orders published (%)", fontsize=_DASH_FONT)
     else:
         top = max(4, *(max(_counts(r)) for r in runs.dual.values()), *_counts(runs.outbox), extra_copies(runs.outbox))
         if panel == "dual":
@@ -834,6 +842,7 @@ def _dash_draw(ax, result) -> None:
             ax.bar(np.arange(4), _counts(runs.outbox) + [extra_copies(runs.outbox)], 0.6, color=_OUTBOX_COLORS)
             ax.set_xticks(np.arange(4), list(_BARS) + ["extra\ncopies"])
         ax.set_ylim(0, top * 1.15)
+        ax.set_ylabel("orders", fontsize=_DASH_FONT)
         ax.yaxis.set_major_locator(MaxNLocator(3, integer=True))
     ax.tick_params(labelsize=_DASH_FONT)
 
@@ -854,21 +863,21 @@ def _dash_summary(result) -> str:
 
 @dashboard("13_outbox/writes")
 def writes_dashboard() -> Dashboard:
-    """Crashes, poll interval and relays; lost / invented / duplicated orders of the dual writes and of
+    """Crashes, poll interval and lease; lost / invented / duplicated orders of the dual writes and of
     the outbox, and the outbox's relay lag."""
     return Dashboard(
         _dash_compute, _dash_draw,
         [Slider("crashes", "crashes (app and relays)", "each", 0, DASH_CRASHES_MAX, 2, integer=True),
          Slider("poll_interval", "relay poll interval", "s", 0.1, 5.0, 1.0, step=0.1),
-         Slider("relays", "relays", "", 1, 3, 2, integer=True)],
+         Slider("lease", "relay lease", "s", 1.0, 20.0, LEASE, step=1.0)],
         variants={"without: dual write": {"panel": "dual"}, "with: outbox": {"panel": "outbox"},
                   "outbox: relay lag": {"panel": "lag"}},
         summary=_dash_summary, figsize=(11.0, 3.2), dpi=72, sharey=False,
-        title=f"{COMMANDS} orders; each app crash strikes while an order is written, each relay crash while a "
+        title=f"{COMMANDS} orders, {DASH_RELAYS} relays; each app crash strikes while an order is written, each relay crash while a "
               "relay publishes a batch. Left: commit, then publish (red) and publish, then commit (orange); "
               "middle: the outbox; orders lost, invented (shipped, never committed), shipped twice, and extra "
               "copies the idempotent consumer removed. Right: the share of orders published within t of their "
-              "commit; dotted: the poll interval")
+              "commit; dotted: the poll interval; dashed: the lease (a crashed relay's rows wait for it)")
 
 
 __all__ = ["DUAL", "OUTBOX", "COMMANDS", "EVERY", "KEYS", "SPAN", "KINDS", "Fault", "random_schedule",
