@@ -34,7 +34,7 @@ def _docstring_items():
 
 def test_composition_order_follows_the_policies_docstring():
     items = _docstring_items()
-    assert len(items) == len(h.COMPOSITION_ORDER) == 8
+    assert len(items) == len(h.COMPOSITION_ORDER) == 9
     for k, (item, (name, why)) in enumerate(zip(items, h.COMPOSITION_ORDER), start=1):
         assert item.startswith(f"{k}. ")
         bold = re.findall(r"\*\*(.+?)\*\*", item)
@@ -42,7 +42,7 @@ def test_composition_order_follows_the_policies_docstring():
         for term in bold:        # every layer the item names, in the layer of the same rank
             assert term.lower() in name.lower(), (k, term, name)
         assert why and len(why) < 100
-    assert "call" in h.COMPOSITION_ORDER[-1][0].lower() and items[-1].startswith("8. The call")
+    assert "call" in h.COMPOSITION_ORDER[-1][0].lower() and items[-1].startswith("9. The call")
 
 
 def test_composition_order_follows_the_client_docstring():
@@ -62,7 +62,7 @@ def test_composition_order_mermaid():
     assert [f"L{k} --> L{k + 1}" in text for k in range(1, 8)] == [True] * 7
     assert "style" not in text
     marked = h.composition_order_mermaid(highlight="hedging")
-    assert marked.count("style ") == 1 and "style L7 " in marked
+    assert marked.count("style ") == 1 and "style L8 " in marked
     assert "style L4 " in h.composition_order_mermaid(highlight="Circuit")
     with pytest.raises(ValueError, match="highlight"):
         h.composition_order_mermaid(highlight="Cache")

@@ -37,6 +37,7 @@ COMPOSITION_ORDER = [
     ("Retry with backoff, asking the retry budget", "bounded by attempts, by the deadline and by the budget"),
     ("Adaptive throttle", "asked before every attempt: fail fast while the backend is overloaded"),
     ("Circuit breaker", "inside the retries: counts every attempt; an open circuit fails fast"),
+    ("Rate limit (client side)", "inside the breaker: an attempt over this caller's quota is never sent"),
     ("Bulkhead", "inside the breaker: a rejected call never takes a slot"),
     ("Per-attempt timeout", "starts once the slot is held; never outlasts the deadline"),
     ("Hedging", "innermost: copies race within one attempt's time; the loser is cancelled"),

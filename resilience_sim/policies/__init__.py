@@ -22,14 +22,14 @@ Composition order, from the outside in (one logical request, top to bottom):
    Its permit goes with the attempt: ``record(..., permit=p)`` or ``cancel(now, permit=p)``.
 5. **Rate limit** (client side, a TokenBucket): inside the breaker, as Resilience4j puts its
    RateLimiter; a refused attempt is never sent ("rate limited": ``breaker.cancel``, no failure).
-   **Bulkhead**: inside the breaker, so a call the breaker rejects never takes or waits for a slot;
+6. **Bulkhead**: inside the breaker, so a call the breaker rejects never takes or waits for a slot;
    a bulkhead refusal is our own congestion, not the dependency's: ``breaker.cancel``, no failure.
-6. **Per-attempt timeout**: ``countdown.attempt_timeout(now, per_attempt)``, started once the slot
+7. **Per-attempt timeout**: ``countdown.attempt_timeout(now, per_attempt)``, started once the slot
    is held, bounds each attempt (and never outlasts the deadline); a timeout is recorded as a
    failure at the breaker and is a retryable reason.
-7. **Hedging**: innermost, the copies race within one attempt's time limit; the first answer ends
+8. **Hedging**: innermost, the copies race within one attempt's time limit; the first answer ends
    the attempt and the caller cancels the rest.
-8. The call. On the server: **token bucket** per client and **load shedder** before the queue.
+9. The call. On the server: **token bucket** per client and **load shedder** before the queue.
 
 Every policy that keeps state reads ``now`` as finite seconds that never go back, and belongs to one
 run: the simulator claims each one for its ``World`` (:func:`claim`; several clients of one world
