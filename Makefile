@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 
-# Test-only (pytest, nbval, playwright, hypothesis) and bench-only (Ciw) extras: never by `make lab`.
+# Test-only (pytest, nbval, playwright, hypothesis, Dask's distributed) and bench-only (Ciw, distributed)
+# extras: never by `make lab`.
 $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(TEST_STAMP)

@@ -12,6 +12,8 @@ fresh interpreter that each layer loads nothing it must not:
   ``core``, ``policies`` and ``metrics``.
 * ``views``: plots and dashboards, the only importers of matplotlib and ipywidgets; import ``core``
   and ``metrics``.
+* ``sweeps``: many runs of a scenario over a grid and seeds, on any executor, with confidence
+  intervals; imports ``core``, ``metrics`` and (for its progress widget, lazily) ``views``; never simpy.
 * ``lessons`` (one scenario module per notebook, plus ``lessons.common``) and ``labs`` use all of these.
 
 This module is lazy (PEP 562): ``import resilience_sim.policies`` loads the policies and core only,
@@ -39,7 +41,8 @@ _EXPORTS = {
 }
 
 #: Sub-packages and modules offered as attributes too (``rs.theory``, ``rs.policies``...).
-_SUBMODULES = ("core", "policies", "metrics", "sim", "views", "lessons", "labs", "theory", "plots", "dashboard")
+_SUBMODULES = ("core", "policies", "metrics", "sim", "views", "sweeps", "lessons", "labs", "theory", "plots",
+               "dashboard")
 
 __all__ = list(_EXPORTS)
 

@@ -23,5 +23,5 @@ def test_the_model_of_your_own_system_prints_what_the_page_says():
 
 def test_the_page_draws_every_layer():
     (diagram,) = blocks("mermaid")
-    for layer in ("core", "policies", "metrics", "sim", "views", "lessons", "labs"):
+    for layer in ("core", "policies", "metrics", "sim", "views", "sweeps", "lessons", "labs"):
         assert f"{layer}[" in diagram

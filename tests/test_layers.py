@@ -17,6 +17,9 @@ RULES = {
     "metrics": (("simpy", "matplotlib", "ipywidgets", "httpx"), ("core",)),
     "sim": (("matplotlib", "ipywidgets", "httpx"), ("core", "policies", "metrics")),
     "views": (("simpy", "httpx"), ("core", "metrics")),
+    # above sim and views, below lessons: runs scenarios (which import simpy where they run), shows
+    # its progress widget only when asked, so importing it loads neither
+    "sweeps": (("simpy", "matplotlib", "ipywidgets", "httpx"), ("core", "metrics", "views")),
 }
 
 

@@ -184,3 +184,43 @@ def test_drawing_helpers_label_their_axes():
     ax = Figure().subplots()
     av.draw_budget(ax, av.incident_run(seed=1), 5259)
     assert "budget" in ax.get_ylabel() and "minutes" in ax.get_xlabel()
+
+
+# --- how long a run must be: the convergence sweep ------------------------------------------------------
+def test_availability_sample_is_a_seeded_summary_of_one_run():
+    one = av.availability_sample(50, seed=3)
+    assert one == av.availability_sample(50, seed=3) and set(one) == {"availability", "down_at_end"}
+    run = av.failure_repair_run({"service": dict(mttf=av.CHECKOUT_MTTF, mttr=av.CHECKOUT_MTTR)},
+                                horizon=50 * (av.CHECKOUT_MTTF + av.CHECKOUT_MTTR), seed=3)
+    assert one["availability"] == run.time_availability("service")
+    end = run.until
+    assert one["down_at_end"] == (not run.services["service"].timeline.up_at([end])[0])
+    with pytest.raises(ValueError, match="cycles"):
+        av.availability_sample(0, seed=1)
+
+
+def test_down_at_the_end_happens_one_time_in_two_when_mttf_equals_mttr():
+    downs = [av.availability_sample(5, mttf=1.0, mttr=1.0, seed=s)["down_at_end"] for s in range(400)]
+    assert abs(np.mean(downs) - 0.5) < 4 * math.sqrt(0.25 / 400)
+
+
+def test_the_convergence_sweep_says_what_the_notebook_says():
+    from resilience_sim.sweeps import sweep
+    table = sweep(av.availability_sample, {"cycles": list(av.CONVERGENCE_CYCLES)}, seeds=av.CONVERGENCE_SEEDS,
+                  base_seed=2024, progress=False)
+    converge = table.summary("availability")
+    a = theory.availability(av.CHECKOUT_MTTF, av.CHECKOUT_MTTR)
+    assert converge.method == "t" and converge.covers(a).all()
+    weeks10, weeks1000 = (table.values("availability", cycles=c) for c in (10, 1000))
+    assert (round(weeks10.min(), 3), round(weeks10.max(), 3)) == (0.990, 0.998)
+    assert abs(weeks1000 - a).max() < 0.001
+    assert 7 < converge.at(cycles=10).half_width / converge.at(cycles=1000).half_width < 13
+    for p in converge:
+        assert 0.5 < p.half_width / av.expected_half_width(p.point["cycles"], p.n) < 1.5
+
+
+def test_expected_half_width_is_t_times_the_sd_over_the_root_of_the_seeds():
+    horizon = 100 * (av.CHECKOUT_MTTF + av.CHECKOUT_MTTR)
+    sd = theory.availability_sd(av.CHECKOUT_MTTF, av.CHECKOUT_MTTR, horizon)
+    assert av.expected_half_width(100, 20) == pytest.approx(2.0930 * sd / math.sqrt(20), rel=1e-4)
+    assert av.expected_half_width(400, 20) == pytest.approx(av.expected_half_width(100, 20) / 2)

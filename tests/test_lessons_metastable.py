@@ -2,11 +2,16 @@
 seeded, the edge sweep says what the notebook says, and its dashboard reacts to every slider."""
 import math
 
+import matplotlib
 import numpy as np
 import pytest
 
-from resilience_sim.lessons import all_dashboards, common
-from resilience_sim.lessons import metastable as mf
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from resilience_sim.lessons import all_dashboards, common  # noqa: E402
+from resilience_sim.lessons import metastable as mf  # noqa: E402
+from resilience_sim.sweeps import sweep  # noqa: E402
 
 
 # --- small tools -----------------------------------------------------------------------------------
@@ -66,12 +71,40 @@ def test_metastable_run_is_seeded():
     assert np.array_equal(a.results.outcome, b.results.outcome) and np.array_equal(a.queue.in_system, b.queue.in_system)
 
 
-def test_edge_sweep_matches_what_the_notebook_says():
+def test_edge_curve_with_the_dashboards_seed_and_the_next_two_finds_edges_at_1_and_4_s():
     by_length = mf.edge_curve("trigger", [0, 1, 2, 3, 4, 6], seeds=range(7, 10))
     assert by_length.never_tipped() == 1.0 and by_length.always_tipped() == 4.0
     assert by_length.after[0, 2] > 0.95 and by_length.after[0, 3] < 0.05      # the dashboard's seed
     budget = mf.edge_curve("trigger", [6], seeds=range(7, 10), budget=True)
     assert budget.recovered_share[0] == 1.0
+
+
+def test_edge_run_summarises_the_dashboards_short_run():
+    run = mf.metastable_run(0.65, 3.0, seed=7, **mf.SHORT)
+    assert mf.edge_run(trigger=3.0, seed=7) == {"after": run.after, "failed": True, "recovered": False}
+    long = mf.edge_run(trigger=4.0, seed=7, long=True, budget=True)
+    assert long["after"] == mf.metastable_run(budget=True, seed=7).after and long["recovered"]
+
+
+def test_the_many_seed_sweeps_say_what_the_notebook_says():
+    failed = sweep(mf.edge_run, {"trigger": [0, 1, 2, 3, 4]}, seeds=6, base_seed=7, progress=False).summary("failed")
+    assert [round(p.mean * p.n) for p in failed] == [0, 1, 5, 6, 6] and failed.method == "wilson"
+    assert round(failed.at(trigger=0).high, 2) == 0.39
+    longer = sweep(mf.edge_run, {"long": [False, True], "trigger": [6], "budget": [True]}, seeds=6, base_seed=7,
+                   progress=False)
+    assert [round(p.mean * p.n) for p in longer.summary("recovered")] == [3, 6]
+    assert not longer.column("failed").any()
+
+
+def test_edge_pictures_draw_a_band_and_a_heat_map():
+    table = sweep(mf.edge_run, {"load": [0.3, 0.7], "trigger": [0.0, 4.0]}, seeds=1, progress=False)
+    fig, (ax1, ax2) = plt.subplots(1, 2)
+    mf.draw_edge_band(ax1, table.where(load=0.7).summary("failed"))
+    mf.draw_edge_map(ax2, table.summary("failed"))
+    assert ax1.get_ylabel() == "runs still failed (% of 1 a length)"
+    assert ax2.images[0].get_array()[1].tolist() == [0.0, 100.0]            # 4 s: 30% recovers, 70% does not
+    assert [t.get_text() for t in ax2.get_xticklabels()] == ["30%", "70%"]
+    plt.close(fig)
 
 
 def test_a_longer_throttle_memory_recovers_more_slowly():

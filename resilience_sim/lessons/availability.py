@@ -6,6 +6,7 @@ turn them into hours, days and months for people.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,12 +16,14 @@ from ..core.reasons import Outcome
 from ..core.distributions import Distribution, Exponential, as_distribution
 from ..core.timeline import combine
 from ..metrics import Results
+from ..metrics.sweeps import t_quantile
 from ..metrics.windows import batch_means
 from ..sim.faults import FailureRepair, Outage, RepairCrew
 from ..sim.service import Service
 from ..sim.workload import OpenLoop
 from ..sim.world import World
 from ..views import plots
+from ..views import sweeps as sweep_plots
 from ..views.dashboard import Dashboard, Slider
 from . import dashboard
 from .common import DAY, HOUR, MINUTE, MONTH, WEEK, YEAR, Table, format_duration, percent  # noqa: F401
@@ -82,6 +85,53 @@ def tolerance(mttf: float, mttr: float, horizon: float, *, sigmas: float = 4.0) 
     less than an exponential of the same mean, so the bound is then conservative.
     """
     return sigmas * theory.availability_sd(mttf, mttr, horizon)
+
+
+# --- how long a run must be: many runs of growing length -------------------------------------------
+#: Run lengths of the convergence sweep, in failure/repair cycles (weeks, for checkout), and runs per length.
+CONVERGENCE_CYCLES = (10, 30, 100, 300, 1000, 3000)
+CONVERGENCE_SEEDS = 20
+
+
+def availability_sample(cycles: float, *, seed: int, mttf: float = CHECKOUT_MTTF,
+                        mttr: float = CHECKOUT_MTTR) -> dict:
+    """One run of a service failing and being repaired (exponential times with these means) for
+    ``cycles`` mean cycles (a horizon of ``cycles * (mttf + mttr)``), as a sweep's summary
+    (:func:`resilience_sim.sweeps.sweep`): its measured time ``availability``, and whether it was
+    down at the end (``down_at_end``: true with probability 1 - A once the run is long)."""
+    cycles = validate.positive("cycles", cycles)
+    horizon = cycles * (mttf + mttr)
+    results = failure_repair_run({"service": dict(mttf=mttf, mttr=mttr)}, horizon=horizon, seed=seed)
+    changes = results.services["service"].timeline.changes           # (time, is_up), from up at 0
+    up_at_end = next((up for t, up in reversed(changes) if t <= horizon), True)
+    return {"availability": results.time_availability("service"), "down_at_end": not up_at_end}
+
+
+def expected_half_width(cycles: float, seeds: int = CONVERGENCE_SEEDS, *, mttf: float = CHECKOUT_MTTF,
+                        mttr: float = CHECKOUT_MTTR, level: float = 0.95) -> float:
+    """The half-width theory expects of the convergence band: t(seeds - 1) x the standard deviation
+    of one run's availability (:func:`~resilience_sim.core.theory.availability_sd`) / sqrt(seeds)."""
+    seeds = validate.integer("seeds", seeds, low=2)
+    horizon = validate.positive("cycles", cycles) * (mttf + mttr)
+    return t_quantile(level, seeds - 1) * theory.availability_sd(mttf, mttr, horizon) / math.sqrt(seeds)
+
+
+def draw_convergence(ax, table, *, mttf: float = CHECKOUT_MTTF, mttr: float = CHECKOUT_MTTR):
+    """Each run's measured availability (dots) against its length in cycles (log scale), the mean of
+    the runs with its confidence band, and MTTF/(MTTF+MTTR) dashed."""
+    cycles, measured = table.column("cycles"), table.column("availability")
+    ax.plot(cycles, measured * 100, ".", color="tab:gray", alpha=0.5, ms=5, label="one run")
+    summary = table.summary("availability")
+    sweep_plots.band(summary, "cycles", ax=ax, scale=100, color="tab:blue", label=f"mean of {summary.n.max()} runs",
+                     truth=theory.availability(mttf, mttr), truth_label="MTTF/(MTTF+MTTR)")
+    ax.set_xscale("log")
+    lengths = sorted(set(cycles.tolist()))
+    ax.set_xticks(lengths, [f"{c:g}" for c in lengths])
+    ax.minorticks_off()
+    ax.set_xlabel("length of each run (failure/repair cycles, log scale)")
+    ax.set_ylabel("measured availability (%)")
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@
   latency spike pushes queueing delay past the timeout, retries triple the load and the service stays
   failed after the spike ends; a :class:`~resilience_sim.policies.RetryBudget` or an
   :class:`~resilience_sim.policies.AdaptiveThrottle` lets it recover, backoff with jitter does not.
-* **The edge** (:func:`edge_curve`): how often a run stays failed, against the trigger's length or the
-  base load, over several seeds.
+* **The edge** (:func:`edge_run`, a sweep's scenario): how often a run stays failed, against the
+  trigger's length and the base load, over many seeds (:func:`resilience_sim.sweeps.sweep`), drawn
+  with its confidence band (:func:`draw_edge_band`) or as a heat map (:func:`draw_edge_map`);
+  :func:`edge_curve` sweeps one knob with the same seeds at every value.
 
 The api (``CAPACITY``, ``TIMEOUT``...) is the one notebook 07 overloads; it lives in :mod:`.common`.
 Every run is small (a few thousand requests) so that the dashboard redraws in well under 200 ms.
@@ -19,6 +21,7 @@ from matplotlib.ticker import MultipleLocator
 
 from ..core import validate
 from ..metrics import Results
+from ..metrics.sweeps import Summary
 from ..metrics.windows import availability_between
 from ..policies import AdaptiveThrottle, ConstantBackoff, FullJitter, RetryBudget, RetryPolicy
 from ..sim.client import Client
@@ -26,7 +29,9 @@ from ..sim.faults import LatencySpike
 from ..sim.probes import ServiceProbe
 from ..sim.world import World
 from ..sim.workload import OpenLoop
+from ..sweeps import sweep
 from ..views import plots
+from ..views import sweeps as sweep_plots
 from ..views.dashboard import Dashboard, Slider
 from . import dashboard
 from .common import (API_WORK, API_WORKERS, BAD, CAPACITY, GOOD, PROBE_EVERY, TIMEOUT,  # noqa: F401
@@ -167,6 +172,15 @@ def metastable_dashboard(seed: int = 7) -> Dashboard:
 
 
 # --- 2. where the edge is: sweeps over seeds ---------------------------------------------------------
+def edge_run(load: float = META_LOAD, trigger: float = TRIGGER, *, seed: int, budget: bool = False,
+             timeout: float = TIMEOUT, long: bool = False) -> dict:
+    """The dashboard's short run (or, with ``long``, the notebook's 90-s main run) as a sweep's summary
+    (:func:`resilience_sim.sweeps.sweep`): availability well after the trigger (``after``), and
+    whether the run stayed failed (under 5% answered) or recovered (over 95%)."""
+    after = metastable_run(load, trigger, timeout, budget=budget, seed=seed, **(MAIN if long else SHORT)).after
+    return {"after": float(after), "failed": bool(after < 0.05), "recovered": bool(after > 0.95)}
+
+
 @dataclass
 class EdgeCurve:
     """How often the service stayed failed, for each value of one knob (``trigger`` or ``load``),
@@ -204,16 +218,35 @@ class EdgeCurve:
 def edge_curve(knob: str, values, *, seeds, budget: bool = False, load: float = META_LOAD,
                trigger: float = TRIGGER, timeout: float = TIMEOUT) -> EdgeCurve:
     """Run the dashboard's short scenario for each value of ``knob`` ("trigger" in seconds or "load"
-    as a share of capacity), the other one fixed, once per seed."""
+    as a share of capacity), the other one fixed, once per seed: the same ``seeds`` at every value
+    (common random numbers), so a seed's row reads as one system under a growing trigger."""
     validate.choice("knob", knob, ("trigger", "load"))
     values, seeds = np.asarray(values, dtype=float), tuple(seeds)
-    after = np.empty((len(seeds), len(values)))
-    for i, seed in enumerate(seeds):
-        for j, v in enumerate(values):
-            kw = {"load": load, "trigger": trigger, knob: float(v)}
-            after[i, j] = metastable_run(kw["load"], kw["trigger"], timeout, budget=budget, seed=seed,
-                                         **SHORT).after
+    fixed = {"load": load, "trigger": trigger, "budget": budget, "timeout": timeout}
+    del fixed[knob]
+    table = sweep(edge_run, [{knob: float(v), **fixed} for v in values], seeds=seeds, progress=False)
+    after = table.column("after").reshape(len(values), len(seeds)).T          # (seeds, values)
     return EdgeCurve(knob, values, after, budget, seeds)
+
+
+def draw_edge_band(ax, failed: Summary, *, color=BAD, label: str = "3 attempts, no budget"):
+    """The share of runs still failed well after the trigger (``table.summary("failed")``), against
+    the trigger's length, with its Wilson 95% band."""
+    sweep_plots.band(failed, "trigger", ax=ax, scale=100, color=color, label=label)
+    ax.set_ylim(-5, 105)
+    ax.set_xlabel("trigger: 3x slower for (s)")
+    ax.set_ylabel(f"runs still failed (% of {failed.n.max()} a length)")
+    return ax
+
+
+def draw_edge_map(ax, failed: Summary):
+    """The share of runs still failed (``table.summary("failed")`` of a load x trigger sweep) as a heat
+    map: base load across, trigger length up."""
+    sweep_plots.heat_map(failed, "load", "trigger", ax=ax, xfmt=lambda v: f"{v:.0%}", yfmt=lambda v: f"{v:g} s",
+                         colorbar=f"runs still failed (% of {failed.n.max()})")
+    ax.set_xlabel("base load (% of capacity)")
+    ax.set_ylabel("trigger: 3x slower for")
+    return ax
 
 
 def draw_edge(ax, without: EdgeCurve, with_budget: EdgeCurve | None = None):
