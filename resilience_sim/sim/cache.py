@@ -8,7 +8,7 @@ In a handler::
     def catalog(svc, req):
         return (yield from catalog_cache.read(req, lambda sub: svc.ask("db", sub)))
 
-``fetch(sub)`` is a simpy generator that asks the source for ``sub`` (a child of the request). Given a
+``fetch(req)`` is a simpy generator that asks the source for the request. Given a
 ``source`` (a service or a client), the cache is a target itself: a workload, a client or a service's
 dependencies can call it (``layer.call(req)`` reads through to ``source.call``). A value
 from the cache is answered by the cache (``answered_by``) with its age (``req.age``); a stale one is
@@ -90,10 +90,12 @@ class CachedRead:
                 raise ValueError(f"the cache answered MISS for key {key!r} while a fetch of it is outstanding; "
                                  f"a cache with coalesce=True answers WAIT then (one fetch per key)")
             self._waiting[key] = None
-        sub = req.child(req.deadline)
         source = self.name
         try:
-            value = yield from _run(fetch, sub)
+            work = fetch(req)                      # the request itself: the source answers it (answered_by)
+            if not hasattr(work, "send"):
+                raise _not_a_generator(work)
+            value = yield from work
         except ServiceError as err:
             look, source = cache.fail(key, err.reason, env.now), err.service
         except BaseException:             # cancelled by the caller: the waiters must not hang
@@ -102,7 +104,6 @@ class CachedRead:
                 self._wake(key, look, self.name)
             raise
         else:
-            req.adopt(sub)
             look = cache.fill(key, value, env.now)
         if coalesced:
             self._wake(key, look, source)
@@ -161,12 +162,16 @@ class CachedRead:
         return f"CachedRead({self.name!r}, {self.cache!r})"
 
 
+def _not_a_generator(work) -> validate.WrongType:
+    return validate.WrongType(f"fetch must be a function of a request returning a simpy generator, such as "
+                              f"lambda sub: svc.ask('db', sub); it returned {validate.show(work)}")
+
+
 def _run(fetch, sub):
     """``fetch(sub)`` as a generator, or a clear error saying what fetch must be."""
     work = fetch(sub)
     if not hasattr(work, "send"):
-        raise validate.WrongType(f"fetch must be a function of a request returning a simpy generator, such as "
-                                 f"lambda sub: svc.ask('db', sub); it returned {validate.show(work)}")
+        raise _not_a_generator(work)
     return (yield from work)
 
 
