@@ -46,7 +46,7 @@ def test_the_solution_holds_on_more_generated_schedules(ref):
 
 
 # --- a relay with one deliberate mistake switched on -----------------------------------------------
-RELAY_MISTAKES = {
+RELAY_MISTAKES = {"sort_by_id", "unsorted", "swallow_mark", 
     # claim
     "no_reclaim", "claims_leased", "strict_lease", "no_where", "ignore_batch", "ignore_lease", "lease_is_duration",
     "returns_old_rows", "returns_ids", "claim_returns_none", "claim_not_generator", "claims_sent", "shared_state",
@@ -92,7 +92,10 @@ def relay_class(**mistakes):
                 free = [(i, r) for i, r in unsent if r["lease_until"] < now]
             else:
                 free = [(i, r) for i, r in unsent if r["lease_until"] <= now]
-            free.sort(key=lambda item: item[1]["seq"], reverse=bool(m("newest_first")))
+            if m("sort_by_id"):
+                free.sort(key=lambda item: item[0])
+            elif not m("unsorted"):
+                free.sort(key=lambda item: item[1]["seq"], reverse=bool(m("newest_first")))
             if not m("ignore_batch"):
                 free = free[:self.batch]
             until = self.lease if m("lease_is_duration") else now + (10.0 if m("ignore_lease") else self.lease)
@@ -168,7 +171,11 @@ def relay_class(**mistakes):
             if not (m("mark_before") or m("mark_all") or m("no_mark")):
                 tx = ctx.db.transaction()
                 tx.update("outbox", row_id, {"status": "sent"})
-                yield from tx.commit(ctx.req)
+                try:
+                    yield from tx.commit(ctx.req)
+                except ServiceError:
+                    if not m("swallow_mark"):
+                        raise
             if m("send_returns_none"):
                 return None
             return not m("returns_false_when_sent")
@@ -303,6 +310,10 @@ def _first_failure(relay=None, handle=None) -> str:
     ("claim_returns_none", "claim", r"returned None: did you forget `return`\?"),
     ("claim_not_generator", "claim", r"relay\.claim\(\) returned \[\(0, .* at once.*must be a simpy generator"),
     ("newest_first", "claim", r"Claim the oldest rows first \(smallest seq\)"),
+    ("sort_by_id", "claim", r"Claim the oldest rows first \(smallest seq\)"),
+    ("unsorted", "claim", r"Claim the oldest rows first \(smallest seq\)"),
+    ("swallow_mark", "send", r"app_db down \(from 0\.5 to 5 s\) when it marks the row sent, returned True; expected "
+                             r"the ServiceError\('down'\) of the mark to go up"),
     ("keeps_claimed", "claim", r"This call did not claim row 0.*a list that grows"),
     ("shared_state", "claim", r"This call did not claim row 0.*class attribute, one list for all relays"),
     ("class_config", "claim", r"batch=2 allows 2 rows here; yours took 1\. Is batch kept in a class attribute"),

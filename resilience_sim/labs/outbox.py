@@ -1136,14 +1136,16 @@ def _claim_states(cls):
 
 def _claim_batch(cls):
     bench = _Bench()
-    bench.put({i: {} for i in (10, 11, 12, 13, 14, 15, 16)})
+    # seq order (16, 15, 13, 11, 10, 14, 12) is neither the row ids' order nor the order the rows were inserted in
+    bench.put({13: {"seq": 3}, 10: {"seq": 5}, 16: {"seq": 1}, 11: {"seq": 4}, 15: {"seq": 2}, 12: {"seq": 7},
+               14: {"seq": 6}})
     kw, kw1 = dict(lease=25.0, batch=2), dict(lease=25.0, batch=1)
     ctx, other = bench.relay_ctx(), bench.relay_ctx("relay1")
     relay = _make_relay(cls, ctx, kw)
     one = _make_relay(cls, other, kw1)            # made before the first relay claims: its settings are its own
-    _expect_claim(bench, relay, ctx, kw, 2.0, [10, 11], before=bench.outbox())
-    _expect_claim(bench, relay, ctx, kw, 3.0, [12, 13], before=bench.outbox())
-    _expect_claim(bench, one, other, kw1, 4.0, [14], before=bench.outbox())
+    _expect_claim(bench, relay, ctx, kw, 2.0, [16, 15], before=bench.outbox())
+    _expect_claim(bench, relay, ctx, kw, 3.0, [13, 11], before=bench.outbox())
+    _expect_claim(bench, one, other, kw1, 4.0, [10], before=bench.outbox())
 
 
 def _claim_race(cls):
@@ -1394,9 +1396,33 @@ def _send_retries(cls):
                      label="Constant(0.75) (0.75 s before every retry)")
 
 
+def _send_mark_fails(cls):
+    """The broker is up, app_db is down when send marks the row: the ServiceError goes up."""
+    bench = _Bench()
+    bench.put({i: ({"lease_owner": "relay0#1", "lease_until": 11.0} if i == 3 else {}) for i in range(5)})
+    Outage(bench.db.service, [(0.5, 5.0)])
+    ctx = bench.relay_ctx()
+    relay = _make_relay(cls, ctx, dict(lease=10.0))
+    row = bench.db.get(OUTBOX, 3)
+    send_fn, caught = _method(relay, "send"), []
+
+    def catching():
+        try:
+            return (yield from send_fn(3, row))
+        except ServiceError as err:
+            caught.append(err)
+    got = bench.go(1.0, [(f"{cls.__name__}.send", "relay.send(3, row)", ctx.owner, catching)],
+                   stuck=_STUCK_SEND)[0]
+    if not caught and _tries(bench, 3):
+        raise AssertionError(f"relay.send(3, row) at t = 1, the broker up and app_db down (from 0.5 to 5 s) when it "
+                             f"marks the row sent, returned {got!r}; expected the ServiceError('down') of the mark to "
+                             f"go up (raise). The row stays unsent, and the relay's loop must hear that the mark "
+                             f"failed: do not catch the mark's failure in send.")
+
+
 def _send_cases(cls) -> None:
     _check_class(cls, "send")
-    for case in (_send_up, _send_retries):
+    for case in (_send_up, _send_retries, _send_mark_fails):
         case(cls)
 
 

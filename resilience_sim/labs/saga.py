@@ -504,12 +504,20 @@ def _interleaved(cls, outcomes=(True, True, True, True)) -> None:
     one.override = two.override = _MEMORY
     one.start()
     two.start()
+    def same(d) -> None:               # after next(), which compares the action and tries first
+        for key in ("done", "to_undo"):
+            got, want = d.state.get(key), d.ref_state.get(key)
+            if d.history and list(got) != list(want):
+                raise AssertionError(f"After {d.last_record}, {d.label}[{key!r}] is {list(got)!r}; expected "
+                                     f"{list(want)!r}. {_MEMORY}\n{d.replay()}")
     for outcome in outcomes:
         for d in (one, two):
             d.next()
+            same(d)
             d.record(*(outcome if isinstance(outcome, tuple) else (outcome,)))
     for d in (one, two):
         d.next()
+        same(d)
 
 
 _MEMORY = ("With two orders in flight, each with its own state, your saga mixes them up: does it keep a saga's "
@@ -606,6 +614,7 @@ def _compensation_cases(cls) -> None:
     _Driver(cls, SHOP).run([True, (False, "error"), (False, "error"), (False, "crashed"), True, True])
     d = _Driver(cls, SHOP).run([(False, "down")] * 3 + [True])
     d.next()                                                                           # the end stays the end
+    _interleaved(cls, [True, True, (False, "error"), (False, "error"), True, True])   # two orders compensating
     _two_sagas(cls, [(SHOP, [True, True, (False, "error"), (False, "error"), True, True]),
                      (_steps(("a", "compensatable", 0), ("b", "compensatable", 0), ("c", "pivot", 0)),
                       [True, (False, "error"), True, True])])
@@ -1004,6 +1013,38 @@ def _undo_down(undo_fn) -> None:
                              + ").")
 
 
+def _undo_commit_fails(undo_fn) -> None:
+    """The select works, the first commit fails ("crashed"): the error goes up; run again, the undo is done."""
+    b = _UndoBench(undo_fn, name="stock")
+    b.put({(3, "do"): 12.0})
+    db, made = b.ledger.db, []
+    plain = db.transaction
+
+    def transaction():
+        tx = plain()
+        if not made:
+            def commit(req=None):
+                tx.state = "failed"
+                raise ServiceError(b.ledger.name, "crashed")
+                yield  # noqa: unreachable - a generator, as commit is
+            tx.commit = commit
+        made.append(tx)
+        return tx
+    db.transaction = transaction
+    text, err = b.undo(3, 1.0)
+    if made and err is None:
+        raise AssertionError(f"{text}: its read of the entries worked, its commit failed with ServiceError('crashed'), "
+                             f"yet it returned normally (the ledger holds {_money(b.ledger.total(3))} for saga 3). "
+                             f"Returning tells the orchestrator the compensation is done, and it never runs again. "
+                             f"Catch only the conflict; any other failure of the commit goes up (raise).")
+    text, err = b.undo(3, 2.0)
+    if err is not None or not math.isclose(b.ledger.total(3), 0.0, abs_tol=1e-9):
+        raise AssertionError(f"{text}, run again after its commit failed with ServiceError('crashed'), must undo saga "
+                             f"3 (the ledger holds {_money(b.ledger.total(3))} for it" + ("" if err is None else
+                                                                                         f"; it raised ServiceError({err.reason!r})")
+                             + ").")
+
+
 def _undo_cases(undo_fn) -> None:
     if isinstance(undo_fn, type) or not callable(undo_fn):
         raise AssertionError(f"pass the function itself to the check, e.g. check.undo(undo); got {undo_fn!r}")
@@ -1013,6 +1054,7 @@ def _undo_cases(undo_fn) -> None:
     _undo_never_applied(undo_fn)
     _undo_fresh_run(undo_fn)
     _undo_down(undo_fn)
+    _undo_commit_fails(undo_fn)
 
 
 @_message_only
