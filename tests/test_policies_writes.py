@@ -273,3 +273,19 @@ def test_a_too_sensitive_rule_has_false_alarms():
     assert (quality.precision, quality.recall, quality.detection_times, quality.reset_times) == (1 / 3, 1.0, (5.0,), (0.0,))
     with pytest.raises(ValueError, match="end after it starts"):
         alert_quality([(5, 5)], [])
+
+
+def test_a_restartable_crash_is_told_apart_from_other_interrupts():
+    import simpy
+    from resilience_sim.sim.crashes import Restartable, is_crash
+    world, seen = World(1), []
+
+    def body():
+        try:
+            yield world.env.timeout(10)
+        except simpy.Interrupt as stop:
+            seen.append(is_crash(stop))
+            raise
+    Restartable(world, "p", body, crashes=[1.0], restart_after=100.0)
+    world.env.run(2)
+    assert seen == [True] and not is_crash(simpy.Interrupt("a service's own"))

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import functools
 import inspect
 import itertools
 import linecache
@@ -60,6 +59,7 @@ from ..sim.workload import OpenLoop
 from ..sim.world import World
 from . import feedback as fb
 from .breaker import _Clock    # the fake clock that tells a wall-clock reader (proposed: move it to feedback)
+from .feedback import Lazy as _Lazy, message_only as _message_only, original_exception as _original
 
 __all__ = ["ttl", "hard_ttl", "coalescing", "page", "targets", "one_key", "outage_run", "herd", "page_run",
            "STATED", "RUN_LIMIT_S"]
@@ -677,18 +677,6 @@ def _with_clock(cls, scenario) -> None:
             "service, plain numbers in tests.\n" + str(first).split("\n", 1)[-1]) from None
 
 
-def _message_only(fn):
-    """A public check whose failure shows its message alone: the traceback stops at the check itself,
-    without the frames of the scenarios, the simulator and the learner's code under it."""
-    @functools.wraps(fn)
-    def check(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except AssertionError as exc:
-            raise type(exc)(str(exc)) from None
-    return check
-
-
 # --- task 1: the TTL ------------------------------------------------------------------------------
 def _ttl_basic(cls, clock):
     c = _Pair(cls, dict(ttl=60.0, hard_ttl=None, coalesce=False), clock=clock)
@@ -1060,19 +1048,6 @@ def _zipf(segments: int, s: float):
     return lambda rng: min(bisect.bisect(cum, rng.random() * total), segments - 1)
 
 
-class _Lazy:
-    """Text worked out when a message is written: the call in flight when a run was stopped."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __str__(self) -> str:
-        return self.fn()
-
-    def __format__(self, spec: str) -> str:
-        return format(self.fn(), spec)
-
-
 def _run(world, until: float, cache, *, what: str, stuck: str = _STUCK):
     """``world.run(until)`` under :data:`RUN_LIMIT_S`; a failure names the learner's call in flight."""
     def current(i):
@@ -1106,14 +1081,6 @@ def _run(world, until: float, cache, *, what: str, stuck: str = _STUCK):
             return world.run(until)
         except BaseException as exc:     # noqa: B036 - the time limit's stop too
             raise _original(exc) from None
-
-
-def _original(exc):
-    """The exception as first raised: simpy hands a failure from process to process as a copy (of the
-    same type, the original as its cause), and only the original's traceback reaches the learner's line."""
-    while exc.__cause__ is not None and type(exc.__cause__) is type(exc):
-        exc = exc.__cause__
-    return exc
 
 
 def _source_world(seed: int, outage, *, latency=(0.02, 0.08), capacity=50):

@@ -2,6 +2,7 @@
 says what to do, and showing values and calls the way the learner wrote them."""
 from __future__ import annotations
 
+import functools
 import io
 import linecache
 import math
@@ -238,3 +239,38 @@ def is_bool(value) -> bool:
 
 def close(got: float, want: float, rel: float) -> bool:
     return math.isclose(got, want, rel_tol=rel, abs_tol=rel * 1e-3)
+
+
+# --- shared by the labs' checks --------------------------------------------------------------------
+def message_only(fn):
+    """A public check whose failure shows its message alone: the traceback stops at the check itself,
+    without the frames of the scenarios, the simulator and the learner's code under it."""
+    @functools.wraps(fn)
+    def check(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AssertionError as exc:
+            raise type(exc)(str(exc)) from None
+    return check
+
+
+def original_exception(exc):
+    """The exception as first raised: simpy hands a failure from process to process as a copy (of the
+    same type, the original as its cause), and only the original's traceback reaches the learner's line."""
+    while exc.__cause__ is not None and type(exc.__cause__) is type(exc):
+        exc = exc.__cause__
+    return exc
+
+
+class Lazy:
+    """Text worked out when a message is written: the learner's call in flight when a run was stopped."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __str__(self) -> str:
+        return self.fn()
+
+    def __format__(self, spec: str) -> str:
+        return format(self.fn(), spec)
+

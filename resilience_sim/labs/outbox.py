@@ -59,6 +59,7 @@ from ..sim.service import Request, ServiceError
 from ..sim.world import World
 from ..sim.write_path import Schedule
 from . import feedback as fb
+from .feedback import Lazy as _Lazy, message_only as _message_only, original_exception as _original
 
 __all__ = ["claim", "send", "handle", "exactly_once", "takeover", "census", "RelayContext", "ConsumerContext",
            "Schedule", "RUN_LIMIT_S"]
@@ -90,38 +91,6 @@ def _kwargs(kw: dict) -> str:
 
 def _ids(rows) -> str:
     return "[" + ", ".join(repr(i) for i in rows) + "]"
-
-
-class _Lazy:
-    """Text worked out when a message is written (the learner's call in flight when a run stopped)."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __str__(self) -> str:
-        return self.fn()
-
-    def __format__(self, spec: str) -> str:
-        return format(self.fn(), spec)
-
-
-def _message_only(fn):
-    """A public check whose failure shows its message alone, without the frames under it."""
-    @functools.wraps(fn)
-    def check(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except AssertionError as exc:
-            raise type(exc)(str(exc)) from None
-    return check
-
-
-def _original(exc):
-    """The exception as first raised: simpy hands a process's failure on as a copy (same type, the
-    original as its cause)."""
-    while exc.__cause__ is not None and type(exc.__cause__) is type(exc):
-        exc = exc.__cause__
-    return exc
 
 
 # --- a log of everything durable: commits, publishes, deliveries --------------------------------------
@@ -362,7 +331,7 @@ class _Runner:
             try:
                 value = yield event
             except simpy.Interrupt as stop:
-                if stop.cause is not _crashes._CRASH:     # a service's own interrupt, for its call in flight
+                if not _crashes.is_crash(stop):     # a service's own interrupt, for its call in flight
                     error = stop
                     continue
                 try:

@@ -36,7 +36,6 @@ orders' amounts (money and stock conserved).
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
 import math
 import numbers
@@ -53,6 +52,7 @@ from ..sim.saga import ORDERS, SAGAS, Orchestrator
 from ..sim.service import Request, ServiceError
 from ..sim.world import World
 from . import feedback as fb
+from .feedback import Lazy as _Lazy, message_only as _message_only, original_exception as _original
 
 __all__ = ["forward", "retry_or_compensate", "compensation", "against_reference", "show_sequence", "undo", "shop",
            "walk", "shop_run", "crash_after_undo", "census", "Ledger", "SHOP", "UNDOS", "RUN_LIMIT_S"]
@@ -82,33 +82,6 @@ def _money(x) -> str:
 def _step_text(s: SagaStep) -> str:
     extra = f", retries={s.retries}" if s.kind != "retriable" and s.retries != 2 else ""
     return f"SagaStep({s.name!r}, {s.kind!r}{extra})"
-
-
-def _message_only(fn):
-    @functools.wraps(fn)
-    def check(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except AssertionError as exc:
-            raise type(exc)(str(exc)) from None
-    return check
-
-
-def _original(exc):
-    while exc.__cause__ is not None and type(exc.__cause__) is type(exc):
-        exc = exc.__cause__
-    return exc
-
-
-class _Lazy:
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __str__(self) -> str:
-        return self.fn()
-
-    def __format__(self, spec: str) -> str:
-        return format(self.fn(), spec)
 
 
 def _hint(exc) -> str:
@@ -781,7 +754,7 @@ class _Runner:
             try:
                 value = yield event
             except simpy.Interrupt as stop:
-                if stop.cause is not _crashes._CRASH:
+                if not _crashes.is_crash(stop):
                     error = stop
                     continue
                 try:

@@ -18,6 +18,12 @@ _CRASH = object()
 MAX_CRASHES = 100_000
 
 
+def is_crash(interrupt) -> bool:
+    """Whether a ``simpy.Interrupt`` is a :class:`Restartable` crash (and not, say, a service's own
+    interrupt of a call in flight)."""
+    return getattr(interrupt, "cause", None) is _CRASH
+
+
 class Restartable:
     """``body``: a function returning a simpy generator (the process's life from a fresh start).
     Counters: ``starts`` and ``crashes`` (crashes that found it running)."""
@@ -76,4 +82,4 @@ class Restartable:
         return f"Restartable({self.name!r}, crashes={len(self.crash_times)})"
 
 
-__all__ = ["Restartable"]
+__all__ = ["Restartable", "is_crash"]
