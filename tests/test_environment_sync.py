@@ -17,7 +17,8 @@ def conda_dependencies():
         if line.startswith("dependencies:"):
             in_deps = True
             continue
-        if in_deps and line.startswith("  - ") and not line.strip().startswith("- pip"):
+        pip_entry = line.startswith("      - ") and not line.strip().startswith("- -e ")
+        if in_deps and (line.startswith("  - ") or pip_entry) and not line.strip().startswith("- pip"):
             match = REQUIREMENT.match(line)
             assert match, f"cannot read environment.yml line {line!r}"
             deps[match.group(1).lower()] = (match.group(2), match.group(3))
