@@ -24,6 +24,7 @@ def test_it_binds_loopback_on_a_free_port_and_stops_leaving_nothing():
             assert server.url.startswith("http://127.0.0.1:") and server.port > 0
             with httpx.Client() as client:
                 assert [client.get(server.url + "/").status_code for _ in range(3)] == [200] * 3
+            assert server.accepted == 1          # one kept-alive connection for three requests
         assert not server.running
 
 

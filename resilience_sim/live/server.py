@@ -4,6 +4,8 @@
 port (or the one given) in a background thread. What holds:
 
 * it binds 127.0.0.1 only; ``port=0`` asks the OS for a free port and :attr:`port` reports it;
+* :attr:`accepted` counts the TCP connections accepted (a client that reuses its connection pool
+  opens one per concurrent request, not one per request);
 * at most ``max_connections`` connections are served at once; one more is answered ``503`` with a
   ``Connection: close`` and closed, so a flood of connections cannot exhaust threads;
 * :meth:`stop` (also on leaving the ``with`` block) stops accepting, shuts every open connection
@@ -79,6 +81,7 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request, client_address):
         owner = self.owner
         with owner._lock:
+            owner.accepted += 1
             full = len(owner._connections) >= owner.max_connections or owner.stopping.is_set()
             if not full:
                 owner._connections.add(request)
@@ -139,6 +142,7 @@ class LoopbackServer:
         self.max_connections = validate.integer("max_connections", max_connections, low=1)
         self.join_timeout = validate.positive("join_timeout", join_timeout)
         self.stopping = threading.Event()
+        self.accepted = 0              # TCP connections accepted (a client reusing its pool opens few)
         self.refused = 0               # connections answered 503 because max_connections were open
         self._lock = threading.Lock()
         self._connections: set = set()
