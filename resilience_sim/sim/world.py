@@ -1,7 +1,6 @@
 """The simulated world: a simpy clock, named random streams, and the components living in it."""
 from __future__ import annotations
 
-import hashlib
 import random
 
 import numpy as np
@@ -9,6 +8,7 @@ import simpy
 
 from ..core import validate
 from ..core.records import Recorder
+from ..core.seeds import stream_seed
 from ..metrics import CacheStats, ClientStats, FaultSpan, JobStats, Results, ServiceStats
 from . import guard
 
@@ -18,12 +18,6 @@ def check_world(value) -> "World":
     if not isinstance(value, World):
         raise validate.WrongType(f"world must be a World (world = World(seed=1)), got {value!r}")
     return value
-
-
-def stream_seed(seed: int, name: str) -> int:
-    """A 64-bit seed derived from the world's seed and a stream's name, stable across runs and platforms."""
-    digest = hashlib.blake2b(f"{seed}/{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
 
 
 class World:

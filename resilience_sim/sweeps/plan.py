@@ -1,7 +1,7 @@
 """What a sweep will run: the grid's points, and for each a number of runs with their seeds.
 
 A run's seed is derived from the base seed, the point's parameters and the replicate's number with
-a stable hash (blake2b, as :func:`resilience_sim.sim.world.stream_seed` derives a world's streams),
+a stable hash (blake2b, as :func:`resilience_sim.core.seeds.stream_seed` derives a world's streams),
 never from a worker or the order runs finish in. So a sweep gives the same rows in this process, on
 a process pool or on a Dask cluster of any size; adding a point to the grid changes no other point's
 seeds; and asking for more seeds keeps the first ones.
