@@ -36,9 +36,11 @@ FAILURES = frozenset({"error", "down", "crashed", "partition", "cancelled", "con
 REASONS = REJECTIONS | TIMEOUTS | FAILURES
 #: The backend refused work because it was overloaded (what an adaptive throttle counts as not accepted).
 OVERLOAD = frozenset({"overload", "shed", "rate limited", "rejected", "too many requests"})
-#: Retried by default: failures that may not happen again on the next try. Local refusals ("circuit
+#: Retried by default: failures that may not happen again on the next try, HTTP's 503 ("unavailable")
+#: and 429 ("too many requests", best retried after its Retry-After) among them. Local refusals ("circuit
 #: open", "bulkhead full", "throttled", "deadline") are left out: retrying them at once only burns attempts.
-TRANSIENT = frozenset({"error", "timeout", "rejected", "overload", "shed", "down", "crashed", "partition"})
+TRANSIENT = frozenset({"error", "timeout", "rejected", "overload", "shed", "down", "crashed", "partition",
+                       "unavailable", "too many requests"})
 
 
 def outcome_for(reason: str) -> Outcome:

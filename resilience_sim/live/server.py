@@ -65,6 +65,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True          # a stuck handler never blocks interpreter exit; stop() joins them
     block_on_close = False         # we join handler threads ourselves, with a bound
     allow_reuse_address = True
+    # the stdlib's 5 overflows under a burst of new connections: the kernel drops the SYNs and the
+    # clients retry after 1 s (a p99 of a second that no server is slow enough to explain)
+    request_queue_size = 1024
 
     def __init__(self, address, handler, owner):
         self.owner = owner
