@@ -11,7 +11,8 @@ import pytest
 
 from resilience_sim.live.consumer import CRASH_POINTS, DEDUPES, EFFECTS, PROCESSED, Consumer, Crash, CrashPoint
 from resilience_sim.live.outbox import (APP_CRASH_POINTS, DESIGNS, RELAY_CRASH_POINTS, AppDatabase, OutboxRelay,
-                                        Publisher, PublishError, run_crash_story, write_command)
+                                        Publisher, PublishError, write_command)
+from resilience_sim.live.write_path import run_crash_story
 from resilience_sim.policies import Constant, RetryPolicy
 from live_support import no_leaks
 

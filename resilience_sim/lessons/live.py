@@ -25,7 +25,7 @@ from ..live.client import ResilientClient
 from ..live.consumer import CrashPoint
 from ..live.experiment import Action, Experiment, Probe
 from ..live.load import run_load
-from ..live.outbox import run_crash_story
+from ..live.write_path import run_crash_story
 from ..live.proxy import ToxiproxyClient, ToxiproxyServer
 from ..live.services import Catalog
 from ..metrics.windows import quality_shares_series
