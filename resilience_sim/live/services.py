@@ -321,6 +321,11 @@ class LiveService:
         """Connections being served now (kept-alive ones included)."""
         return self._server.open_connections
 
+    @property
+    def accepted(self) -> int:
+        """TCP connections accepted since start (a client reusing its pool opens few)."""
+        return self._server.accepted
+
     # -- base latency -------------------------------------------------------------------------------
 
     @property
