@@ -209,28 +209,49 @@ def test_composition_with_a_fixed_number_of_arguments():
 
 
 # --- task 4: downtime per month ------------------------------------------------------------------
-def test_downtime_with_a_365_day_year_is_accepted_with_a_note(capsys):
-    check.downtime_per_month(lambda a: (1 - a) * 365 * 24 * 60 / 12)
+def test_downtime_with_the_sre_books_30_day_month_is_accepted_and_named(capsys):
+    check.downtime_per_month(lambda a: (1 - a) * 30 * 24 * 60)
     out = capsys.readouterr().out
-    assert out.startswith("✔") and "365-day year" in out and "365.25" in out
+    assert out.startswith("✔") and "43.2 minutes" in out and "30-day month" in out and "43.8" in out
 
 
-def test_downtime_with_the_rounded_30_44_days_is_accepted_with_a_note(capsys):
-    """The lab's prose gives a month as 30.44 days; using that figure is not a mistake."""
-    check.downtime_per_month(lambda a: (1 - a) * 30.44 * 24 * 60)
+def test_downtime_with_the_average_month_names_the_other_convention(capsys):
+    check.downtime_per_month(lambda a: (1 - a) * 365.25 * 1440 / 12)
     out = capsys.readouterr().out
-    assert out.startswith("✔") and "30.44" in out and "30.4375" in out
+    assert out.startswith("✔") and "43.8 minutes" in out and "30.4375" in out and "43.2" in out
+
+
+@pytest.mark.parametrize("days", [365 / 12, 30.44, 30.42, 30.4, 30.5, 30.05])
+def test_downtime_with_a_month_within_a_quarter_percent_of_a_convention_is_accepted_with_its_length(days, capsys):
+    """One tolerance for every month near a convention: 365/12 days (0.068% off) and 30.42 (0.058%) alike."""
+    check.downtime_per_month(lambda a: (1 - a) * days * 1440)
+    out = capsys.readouterr().out
+    assert out.startswith("✔") and f"{days:.6g} days" in out and "accepted" in out
+
+
+@pytest.mark.parametrize("days", [30.6, 30.3, 29.9])
+def test_downtime_with_a_month_further_from_both_conventions_is_rejected_with_its_length(days):
+    fails(check.downtime_per_month, lambda a: (1 - a) * days * 1440, match=f"a month of {days:g} days")
+
+
+def test_downtime_that_mixes_the_two_months_is_rejected_as_inconsistent():
+    def mixed(a):
+        return (1 - a) * (365.25 / 12 if a > 0.6 else 30) * 1440
+    fails(check.downtime_per_month, mixed, match=r"not 1 − a times one month.*30.4375 days.*30 days")
 
 
 @pytest.mark.parametrize("wrong, match", [
-    (lambda a: (1 - a) * 30 * 1440, "30-day month.*365.25"),
     (lambda a: (1 - a) * 31 * 1440, "31-day month"),
     (lambda a: (1 - a) * 28 * 1440, "four weeks"),
     (lambda a: (1 - a) * 365.25 * 86400 / 12, "in seconds"),
+    (lambda a: (1 - a) * 30 * 86400, "in seconds"),
     (lambda a: (1 - a) * 365.25 * 24 / 12, "in hours"),
+    (lambda a: (1 - a) * 30 * 24, "in hours"),
     (lambda a: (1 - a) * 365.25 / 12, "in days"),
     (lambda a: (1 - a) * 365.25 * 1440, "per year"),
+    (lambda a: (1 - a) * 360 * 1440, "per year"),
     (lambda a: a * 365.25 * 1440 / 12, r"time \*up\*"),
+    (lambda a: a * 30 * 1440, r"time \*up\*"),
     (lambda a: (1 - a / 100) * 365.25 * 1440 / 12, "not a percentage"),
 ])
 def test_downtime_mistakes(wrong, match):
@@ -258,7 +279,7 @@ def _ratio(t, f, r):
     (lambda t, f, r: _needed(t, f, r) - 1, "One replica short"),
     (lambda t, f, r: _needed(t, r, f), "swapped"),
     (lambda t, f, r: _ratio(t, f, r), "replicas come whole: round \\*up\\*"),
-    (lambda t, f, r: None, "forget `return`"),
+    (lambda t, f, r: None, "ended without reaching a `return`"),
 ])
 def test_min_replicas_mistakes(wrong, match):
     message = fails(check.min_replicas, wrong, match=match)
@@ -419,6 +440,12 @@ def test_min_replicas_shared_crew_must_honour_the_limit(wrong, match):
     fails(check.min_replicas_shared_crew, wrong, match=match)
 
 
+def test_min_replicas_shared_crew_that_starts_at_two_replicas_is_rejected():
+    """One case is met by a single replica, so a search from two cannot pass."""
+    fails(check.min_replicas_shared_crew, shared_needed(first=2, last=1),
+          match=r"min_replicas_shared_crew\(0\.99, 100, 1, 1\) should be 1, yours gave 2\.")
+
+
 def test_min_replicas_shared_crew_without_the_limit_parameter():
     def min_replicas_shared_crew(target, mttf, mttr, crews):
         return shared_needed(last=1)(target, mttf, mttr, crews)
@@ -510,6 +537,30 @@ def test_a_loop_that_swallows_exceptions_is_stopped_too(tmp_path):
             print(exc)
     ''')
     assert "did not return within 2 s: a loop with no end? Make n grow at every turn" in out, out
+
+
+def test_min_replicas_with_series_instead_of_parallel_is_stopped_and_told_why(tmp_path):
+    out, took = run_child(tmp_path, '''
+        import math
+        from resilience_sim.labs import availability as check
+
+        def series(*avail):
+            return math.prod(avail)
+
+        def min_replicas(target, mttf, mttr):
+            a = mttf / (mttf + mttr)
+            n = 1
+            while series(*[a] * n) < target:
+                n += 1
+            return n
+
+        try:
+            check.min_replicas(min_replicas)
+        except AssertionError as exc:
+            print(exc)
+    ''')
+    assert "min_replicas(0.9995, 200, 4) did not return within 2 s" in out and "with series, each replica" in out, out
+    assert took < 20
 
 
 def test_off_the_main_thread_a_step_budget_stops_the_loop(tmp_path):

@@ -5,6 +5,7 @@ would write it."""
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 from lab_support import fails, run_child, solution_namespace
@@ -390,7 +391,7 @@ def test_retry_budget_answers_must_be_booleans():
     class Wordy(Budget):
         def try_retry(self, now):
             return "yes" if super().try_retry(now) else "no"
-    fails(check.retry_budget, Silent, match=r"try_retry\(1\) returned None: did you forget `return`")
+    fails(check.retry_budget, Silent, match=r"try_retry\(1\) returned None: it ended without reaching a `return`")
     fails(check.retry_budget, Wordy, match="returned 'yes': return True or False")
 
 
@@ -615,3 +616,60 @@ def test_retry_budget_whose_trimming_loop_never_advances_is_stopped(tmp_path):
     assert "RetryBudget.try_retry(25) did not return within 2 s: a loop with no end? A `while` loop that drops " \
            "old times must drop one at every turn" in out, out
     assert "(It was stopped at `" in out           # at one of the loop's lines
+
+
+# --- found by the learner review: parameters every case held at one value, the wall clock, falling off ---
+def budget_with(**fixed):
+    """The reference budget, but holding some of ratio, window and min_retries at the task's defaults."""
+    class RetryBudget:
+        def __init__(self, ratio=0.1, window=10.0, min_retries=5):
+            self.ratio = fixed.get("ratio", ratio)
+            self.window = fixed.get("window", window)
+            self.min_retries = fixed.get("min_retries", min_retries) if min_retries else 0
+            self.requests, self.retries = [], []
+
+        def record_request(self, now):
+            self.requests.append(now)
+
+        def try_retry(self, now):
+            edge = now - self.window
+            self.requests = [t for t in self.requests if t > edge]
+            self.retries = [t for t in self.retries if t > edge]
+            if len(self.retries) < self.min_retries + self.ratio * len(self.requests):
+                self.retries.append(now)
+                return True
+            return False
+    return RetryBudget
+
+
+@pytest.mark.parametrize("fixed, match", [
+    (dict(ratio=0.1), r"Case 9, RetryBudget\(0.5, 10.0, 0\).*yours allowed 1\. .*use self.ratio"),
+    (dict(window=10.0), r"Case 11, RetryBudget\(0.1, 2.0, 0\).*yours allowed 4\. .*now - self.window"),
+    (dict(min_retries=5), r"Case 10, RetryBudget\(0.1, 10.0, 2\).*yours allowed 5\. .*self.min_retries"),
+])
+def test_a_budget_that_ignores_a_parameter_is_rejected_by_name(fixed, match):
+    fails(check.retry_budget, budget_with(**fixed), match=match)
+
+
+def test_a_budget_that_reads_the_wall_clock_is_told_so_not_that_it_never_forgets():
+    base = budget_with()
+
+    class RetryBudget(base):
+        def record_request(self, now):
+            super().record_request(time.monotonic())
+
+        def try_retry(self, now):
+            return super().try_retry(time.monotonic())
+    message = fails(check.retry_budget, RetryBudget, match=r"yours allowed \d+\. Your budget reads the wall clock")
+    assert "never forgets" not in message
+
+
+def test_should_retry_that_falls_off_the_end_is_told_no_return_was_reached():
+    def should_retry(attempt, reason, idempotent, key, max_attempts=3):
+        if attempt < max_attempts and reason in RETRYABLE:
+            if idempotent or key is not None:
+                return True
+        elif attempt >= max_attempts:
+            return False
+    message = fails(check.should_retry, should_retry, match=r"returned None, should be False: no `return` was reached")
+    assert "forget" not in message

@@ -224,3 +224,9 @@ def test_expected_half_width_is_t_times_the_sd_over_the_root_of_the_seeds():
     sd = theory.availability_sd(av.CHECKOUT_MTTF, av.CHECKOUT_MTTR, horizon)
     assert av.expected_half_width(100, 20) == pytest.approx(2.0930 * sd / math.sqrt(20), rel=1e-4)
     assert av.expected_half_width(400, 20) == pytest.approx(av.expected_half_width(100, 20) / 2)
+
+
+def test_the_nines_table_counts_either_calendar():
+    average, sre = av.nines_table(), av.nines_table(calendar="sre")
+    assert average.rows[2][3] == "43.8 min" and sre.rows[2][3] == "43.2 min"       # 99.9% a month
+    assert average.rows[2][2] == "8.77 h" and sre.rows[2][2] == "8.76 h"           # and a year

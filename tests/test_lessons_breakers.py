@@ -148,6 +148,16 @@ def test_run_theory_and_the_plain_number_driver():
     assert abs(trips - expected) < 4 * math.sqrt(expected)
 
 
+def test_trips_by_error_rate_agrees_with_the_formula_at_every_rate_and_draws_each_rate_from_its_own_stream():
+    table = bk.trips_by_error_rate(((0.5, 20_000), (0.4, 20_000)), seed=3, run_of=3, open_for=1.0)
+    for row in table.data:
+        assert math.isclose(row["wait"], theory.trials_until_run(row["p"], 3))
+        assert abs(row["trips"] - row["expected"]) < 4 * row["sd"] and row["closed_calls"] < row["calls"]
+    alone = bk.trips_by_error_rate(((0.4, 20_000),), seed=3, run_of=3, open_for=1.0)
+    assert alone.data[0]["trips"] == table.data[1]["trips"]          # the other rate does not shift its stream
+    assert len(table.rows) == 2 and table.headers[0] == "errors"
+
+
 # --- section 5: probes --------------------------------------------------------------------------------
 def test_five_probes_cost_five_times_the_failed_calls_and_close_a_little_later():
     one, five = bk.probes_run(SEED, probes=1), bk.probes_run(SEED, probes=5)

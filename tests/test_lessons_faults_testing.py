@@ -199,3 +199,35 @@ def test_chaos_experiment_refutes_then_confirms_the_hypothesis():
     ax = Figure().subplots()
     ft.draw_chaos(ax, plain, fixed)
     assert len(ax.get_lines()) == 3 and "p99" in ax.get_ylabel()
+
+
+# --- tests that fail and catch a bug ----------------------------------------------------------------
+def _falls_back_on_errors(handler=ft.price_handler):
+    world = World(1)
+    Service(world, "db", error_rate=1.0)
+    api = Service(world, "api", dependencies=["db"], handler=handler)
+    assert ft.call_once(world, api).reason == "price from cache", "no fallback on an error"
+
+
+def _falls_back_when_down(handler=ft.price_handler):
+    world = World(1)
+    Outage(Service(world, "db"), [(0.0, 10.0)])
+    api = Service(world, "api", dependencies=["db"], handler=handler)
+    assert ft.call_once(world, api, at=1.0).reason == "price from cache"
+
+
+def test_run_tests_says_which_test_catches_the_handler_that_falls_back_only_when_down():
+    tests = (_falls_back_on_errors, _falls_back_when_down)
+    assert ft.run_tests(tests).data == {"_falls_back_on_errors": True, "_falls_back_when_down": True}
+    table = ft.run_tests(tests, ft.price_handler_down_only)
+    assert table.data == {"_falls_back_on_errors": False, "_falls_back_when_down": True}
+    assert table.rows[0][1:] == ["FAILED", "no fallback on an error"]
+
+
+def test_a_hang_fails_the_resilience_test_until_a_timeout_turns_it_into_a_fallback():
+    hang = ft.resilience_test(ft.price_handler, fault="hang", seed=3)
+    fixed = ft.resilience_test(ft.price_handler, fault="hang", timeout=0.15, seed=3)
+    assert not hang.ok and hang.availability == 1.0 and hang.p99 > ft.HANG
+    assert fixed.ok and fixed.p99 <= 0.15 + ft.API_WORK + 1e-9
+    with pytest.raises(ValueError, match="fault must be one of"):
+        ft.resilience_test(ft.price_handler, fault="flood", seed=3)

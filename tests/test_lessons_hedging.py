@@ -272,3 +272,45 @@ def test_dashboard_reacts_to_every_slider():
     assert "Could not run" not in dash.text.value
 
 
+
+
+# --- section 6: a trigger at half capacity, tied requests, a hedge budget -------------------------------
+def test_at_half_capacity_a_trigger_tips_hedging_for_good_and_below_half_it_is_absorbed():
+    absorbed = h.trigger_run(0.45, h.HEDGE_TRIGGER, requests=4000, seed=2013)
+    calm = h.trigger_run(0.5, None, requests=4000, seed=2013)
+    tipped = h.trigger_run(0.5, h.HEDGE_TRIGGER, requests=4000, seed=2013)
+    assert absorbed.late_p99 < 0.05 and calm.late_p99 < 0.06
+    assert tipped.late_p99 > 0.5 and tipped.late_extra_load > 0.9
+
+
+def test_tied_requests_cut_queueing_at_no_extra_work_and_drop_the_twin_before_it_starts():
+    runs = h.tied_comparison(0.7, requests=2000, seed=5)
+    one, tied = runs.values()
+    assert tied.work == 1.0 and tied.both_started == 0 and one.work == 1.0
+    assert tied.percentiles()[90] < one.percentiles()[90] / 2
+    table = h.guard_table(runs)
+    assert table.headers[-1] == "work per request" and [r[0] for r in table.rows] == list(h.TIED_VARIANTS)
+
+
+def test_a_tied_request_queued_behind_a_busy_replica_is_served_once_by_the_free_one():
+    world = World(seed=1)
+    tied = h.Tied(world, 1, latency=Fixed(0.01))                 # one slot each: the second request must wait
+    for _ in range(3):
+        world.env.process(serve(world, tied, "r"))
+    results = world.run(until=1.0)
+    assert tied.works == 3 and tied.both_started == 0 and results.request_availability() == 1.0
+
+
+def test_a_hedge_budget_caps_copies_and_keeps_a_busy_pool_from_collapsing():
+    runs = h.budget_comparison(0.7, requests=2000, seed=5)
+    plain, free, capped = runs.values()
+    assert free.work > 1.4 and free.percentiles()[99] > 5 * plain.percentiles()[99]
+    assert capped.work < 1.08 and capped.percentiles()[99] < plain.percentiles()[99]
+
+
+def test_a_budgeted_hedge_refuses_a_copy_once_and_never_retries_it_for_that_request():
+    from resilience_sim.policies import RetryBudget
+    policy = h.BudgetedHedge(0.01, RetryBudget(ratio=0.0, window=1.0, min_per_second=0.0))
+    assert policy.hedge_at(0.0) == 0.01
+    assert not policy.should_hedge(0.0, 0.02, 0)                  # no budget at all: refused
+    assert policy.hedge_at(0.0) == math.inf and policy.hedge_at(0.5) == 0.51

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from resilience_sim.lessons import all_dashboards, common  # noqa: E402
 from resilience_sim.lessons import metastable as mf  # noqa: E402
+from resilience_sim import theory  # noqa: E402
 from resilience_sim.sweeps import sweep  # noqa: E402
 
 
@@ -138,3 +139,39 @@ def test_metastable_dashboard_reacts_to_every_slider():
     dash.set(timeout=1.0, load_pct=30, trigger=6.0)  # below a third of capacity nothing sticks
     assert all(r.after > 0.95 and r.load == pytest.approx(0.3) for r in dash.results.values())
     assert "Could not run" not in dash.text.value
+
+
+# --- closed-loop users, and the backlog a trigger builds --------------------------------------------
+def test_think_time_makes_closed_loop_users_offer_the_load_and_refuses_too_few_users():
+    think = mf.think_time(100, 0.65)
+    response = theory.mmc_response_time(mf.API_WORKERS, 26.0, 1 / mf.API_WORK)
+    assert math.isclose(100 / (think + response), 26.0)
+    with pytest.raises(ValueError, match="users must be more than"):
+        mf.think_time(1, 0.65)
+
+
+def test_storm_rate_counts_timeouts_backoff_waits_and_thinking():
+    assert math.isclose(mf.storm_rate(100, 4.0), 300 / 7.0)
+    assert math.isclose(mf.storm_rate(100, 4.0, backoff=(1.0, 8.0)), 300 / (3 + 1 + 2 + 4.0))   # waits 1 + 2 s
+    assert math.isclose(mf.storm_rate(100, 4.0, backoff=(1.0, 1.5)), 300 / (3 + 0.75 + 0.75 + 4.0))  # capped
+
+
+def test_closed_loop_users_with_a_long_backoff_end_the_storm_that_open_loop_arrivals_keep():
+    closed = mf.metastable_run(users=100, jitter=True, backoff=(1.0, 8.0), seed=7)
+    assert closed.after > 0.95 and closed.label.endswith("100 users")
+    assert mf.metastable_run(jitter=True, backoff=(1.0, 8.0), seed=7).after < 0.05       # open loop: stuck
+    assert mf.metastable_run(users=100, seed=7).after < 0.05                              # no backoff: stuck
+
+
+def test_the_trigger_backlog_estimate_and_the_measured_peak():
+    assert mf.backlog_estimate(0.3) == 0.0 and math.isclose(mf.backlog_estimate(0.65), (26 - 40 / 3) * 4)
+    assert mf.TIMEOUT_BACKLOG == mf.TIMEOUT * mf.CAPACITY
+    assert mf.peak_backlog(0.4, seed=7) < mf.TIMEOUT_BACKLOG < mf.peak_backlog(0.65, seed=7)
+
+
+def test_the_trigger_is_labelled_by_its_slowdown_not_the_faults_kind():
+    from matplotlib.figure import Figure
+    ax = Figure().subplots()
+    mf.draw_availability(ax, mf.metastable_run(trigger=1.0, duration=20.0, window=(14.0, 20.0), seed=7))
+    labels = [p.get_label() for p in ax.patches]
+    assert "trigger: work 3x slower" in labels and "latency spike" not in labels

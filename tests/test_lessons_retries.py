@@ -311,3 +311,17 @@ def test_backoff_schedules_table_values():
         assert all(0 <= w <= 2.0 for w in waits), name
     assert [rt.SCHEDULES["exponential"](0.1, 2.0).delay(n) for n in (1, 2, 5)] == [0.2, 0.4, 2.0]
     assert isinstance(rt.SCHEDULES["constant"](0.1, 2.0), ConstantBackoff)
+
+
+def test_a_store_with_few_slots_makes_failed_writes_cost_time_and_constant_waits_finish_last():
+    free = {name: rt.contention_run(name, 40, seed=2) for name in ("constant", "full jitter")}
+    slots = {name: rt.contention_run(name, 80, seed=2, capacity=4) for name in ("constant", "full jitter")}
+    assert free["constant"].finished < free["full jitter"].finished         # calls cost no time without a limit
+    assert slots["constant"].finished > 1.5 * slots["full jitter"].finished
+    assert slots["constant"].finished >= slots["constant"].calls * rt.CONTENTION_LATENCY / 4 - 1e-9  # 4 at a time
+
+
+def test_a_store_refuses_a_capacity_below_one():
+    from resilience_sim import World
+    with pytest.raises(ValueError, match="capacity"):
+        rt.OptimisticStore(World(seed=1), capacity=0)

@@ -144,9 +144,19 @@ def test_a_propagated_deadline_wastes_nothing(chain):
     assert dl.results.latency.max() <= tm.CHAIN_PATIENCE + 1e-9
 
 
+def test_a_deadline_checked_only_before_work_starts_still_lets_the_db_work_for_users_who_left(chain):
+    own, dl = chain
+    start_only = tm.chain_run(21, propagate=True, stop_work=False)
+    assert all(start_only.started_late[name] == 0 for name in tm.LAYERS)
+    assert start_only.wasted("api") == start_only.wasted("svc") == 0.0      # their clients stop at the deadline
+    assert 0.5 * own.wasted("db") < start_only.wasted("db") < own.wasted("db")
+    assert start_only.results.calls_per_request("db") == dl.results.calls_per_request("db")
+    assert tm.chain_label(start_only) == "deadline: no late start only"
+
+
 def test_chain_table_and_bars(chain):
     table = tm.chain_table(chain)
-    assert table.headers[1:] == ["each layer's own timeout", "one propagated deadline"]
+    assert table.headers[1:] == ["each layer's own timeout", "deadline: no late start, work stopped"]
     assert table.rows[4] == ["db calls begun after the user left", str(chain[0].started_late["db"]), "0"]
     ax = tm.draw_chain_work(Figure().subplots(), chain)
     assert [t.get_text() for t in ax.get_xticklabels()] == list(tm.LAYERS)

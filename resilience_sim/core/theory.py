@@ -9,7 +9,19 @@ from statistics import NormalDist
 
 from . import validate
 
-SECONDS_PER = {"year": 365.25 * 86400, "month": 365.25 * 86400 / 12, "week": 7 * 86400, "day": 86400}
+_DAY = 86400.0
+#: Two ways to count a calendar, by name (seconds in each period). ``"average"``, the default, is the
+#: average calendar: a 365.25-day year (leap years included), its quarter and its month a quarter and a
+#: twelfth of it (91.3125 and 30.4375 days). ``"sre"`` is the one the SRE book's availability table
+#: (appendix A) and most SLO tools count: a 365-day year, a 90-day quarter, a 30-day month.
+CALENDARS = {
+    "average": {"year": 365.25 * _DAY, "quarter": 365.25 * _DAY / 4, "month": 365.25 * _DAY / 12,
+                "week": 7 * _DAY, "day": _DAY, "hour": 3600.0},
+    "sre": {"year": 365 * _DAY, "quarter": 90 * _DAY, "month": 30 * _DAY,
+            "week": 7 * _DAY, "day": _DAY, "hour": 3600.0},
+}
+#: Seconds in each period of the default (average) calendar.
+SECONDS_PER = CALENDARS["average"]
 
 #: Most states (replicas, servers) a formula here sums one by one: 10**6 take about half a second.
 MAX_STATES = 10 ** 6
@@ -112,11 +124,14 @@ def nines(a: float) -> float:
     return math.inf if a == 1.0 else -math.log10(1.0 - a)
 
 
-def downtime(a: float, period: str = "year") -> float:
-    """Seconds of downtime per ``period`` ("year", "month", "week", "day") at availability ``a``."""
+def downtime(a: float, period: str = "year", calendar: str = "average") -> float:
+    """Seconds of downtime per ``period`` ("year", "quarter", "month", "week", "day", "hour") at
+    availability ``a``, the periods counted by ``calendar`` (a name in :data:`CALENDARS`): "average"
+    (a 365.25-day year, a 30.4375-day month) or "sre" (365 days, 90 and 30, as the SRE book's table)."""
     a = validate.probability("a", a)
-    validate.choice("period", period, SECONDS_PER)
-    return (1.0 - a) * SECONDS_PER[period]
+    periods = CALENDARS[validate.choice("calendar", calendar, CALENDARS)]
+    validate.choice("period", period, periods)
+    return (1.0 - a) * periods[period]
 
 
 def error_budget(slo: float, requests: int) -> int:
@@ -197,7 +212,7 @@ def littles_law(arrival_rate: float, mean_time: float) -> float:
 
 
 # --- time units ---------------------------------------------------------------------------------
-#: Seconds in each unit people read times in (a month is a twelfth of a Julian year).
+#: Seconds in each unit people read times in (the average calendar: a month is a twelfth of a Julian year).
 TIME_UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0,
               **{unit: float(SECONDS_PER[unit]) for unit in ("day", "week", "month", "year")}}
 
@@ -252,6 +267,21 @@ def share_sd(p: float, n: int) -> float:
     except OverflowError:                      # n beyond 1.8e308: sqrt(p (1 - p)) / sqrt(n), in logs
         spread = p * (1 - p)
         return math.exp((math.log(spread) - math.log(n)) / 2) if spread else 0.0
+
+
+def within_sampling_error(measured: float, expected: float, n: int, *, sds: float = 4.0) -> bool:
+    """Whether a share ``measured`` over ``n`` independent trials lies within ``sds`` binomial standard
+    deviations (:func:`share_sd`) of the true share ``expected``: at 4 sds chance alone fails it about
+    once in 16,000 checks (normal approximation), so a failure points at a bias, not at luck."""
+    measured = validate.probability("measured", measured)
+    sds = validate.positive("sds", sds)
+    return abs(measured - expected) <= sds * share_sd(expected, n)
+
+
+def quantile_sd(p: float, n: int, density: float) -> float:
+    """Standard deviation of the ``p``-quantile measured over ``n`` samples, where the distribution's
+    density at that quantile is ``density``: sqrt(p (1 - p) / n) / density (the asymptotic formula)."""
+    return share_sd(p, n) / validate.positive("density", density)
 
 
 #: Up to this many trials :func:`binomial_tail` sums its terms as the formula reads (C(n, i) is a float

@@ -10,8 +10,9 @@ Conventions the checks hold the learner to (the lab states them too):
 
 * availability is a fraction in [0, 1], not a percentage;
 * MTTR runs from the failure until the service works again, so it includes the time to detect;
-* a month is a twelfth of a 365.25-day year (30.44 days), as in :data:`theory.SECONDS_PER`; a
-  365-day year is accepted with a note (it is 0.07% off), a 30-day month is not (1.4% off).
+* a month is either of :data:`theory.CALENDARS`' months, used the same way on every case: the average
+  one (a twelfth of a 365.25-day year, 30.4375 days) or the SRE book's 30 days; a month within a
+  quarter of a percent of one of them (365 / 12 days, 30.44 days) is accepted with a note.
 """
 from __future__ import annotations
 
@@ -30,9 +31,8 @@ CHECKOUT = {"mttf_h": 504.0, "detect_min": 12.0, "restart_min": 18.0}
 TARGET = 0.9995
 REPLICA_MTTF_H = 200.0
 DESIGN_MTTR_H = 4.0                                   # the design: 2 replicas, repaired within 4 h
-MONTH_MIN = theory.SECONDS_PER["month"] / 60          # 43 830 minutes
-MONTH_365_MIN = 365 * 1440 / 12                       # the same with a 365-day year
-MONTH_3044_MIN = 30.44 * 1440                         # the lab's rounded "30.44 days"
+MONTH_MIN = theory.CALENDARS["average"]["month"] / 60   # 43 830 minutes
+SRE_MONTH_MIN = theory.CALENDARS["sre"]["month"] / 60   # 43 200 minutes
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -69,6 +69,7 @@ def _check_function(fn, name, cases, expected, mistakes, *, rel=1e-9, explain=""
 _AVAILABILITY_CASES = [(99.0, 1.0), (1000.0, 10.0), (10.0, 5.0), (200.0, 0.5), (3.0, 1.0)]
 
 
+@fb.message_only
 def availability(fn) -> None:
     """Check ``availability(mttf, mttr)``: MTTF / (MTTF + MTTR)."""
     cases = _AVAILABILITY_CASES
@@ -92,6 +93,7 @@ def availability(fn) -> None:
 
 
 # --- task 2: the checkout service (MTTR includes detection) ------------------------------------
+@fb.message_only
 def checkout(mttr_h, availability_value) -> None:
     """Check the checkout answers: MTTR in hours (detect + restart) and the availability it gives."""
     mttf = CHECKOUT["mttf_h"]
@@ -137,6 +139,7 @@ _FIRST_ONLY = ("Your answer is the first availability alone, whatever the others
                "inside the for loop? Return after the loop, once every part is counted.")
 
 
+@fb.message_only
 def series(fn) -> None:
     """Check ``series(*avail)``: the product."""
     cases = _COMPOSITION_CASES
@@ -165,6 +168,7 @@ def series(fn) -> None:
     fb.ok(f"series multiplies: ten 99.9% services in a chain give {ten:.2%}")
 
 
+@fb.message_only
 def parallel(fn) -> None:
     """Check ``parallel(*avail)``: 1 − Π(1 − a)."""
     cases = _COMPOSITION_CASES
@@ -197,47 +201,67 @@ def parallel(fn) -> None:
 
 # --- task 4: downtime budget per month ----------------------------------------------------------
 _DOWNTIME_CASES = [(0.999,), (0.99,), (0.9995,), (0.99999,), (0.5,)]
+#: The two months the lab accepts, in minutes (theory.CALENDARS), and how far a month may be from one.
+_MONTHS = {"average": (MONTH_MIN, "the average month, a twelfth of a 365.25-day year (30.4375 days), "
+                                  "theory.downtime(a, 'month')"),
+           "sre": (SRE_MONTH_MIN, "the SRE book's 30-day month, theory.downtime(a, 'month', 'sre')")}
+_MONTH_TOL = 0.0025                                   # a quarter of a percent: about 1.8 hours a month
 
 
+def _days(minutes: float) -> str:
+    return f"{minutes / 1440:.6g} days"
+
+
+@fb.message_only
 def downtime_per_month(fn) -> None:
-    """Check ``downtime_per_month(a)`` in minutes, a month being 365.25 / 12 days."""
+    """Check ``downtime_per_month(a)`` in minutes, with either month (the average one or the SRE book's
+    30 days) used the same way on every case."""
     cases = _DOWNTIME_CASES
     name = "downtime_per_month"
     got = [fb.real(fb.call(fn, name, *args), fb.show(name, args)) for args in cases]
-    if all(fb.close(g, (1 - a) * MONTH_365_MIN, 1e-6) for (a,), g in zip(cases, got)):
-        fb.ok(f"{name}: 99.9% allows {(1 - 0.999) * MONTH_365_MIN:.1f} minutes a month with your 365-day "
-            f"year. Accepted; the course uses 365.25 days (leap years included, "
-            f"{(1 - 0.999) * MONTH_MIN:.1f} min), as theory.downtime(a, 'month') does.")
-        return
-    if all(fb.close(g, (1 - a) * MONTH_3044_MIN, 1e-6) for (a,), g in zip(cases, got)):
-        fb.ok(f"{name}: 99.9% allows {(1 - 0.999) * MONTH_3044_MIN:.2f} minutes a month with the rounded "
-              f"30.44 days. Accepted; exactly, a month is 365.25 / 12 = 30.4375 days "
-              f"({(1 - 0.999) * MONTH_MIN:.2f} min), as theory.downtime(a, 'month') uses.")
-        return
+    months = [g / (1 - a) for (a,), g in zip(cases, got)]          # the month each answer implies, in minutes
+    same = all(fb.close(m, months[0], 1e-6) for m in months)
+    for calendar, (minutes, words) in _MONTHS.items():
+        if same and abs(months[0] / minutes - 1) <= _MONTH_TOL:
+            exact = fb.close(months[0], minutes, 1e-9)
+            how = "" if exact else (f" Your month is {_days(months[0])}, {abs(months[0] / minutes - 1):.2%} from "
+                                    f"it: accepted, but a budget is clearer with the exact figure.")
+            other = "sre" if calendar == "average" else "average"
+            fb.ok(f"{name}: 99.9% allows {(1 - 0.999) * months[0]:.1f} minutes a month with {words}.{how} "
+                  f"(With {_MONTHS[other][1].split(',')[0]}: {(1 - 0.999) * _MONTHS[other][0]:.1f} minutes; "
+                  f"say which one you count.)")
+            return
     day = 1440
     mistakes = [
-        (lambda a: (1 - a) * 30 * day, "You used a 30-day month. Many SLO tools use rolling 28- or 30-day windows, "
-         "but this lab's month is a twelfth of a 365.25-day year: 30.4375 days = 43 830 minutes."),
-        (lambda a: (1 - a) * 31 * day, "You used a 31-day month; this lab's month is a twelfth of a "
-         "365.25-day year: 30.4375 days = 43 830 minutes."),
-        (lambda a: (1 - a) * 28 * day, "You used four weeks (28 days); this lab's month is a twelfth of a "
-         "365.25-day year: 30.4375 days."),
-        (lambda a: (1 - a) * MONTH_MIN * 60, "That is in seconds; the task asks for minutes."),
-        (lambda a: (1 - a) * MONTH_MIN / 60, "That is in hours; the task asks for minutes."),
-        (lambda a: (1 - a) * MONTH_MIN / day, "That is in days; the task asks for minutes."),
-        (lambda a: (1 - a) * MONTH_MIN * 12, "That is per year; the task asks per month."),
+        (lambda a: (1 - a) * 31 * day, "You used a 31-day month; use the average month (365.25 / 12 = 30.4375 "
+         "days) or the SRE book's 30-day month."),
+        (lambda a: (1 - a) * 28 * day, "You used four weeks (28 days); use the average month (30.4375 days) or "
+         "the SRE book's 30 days."),
         (lambda a: a * MONTH_MIN, "That is the time *up*; downtime is the share of time down, 1 − a."),
+        (lambda a: a * SRE_MONTH_MIN, "That is the time *up*; downtime is the share of time down, 1 − a."),
         (lambda a: (1 - a / 100) * MONTH_MIN, "a is a fraction (0.999), not a percentage (99.9)."),
+        (lambda a: (1 - a / 100) * SRE_MONTH_MIN, "a is a fraction (0.999), not a percentage (99.9)."),
     ]
-    for args, g in zip(cases, got):
-        want = (1 - args[0]) * MONTH_MIN
-        if not fb.close(g, want, 1e-6):
-            hint = _diagnose(cases, got, mistakes) or ("Downtime is the share of time down, 1 − a, times "
-                                                       "the minutes in a month (365.25 × 1440 / 12).")
-            raise AssertionError(f"{fb.show(name, args)} should be {want:.4f} minutes, yours gave "
-                                 f"{fb.fmt(g)}. {hint}")
-    fb.ok(f"{name}: 99.9% allows {(1 - 0.999) * MONTH_MIN:.1f} minutes a month, 99.95% "
-        f"{(1 - 0.9995) * MONTH_MIN:.1f}, 99.999% {(1 - 0.99999) * MONTH_MIN * 60:.0f} seconds")
+    for minutes in (MONTH_MIN, SRE_MONTH_MIN):
+        mistakes += [
+            (lambda a, m=minutes: (1 - a) * m * 60, "That is in seconds; the task asks for minutes."),
+            (lambda a, m=minutes: (1 - a) * m / 60, "That is in hours; the task asks for minutes."),
+            (lambda a, m=minutes: (1 - a) * m / day, "That is in days; the task asks for minutes."),
+            (lambda a, m=minutes: (1 - a) * m * 12, "That is per year; the task asks per month."),
+        ]
+    if same:
+        (a,), g = cases[0], got[0]
+        message = (f"{fb.show(name, (a,))} should be {(1 - a) * MONTH_MIN:.4f} minutes (average month) or "
+                   f"{(1 - a) * SRE_MONTH_MIN:.4f} (30-day month); yours gave {fb.fmt(g)}, which is 1 − a "
+                   f"times a month of {_days(months[0])}.")
+    else:
+        odd = next(i for i, m in enumerate(months) if not fb.close(m, months[0], 1e-6))
+        message = (f"Your answers are not 1 − a times one month: {fb.show(name, cases[0])} gave {fb.fmt(got[0])}, "
+                   f"a month of {_days(months[0])}, but {fb.show(name, cases[odd])} gave {fb.fmt(got[odd])}, "
+                   f"a month of {_days(months[odd])}. Use one month, the same for every a.")
+    hint = _diagnose(cases, got, mistakes) or ("Downtime is the share of time down, 1 − a, times the minutes "
+                                               "in a month: 365.25 × 1440 / 12, or 30 × 1440 with 30-day months.")
+    raise AssertionError(f"{message} {hint}")
 
 
 # --- task 5: design with independent replicas ---------------------------------------------------
@@ -265,7 +289,8 @@ def _replicas_needed_fast(target, mttf, mttr) -> int:
 
 def _as_count(value, call: str) -> int | None:
     if value is None:
-        raise AssertionError(f"{call} returned None: did you forget `return`?")
+        raise AssertionError(f"{call} returned None: it ended without reaching a `return` (a loop that ran out "
+                             f"before its `return n`, or no `return` at all)")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise AssertionError(f"{call} should return a whole number of replicas, got {value!r}")
     if not float(value).is_integer():
@@ -275,9 +300,11 @@ def _as_count(value, call: str) -> int | None:
 
 
 _MIN_REPLICAS_STUCK = ("a loop with no end? Make n grow at every turn (n += 1) and test the availability of "
-                       "n replicas, so the loop stops once it meets the target.")
+                       "n replicas in parallel, so the loop stops once it meets the target (with series, each "
+                       "replica you add lowers the availability, so the target is never met).")
 
 
+@fb.message_only
 def min_replicas(fn) -> None:
     """Check ``min_replicas(target, mttf, mttr)``: fewest independent replicas meeting ``target``."""
     name = "min_replicas"
@@ -330,6 +357,7 @@ def _max_mttr(target, mttf, n) -> float:
     return mttf * u / (1 - u)
 
 
+@fb.message_only
 def max_mttr(fn) -> None:
     """Check ``max_mttr(target, mttf, n)``: the longest MTTR with which ``n`` replicas meet ``target``."""
     name = "max_mttr"
@@ -414,6 +442,7 @@ _RUN_STUCK = ("a run with no end? Run the world up to `until` (world.run(until=u
               "times as they are given (no unit conversion).")
 
 
+@fb.message_only
 def measured_availability(fn) -> None:
     """Check ``measured_availability(n, mttf, mttr, crews, until, seed)`` against the exact chain."""
     name = "measured_availability"
@@ -469,6 +498,7 @@ def measured_availability(fn) -> None:
         f"{got[3]:.3f} with independent repairs (theory {expected[0]:.3f} and {expected[3]:.3f})")
 
 
+@fb.message_only
 def shared_crew_verdict(meets_target, measured=None) -> None:
     """Check the verdict on the design (2 replicas, MTTF 200 h, MTTR 4 h) when they share one crew; with
     ``measured`` (the learner's run), check that run too and judge the verdict against it."""
@@ -507,10 +537,11 @@ def shared_crew_verdict(meets_target, measured=None) -> None:
 
 #: (target, mttf, mttr, crews). Two replicas with MTTF 2, MTTR 1 and one crew are up exactly 0.8 of the
 #: time (1 − 2ρ²/(1 + 2ρ + 2ρ²) with ρ = 1/2, exact in floating point): meeting the target exactly counts.
-#: With one crew, MTTF 10 and MTTR 5 no number of replicas reaches 0.9: the answer is None.
+#: With one crew, MTTF 10 and MTTR 5 no number of replicas reaches 0.9: the answer is None. One replica
+#: with MTTF 100 and MTTR 1 is up 100/101 > 0.99 of the time: a search must start at one.
 _SHARED_CASES = [(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 1), (TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 2),
                  (0.99999, 200.0, 4.0, 1), (0.9999, 100.0, 10.0, 1), (0.999, 50.0, 5.0, 1), (0.8, 2.0, 1.0, 1),
-                 (0.9, 10.0, 5.0, 1)]
+                 (0.9, 10.0, 5.0, 1), (0.99, 100.0, 1.0, 1)]
 _SHARED_STUCK = "a loop with no end? Stop at `limit` and return None."
 
 
@@ -525,6 +556,7 @@ def _shared_needed(target, mttf, mttr, crews, limit=50):
 _SHARED_LIMIT_CASES = [(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 1, 3), (TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 1, 2)]
 
 
+@fb.message_only
 def min_replicas_shared_crew(fn) -> None:
     """Check ``min_replicas_shared_crew(target, mttf, mttr, crews, limit=50)``: fewest replicas, or None
     when ``limit`` replicas (included) are not enough."""

@@ -28,6 +28,7 @@ from collections import deque
 from ..core.reasons import check_reasons
 from ..policies import RETRYABLE, Backoff, RetryBudget as _PolicyBudget
 from . import feedback as fb
+from .breaker import _Clock
 
 __all__ = ["exponential_delay", "full_jitter", "retry_budget", "should_retry", "as_backoff", "as_budget",
            "NOT_RETRYABLE"]
@@ -70,6 +71,7 @@ _EXP_MISTAKES = [
 ]
 
 
+@fb.message_only
 def exponential_delay(fn) -> None:
     """Check ``exponential_delay(attempt, base, cap)``: ``min(cap, base * 2**attempt)`` seconds."""
     name = "exponential_delay"
@@ -155,6 +157,7 @@ def _covers(lo, hi, interval) -> bool:
     return abs(lo - a) <= slack and abs(hi - b) <= slack
 
 
+@fb.message_only
 def full_jitter(fn) -> None:
     """Check ``full_jitter(attempt, rng, base, cap)``: ``rng.uniform(0, min(cap, base * 2**attempt))``,
     a fresh draw from ``rng`` on every call."""
@@ -354,7 +357,28 @@ class _MaxNotSum(_Budget):
         return False
 
 
+class _FixedRatio(_Budget):
+    def __init__(self, ratio=0.1, window=10.0, min_retries=5):
+        super().__init__(0.1, window, min_retries)
+
+
+class _FixedWindow(_Budget):
+    def __init__(self, ratio=0.1, window=10.0, min_retries=5):
+        super().__init__(ratio, 10.0, min_retries)
+
+
+class _FixedMinimum(_Budget):
+    def __init__(self, ratio=0.1, window=10.0, min_retries=5):
+        super().__init__(ratio, window, 5 if min_retries else 0)
+
+
 _BUDGET_MISTAKES = [
+    (_FixedRatio, "Your budget gives 10% whatever ratio it is given: use self.ratio (the ratio passed to "
+     "__init__), not the number 0.1."),
+    (_FixedWindow, "Your budget keeps 10 s whatever window it is given: drop the times at or before "
+     "now - self.window, with the window passed to __init__."),
+    (_FixedMinimum, "Your budget allows 5 minimum retries whatever min_retries it is given: use "
+     "self.min_retries."),
     (_FirstAttemptsSpend, "Your budget counts first attempts as retries: a busy client that never retried "
      "found its budget already spent. Only retries spend the budget (try_retry); first attempts "
      "(record_request) earn it."),
@@ -398,7 +422,13 @@ _BUDGET_STUCK = ("a loop with no end? A `while` loop that drops old times must d
                  "[t for t in times if t > now - self.window], cannot get stuck.")
 
 
+#: While a check replays a budget with the clocks following ``now`` (to spot one that reads the wall clock).
+_following: list = []
+
+
 def _budget_method(obj, method, name, *args):
+    for clock in _following:
+        clock.now = args[0]
     fn = getattr(obj, method, None)
     if not callable(fn):
         raise AssertionError(f"{name} has no method {method}(now): the task asks for record_request(now) and "
@@ -412,8 +442,9 @@ def _tries(budget, name, now, n) -> int:
     for _ in range(n):
         answer = _budget_method(budget, "try_retry", name, now)
         if answer is None:
-            raise AssertionError(f"{name}.try_retry({fb.fmt(now)}) returned None: did you forget `return`? "
-                                 f"It returns True (retry, and it is spent) or False.")
+            raise AssertionError(f"{name}.try_retry({fb.fmt(now)}) returned None: it ended without reaching a "
+                                 f"`return` (a missing `return`, or an `if` with no `else` that falls off the "
+                                 f"end). It returns True (retry, and it is spent) or False.")
         if not fb.is_bool(answer):
             raise AssertionError(f"{name}.try_retry({fb.fmt(now)}) returned {answer!r}: return True or False")
         granted += bool(answer)
@@ -479,6 +510,28 @@ def _fraction(cls, n):
     return _tries(b, n, 3.0, 20)
 
 
+def _other_ratio(cls, n):
+    b = _make(cls, n, 0.5, 10.0, 0)
+    _requests(b, n, [1.0 + 0.1 * i for i in range(10)])
+    return _tries(b, n, 3.0, 10)
+
+
+def _other_minimum(cls, n):
+    return _tries(_make(cls, n, 0.1, 10.0, 2), n, 1.0, 10)
+
+
+def _short_window(cls, n):
+    b = _make(cls, n, 0.1, 2.0, 0)
+    _requests(b, n, [0.1 * i for i in range(40)])        # t = 0 .. 3.9 s
+    return _tries(b, n, 4.0, 10)
+
+
+def _short_window_forgets(cls, n):
+    b = _make(cls, n, 0.1, 3.0, 1)
+    _requests(b, n, [0.1 * i for i in range(50)])        # t = 0 .. 4.9 s
+    return _tries(b, n, 20.0, 10)
+
+
 #: (what happens and how many retries fit, a function (cls, name) -> retries granted at the end)
 _SCENARIOS = [
     ("a quiet client (no requests) with min_retries=5 tries 20 retries at t=1 s: the 5 minimum retries fit",
@@ -496,11 +549,33 @@ _SCENARIOS = [
      "is (0, 10], so those at t=0 no longer count and 10% of 10 = 1 retry fits", _edge),
     ("14 first attempts between t=1 and t=2.3 s, then 20 retries tried at t=3 s: the limit is 5 + 10% of 14 "
      "= 6.4, so 7 retries fit (the 7th because 6 < 6.4)", _fraction),
+    ("RetryBudget(0.5, 10.0, 0): 10 first attempts between t=1 and t=1.9 s, then 10 retries tried at t=3 s: "
+     "50% of 10 = 5 fit", _other_ratio),
+    ("RetryBudget(0.1, 10.0, 2): a quiet client tries 10 retries at t=1 s: its 2 minimum retries fit",
+     _other_minimum),
+    ("RetryBudget(0.1, 2.0, 0): 40 first attempts between t=0 and t=3.9 s, then 10 retries tried at t=4 s: "
+     "the 2 s window (2, 4] holds 19 of them, so 10% of 19 = 1.9 and 2 retries fit", _short_window),
+    ("RetryBudget(0.1, 3.0, 1): 50 first attempts between t=0 and t=4.9 s, then 10 retries tried at t=20 s: "
+     "every one has left the 3 s window, so only the 1 minimum retry fits", _short_window_forgets),
 ]
 
 
 def _signature(cls, name):
     return [run(cls, name) for _, run in _SCENARIOS]
+
+
+def _reads_the_clock(cls, name, want) -> bool:
+    """Whether ``cls`` passes every scenario once time.time(), time.monotonic()... follow ``now``."""
+    clock = _Clock()
+    try:
+        with clock.active(cls):
+            _following.append(clock)
+            try:
+                return _signature(cls, name) == want
+            finally:
+                _following.remove(clock)
+    except AssertionError:
+        return False
 
 
 _BUDGET_DEFAULTS = {"ratio": 0.1, "window": 10.0, "min_retries": 5}
@@ -548,6 +623,7 @@ def _budget_defaults(cls, name) -> None:
                              f"task's defaults, {wanted}{which}.")
 
 
+@fb.message_only
 def retry_budget(cls) -> None:
     """Check a ``RetryBudget(ratio, window, min_retries)`` class with ``record_request(now)`` and
     ``try_retry(now) -> bool``, on six scenarios (times in seconds)."""
@@ -571,6 +647,11 @@ def retry_budget(cls) -> None:
         return
     index = next(i for i, (g, w) in enumerate(zip(got, want)) if g != w)
     message = f"Case {index + 1}, {_SCENARIOS[index][0]}; yours allowed {got[index]}."
+    if _reads_the_clock(cls, name, want):
+        raise AssertionError(f"{message} Your budget reads the wall clock (time.time(), time.monotonic()...) "
+                             f"instead of the `now` it is given: when we make the clock follow `now`, every case "
+                             f"passes. Use only `now`: simulated seconds in the simulator, time.monotonic() in a "
+                             f"live client, plain numbers in tests.")
     signatures = [(_signature(mistake, "mistake"), h) for mistake, h in _BUDGET_MISTAKES]
     hint = next((h for sig, h in signatures if sig == got), None) or \
         next((h for sig, h in signatures if sig[:index + 1] == got[:index + 1]), None)   # the first failure alike
@@ -592,6 +673,7 @@ def _should(attempt, reason, idempotent, key, max_attempts=3):
     return attempt < max_attempts and reason in RETRYABLE and (idempotent or key is not None)
 
 
+@fb.message_only
 def should_retry(fn) -> None:
     """Check ``should_retry(attempt, reason, idempotent, key, max_attempts=3) -> bool``."""
     name = "should_retry"
@@ -602,7 +684,13 @@ def should_retry(fn) -> None:
     if all(got is None for _, got in answers):
         raise AssertionError(f"{fb.show(name, answers[0][0])} returned None: did you forget `return`?")
     wrong = []
+    nones = [case for case, got in answers if got is None]
+    from_an_expression = all(not i and k is None for _, _, i, k, _ in nones)      # `idempotent or key` gives None
     for case, got in answers:
+        if got is None and not from_an_expression:
+            raise AssertionError(f"{fb.show(name, case)} returned None, should be {_should(*case)}: no `return` "
+                                 f"was reached for this case. Does every path through your function end in "
+                                 f"`return True` or `return False` (an `if` with no `else` falls off the end)?")
         if not fb.is_bool(got):
             raise AssertionError(f"{fb.show(name, case)} returned {got!r} ({type(got).__name__}): return True or "
                                  f"False. An expression like `idempotent or key` gives None or the key "

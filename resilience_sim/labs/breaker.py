@@ -25,6 +25,7 @@ paste into a cell. :func:`against_reference` compares the class with the course'
 from __future__ import annotations
 
 import contextlib
+import inspect
 import random
 from collections import Counter
 import sys
@@ -188,6 +189,35 @@ def _with_clock_diagnosis(cls, scenario) -> None:
             "and plain numbers in tests.\n" + str(first).split("\n", 1)[-1]) from None
 
 
+def _own_state(cls) -> None:
+    """Two breakers must not share their counts (state kept in class attributes, a mutable default...)."""
+    kw = dict(consecutive_failures=2, failure_rate=0.5, window=4, min_calls=4, open_for=30.0, half_open_probes=1)
+    calls = ((3.0, False), (4.0, True), (5.0, True))        # alone: 1 failure in a row, 1 failure of 3 calls
+
+    def after(driver):
+        for t, ok in calls:
+            driver.call(t, ok)
+        return driver.state(5.0)
+    try:
+        alone = after(_Driver(cls, kw))
+        first, second = _Driver(cls, kw), _Driver(cls, kw)
+        first.call(1.0, False)
+        first.call(2.0, False)
+        shared = after(second)
+    except fb.TimedOut:
+        raise
+    except AssertionError:                      # any other trouble: the task's own scenarios will name it
+        return
+    if shared != alone:
+        raise AssertionError(
+            f"Two breakers share their state: a new breaker given 1 failure and 2 successes is {alone!r} when it "
+            f"is the only one, but {shared!r} after another breaker has had 2 failures. Your counts (or the "
+            f"state) live in the class body, shared by every breaker; create them in __init__ "
+            f"(self._failed = deque(maxlen=window), ...) so that each breaker has its own.\n"
+            "Replay:\n    # another breaker\n    " + "\n    ".join(first.lines) +
+            "\n    # the new one\n    " + "\n    ".join(second.lines))
+
+
 # --- task 1: closed, and when to open -----------------------------------------------------------
 def _closed_min_calls(cls, clock):
     kw = dict(consecutive_failures=100, failure_rate=0.5, window=20, min_calls=10, open_for=30.0,
@@ -304,9 +334,27 @@ def _closed_consecutive(cls, clock):
                              "opens the breaker however few calls were made.\n" + d.replay())
 
 
+def _closed_rate_opens_now(cls, clock):
+    kw = dict(consecutive_failures=100, failure_rate=0.5, window=10, min_calls=10, open_for=30.0,
+              half_open_probes=1)
+    d = _Driver(cls, kw, clock)
+    for i in range(10):
+        d.call(1000.0 + i, False)
+    state = d.state(1009.5)
+    if state == "half-open":
+        raise AssertionError("Opened by the failure-rate rule at 1009, your breaker is half-open at 1009.5, as "
+                             "if it had opened long ago: when the rate rule opens it, set opened_at = now too "
+                             "(both rules open the breaker the same way).\n" + d.replay())
+    d.expect("state(1009.5)", state, "open", "10 failures in 10 calls open the breaker (failure_rate=0.5).")
+    d.expect("state(1039.0)", d.state(1039.0), "half-open", "Opened at 1009 with open_for=30.")
+
+
+@fb.message_only
 def closed_rules(cls) -> None:
     """Task 1: the closed state's two rules, min_calls, the window, and >=."""
-    for scenario in (_closed_min_calls, _closed_rate_equal, _closed_consecutive, _closed_window):
+    _own_state(cls)
+    for scenario in (_closed_min_calls, _closed_rate_opens_now, _closed_rate_equal, _closed_consecutive,
+                     _closed_window):
         _with_clock_diagnosis(cls, scenario)
     fb.ok("closed: opens on 3 failures in a row, or on >= 50% of the last `window` calls once min_calls are "
         "counted, and not before")
@@ -394,9 +442,11 @@ def _open_allow_moves(cls, clock):
                              "passed.\n" + d.replay())
 
 
+@fb.message_only
 def open_state(cls) -> None:
     """Task 2: fail fast while open; half-open from exactly opened_at + open_for, measured from the
     opening; late results ignored; only ``now`` counts."""
+    _own_state(cls)
     for scenario in (_open_timer, _open_allow_moves, _open_late_results):
         _with_clock_diagnosis(cls, scenario)
     fb.ok("open: refuses every call, and is half-open exactly open_for after it opened, whatever came in between")
@@ -477,9 +527,45 @@ def _half_failure_reopens(cls, clock):
                              + d.replay())
 
 
+def _half_one_success_of_three(cls, clock):
+    d = _opened_at_100(cls, clock, _HALF_KW)
+    d.allow(110.0)
+    d.record(110.1, True)                   # the first probe came back before the others were sent
+    if d.state(110.1) == "closed":
+        raise AssertionError("Your breaker closed after 1 successful probe of half_open_probes=3, because the "
+                             "only probe let through so far had succeeded: close when half_open_probes probes "
+                             "have succeeded, however many are still out.\n" + d.replay())
+    d.expect("state(110.1)", d.state(110.1), "half-open", "1 probe of 3 has succeeded.")
+    d.allow(110.2)
+    d.allow(110.3)                          # probes 2 and 3: all 3 have been let through
+    if d.allow(110.4):
+        raise AssertionError("A 4th probe got through with half_open_probes=3: your breaker limits the probes "
+                             "still out (a success freed a place), not the probes let through since it became "
+                             "half-open. Count every probe allowed, and refuse once half_open_probes have "
+                             "been.\n" + d.replay())
+
+
+def _half_successes_afresh(cls, clock):
+    d = _half_open_at_110(cls, clock)
+    d.record(110.1, True)
+    d.record(110.2, True)
+    d.record(110.3, False)                  # two probes succeeded, the third failed: open again at 110.3
+    d.expect("state(110.3)", d.state(110.3), "open", "A failed probe opens the breaker again.")
+    d.allow(120.3)                          # half-open again: 3 new probes are needed
+    d.record(120.4, True)
+    if d.state(120.4) == "closed":
+        raise AssertionError("Your breaker closed after 1 successful probe in its second half-open period: the "
+                             "2 successes of the first period still counted. Each time it becomes half-open, "
+                             "count its probes and their successes from zero.\n" + d.replay())
+    d.expect("state(120.4)", d.state(120.4), "half-open", "1 probe of 3 has succeeded since it became half-open.")
+
+
+@fb.message_only
 def half_open(cls) -> None:
     """Task 3: a limited number of probes; all succeed -> closed; one fails -> open again, afresh."""
-    for scenario in (_half_probes_limited, _half_all_succeed, _half_failure_reopens):
+    _own_state(cls)
+    for scenario in (_half_probes_limited, _half_all_succeed, _half_one_success_of_three, _half_failure_reopens,
+                     _half_successes_afresh):
         _with_clock_diagnosis(cls, scenario)
     fb.ok("half-open: 3 probes at most; closes when all 3 succeed, reopens (with a new timer) when one fails")
 
@@ -522,10 +608,19 @@ def _reset_window(cls, clock):
     for i in range(22, 30):
         d.call(float(i), True)
     d.expect("state(29.0)", d.state(29.0), "closed", "1 failure in 9 calls since it closed.")
+    for i in range(30, 35):
+        d.call(float(i), False)
+    if d.state(34.0) != "open":
+        raise AssertionError("After closing, your window no longer keeps only the last window=10 calls: 5 of the "
+                             "last 10 failed (50%), yet it judged all 14 since it closed. Empty the window in "
+                             "place (self._failed.clear()); a new deque() without maxlen=window grows for "
+                             "ever.\n" + d.replay())
 
 
+@fb.message_only
 def reset_on_close(cls) -> None:
     """Task 4: closing clears the failures in a row and the window."""
+    _own_state(cls)
     for scenario in (_reset_consecutive, _reset_window):
         _with_clock_diagnosis(cls, scenario)
     fb.ok("closing starts afresh: old failures neither count in a row nor in the window")
@@ -578,11 +673,36 @@ def _compare(cls, seed: int, clock: _Clock | None = None, steps: int = 80, holde
                 differ(f"state({_fmt(at)})", want, got)
 
 
+#: The spec's defaults: the lab's task 6 builds CircuitBreaker(consecutive_failures=5, open_for=5.0,
+#: half_open_probes=1) and counts on the others.
+SPEC_DEFAULTS = dict(consecutive_failures=5, failure_rate=0.5, window=20, min_calls=10, open_for=30.0,
+                     half_open_probes=3)
+
+
+def _spec_defaults(cls) -> None:
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    off = [f"{name}={want!r} (yours: {'none' if name not in params or params[name].default is inspect.Parameter.empty else repr(params[name].default)})"
+           for name, want in SPEC_DEFAULTS.items()
+           if name not in params or params[name].default is inspect.Parameter.empty or params[name].default != want]
+    if off:
+        raise AssertionError("Your breaker's __init__ does not keep the spec's defaults: " + ", ".join(off) +
+                             ". The lab's task 6 builds CircuitBreaker(consecutive_failures=5, open_for=5.0, "
+                             "half_open_probes=1) and counts on the rest: keep the defaults of the class line "
+                             "you were given.")
+
+
+@fb.message_only
 def against_reference(cls, *, runs: int = 200) -> None:
     """Task 5: random call sequences (random settings, error rates, bursts of calls), compared step by
-    step with :class:`resilience_sim.policies.CircuitBreaker`, which follows the same spec."""
+    step with :class:`resilience_sim.policies.CircuitBreaker`, which follows the same spec; then the
+    spec's defaults, which task 6 relies on."""
+    _own_state(cls)
     for seed in range(runs):
         _with_clock_diagnosis(cls, lambda c, clock, s=seed: _compare(c, s, clock))
+    _spec_defaults(cls)
     fb.ok(f"{runs} random call sequences: your breaker agrees with the course's at every step")
 
 
@@ -646,6 +766,7 @@ class _Spy:
         self.inner.record(now, success)
 
 
+@fb.message_only
 def run_calls(fn) -> None:
     """Task 6: ``run_calls(breaker, times, is_up) -> (sent, failed, refused)``."""
     if not callable(fn):

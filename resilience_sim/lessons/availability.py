@@ -6,6 +6,7 @@ turn them into hours, days and months for people.
 """
 from __future__ import annotations
 
+import decimal
 import math
 from dataclasses import dataclass, field
 
@@ -155,6 +156,29 @@ def outage_stats(results: Results, name: str) -> OutageStats:
                        downtime_per_month=(1.0 - a) * MONTH)
 
 
+def disagreements(stats: OutageStats, *, mttf: float, mttr: float, horizon: float, sigmas: float = 4.0) -> list:
+    """What in ``stats`` strays from the formulas further than chance allows (an empty list: nothing):
+    availability beyond :func:`tolerance`; outages a year beyond ``sigmas`` Poisson standard deviations
+    of YEAR / (MTTF + MTTR); the mean outage beyond ``sigmas`` standard errors of n exponential repairs."""
+    problems = []
+    if abs(stats.availability - theory.availability(mttf, mttr)) >= tolerance(mttf, mttr, horizon, sigmas=sigmas):
+        problems.append(f"availability {stats.availability:.3%}, formula {theory.availability(mttf, mttr):.3%}")
+    per_year, years = YEAR / (mttf + mttr), horizon / YEAR
+    if abs(stats.per_year - per_year) >= sigmas * math.sqrt(per_year / years):
+        problems.append(f"{stats.per_year:.1f} outages a year, formula {per_year:.1f}")
+    n = max(stats.per_year * years, 1.0)
+    if abs(stats.mean_minutes - mttr / MINUTE) >= sigmas * mttr / MINUTE / math.sqrt(n):
+        problems.append(f"outages of {stats.mean_minutes:.0f} min on average, MTTR {mttr / MINUTE:.0f} min")
+    return problems
+
+
+def band_width_ratios(summary, *, mttf: float = CHECKOUT_MTTF, mttr: float = CHECKOUT_MTTR) -> dict:
+    """Each convergence band's half-width over what theory expects (:func:`expected_half_width`), by
+    run length: about 1, within the 16% spread of a 20-run standard deviation."""
+    return {p.point["cycles"]: p.half_width / expected_half_width(p.point["cycles"], p.n, mttf=mttf, mttr=mttr)
+            for p in summary}
+
+
 # --- pictures and tables ------------------------------------------------------------------------------
 def draw_timelines(ax, results: Results, names, *, until: float | None = None, unit: float = DAY,
                    labels=None):
@@ -172,11 +196,69 @@ def draw_timelines(ax, results: Results, names, *, until: float | None = None, u
 NINES = (0.9, 0.99, 0.999, 0.9999, 0.99999)
 
 
-def nines_table(levels=NINES) -> Table:
-    """Downtime allowed per year, month and week at each availability level."""
+def nines_table(levels=NINES, calendar: str = "average") -> Table:
+    """Downtime allowed per year, month and week at each availability level, the periods counted by
+    ``calendar`` (see :data:`theory.CALENDARS`)."""
     rows = [[percent(a), f"{theory.nines(a):.0f}"]
-            + [format_duration(theory.downtime(a, p)) for p in ("year", "month", "week")] for a in levels]
+            + [format_duration(theory.downtime(a, p, calendar)) for p in ("year", "month", "week")] for a in levels]
     return Table(["availability", "nines", "down per year", "per month", "per week"], rows)
+
+
+# --- the SRE book's availability table, cell for cell ---------------------------------------------
+#: Appendix A of the SRE book (Beyer et al., 2016), as printed: the downtime each level allows per period.
+SRE_PERIODS = ("year", "quarter", "month", "week", "day", "hour")
+SRE_TABLE = {
+    0.9: ("36.5 days", "9 days", "3 days", "16.8 hours", "2.4 hours", "6 minutes"),
+    0.95: ("18.25 days", "4.5 days", "1.5 days", "8.4 hours", "1.2 hours", "3 minutes"),
+    0.99: ("3.65 days", "21.6 hours", "7.2 hours", "1.68 hours", "14.4 minutes", "36 seconds"),
+    0.995: ("1.83 days", "10.8 hours", "3.6 hours", "50.4 minutes", "7.20 minutes", "18 seconds"),
+    0.999: ("8.76 hours", "2.16 hours", "43.2 minutes", "10.1 minutes", "1.44 minutes", "3.6 seconds"),
+    0.9995: ("4.38 hours", "1.08 hours", "21.6 minutes", "5.04 minutes", "43.2 seconds", "1.8 seconds"),
+    0.9999: ("52.6 minutes", "12.96 minutes", "4.32 minutes", "60.5 seconds", "8.64 seconds", "0.36 seconds"),
+    0.99999: ("5.26 minutes", "1.30 minutes", "25.9 seconds", "6.05 seconds", "0.87 seconds", "0.04 seconds"),
+}
+_UNIT_SECONDS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
+
+
+def as_printed(a: float, period: str, cell: str, calendar: str = "sre") -> str:
+    """``theory.downtime(a, period, calendar)`` written in the unit and with the decimals of ``cell``
+    (a printed cell such as "7.20 minutes"), rounded half up on the exact decimal value."""
+    number, unit = cell.split()
+    places = len(number.partition(".")[2])
+    seconds = (1 - decimal.Decimal(repr(a))) * decimal.Decimal(repr(theory.CALENDARS[calendar][period]))
+    value = (seconds / _UNIT_SECONDS[unit]).quantize(decimal.Decimal(1).scaleb(-places), decimal.ROUND_HALF_UP)
+    return f"{value} {unit}"
+
+
+@dataclass
+class SreTableCheck:
+    """Each cell of :data:`SRE_TABLE` against ``theory.downtime`` with one ``calendar``."""
+    calendar: str
+    cells: list        # (availability, period, the book's cell, ours written like it)
+
+    @property
+    def matches(self) -> int:
+        return sum(book == ours for _, _, book, ours in self.cells)
+
+    @property
+    def differences(self) -> list:
+        """The cells where ours differs: (availability, period, the book's, ours, ours exactly in seconds)."""
+        return [(a, p, book, ours, theory.downtime(a, p, self.calendar))
+                for a, p, book, ours in self.cells if book != ours]
+
+    def table(self) -> Table:
+        """The book's table, each cell as ours with a mark where it differs."""
+        rows = [[percent(a)] + [ours if ours == book else f"{ours} (book: {book})"
+                                for _, _, book, ours in self.cells[i * 6:(i + 1) * 6]]
+                for i, a in enumerate(SRE_TABLE)]
+        return Table(["availability"] + [f"per {p}" for p in SRE_PERIODS], rows)
+
+
+def sre_table_check(calendar: str = "sre") -> SreTableCheck:
+    """Compute every cell of the SRE book's availability table with ``theory.downtime(..., calendar)``."""
+    cells = [(a, p, cell, as_printed(a, p, cell, calendar))
+             for a, row in SRE_TABLE.items() for p, cell in zip(SRE_PERIODS, row)]
+    return SreTableCheck(calendar, cells)
 
 
 # --- MTTR = time to detect + time to recover ------------------------------------------------------
@@ -262,7 +344,7 @@ def detect_recover_dashboard() -> Dashboard:
     """MTTF, time to detect and time to recover; without / with a detector that notices in 2 minutes."""
     return Dashboard(
         _detect_recover_compute, draw_monthly_downtime,
-        [Slider("mttf_h", "time between failures", "hours", 24, 720, CHECKOUT_MTTF / HOUR, step=1),
+        [Slider("mttf_h", "time to failure, MTTF", "hours", 24, 720, CHECKOUT_MTTF / HOUR, step=1),
          Slider("detect_min", "time to detect", "minutes", 0, 120, CHECKOUT_DETECT / MINUTE, step=1),
          Slider("recover_min", "time to recover", "minutes", 1, 180, CHECKOUT_RECOVER / MINUTE, step=1)],
         variants={"without a faster detector": {"fast_detector": False},
@@ -352,7 +434,7 @@ def replicas_dashboard() -> Dashboard:
     return Dashboard(
         _replicas_compute, draw_replicas,
         [Slider("n", "replicas", "", 1, 3, 2, integer=True),
-         Slider("mttf_h", "time between failures", "hours", 12, 480, REPLICA_MTTF / HOUR, step=1),
+         Slider("mttf_h", "time to failure, MTTF", "hours", 12, 480, REPLICA_MTTF / HOUR, step=1),
          Slider("mttr_h", "time to repair", "hours", 1, 48, REPLICA_MTTR / HOUR, step=1)],
         variants={"a repairer per replica": {"crews": None}, "one shared repair crew": {"crews": 1}},
         summary=replicas_summary, figsize=(9.0, 3.0),

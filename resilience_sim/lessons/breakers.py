@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core import validate
+from ..core import theory, validate
 from ..core.distributions import Exponential, Fixed
 from ..metrics import Results
 from ..metrics.windows import quality_series
@@ -34,10 +34,11 @@ from ..sim.faults import ErrorBurst, Partition
 from ..sim.probes import CallLog
 from ..sim.service import Service, ServiceError
 from ..sim.workload import OpenLoop
-from ..sim.world import World
+from ..sim.world import World, stream_seed
 from ..views import plots
 from ..views.dashboard import Dashboard, Slider
 from . import dashboard
+from .common import Table
 
 #: Product-page requests per second; each one asks recs for recommendations.
 PAGE_RATE = 10.0
@@ -222,8 +223,8 @@ def draw_availability(ax, run: ShopRun, *, bin_width: float = 2.0, legend: bool 
     ax.set_xlabel("time (s)")
     if ax.get_subplotspec() is None or not ax.get_subplotspec().colspan.start:
         ax.set_ylabel("requests answered (%)")
-    if legend:
-        ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    if legend:                                    # below the axes: inside, it would cover the drop to 0
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.2), ncols=2, fontsize=8, frameon=False)
 
 
 def draw_state_and_availability(axes, run: ShopRun, *, bin_width: float = 2.0) -> None:
@@ -305,6 +306,30 @@ def closed_calls_per_trip(breaker: CircuitBreaker, p: float, *, calls: int, seed
             breaker.record(now, success=rng.random() >= p)
     trips = sum(1 for _, why in breaker.trips if why != "probe failed")
     return closed_calls, trips
+
+
+#: Error rates and calls for :func:`trips_by_error_rate`: rarer trips get more calls.
+TRIP_RATES = ((0.2, 300_000), (0.3, 100_000), (0.4, 50_000), (0.5, 30_000))
+
+
+def trips_by_error_rate(cases=TRIP_RATES, *, seed: int, run_of: int = 5, open_for: float = 5.0) -> Table:
+    """:func:`closed_calls_per_trip` for a breaker that opens after ``run_of`` failures in a row, at each
+    (error rate, calls) of ``cases``, each from its own random stream (derived from ``seed`` and the rate,
+    as the simulator's named streams are); against :func:`theory.trials_until_run`. ``data``: one dict a
+    rate (p, calls, closed_calls, trips, wait, expected, sd), ``sd`` the Poisson spread of ``expected``."""
+    rows, data = [], []
+    for p, calls in cases:
+        breaker = CircuitBreaker(consecutive_failures=run_of, open_for=open_for)
+        closed, trips = closed_calls_per_trip(breaker, p, calls=calls, seed=stream_seed(seed, f"calls failing {p:g}"))
+        wait = theory.trials_until_run(p, run_of)
+        expected = closed / wait
+        data.append(dict(p=p, calls=calls, closed_calls=closed, trips=trips, wait=wait, expected=expected,
+                         sd=math.sqrt(expected)))
+        rows.append([f"{p:.0%}", f"{closed:,}", f"{wait:,.0f}", f"{closed / trips:,.0f}" if trips else "-",
+                     f"{expected:.0f} ± {math.sqrt(expected):.0f}", f"{trips}"])
+    headers = ["errors", "calls while closed", "calls per trip: formula", "measured",
+               "trips: formula ± 1 sd", "measured"]
+    return Table(headers, rows, data)
 
 
 def draw_rules(ax, run: RulesRun, *, window=None) -> None:

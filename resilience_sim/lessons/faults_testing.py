@@ -60,6 +60,34 @@ def price_handler(svc, req):
         return None
 
 
+def price_handler_down_only(svc, req):
+    """A teammate's version with a bug: it falls back only when the db is down, and lets every other
+    failure (an error, a timeout, a partition) through to the user."""
+    try:
+        return (yield from svc.ask("db", req))
+    except ServiceError as err:
+        if err.reason != "down":
+            raise
+        req.degraded = "price from cache"
+        return None
+
+
+def run_tests(tests, *args) -> Table:
+    """Run each test function with ``args`` and tell, as pytest would, which passed and which failed
+    (with the first line of its assertion message). ``.data``: {test name: True if it passed}."""
+    rows, data = [], {}
+    for test in tests:
+        try:
+            test(*args)
+        except AssertionError as err:
+            data[test.__name__] = False
+            rows.append([test.__name__, "FAILED", str(err).split("\n", 1)[0][:120]])
+        else:
+            data[test.__name__] = True
+            rows.append([test.__name__, "passed", ""])
+    return Table(["test", "result", "message"], rows, data)
+
+
 def small_system(world, *, handler=forward, db_slots: int = DB_SLOTS, db_latency=None,
                  api_slots: int = API_SLOTS, timeout: float | None = None):
     """``api`` (2 ms of own work, then ``handler``) calling ``db`` (``db_slots`` slots, exponential
@@ -417,14 +445,24 @@ def slo_check(results: Results, *, window=None, availability: float = SLO_AVAILA
     return SLOReport(a >= availability and q < p99, a, q, availability, p99)
 
 
-def resilience_test(handler, *, seed: int, outage=(20.0, 30.0), rate: float = RATE,
-                    duration: float = 60.0) -> SLOReport:
-    """Crash the db during ``outage`` while the api (with ``handler``) takes traffic; check the SLO."""
+#: How long a db call takes while the db hangs, in :func:`resilience_test` with ``fault="hang"``.
+HANG = 3.0
+
+
+def resilience_test(handler, *, seed: int, fault: str = "crash", outage=(20.0, 30.0), timeout: float | None = None,
+                    rate: float = RATE, duration: float = 60.0) -> SLOReport:
+    """Crash the db (``fault="crash"``), or make every db call hang ``HANG`` seconds (``"hang"``), during
+    ``outage`` while the api (with ``handler``, calling the db with ``timeout`` if one is given) takes
+    traffic; check the SLO."""
+    validate.choice("fault", fault, ("crash", "hang"))
     world = World(seed)
-    api, db = small_system(world, handler=handler)
-    Outage(db, [outage])
+    api, db = small_system(world, handler=handler, timeout=timeout)
+    if fault == "crash":
+        Outage(db, [outage])
+    else:
+        LatencySpike(db, [outage], extra=HANG)
     OpenLoop(world, api, rate, duration=duration)
-    return slo_check(world.run(until=duration + 2.0))
+    return slo_check(world.run(until=duration + HANG + 2.0))
 
 
 # --- Toxiproxy-style latency with jitter ----------------------------------------------------------
@@ -485,8 +523,8 @@ def draw_chaos(ax, *experiments: ChaosExperiment, bin_width: float = 5.0):
     for exp in experiments:
         ts = exp.results.timeseries(bin_width)
         label = "api with timeout + cache" if exp.protected else "plain api"
-        ax.step(ts["t"], ts["p99"] * 1000, where="post", color="tab:green" if exp.protected else "tab:blue",
-                label=f"p99, {label}")
+        style = dict(color="tab:green", ls="--", lw=1.6) if exp.protected else dict(color="tab:blue", lw=2.4)
+        ax.step(ts["t"], ts["p99"] * 1000, where="post", label=f"p99, {label}", **style)   # dashed over solid: both show
     ax.axhline(SLO_P99 * 1000, color="k", ls="--", lw=1, label=f"SLO: p99 < {SLO_P99 * 1000:.0f} ms")
     ax.set_xlim(0, CHAOS_PHASES["after"][1])
     ax.set_ylim(0, 500)

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core import theory, validate
-from ..core.distributions import Distribution, LogNormal, Mixture
+from ..core.distributions import Distribution, Fixed, LogNormal, Mixture
 from ..metrics import Results
-from ..policies import HedgePolicy, delay_from_percentile
+from ..policies import HedgePolicy, RetryBudget, delay_from_percentile
 from ..sim.client import Client
-from ..sim.service import Service, outcome_of
+from ..sim.faults import LatencySpike
+from ..sim.service import Service, ServiceError, outcome_of
 from ..sim.topologies import fanout
 from ..sim.workload import OpenLoop
 from ..sim.world import World
@@ -243,6 +244,222 @@ def load_comparison(load: float, *, p: float = 95, requests: int = 3000, capacit
     return {VARIANTS[0]: plain,
             VARIANTS[1]: run(delay, requests=requests, rate=rate, capacity=capacity, seed=seed),
             VARIANTS[2]: run(delay, requests=requests, rate=rate, capacity=capacity, seed=seed, cancel=False)}
+
+
+# --- a trigger at half capacity: metastable hedging -------------------------------------------------
+#: The trigger of the metastable experiment: every call three times slower, from 3 s to 4 s.
+HEDGE_TRIGGER, HEDGE_TRIGGER_FACTOR = (3.0, 4.0), 3.0
+
+
+@dataclass
+class TriggerRun:
+    """A hedged run against a server that keeps working on losers, with or without a short slowdown."""
+    results: Results = field(repr=False)
+    load: float
+    trigger: tuple | None
+    delay: float
+
+    @property
+    def late(self) -> Results:
+        """The requests started in the last 30% of the run, long after the trigger."""
+        last = float(self.results.start.max())
+        return self.results.between(0.7 * last, last + 1e-9)
+
+    @property
+    def late_p99(self) -> float:
+        return float(self.late.latency_percentiles((99,))[99])
+
+    @property
+    def late_extra_load(self) -> float:
+        """Copies per request among the late requests (a copy counts for the request that sent it)."""
+        return float(self.late.calls_per_request("dependency") - 1.0)
+
+
+def trigger_run(load: float, trigger: tuple | None = HEDGE_TRIGGER, *, p: float = 95, requests: int = 8000,
+                seed: int = 1) -> TriggerRun:
+    """The busy pool of section 6 at ``load``, hedged at the ``p``-th percentile of its unhedged latencies,
+    with a server that keeps working on losers; during ``trigger`` (a time window, or None) every call
+    is ``HEDGE_TRIGGER_FACTOR`` times slower."""
+    rate = rate_for(load)
+    plain = run(None, requests=3000, rate=rate, capacity=POOL, seed=seed)
+    delay = delay_from_percentile(plain.latencies(), p)
+    world = World(seed=seed)
+    dep = Service(world, "dependency", capacity=POOL, latency=LATENCY)
+    if trigger is not None:
+        LatencySpike(dep, [tuple(trigger)], factor=HEDGE_TRIGGER_FACTOR)
+    client = Client(world, KeepsWorking(world, dep), name="client", hedge=HedgePolicy(delay))
+    OpenLoop(world, client, rate, requests=requests)
+    return TriggerRun(_run_out(world, requests, requests / rate), load, trigger, delay)
+
+
+def _run_out(world, requests: int, duration: float) -> Results:
+    until = 2 * duration + 30.0
+    results = world.run(until=until)
+    while len(results) < requests:            # a collapsed dependency drains slowly: wait it out
+        until *= 2
+        results = world.run(until=until)
+    return results
+
+
+# --- tied requests and a hedge budget ------------------------------------------------------------------
+class Tied:
+    """Tail at Scale's tied requests: a request is queued at one of two replicas and, ``gap`` seconds
+    later unless it has started by then, at the other too, each copy naming its twin. When one copy
+    starts (gets a slot), its twin still waiting in the other queue is dropped. Work that has started
+    runs to its end: copies that start at the same instant both do the work (``both_started``).
+    Each replica is a Service (``size`` slots) whose handler does the work; ``works`` counts the copies
+    that did it. The gap is the paper's small delay (about two network hops) that makes both starting rare."""
+
+    def __init__(self, world, size: int, latency: Distribution = LATENCY, gap: float = 0.001):
+        self.env, self.name = world.env, "tied"
+        self.latency, self.gap = latency, validate.non_negative("gap", gap)
+        self._rng, self._pick = world.rng("tied/work"), world.rng("tied/replica")
+        self.replicas = [Service(world, f"replica-{i}", capacity=size, latency=Fixed(0.0), handler=self._work)
+                         for i in range(2)]
+        self._ties: dict = {}
+        self.works = self.both_started = 0
+
+    def _work(self, svc, req):
+        tie = self._ties[id(req)]
+        if tie["started"]:
+            self.both_started += 1             # too late to drop: this copy works too
+        tie["started"].add(svc.name)
+        for name, copy in tie["copies"].items():
+            if name not in tie["started"] and copy.is_alive:
+                copy.interrupt("tied")          # the twin is still in its queue: drop it
+        yield self.env.timeout(self.latency.sample(self._rng))
+        self.works += 1
+
+    def _copy(self, replica, req):
+        try:
+            return True, (yield from replica.call(req))
+        except Exception as exc:               # a ServiceError, or simpy's Interrupt when dropped
+            return False, exc
+
+    def call(self, req, caller=None):
+        env = self.env
+        first = self._pick.randrange(2)
+        tie = self._ties[id(req)] = {"started": set(), "copies": {}}
+        try:
+            for replica in (self.replicas[first], self.replicas[1 - first]):
+                if tie["started"]:
+                    break                       # the first copy started within the gap: no twin
+                tie["copies"][replica.name] = env.process(self._copy(replica, req))
+                if len(tie["copies"]) == 1:
+                    yield env.any_of([tie["copies"][replica.name], env.timeout(self.gap)])
+            outcomes = yield env.all_of(list(tie["copies"].values()))
+            for ok, value in outcomes.values():
+                if ok:
+                    return value
+            raise next(value for ok, value in outcomes.values() if isinstance(value, ServiceError))
+        finally:
+            del self._ties[id(req)]
+
+
+class BudgetedHedge(HedgePolicy):
+    """A hedge policy whose copies also ask a :class:`~resilience_sim.policies.RetryBudget`: at most
+    ``ratio`` of finished requests (plus its small floor) over its window may send one. A request
+    refused a copy sends none later (its start is remembered for ``REMEMBER`` seconds)."""
+    REMEMBER = 60.0
+
+    def __init__(self, delay: float, budget: RetryBudget):
+        super().__init__(delay)
+        self.budget, self._refused = budget, {}
+
+    def hedge_at(self, start: float, sent: int = 0) -> float:
+        return math.inf if start in self._refused else super().hedge_at(start, sent)
+
+    def should_hedge(self, start: float, now: float, sent: int) -> bool:
+        if not super().should_hedge(start, now, sent):
+            return False
+        if self.budget.can_retry(now):
+            return True
+        self._refused[start] = now
+        for old in [s for s, t in self._refused.items() if t < now - self.REMEMBER]:
+            del self._refused[old]
+        return False
+
+    def record_hedge(self, now: float) -> None:
+        super().record_hedge(now)
+        self.budget.record_retry(now)
+
+    def record_winner(self, now: float, hedge: bool) -> None:
+        super().record_winner(now, hedge)
+        self.budget.record_request(now)
+
+
+class OneOfTwo:
+    """Two replicas (Services of ``size`` slots, a queue each); each request goes to one at random."""
+
+    def __init__(self, world, size: int, latency: Distribution = LATENCY):
+        self.env, self.name = world.env, "one of two"
+        self.replicas = [Service(world, f"replica-{i}", capacity=size, latency=latency) for i in range(2)]
+        self._pick = world.rng("replicas/pick")
+
+    def call(self, req, caller=None):
+        return (yield from self.replicas[self._pick.randrange(2)].call(req, caller=caller))
+
+
+@dataclass
+class GuardRun:
+    """One variant of :func:`budget_comparison` or :func:`tied_comparison`."""
+    results: Results = field(repr=False)
+    work: float              # calls that did their work, per request (1.0: no extra work)
+    both_started: int = 0    # tied requests whose two copies both started (both did the work)
+
+    def percentiles(self, ps=(50, 90, 99)) -> dict:
+        return self.results.latency_percentiles(ps)
+
+
+BUDGET_VARIANTS = (VARIANTS[0], VARIANTS[2], "hedged, 5% hedge budget")
+#: The hedge budget of :func:`budget_comparison`: copies for 5% of requests over 2 s, plus 1 a second.
+HEDGE_BUDGET = dict(ratio=0.05, window=2.0, min_per_second=1.0)
+
+
+def budget_comparison(load: float = 0.7, *, requests: int = 3000, seed: int = 1) -> dict:
+    """Section 6's busy pool at ``load``, a server that keeps working on losers: without hedging, hedged at
+    the p95 of the unhedged latencies, and the same with :data:`HEDGE_BUDGET` (:class:`BudgetedHedge`)."""
+    rate = rate_for(load)
+
+    def variant(make_policy):
+        world = World(seed=seed)
+        dep = Service(world, "dependency", capacity=POOL, latency=LATENCY)
+        target = KeepsWorking(world, dep)
+        if make_policy is not None:
+            target = Client(world, target, name="client", hedge=make_policy())
+        OpenLoop(world, target, rate, requests=requests)
+        results = _run_out(world, requests, requests / rate)
+        return GuardRun(results, dep.calls / len(results))
+
+    plain = variant(None)
+    delay = delay_from_percentile(plain.results.latencies(), 95)
+    return {BUDGET_VARIANTS[0]: plain,
+            BUDGET_VARIANTS[1]: variant(lambda: HedgePolicy(delay)),
+            BUDGET_VARIANTS[2]: variant(lambda: BudgetedHedge(delay, RetryBudget(**HEDGE_BUDGET)))}
+
+
+TIED_VARIANTS = ("one replica at random", "tied requests")
+
+
+def tied_comparison(load: float = 0.7, *, requests: int = 3000, seed: int = 1) -> dict:
+    """Two replicas of ``POOL / 2`` slots at ``load``: each request to one at random (:class:`OneOfTwo`),
+    or tied to both (:class:`Tied`)."""
+    rate, out = rate_for(load), {}
+    for name in TIED_VARIANTS:
+        world = World(seed=seed)
+        target = OneOfTwo(world, POOL // 2) if name == TIED_VARIANTS[0] else Tied(world, POOL // 2)
+        OpenLoop(world, target, rate, requests=requests)
+        results = _run_out(world, requests, requests / rate)
+        works = target.works if isinstance(target, Tied) else sum(r.calls for r in target.replicas)
+        out[name] = GuardRun(results, works / len(results), getattr(target, "both_started", 0))
+    return out
+
+
+def guard_table(runs: dict, ps=(50, 90, 99)) -> Table:
+    """Latency percentiles (ms) and work per request of each variant."""
+    rows = [[name] + [f"{v / MS:.1f}" for v in r.percentiles(ps).values()] + [f"{r.work:.3f}"]
+            for name, r in runs.items()]
+    return Table([""] + [f"p{p:g} (ms)" for p in ps] + ["work per request"], rows)
 
 
 P99_YTICKS = (10, 30, 100, 300, 1000, 3000, 10000)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from matplotlib.ticker import MultipleLocator
 
-from ..core import validate
+from ..core import theory, validate
 from ..metrics import Results
 from ..metrics.sweeps import Summary
 from ..metrics.windows import availability_between
@@ -28,7 +28,7 @@ from ..sim.client import Client
 from ..sim.faults import LatencySpike
 from ..sim.probes import ServiceProbe
 from ..sim.world import World
-from ..sim.workload import OpenLoop
+from ..sim.workload import ClosedLoop, OpenLoop
 from ..sweeps import sweep
 from ..views import plots
 from ..views import sweeps as sweep_plots
@@ -62,6 +62,7 @@ class MetastableResult:
     load: float
     label: str
     client: Client = field(repr=False)
+    factor: float = TRIGGER_FACTOR            # the trigger: every request this many times slower
 
     @property
     def after(self) -> float:
@@ -89,21 +90,51 @@ class MetastableResult:
         return float(edges[last_bad + 1] - lo) if last_bad + 1 < len(edges) else None
 
 
+#: The backoff of section 3: full jitter from 0.1 s, capped at 2 s (base, cap).
+JITTER = (0.1, 2.0)
+
+
+def think_time(users: int, load: float = META_LOAD) -> float:
+    """The mean think time that makes ``users`` closed-loop users offer ``load`` of the capacity while the
+    api is healthy: each cycle is a think plus the M/M/2 response time, and users / cycle = the rate."""
+    users = validate.integer("users", users, low=1)
+    rate = validate.positive("load", load) * CAPACITY
+    response = theory.mmc_response_time(API_WORKERS, rate, 1 / API_WORK)
+    think = users / rate - response
+    if think <= 0:
+        raise ValueError(f"users must be more than {rate * response:.1f} to offer {load:.0%} of capacity, got {users}")
+    return think
+
+
+def storm_rate(users: int, think: float, *, attempts: int = ATTEMPTS, timeout: float = TIMEOUT,
+               backoff=None) -> float:
+    """Attempts a second that ``users`` closed-loop users send when every attempt times out: each request
+    then takes ``attempts`` timeouts plus the backoff's mean waits (full jitter: half of each ceiling),
+    then a think; open-loop arrivals have no such bound."""
+    waits = 0.0
+    if backoff is not None:
+        base, cap = backoff
+        waits = sum(min(cap, base * 2 ** n) / 2 for n in range(1, attempts))
+    return attempts * users / (attempts * timeout + waits + think)
+
+
 def metastable_run(load: float = META_LOAD, trigger: float = TRIGGER, timeout: float = TIMEOUT, *,
                    attempts: int = ATTEMPTS, jitter: bool = False, budget: bool = False, throttle: bool = False,
                    throttle_window: float = THROTTLE_WINDOW, factor: float = TRIGGER_FACTOR,
                    start: float = MAIN["start"], duration: float = MAIN["duration"], window=MAIN["window"],
-                   seed: int = 1) -> MetastableResult:
+                   users: int | None = None, backoff=JITTER, seed: int = 1) -> MetastableResult:
     """The api (40 req/s) at ``load`` of its capacity; clients wait ``timeout`` seconds per attempt and
-    make up to ``attempts`` attempts, at once (or after full-jitter backoff with ``jitter``); the queue
-    is unbounded and timed-out work is still done. For ``trigger`` seconds from ``start`` every request
-    takes ``factor`` times longer. Protection: a 10% :class:`RetryBudget` (``budget``) and/or an
-    :class:`AdaptiveThrottle` (``throttle``) that remembers ``throttle_window`` seconds."""
+    make up to ``attempts`` attempts, at once (or after full-jitter backoff with ``jitter``, ``backoff``
+    = (base, cap)); the queue is unbounded and timed-out work is still done. For ``trigger`` seconds
+    from ``start`` every request takes ``factor`` times longer. Protection: a 10% :class:`RetryBudget`
+    (``budget``) and/or an :class:`AdaptiveThrottle` (``throttle``) that remembers ``throttle_window``
+    seconds. Arrivals are open-loop (Poisson), or with ``users`` a closed loop: each user waits for its
+    answer, thinks (:func:`think_time`, exponential) and sends the next request."""
     load = validate.positive("load", load)
     trigger = validate.non_negative("trigger", trigger)
     world = World(seed=seed)
     api = overload_api(world)
-    backoff = FullJitter(base=0.1, cap=2.0) if jitter else ConstantBackoff(0.0)
+    backoff = FullJitter(*backoff) if jitter else ConstantBackoff(0.0)
     client = Client(world, api, name="users->api", timeout=timeout,
                     retry=RetryPolicy(attempts, backoff) if attempts > 1 else None,
                     budget=RetryBudget(ratio=BUDGET_RATIO) if budget else None,
@@ -111,13 +142,37 @@ def metastable_run(load: float = META_LOAD, trigger: float = TRIGGER, timeout: f
     if trigger > 0:
         LatencySpike(api, [(start, start + trigger)], factor=factor)
     probe = ServiceProbe(world, api, PROBE_EVERY)
-    OpenLoop(world, client, load * CAPACITY, duration=duration)
+    if users is None:
+        OpenLoop(world, client, load * CAPACITY, duration=duration)
+    else:
+        ClosedLoop(world, client, users=users, think=think_time(users, load), duration=duration)
     label = ("adaptive throttle" if throttle else "retry budget" if budget else
              "no retries" if attempts == 1 else "retries with backoff" if jitter else "retries, no budget")
+    if users is not None:
+        label += f", {users} users"
     # run on until every request sent has had all its attempts, so none is left unfinished
     drain = attempts * timeout + (attempts - 1) * (backoff.cap if jitter else 0.0)
     return MetastableResult(world.run(until=duration + drain), probe, (start, start + trigger), tuple(window),
-                            load, label, client)
+                            load, label, client, factor)
+
+
+#: Requests ahead of an attempt that make its wait outlast the timeout: a timeout's worth of work.
+TIMEOUT_BACKLOG = TIMEOUT * CAPACITY
+
+
+def backlog_estimate(load: float, trigger: float = TRIGGER, factor: float = TRIGGER_FACTOR) -> float:
+    """Requests the trigger leaves queued (a fluid estimate, no retries): arrivals minus what the slowed
+    api serves (a ``factor``-th of its capacity), over ``trigger`` seconds."""
+    return max(0.0, load * CAPACITY - CAPACITY / factor) * trigger
+
+
+def peak_backlog(load: float, trigger: float = TRIGGER, *, seed: int) -> int:
+    """The most requests at the api during the trigger, in the dashboard's short run without retries
+    (one attempt each): the backlog the trigger itself builds, before any retry adds to it."""
+    res = metastable_run(load, trigger, attempts=1, seed=seed, **SHORT)
+    t, q = np.asarray(res.queue.times), res.queue.in_system
+    lo, hi = res.trigger
+    return int(q[(t >= lo) & (t <= hi + PROBE_EVERY)].max())
 
 
 def draw_availability(ax, res: MetastableResult, *, bin_width: float = 1.0, color=None, label=None,
@@ -125,6 +180,9 @@ def draw_availability(ax, res: MetastableResult, *, bin_width: float = 1.0, colo
     """Availability over time (by request start), the trigger shaded and the judged window bracketed."""
     plots.availability_over_time(res.results, bin_width=bin_width, ax=ax, shade=shade, color=color,
                                  label=label or res.label)
+    for patch in ax.patches:                      # name the trigger for what it is, not the fault's kind
+        if patch.get_label() == "latency spike":
+            patch.set_label(f"trigger: work {res.factor:g}x slower")
     ax.set_xlim(0, res.window[1])                 # the requests sent; after that the run only drains
     if shade:
         lo, hi = res.window

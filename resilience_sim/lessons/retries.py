@@ -19,6 +19,7 @@ The theory of independent retries (``1 - p**k`` answered, ``1 + p + ... + p**(k-
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections import Counter
@@ -28,7 +29,7 @@ from functools import partial
 import numpy as np
 
 from ..core import theory, validate
-from ..core.distributions import Exponential, Mixture
+from ..core.distributions import Exponential, Fixed, Mixture
 from ..core.reasons import Outcome
 from ..metrics import Results
 from ..policies import (Backoff, ConstantBackoff, DecorrelatedJitter, EqualJitter, ExponentialBackoff,
@@ -48,13 +49,19 @@ from .common import Table, percent
 
 # --- small targets a Client can call ----------------------------------------------------------------
 class OptimisticStore:
-    """One record updated with optimistic concurrency control: a write reads the version, works for
-    ``latency`` seconds, and commits only if nobody committed in between; otherwise it fails with
-    reason "conflict" (HTTP 409). Calls have no capacity limit: contention is the only failure."""
+    """One record updated with optimistic concurrency control: a write reads the version when it
+    arrives, works for ``latency`` seconds, and commits only if nobody committed in between; otherwise
+    it fails with reason "conflict" (HTTP 409). With ``capacity=None`` calls have no limit and
+    contention is the only failure; with a number, at most that many writes work at once and the
+    others wait in line (FIFO) with the version they read, so a failed write costs a slot's time too."""
 
-    def __init__(self, world, name: str = "store", latency: float = 0.01):
+    def __init__(self, world, name: str = "store", latency: float = 0.01, capacity: int | None = None):
         self.world, self.env, self.name = world, world.env, name
         self.latency = validate.positive("latency", latency)
+        self.capacity = None if capacity is None else validate.integer("capacity", capacity, low=1)
+        # the slots and their line are a Service's: it does the write's work, this class the versions
+        self._slots = None if capacity is None else Service(world, name, capacity=self.capacity,
+                                                            latency=Fixed(self.latency))
         self.version = 0
         self.calls = 0
         self.conflicts = 0
@@ -62,7 +69,10 @@ class OptimisticStore:
     def call(self, req, caller=None):
         self.calls += 1
         seen = self.version
-        yield self.env.timeout(self.latency)
+        if self._slots is None:
+            yield self.env.timeout(self.latency)
+        else:
+            yield from self._slots.call(req)
         if self.version != seen:
             self.conflicts += 1
             raise ServiceError(self.name, "conflict")
@@ -188,6 +198,7 @@ class WavesResult:
     outage: float
     results: Results = field(repr=False)
     times: np.ndarray = field(repr=False)
+    delay: float = 0.5                    # the first retry's ceiling (s)
 
     @property
     def calls(self) -> int:
@@ -243,7 +254,7 @@ def waves_run(kind: str = "constant", *, clients: int = 300, outage: float = 1.5
     client = Client(world, log, name="app->config", retry=RetryPolicy(max_attempts, backoff))
     burst(world, client, clients, spread, name="apps")
     results = world.run(until=outage + max_attempts * 8 * delay + 5)
-    return WavesResult(kind, clients, outage, results, np.array(log.times))
+    return WavesResult(kind, clients, outage, results, np.array(log.times), delay)
 
 
 def draw_waves(ax, res: WavesResult, *, until: float | None = None):
@@ -267,15 +278,28 @@ def waves_summary(res: WavesResult) -> str:
     return f"{res.calls} calls, peak {res.peak_after_outage()} per 100 ms after the outage, {done}"
 
 
+def shared_until(*runs: WavesResult) -> float:
+    """An x range that shows every run to its end: the last call of any of them, plus a bin."""
+    return max(float(r.times.max()) if r.calls else r.outage for r in runs) + 2 * BIN
+
+
+@functools.lru_cache(maxsize=64)
 def _waves_compute(clients, outage, delay_ms, kind):
     return waves_run(kind, clients=clients, outage=outage, delay=delay_ms / 1000)
+
+
+def _waves_draw(ax, res: WavesResult):
+    """One panel of the jitter dashboard, on the x range of both panels (the other run is cached)."""
+    delay_ms = res.delay * 1000
+    others = [_waves_compute(res.clients, res.outage, delay_ms, kind) for kind in ("exponential", "full jitter")]
+    draw_waves(ax, res, until=shared_until(*others))
 
 
 @dashboard("05_retries/jitter")
 def jitter_dashboard() -> Dashboard:
     """A fleet restarting together; exponential backoff without / with full jitter."""
     return Dashboard(
-        _waves_compute, lambda ax, r: draw_waves(ax, r, until=8.0),
+        _waves_compute, _waves_draw,
         [Slider("clients", "app servers starting", "", 50, 600, 300, step=50, integer=True),
          Slider("outage", "config down for", "s", 0.5, 4.0, 1.5, step=0.1),
          Slider("delay_ms", "first retry waits up to", "ms", 100, 1000, 500, step=50)],
@@ -306,9 +330,11 @@ class ContentionResult:
 
 
 def contention_run(schedule, writers: int, *, seed: int = 1, base: float = CONTENTION_BASE,
-                   cap: float = CONTENTION_CAP, latency: float = CONTENTION_LATENCY) -> ContentionResult:
+                   cap: float = CONTENTION_CAP, latency: float = CONTENTION_LATENCY,
+                   capacity: int | None = None) -> ContentionResult:
     """``writers`` clients start at the same instant, each needing one committed write to an
-    :class:`OptimisticStore`; a conflict is retried (no limit) after the schedule's wait.
+    :class:`OptimisticStore` (``capacity`` writes at a time, or no limit); a conflict is retried (no
+    limit) after the schedule's wait.
 
     ``schedule`` is a name in :data:`SCHEDULES` (built with ``base`` and ``cap``) or a backoff object.
     """
@@ -320,7 +346,7 @@ def contention_run(schedule, writers: int, *, seed: int = 1, base: float = CONTE
         raise ValueError(f"schedule must be one of {list(SCHEDULES)} or a backoff object, got {schedule!r}")
     writers = validate.integer("writers", writers, low=1)
     world = World(seed=seed)
-    store = OptimisticStore(world, latency=latency)
+    store = OptimisticStore(world, latency=latency, capacity=capacity)
     no_limit = RetryPolicy(MAX_ATTEMPTS, backoff, retry_on={"conflict"})    # the most a policy allows
     client = Client(world, store, name="writers", retry=no_limit)
     for _ in range(writers):
@@ -343,9 +369,10 @@ class ContentionSweep:
 
 
 def contention_sweep(writers=(5, 10, 20, 40, 80), *, seeds: int = 20, schedules=tuple(SCHEDULES),
-                     first_seed: int = 1) -> ContentionSweep:
+                     first_seed: int = 1, capacity: int | None = None) -> ContentionSweep:
     """:func:`contention_run` for each schedule and crowd size, averaged over ``seeds`` seeded runs
-    (one run for the schedules without jitter, which do not depend on the seed)."""
+    (one run for the schedules without jitter, which do not depend on the seed), against a store of
+    ``capacity`` slots (None: no limit)."""
     seeds = validate.integer("seeds", seeds, low=2)
     calls, calls_se, fin, fin_se = {}, {}, {}, {}
     for name in schedules:
@@ -354,7 +381,7 @@ def contention_sweep(writers=(5, 10, 20, 40, 80), *, seeds: int = 20, schedules=
         f = np.empty((len(writers), reps))
         for i, n in enumerate(writers):
             for j in range(reps):
-                r = contention_run(name, n, seed=first_seed + j)
+                r = contention_run(name, n, seed=first_seed + j, capacity=capacity)
                 c[i, j], f[i, j] = r.calls, r.finished
         calls[name], fin[name] = c.mean(axis=1), f.mean(axis=1)
         sd = (lambda a: a.std(axis=1, ddof=1) / math.sqrt(reps)) if reps > 1 else (lambda a: np.zeros(len(a)))
@@ -369,8 +396,9 @@ SCHEDULE_STYLE = {"constant": dict(color="tab:gray", ls="--", marker="s"),
                   "decorrelated jitter": dict(color="tab:green", marker="v")}
 
 
-def draw_contention(axes, sweep: ContentionSweep):
-    """Two panels: calls per writer and seconds to finish, against the number of writers (log y)."""
+def draw_contention(axes, sweep: ContentionSweep, *, legend: bool = True):
+    """Two panels: calls per writer and seconds to finish, against the number of writers (log y), and
+    with ``legend`` one legend for both, under the left panel."""
     ax_calls, ax_time = axes
     n = np.array(sweep.writers)
     order = [n for n in ("exponential", "constant") if n in sweep.calls] + \
@@ -397,6 +425,10 @@ def draw_contention(axes, sweep: ContentionSweep):
     ax_calls.set_yticks(ticks, [str(t) for t in ticks])
     ax_calls.set_ylabel("calls per writer")
     ax_time.set_ylabel("time until all committed (s)")
+    if legend:                                    # one legend for both panels, below them
+        handles, labels = ax_calls.get_legend_handles_labels()
+        ax_calls.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, -0.18), ncols=len(labels),
+                        fontsize=8, frameon=False)
     return axes
 
 

@@ -316,12 +316,12 @@ def draw_tradeoff(ax, tr: Tradeoff):
     right.axhline(tr.slots, color="tab:blue", ls=":", lw=1.2)      # read on the right (blue) axis
     right.annotate(f"all {tr.slots} slots (right axis)", (ms[0] * 1.1, tr.slots * 1.04), fontsize=8,
                    color="tab:blue")
-    right.set_ylim(0, tr.slots * 2)
+    right.set_ylim(0, tr.slots * 2.5)               # the slots line at 40% of the height: no left tick there
     right.set_ylabel("api slots held by searches", color="tab:blue")
     lines = ax.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", bbox_to_anchor=(0.36, 1.0),
-              fontsize=8, frameon=False)
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2,
+              fontsize=8, frameon=False)                # below the axes: the curves fill the whole frame
     return ax, right
 
 
@@ -356,6 +356,7 @@ class ChainRun:
     work: dict = field(repr=False)            # layer -> array of (user start, began, ended)
     started_late: dict                        # layer -> calls that began after the user gave up
     patience: float
+    stop_work: bool = True                    # with a deadline: is work in progress stopped at it?
 
     def busy(self, layer: str) -> float:
         """Seconds of slot time the layer spent on all requests."""
@@ -371,11 +372,11 @@ class ChainRun:
         return int(self.work[layer].shape[0])
 
 
-def _layer(log: list, late: dict, patience: float, *, work=None, rng=None):
+def _layer(log: list, late: dict, patience: float, *, work=None, rng=None, stop_work: bool = True):
     """A handler that honours the request's deadline: it refuses to start once the deadline has passed,
-    and never works past it; without a propagated deadline (``req.deadline`` is infinite) it never stops.
-    A layer with a dependency does its own ``LAYER_WORK`` and then asks it; the last one draws its
-    work from ``work``."""
+    and, with ``stop_work``, stops its work in progress when the deadline passes; without a propagated
+    deadline (``req.deadline`` is infinite) it never stops. A layer with a dependency does its own
+    ``LAYER_WORK`` and then asks it; the last one draws its work from ``work``."""
     def handler(svc, req):
         env, name = svc.env, svc.name
         now = env.now
@@ -385,7 +386,7 @@ def _layer(log: list, late: dict, patience: float, *, work=None, rng=None):
             raise ServiceError(name, "deadline")
         try:
             own = LAYER_WORK if svc.dependencies else work.sample(rng)
-            stop = min(now + own, req.deadline)
+            stop = min(now + own, req.deadline) if stop_work else now + own
             yield env.timeout(stop - now)
             if stop < now + own:
                 raise ServiceError(name, "deadline")
@@ -397,27 +398,37 @@ def _layer(log: list, late: dict, patience: float, *, work=None, rng=None):
     return handler
 
 
-def chain_run(seed: int, *, propagate: bool, rate: float = 20.0, duration: float = 60.0,
+def chain_run(seed: int, *, propagate: bool, stop_work: bool = True, rate: float = 20.0, duration: float = 60.0,
               patience: float = CHAIN_PATIENCE) -> ChainRun:
     """user → api → svc → db. Without ``propagate`` the user's client has a ``timeout`` (it stops waiting
-    but tells no one); with it, a ``deadline`` that travels down with the request."""
+    but tells no one); with it, a ``deadline`` that travels down with the request, and every layer
+    refuses to start work once it has passed; ``stop_work=False`` keeps only that check, so work already
+    started runs to its end (as a handler that never looks at the clock again would)."""
     world = World(seed)
     logs = {name: [] for name in LAYERS}
     late = {name: 0 for name in LAYERS}
     db = Service(world, "db", capacity=DB_SLOTS,
-                 handler=_layer(logs["db"], late, patience, work=DB_SLOW, rng=world.rng("db/work")))
+                 handler=_layer(logs["db"], late, patience, work=DB_SLOW, rng=world.rng("db/work"),
+                                stop_work=stop_work))
     to_db = Client(world, db, name="svc->db", timeout=SVC_DB_TIMEOUT,
                    retry=RetryPolicy(SVC_DB_ATTEMPTS, ConstantBackoff(0.001)))
     svc = Service(world, "svc", capacity=DB_SLOTS, dependencies=[to_db],
-                  handler=_layer(logs["svc"], late, patience))
+                  handler=_layer(logs["svc"], late, patience, stop_work=stop_work))
     to_svc = Client(world, svc, name="api->svc", timeout=API_SVC_TIMEOUT)
     api = Service(world, "api", capacity=DB_SLOTS, dependencies=[to_svc],
-                  handler=_layer(logs["api"], late, patience))
+                  handler=_layer(logs["api"], late, patience, stop_work=stop_work))
     user = Client(world, api, name="user", **({"deadline": patience} if propagate else {"timeout": patience}))
     OpenLoop(world, user, rate, duration=duration)
     results = world.run(until=duration + API_SVC_TIMEOUT + 2 * SVC_DB_TIMEOUT * SVC_DB_ATTEMPTS)
     work = {name: np.array(rows, dtype=float).reshape(-1, 3) for name, rows in logs.items()}
-    return ChainRun(results, propagate, work, late, patience)
+    return ChainRun(results, propagate, work, late, patience, stop_work)
+
+
+def chain_label(run: "ChainRun") -> str:
+    """How the run treats the user's deadline, in words."""
+    if not run.propagate:
+        return "each layer's own timeout"
+    return "deadline: no late start, work stopped" if run.stop_work else "deadline: no late start only"
 
 
 def chain_table(runs) -> Table:
@@ -430,18 +441,19 @@ def chain_table(runs) -> Table:
     rows += [[f"{n} slot time after the user left"]
              + [f"{r.wasted(n):.0f} s ({r.wasted(n) / r.busy(n):.0%} of its busy time)" for r in runs]
              for n in LAYERS]
-    headers = [""] + ["one propagated deadline" if r.propagate else "each layer's own timeout" for r in runs]
+    headers = [""] + [chain_label(r) for r in runs]
     return Table(headers, rows)
 
 
 def draw_chain_work(ax, runs):
     """Bars: seconds each layer spent after the user gave up, each layer's own timeout vs the deadline."""
     x = np.arange(len(LAYERS))
+    width = 0.76 / len(runs)
     for i, run in enumerate(runs):
-        label = "one propagated deadline" if run.propagate else "each layer's own timeout"
         values = [run.wasted(n) for n in LAYERS]
-        bars = ax.bar(x + (i - 0.5) * 0.38, values, width=0.38, label=label,
-                      color="tab:green" if run.propagate else "tab:red")
+        color = "tab:red" if not run.propagate else "tab:green" if run.stop_work else "tab:orange"
+        bars = ax.bar(x + (i - (len(runs) - 1) / 2) * width, values, width=width, label=chain_label(run),
+                      color=color)
         ax.bar_label(bars, fmt="%.0f s", fontsize=8)
     ax.set_xticks(x, LAYERS)
     ax.set_ylabel("slot time after\nthe user left (s)")

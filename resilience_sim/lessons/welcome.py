@@ -79,4 +79,4 @@ def mttr_dashboard(seed: int = 2025, mttf: float = CHECKOUT_MTTF) -> Dashboard:
                      [Slider("mttr_minutes", "time to repair, MTTR", "minutes", 1, 180,
                              CHECKOUT_MTTR / MINUTE, step=1, integer=True)],
                      summary=_mttr_summary, figsize=(9.0, 2.8),
-                     title=f"A service that fails every {mttf / HOUR:g} h on average: how long may a repair take?")
+                     title=f"A service up {mttf / HOUR:g} h on average before each failure (MTTF): how long may a repair take?")
