@@ -1,5 +1,5 @@
 """environment.yml (conda), pyproject.toml (pip) and constraints.txt (the lock) list the same packages;
-the yml pins the locked versions (and an exact Python, for Binder), each with a comment.
+the yml pins the locked versions (and an exact Python, for Binder), each with a comment."""
 import re
 import tomllib
 from pathlib import Path
