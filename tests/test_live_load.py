@@ -67,7 +67,7 @@ def test_a_spike_shows_in_the_arrivals_of_its_window():
 def test_the_generator_holds_a_modest_rate_and_every_arrival_is_a_row(server):
     with ResilientClient(server.url, deadline=1.0) as client:
         report = run_load(lambda: client.get("/ok"), Constant(100), duration=2.0, max_requests=1000, seed=1,
-                          workers=8, clients=[client])
+                          workers=32, clients=[client])
     assert 150 < report.planned < 250 and report.unfinished == 0
     assert report.overload <= 5                        # a loaded machine may stall every worker briefly
     assert report.achieved_rate == pytest.approx(report.offered_rate, rel=0.10)

@@ -140,12 +140,14 @@ def _row_of_error(err: BaseException) -> tuple:
 
 def run_load(call, profile, *, duration: float, max_requests: int, seed: int = 0, workers: int = 16,
              grace: float = 1.0, route: str = "load", key=None, recording: LiveRecording | None = None,
-             clients=()) -> LoadReport:
+             clients=(), on_start=None) -> LoadReport:
     """Run ``call`` at the arrivals of ``profile`` (see the module docstring for what holds).
 
-    ``recording``: where the rows go (default: a new one, its zero at the start of the run); the
-    arrivals start when run_load is called. ``clients``: ResilientClients whose stats the results
-    report."""
+    ``recording``: where the rows go (default: a new one whose zero is the moment the arrivals
+    start, once the workers are up, so a row's times count from the first arrival's clock); a given
+    recording keeps its own zero. ``on_start()``, if given, is called at that same moment (say, to
+    start a fault's clock, so that its windows line up with the rows). ``clients``: ResilientClients
+    whose stats the results report."""
     call = validate.function("call", call)
     profile = _profile(profile)
     duration = validate.number("duration", duration, low=0.0, high=MAX_DURATION, low_open=True)
@@ -158,7 +160,9 @@ def run_load(call, profile, *, duration: float, max_requests: int, seed: int = 0
         raise ValueError(f"profile and duration must draw at most {MAX_CANDIDATES:,} candidate arrivals "
                          f"(peak {profile.peak:g}/s for {duration:g} s draws {profile.peak * duration:,.0f}); "
                          f"shorten duration or lower the peak")
-    if recording is None:
+    on_start = validate.function("on_start", on_start, optional=True)
+    own = recording is None
+    if own:
         recording = LiveRecording()
     elif not isinstance(recording, LiveRecording):
         raise validate.WrongType(f"recording must be a LiveRecording or None, got {validate.show(recording)}")
@@ -200,8 +204,12 @@ def run_load(call, profile, *, duration: float, max_requests: int, seed: int = 0
     for thread in pool:
         thread.start()
     t0 = clock()
+    if own:
+        recording.zero = t0
     origin, overload = t0 - recording.zero, 0
     try:
+        if on_start is not None:
+            on_start()
         for at in times:
             k = None if draw is None else draw(key_rng)
             delay = t0 + at - clock()
