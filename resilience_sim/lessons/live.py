@@ -14,6 +14,7 @@ are exact for a seed.
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -202,7 +203,6 @@ def ladder_table(runs) -> Table:
 def plain_trickle(stack: Stack, *, read_timeout: float = 1.0) -> tuple[float, float]:
     """Seconds one trickling answer takes with plain httpx (``timeout=read_timeout``) and with a
     ResilientClient whose deadline is ``read_timeout``: httpx's timeout bounds each read, not the call."""
-    import time
     stack.catalog.faults.clear().trickle(chunk=4, interval=0.2)
     try:
         with httpx.Client(timeout=read_timeout) as http:
@@ -333,7 +333,7 @@ def slo_probe(stack: Stack, step: str, *, seed: int = SEED) -> Probe:
 
 def resilience_test(stack: Stack, step: str = PROTECTED, *, seed: int = SEED):
     """Steady state before (no faults), the fault mix injected, the SLO checked under it, rolled back."""
-    return Experiment(f"the {step} client keeps its SLO under the fault mix",
+    return Experiment(f"hypothesis: the {step} client keeps its SLO under the fault mix",
                       steady_state=[slo_probe(stack, step, seed=seed)],
                       method=[Action("inject the fault mix", stack.inject)],
                       rollbacks=[Action("remove every fault", stack.calm)], check_recovery=False).run()
