@@ -232,3 +232,52 @@ def test_main_reports_a_bad_solution(tmp_path, capsys):
 def test_main_without_a_solutions_folder(tmp_path, capsys):
     assert gen.main(["--labs-dir", str(tmp_path / "nowhere")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+# --- the learner's copies as a learner first runs them: nothing written yet ----------------------------
+NEEDY = [(s, l) for s, l in PAIRS if s.name.startswith(("05_", "06_"))]
+
+
+def _run_unfilled(learner: Path) -> list[tuple[str, BaseException | None]]:
+    """Every code cell of ``learner`` run in order in one namespace, as "Run all" does in a fresh kernel
+    with each failing cell skipped: (source, the exception it raised or None)."""
+    namespace: dict = {"__name__": "__main__"}
+    ran = []
+    for index, cell in enumerate(_load(learner)["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        source = _source(cell)
+        try:
+            exec(compile(source, f"<{learner.name} cell {index}>", "exec"), namespace)
+        except Exception as exc:  # noqa: BLE001 - the cell's failure is what we look at
+            ran.append((source, exc))
+        else:
+            ran.append((source, None))
+    return ran
+
+
+@pytest.mark.parametrize("solution, learner", NEEDY, ids=[s.stem for s, _ in NEEDY])
+def test_an_unfilled_copy_says_which_task_to_write_first_and_never_raises_a_name_error(solution, learner):
+    ran = _run_unfilled(learner)
+    names = [(source.splitlines()[0], exc) for source, exc in ran if isinstance(exc, NameError)]
+    assert not names, f"{learner.name}: cells fail with a NameError: {names}"
+    needy = [(source, exc) for source, exc in ran if source.startswith("check.needs(")]
+    assert len(needy) == 2, f"{learner.name}: expected two cells that read a run of the learner's code"
+    for source, exc in needy:
+        task = source.split("task=")[1].split(")")[0]
+        assert isinstance(exc, AssertionError) and str(exc).startswith(f"Write task {task} first: "), (source, exc)
+        assert "comes from the cell above" in str(exc)
+    assert all(isinstance(exc, AssertionError) for _, exc in ran if exc is not None), \
+        [(source.splitlines()[0], repr(exc)) for source, exc in ran if not isinstance(exc, (AssertionError, type(None)))]
+
+
+def test_needs_is_silent_once_the_names_exist_and_refuses_a_bad_call():
+    from resilience_sim.labs import feedback
+    namespace = {"needs": feedback.needs, "story": {"effects": 1}}
+    exec("needs('story', task=2)", namespace)                 # the cell above ran: nothing to say
+    with pytest.raises(AssertionError, match=r"^Write task 3 first: `plain` comes from the cell above.*tasks 1 to 3"):
+        exec("needs('story', 'plain', task=3)", namespace)
+    with pytest.raises(ValueError, match="names must be"):
+        feedback.needs(task=1)
+    with pytest.raises(ValueError, match="task must be"):
+        feedback.needs("story", task=0)

@@ -32,6 +32,29 @@ def test_a_table_shows_itself_as_html_and_text_and_keeps_its_numbers():
     assert table.data == [{"a": 1}] and common.Table(["a"], []).data is None
 
 
+def test_a_run_memo_keeps_the_newest_runs_by_their_settings():
+    made = []
+    memo = common.RunMemo(keep=2)
+
+    def run(n):
+        return lambda: made.append(n) or f"run {n}"
+    assert [memo.get(k, run(k)) for k in (1, 2, 1, 3)] == ["run 1", "run 2", "run 1", "run 3"]
+    assert made == [1, 2, 3] and len(memo) == 2          # 1 was used again, so 2 went when 3 came
+    assert memo.get(1, run(1)) == "run 1" and memo.get(2, run(2)) == "run 2" and made == [1, 2, 3, 2]
+    with pytest.raises(ValueError, match="keep must be"):
+        common.RunMemo(keep=0)
+
+
+def test_clear_run_caches_forgets_every_lessons_memo():
+    from resilience_sim.lessons import caching, clear_run_caches, deferred, messaging, outbox
+    memos = [caching._DASH_RUNS, deferred._DASH_RUNS, messaging._DASH_RUNS, outbox._DASH_DUAL, outbox._DASH_OUTBOX]
+    assert all(isinstance(m, common.RunMemo) for m in memos)
+    for m in memos:
+        m.get("a setting", lambda: "a run")
+    clear_run_caches()
+    assert [len(m) for m in memos] == [0] * len(memos)
+
+
 # --- sim.topologies ---------------------------------------------------------------------------------
 def test_a_chain_calls_each_link_in_turn_and_fails_with_its_deepest_link():
     world = World(1)

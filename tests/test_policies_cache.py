@@ -73,6 +73,23 @@ def test_coalescing_one_fetch_per_key_and_waiters_get_told():
     assert cache.lookup("a", 1.0).kind == MISS     # the failed fetch is no longer outstanding
 
 
+def test_a_store_is_a_fill_without_its_answer():
+    stored, filled_ = Cache(10, capacity=2), Cache(10, capacity=2)
+    for key, at in (("a", 0.0), ("b", 1.0), ("c", 2.0)):       # the third evicts "a" from both
+        for cache in (stored, filled_):
+            assert cache.lookup(key, at).kind == MISS
+        assert stored.store(key, f"v{key}", at) is None
+        assert filled_.fill(key, f"v{key}", at).kind == FRESH
+    for cache in (stored, filled_):
+        assert [cache.lookup(k, 3.0).kind for k in "bc"] == [FRESH, FRESH] and cache.lookup("c", 3.0).age == 1.0
+    counters = ("hits", "misses", "fetches", "evictions")
+    assert [getattr(stored, c) for c in counters] == [getattr(filled_, c) for c in counters] == [3, 3, 3, 1]
+    with pytest.raises(ValueError, match="no fetch outstanding"):
+        stored.store("z", 1, 4.0)
+    with pytest.raises(ValueError, match="now must not go back"):
+        stored.store("b", 1, 0.5)
+
+
 def test_without_coalescing_every_miss_fetches():
     cache = Cache(10, coalesce=False)
     assert {cache.lookup("a", 0.0).kind for _ in range(5)} == {MISS}

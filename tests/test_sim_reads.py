@@ -74,6 +74,29 @@ def test_coalescing_stops_the_herd_after_a_cold_restart():
     assert calm.cache("cache").coalesced > 50
 
 
+class OwnRules(Cache):
+    """A cache of one's own that follows the course's rules: the layer checks its promises as it
+    does for any cache that is not the course's Cache itself."""
+
+
+def test_the_course_cache_and_a_cache_of_ones_own_with_its_rules_answer_alike():
+    def herd(cache_class, outage=None):
+        world = World(seed=3)
+        db = Service(world, "db", capacity=100, latency=0.5)
+        if outage:
+            Outage(db, [outage])
+        layer = CachedRead(world, cache_class(10, hard_ttl=30), source=db)
+        layer.clear_at(50.0)
+        OpenLoop(world, layer, Constant(100), duration=100, key=lambda rng: rng.randrange(3))
+        return world.run(110)
+    for outage in (None, (52.0, 90.0)):
+        course, own = herd(Cache, outage), herd(OwnRules, outage)
+        assert len(course) == len(own) and course.cache("cache") == own.cache("cache")
+        assert np.array_equal(course.outcome, own.outcome) and np.array_equal(course.end, own.end)
+        assert np.array_equal(course.ages(), own.ages())
+    assert course.cache("cache").coalesced > 100 and course.request_availability() < 1.0
+
+
 def test_waiters_share_a_failed_fetch_and_get_its_error():
     results = catalog(rate=200, keys=1, db_latency=0.5, ttl=10, until=20, outage=(0.0, 100.0))
     assert results.request_availability() == 0.0

@@ -220,6 +220,26 @@ def number(value, name: str) -> float:
     return real(value, name)
 
 
+def needs(*names: str, task: int) -> None:
+    """The first line of a cell that reads what the cell above it made by running the learner's code
+    (``story = check.takeover(Relay)``, then ``check.needs("story", task=2)``): while one of ``names`` is not
+    set in the notebook, because that cell stopped with its own message, say to write the tasks up to
+    ``task`` first, not Python's ``NameError``. The names are looked up in the caller's globals, which in a
+    notebook are the notebook's own."""
+    if not names or not all(isinstance(name, str) and name.isidentifier() for name in names):
+        raise ValueError(f"names must be the names of the variables the cell reads, e.g. needs('story', task=2); "
+                         f"got {names!r}")
+    if isinstance(task, bool) or not isinstance(task, int) or task < 1:
+        raise ValueError(f"task must be the number of the last task the names need (1, 2...), got {task!r}")
+    namespace = sys._getframe(1).f_globals
+    missing = [name for name in names if name not in namespace]
+    if missing:
+        tasks = "task 1" if task == 1 else "tasks 1 and 2" if task == 2 else f"tasks 1 to {task}"
+        raise AssertionError(f"Write task {task} first: `{missing[0]}` comes from the cell above, which stopped "
+                             f"before making it. When the checks of {tasks} print ✔, run the cell above, then "
+                             f"this one.")
+
+
 def real(value, call_text: str) -> float:
     """The learner's answer as a float, or a message saying why it is not a number."""
     if value is None:

@@ -59,10 +59,10 @@ from ..sim.service import Request, ServiceError
 from ..sim.world import World
 from ..sim.write_path import Schedule
 from . import feedback as fb
-from .feedback import Lazy as _Lazy, message_only as _message_only, original_exception as _original
+from .feedback import Lazy as _Lazy, message_only as _message_only, needs, original_exception as _original
 
-__all__ = ["claim", "send", "handle", "exactly_once", "takeover", "census", "RelayContext", "ConsumerContext",
-           "Schedule", "RUN_LIMIT_S"]
+__all__ = ["claim", "send", "handle", "exactly_once", "takeover", "census", "needs", "RelayContext",
+           "ConsumerContext", "Schedule", "RUN_LIMIT_S"]
 
 #: Seconds one simulated run of the learner's code may take (a run takes a few hundredths).
 RUN_LIMIT_S = 3.0

@@ -52,10 +52,10 @@ from ..sim.saga import ORDERS, SAGAS, Orchestrator
 from ..sim.service import Request, ServiceError
 from ..sim.world import World
 from . import feedback as fb
-from .feedback import Lazy as _Lazy, message_only as _message_only, original_exception as _original
+from .feedback import Lazy as _Lazy, message_only as _message_only, needs, original_exception as _original
 
 __all__ = ["forward", "retry_or_compensate", "compensation", "against_reference", "show_sequence", "undo", "shop",
-           "walk", "shop_run", "crash_after_undo", "census", "Ledger", "SHOP", "UNDOS", "RUN_LIMIT_S"]
+           "walk", "shop_run", "crash_after_undo", "census", "needs", "Ledger", "SHOP", "UNDOS", "RUN_LIMIT_S"]
 
 #: Seconds one simulated run of the learner's code may take (a run takes a few hundredths).
 RUN_LIMIT_S = 3.0

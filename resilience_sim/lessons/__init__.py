@@ -31,19 +31,19 @@ def _origin(factory) -> tuple[str, str]:
 
 
 def clear_run_caches() -> None:
-    """Forget the runs lessons keep between dashboard refreshes (``functools`` caches and the
-    ``_DASH_RUNS`` memo), so a benchmark times what a learner meets at a setting not seen before:
-    the simulation and the picture."""
+    """Forget the runs lessons keep between dashboard refreshes (``functools`` caches and every
+    :class:`~resilience_sim.lessons.common.RunMemo`), so a benchmark times what a learner meets at a
+    setting not seen before: the simulation and the picture."""
     import sys
+
+    from .common import RunMemo
     for name, module in list(sys.modules.items()):
         if not name.startswith(f"{__name__}.") or module is None:
             continue
         for value in list(vars(module).values()):
             if callable(getattr(value, "cache_clear", None)):
                 value.cache_clear()
-        memo = vars(module).get("_DASH_RUNS")
-        if memo is not None:
-            memo.clear()
+    RunMemo.forget_all()
 
 
 def all_dashboards() -> dict:

@@ -27,7 +27,6 @@ import bisect
 import functools
 import itertools
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +48,7 @@ from ..sim.world import World
 from ..views import plots
 from ..views.dashboard import Dashboard, Slider
 from . import dashboard
-from .common import BAD, GOOD, Table, percent
+from .common import BAD, GOOD, RunMemo, Table, percent
 
 # --- the catalog of the story -----------------------------------------------------------------------
 #: Products in the catalog, and the Zipf exponent of their popularity.
@@ -602,8 +601,7 @@ def draw_db_queue(ax, runs: dict) -> None:
 #: length, and the run goes on DASH_AFTER seconds past the outage.
 DASH_ITEMS, DASH_RATE, DASH_START, DASH_AFTER, DASH_SEED, DASH_BIN = 200, 3.0, 90.0, 30.0, 10, 10.0
 #: Pairs of runs (plain TTL, with stale-if-error) kept by parameters: both panels draw the same pair.
-_DASH_RUNS: OrderedDict = OrderedDict()
-_DASH_KEEP = 32
+_DASH_RUNS = RunMemo(keep=32)
 
 
 @dataclass
@@ -635,15 +633,10 @@ def _dash_run(ttl_s, stale_if_error_s, outage_s, *, with_sie: bool) -> DashRun:
 
 def dash_pair(ttl_s: float, stale_if_error_s: float, outage_s: float) -> DashPair:
     """The dashboard's pair of runs for these settings (kept by parameters: the panels share it)."""
-    key = (float(ttl_s), float(stale_if_error_s), float(outage_s))
-    if key in _DASH_RUNS:
-        _DASH_RUNS.move_to_end(key)
-        return _DASH_RUNS[key]
-    plain, sie = (_dash_run(ttl_s, stale_if_error_s, outage_s, with_sie=w) for w in (False, True))
-    pair = _DASH_RUNS[key] = DashPair(plain, sie, sie.run.cold_share())   # the same arrivals in both runs
-    if len(_DASH_RUNS) > _DASH_KEEP:
-        _DASH_RUNS.popitem(last=False)
-    return pair
+    def make():
+        plain, sie = (_dash_run(ttl_s, stale_if_error_s, outage_s, with_sie=w) for w in (False, True))
+        return DashPair(plain, sie, sie.run.cold_share())                 # the same arrivals in both runs
+    return _DASH_RUNS.get((float(ttl_s), float(stale_if_error_s), float(outage_s)), make)
 
 
 def _dash_compute(ttl_s, stale_if_error_s, outage_s, *, panel: str):

@@ -1,11 +1,15 @@
-"""What every lesson shows the same way: time units, durations and shares written for people, and
-a small table that shows itself in a notebook. The one module lessons share (no lesson imports
-another); anything more general lives in the layers below (``core.theory``, ``views.plots``...).
+"""What every lesson shows the same way: time units, durations and shares written for people, a
+small table that shows itself in a notebook, and the memo that keeps a dashboard's runs by their
+settings. The one module lessons share (no lesson imports another); anything more general lives in
+the layers below (``core.theory``, ``views.plots``...).
 
 Also the one scene two notebooks share: the small api that notebook 07 (:mod:`.bulkheads`) overloads
 and notebook 08 (:mod:`.metastable`) drives into a retry storm, so that both mean the same service.
 """
 from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
 
 from ..core import validate
 from ..core.distributions import Exponential
@@ -32,6 +36,45 @@ def format_duration(seconds: float) -> str:
 def percent(a: float) -> str:
     """0.999 -> "99.9%", 0.9 -> "90%": as many digits as the number needs (up to 5 decimals)."""
     return f"{a * 100:.5f}".rstrip("0").rstrip(".") + "%"
+
+
+class RunMemo:
+    """The newest runs of a dashboard, by their settings: the panels of one setting share its runs, and
+    a slider moved back finds them at once.
+
+    ``memo.get(key, make)`` is the value kept under ``key`` (then the newest), or ``make()``, kept; at
+    most ``keep`` values are kept, the least recently used forgotten first. ``key`` holds the settings
+    as plain numbers (``float(s)``, ``int(w)``), so that 60 and 60.0 are one setting.
+    :meth:`forget_all` empties every memo of every lesson (``lessons.clear_run_caches`` calls it, so
+    that the benchmark times a setting never seen before)."""
+
+    _every: "weakref.WeakSet[RunMemo]" = weakref.WeakSet()
+
+    def __init__(self, keep: int = 32):
+        self.keep = validate.integer("keep", keep, low=1)
+        self._values: OrderedDict = OrderedDict()
+        RunMemo._every.add(self)
+
+    def get(self, key, make):
+        values = self._values
+        if key in values:
+            values.move_to_end(key)
+            return values[key]
+        value = values[key] = make()
+        if len(values) > self.keep:
+            values.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def clear(self) -> None:
+        self._values.clear()
+
+    @classmethod
+    def forget_all(cls) -> None:
+        for memo in list(cls._every):
+            memo.clear()
 
 
 class Table:

@@ -22,7 +22,6 @@ Times are simulated seconds.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +40,7 @@ from ..sim.world import World
 from ..views import plots
 from ..views.dashboard import Dashboard, Slider
 from . import dashboard
-from .common import Table
+from .common import RunMemo, Table
 
 #: Export requests a second (Poisson).
 RATE = 0.25
@@ -522,22 +521,14 @@ DASH_START, DASH_DURATION, DASH_SEED = 60.0, 1500.0, 12
 #: The longest outage the dashboard offers (seconds).
 DASH_OUTAGE_MAX = 900.0
 #: Runs kept by parameters (the three panels share one pair of runs).
-_DASH_RUNS: OrderedDict = OrderedDict()
-_DASH_KEEP = 32
+_DASH_RUNS = RunMemo(keep=32)
 
 
 def _dash_pair(outage_s: float, workers: int, rate: float):
-    key = (float(outage_s), int(workers), float(rate))
-    if key in _DASH_RUNS:
-        _DASH_RUNS.move_to_end(key)
-        return _DASH_RUNS[key]
     outage = (DASH_START, DASH_START + outage_s)
-    pair = tuple(export_run(DASH_SEED, defer=d, outage=outage, duration=DASH_DURATION, rate=rate,
-                            workers=int(workers), tail=TAIL) for d in (False, True))
-    _DASH_RUNS[key] = pair
-    if len(_DASH_RUNS) > _DASH_KEEP:
-        _DASH_RUNS.popitem(last=False)
-    return pair
+    return _DASH_RUNS.get((float(outage_s), int(workers), float(rate)), lambda: tuple(
+        export_run(DASH_SEED, defer=d, outage=outage, duration=DASH_DURATION, rate=rate, workers=int(workers),
+                   tail=TAIL) for d in (False, True)))
 
 
 def _dash_compute(outage_s, workers, rate, *, panel: str):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,7 +51,7 @@ from ..sim.workload import OpenLoop
 from ..sim.world import World
 from ..views.dashboard import Dashboard, Slider
 from . import dashboard
-from .common import Table
+from .common import RunMemo, Table
 
 # --- the story ---------------------------------------------------------------------------------------
 #: Orders a second (Poisson) and how long they arrive; the run goes on ``TAIL`` seconds more.
@@ -741,32 +741,21 @@ def draw_timeline(ax, run: MessageRun, *, crashes=(), title: str | None = None) 
 DASH_START, DASH_DURATION, DASH_SEED = 30.0, 720.0, 14
 DASH_PROBE = 2.0
 DASH_TAIL = 30.0
-_DASH_RUNS: OrderedDict = OrderedDict()
-_DASH_KEEP = 48
+_DASH_RUNS = RunMemo(keep=48)
 _DASH_FONT = 8
 _BARS = ("redelivered", "duplicates skipped", "dead letters")
 _BAR_NAMES = ("redelivered", "copies skipped (idempotent consumer)", "dead letters")
-
-
-def _kept(key, make):
-    """``make()``, kept in :data:`_DASH_RUNS` by ``key`` (the newest :data:`_DASH_KEEP`)."""
-    if key in _DASH_RUNS:
-        _DASH_RUNS.move_to_end(key)
-        return _DASH_RUNS[key]
-    value = _DASH_RUNS[key] = make()
-    if len(_DASH_RUNS) > _DASH_KEEP:
-        _DASH_RUNS.popitem(last=False)
-    return value
 
 
 def _dash_pair(outage_s: float, workers: int, visibility_s: float):
     """The HTTP run (which depends on the outage only, so moving the other sliders reuses it) and the
     message run of these settings."""
     common = dict(outage=(DASH_START, DASH_START + float(outage_s)), duration=DASH_DURATION, tail=DASH_TAIL)
-    http = _kept(("http", float(outage_s)), lambda: story_run(DASH_SEED, design="http", **common))
-    message = _kept(("message", float(outage_s), int(workers), float(visibility_s)),
-                    lambda: story_run(DASH_SEED, design="message", workers=int(workers),
-                                      visibility_timeout=float(visibility_s), probe_every=DASH_PROBE, **common))
+    http = _DASH_RUNS.get(("http", float(outage_s)), lambda: story_run(DASH_SEED, design="http", **common))
+    message = _DASH_RUNS.get(("message", float(outage_s), int(workers), float(visibility_s)),
+                             lambda: story_run(DASH_SEED, design="message", workers=int(workers),
+                                               visibility_timeout=float(visibility_s), probe_every=DASH_PROBE,
+                                               **common))
     return http, message
 
 

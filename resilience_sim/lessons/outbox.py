@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +38,7 @@ from ..sim.outbox import DESIGNS
 from ..sim.write_path import Schedule, WriteRun, write_path
 from ..views.dashboard import Dashboard, Slider
 from . import dashboard
-from .common import Table
+from .common import RunMemo, Table
 
 #: The two dual writes and the outbox.
 DUAL = DESIGNS[:2]
@@ -744,19 +743,10 @@ def dash_until(crashes: int, poll_interval: float, lease: float = LEASE) -> floa
     """How long a dashboard run lasts: the orders (~3 s) and the consumer's drain, a restart per app
     crash, and per relay crash a restart and a lease (its rows wait for it), plus two polls."""
     return 8.0 + crashes * (lease + 2.0 + poll_interval) + 2 * poll_interval
-_DASH_DUAL: OrderedDict = OrderedDict()
-_DASH_OUTBOX: OrderedDict = OrderedDict()
-_DASH_KEEP = 48
 
 
-def _kept(cache: OrderedDict, key, make):
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
-    value = cache[key] = make()
-    if len(cache) > _DASH_KEEP:
-        cache.popitem(last=False)
-    return value
+#: The dual writes' runs (which do not depend on the relays) and the outbox's, kept by their settings.
+_DASH_DUAL, _DASH_OUTBOX = RunMemo(keep=48), RunMemo(keep=48)
 
 
 @dataclass
@@ -791,8 +781,8 @@ def writes_runs(crashes: int, poll_interval: float, relays: int = DASH_RELAYS, *
                                horizon=lease + 2 * poll_interval + 2.0,
                                relay_options={"poll_interval": poll_interval, "lease": lease})
 
-    runs = _kept(_DASH_DUAL, (crashes, seed), dual)
-    schedule, run = _kept(_DASH_OUTBOX, (crashes, float(poll_interval), relays, float(lease), seed), outbox)
+    runs = _DASH_DUAL.get((crashes, seed), dual)
+    schedule, run = _DASH_OUTBOX.get((crashes, float(poll_interval), relays, float(lease), seed), outbox)
     return WritesRuns(crashes, poll_interval, relays, lease, runs, run, schedule)
 
 

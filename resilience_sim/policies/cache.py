@@ -21,6 +21,10 @@ stale_while_revalidate)``); at most ``capacity`` entries are kept (least recentl
 with ``coalesce`` at most one fetch per key is outstanding; the counters add up (``lookups = hits +
 stale + negative + coalesced + misses``). Driven by ``now`` (finite seconds that never go back): the
 simulator's clock, ``time.monotonic()``, or plain numbers in a test.
+
+A miss, then its fill, is the path of every request to a cold or churning cache, so :meth:`Cache.lookup`
+and :meth:`Cache.store` (the body of :meth:`Cache.fill`) check the clock inline (comparisons, for a
+float; anything else takes the full check) rather than through a call.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from collections import OrderedDict
 
 from ..core import validate
 from ..core.reasons import REASONS, check_reason, check_reasons
-from ._state import Stateful
+from ._state import BIG, Stateful
 
 #: Failures a stale value may cover: the source's own (errors, timeouts, outages, overload), not the
 #: answers that say the request itself is wrong or the item is gone.
@@ -107,7 +111,7 @@ class Cache(Stateful):
     def reset(self) -> None:
         """Empty, counters zero, no clock, no owner."""
         self._forget()
-        self._entries: OrderedDict = OrderedDict()     # key -> [value, written, error reason or ""]
+        self._entries: OrderedDict = OrderedDict()     # key -> (value, written, error reason or "")
         self._fetching: dict = {}                      # key -> fetches outstanding
         self._refreshing: set = set()                  # keys with a background refresh running
         self.hits = self.stale = self.negative = self.coalesced = self.misses = 0
@@ -124,55 +128,69 @@ class Cache(Stateful):
     # --- asking -------------------------------------------------------------------------------
     def lookup(self, key, now: float) -> Lookup:
         """What to do for a request about ``key`` at ``now`` (see the module's docstring)."""
-        now = self._tick(now)
-        entry = self._entry(key, now)
+        if now.__class__ is float and self._now <= now <= BIG:     # the clock's check, inline
+            self._now = now
+        else:
+            now = self._tick(now)
+        entries = self._entries
+        try:
+            entry = entries.get(key)
+        except TypeError:
+            raise _unhashable(key) from None
         if entry is not None:
             value, written, error = entry
             age = now - written
-            if error:
-                self.negative += 1
-                return Lookup(NEGATIVE, age=age, reason=error)
-            if age <= self.ttl:
-                self.hits += 1
-                return Lookup(FRESH, value, age)
-            if age <= self.ttl + self.stale_while_revalidate:
-                self.stale += 1
-                refresh = key not in self._refreshing and key not in self._fetching
-                if refresh:
-                    self._refreshing.add(key)
-                    self.fetches += 1
-                return Lookup(STALE, value, age, refresh=refresh)
-        if self.coalesce and key in self._fetching:
+            if age > (self.negative_ttl if error else self.max_staleness):     # too old to ever serve
+                del entries[key]
+            else:
+                entries.move_to_end(key)
+                if error:
+                    self.negative += 1
+                    return Lookup(NEGATIVE, age=age, reason=error)
+                if age <= self.ttl:
+                    self.hits += 1
+                    return Lookup(FRESH, value, age)
+                if age <= self.ttl + self.stale_while_revalidate:
+                    self.stale += 1
+                    refresh = key not in self._refreshing and key not in self._fetching
+                    if refresh:
+                        self._refreshing.add(key)
+                        self.fetches += 1
+                    return Lookup(STALE, value, age, refresh=refresh)
+        fetching = self._fetching
+        if not self.coalesce:
+            fetching[key] = fetching.get(key, 0) + 1
+        elif key in fetching:
             self.coalesced += 1
             return _WAIT
+        else:
+            fetching[key] = 1                      # coalescing: the one fetch of this key
         self.misses += 1
         self.fetches += 1
-        self._fetching[key] = self._fetching.get(key, 0) + 1
         return _MISS
-
-    def _entry(self, key, now: float):
-        """The live entry of ``key`` (refreshed in LRU order), dropping one too old to ever serve."""
-        try:
-            entry = self._entries.get(key)
-        except TypeError:
-            raise _unhashable(key) from None
-        if entry is None:
-            return None
-        limit = self.negative_ttl if entry[2] else self.max_staleness
-        if now - entry[1] > limit:
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return entry
 
     # --- reporting a fetch ----------------------------------------------------------------------
     def fill(self, key, value, now: float) -> Lookup:
         """A fetch of ``key`` (a MISS, or a STALE lookup's refresh) returned ``value`` at ``now``: stored
         with age 0; the answer (FRESH) also goes to every caller that waited for it."""
-        now = self._tick(now)
-        self._done(key)
-        self._store(key, [value, now, ""])
+        self.store(key, value, now)
         return Lookup(FRESH, value, 0.0)
+
+    def store(self, key, value, now: float) -> None:
+        """:meth:`fill` without its answer (which is always FRESH with ``value``), for a fetcher that has
+        the value already."""
+        if now.__class__ is float and self._now <= now <= BIG:     # the clock's check, inline
+            self._now = now
+        else:
+            now = self._tick(now)
+        self._done(key)
+        entries = self._entries                    # _store, inline: the path of every miss
+        if key in entries:
+            entries.move_to_end(key)
+        entries[key] = (value, now, "")
+        if len(entries) > self.capacity:
+            entries.popitem(last=False)
+            self.evictions += 1
 
     def fail(self, key, reason: str, now: float) -> Lookup:
         """A fetch of ``key`` failed with ``reason`` at ``now``: STALE (reason "stale-if-error") when
@@ -190,30 +208,31 @@ class Cache(Stateful):
             if reason not in self.stale_on:
                 del self._entries[key]             # the source answered: that value is no more
         if self.negative_ttl > 0:
-            self._store(key, [None, now, reason])
+            self._store(key, (None, now, reason))
         return Lookup(ERROR, reason=reason)
 
     def _done(self, key) -> None:
+        refreshing, fetching = self._refreshing, self._fetching
         try:
-            refreshing = key in self._refreshing
+            if refreshing and key in refreshing:
+                refreshing.discard(key)
+                return
+            left = fetching.get(key, 0) - 1
         except TypeError:
             raise _unhashable(key) from None
-        if refreshing:
-            self._refreshing.discard(key)
-            return
-        left = self._fetching.get(key, 0) - 1
         if left < 0:
             raise ValueError(f"key {key!r} has no fetch outstanding: report fill() or fail() once per MISS "
                              f"(or per STALE lookup with refresh=True)")
         if left:
-            self._fetching[key] = left
+            fetching[key] = left
         else:
-            del self._fetching[key]
+            del fetching[key]
 
     def _store(self, key, entry) -> None:
         entries = self._entries
+        if key in entries:
+            entries.move_to_end(key)
         entries[key] = entry
-        entries.move_to_end(key)
         if len(entries) > self.capacity:
             entries.popitem(last=False)
             self.evictions += 1

@@ -15,13 +15,18 @@ from the cache is answered by the cache (``answered_by``) with its age (``req.ag
 degraded with reason "stale". Coalesced callers wait on one event per key and all get the leader's
 outcome, failures included. A stale-while-revalidate refresh runs as a process of its own, which
 nobody waits for.
+
+A miss costs one generator of the cache's own around the source's call (``call`` hands the request
+to ``source.call`` directly, with no function in between) and the policy's ``lookup`` and ``store``;
+with the course's :class:`~resilience_sim.policies.Cache`, coalescing costs nothing more until a
+second caller waits for the key.
 """
 from __future__ import annotations
 
 from ..core import validate
 from ..metrics import CacheStats
 from ..policies import claim
-from ..policies.cache import ERROR, FRESH, NEGATIVE, STALE, WAIT, Cache
+from ..policies.cache import ERROR, FRESH, MISS, NEGATIVE, STALE, WAIT, Cache, Lookup
 from .service import Request, ServiceError
 from .world import check_world
 
@@ -51,48 +56,55 @@ class CachedRead:
             world.owns("source", source)
         self.env, self.cache, self.source = world.env, cache, source
         self._waiting: dict = {}      # key -> the event its coalesced callers wait on (None: no waiter yet)
+        # The course's Cache keeps its promises (WAIT only while a MISS of that key is fetched, one fetch
+        # per key when coalescing, a fill answered FRESH with the value given): for it, the checks of
+        # those promises and the building of that answer are skipped. Any other cache is held to them.
+        self._own = type(cache) is Cache
         world.add_cache(self)
-
-    def call(self, req: Request, caller=None):
-        """Read ``req.key`` through to ``source`` (a simpy generator), as a target of workloads and clients."""
-        source = self.source
-        if source is None:
-            raise ValueError(f"cache {self.name!r} has no source to call: give CachedRead(..., source=service), "
-                             f"or use read(req, fetch) in a handler")
-        return self.read(req, lambda sub: source.call(sub, caller))
 
     def read(self, req: Request, fetch):
         """The value for ``req.key`` (a simpy generator: ``value = yield from layer.read(req, fetch)``);
         raises :class:`ServiceError` when neither the cache nor the source can answer."""
+        return self.call(req, None, fetch)
+
+    def call(self, req: Request, caller=None, _fetch=None):
+        """Read ``req.key`` through to ``source`` (a simpy generator), as a target of workloads and clients.
+        (:meth:`read` passes its ``fetch`` as ``_fetch``, which then asks instead of the source.)"""
         env, cache, key = self.env, self.cache, req.key
+        if _fetch is None and self.source is None:
+            raise ValueError(f"cache {self.name!r} has no source to call: give CachedRead(..., source=service), "
+                             f"or use read(req, fetch) in a handler")
         look = cache.lookup(key, env.now)
         kind = look.kind
-        if kind == FRESH:
-            return self._serve(req, look)
-        if kind == STALE:
-            if look.refresh:
-                env.process(self._refresh(req, fetch))
-            return self._serve(req, look)
-        if kind == NEGATIVE:
-            raise ServiceError(self.name, look.reason)
-        if kind == WAIT:
-            if key not in self._waiting:
-                raise ValueError(f"the cache said WAIT for key {key!r}, but no fetch of it is outstanding "
-                                 f"(WAIT only while another caller's MISS is being fetched)")
-            event = self._waiting[key]
-            if event is None:                       # the first waiter makes the event (none: no event at all)
-                event = self._waiting[key] = env.event()
-            look, source = yield event
-            return self._answer(req, look, source)
+        if kind != MISS:
+            if kind == FRESH:
+                return self._serve(req, look)
+            if kind == STALE:
+                if look.refresh:
+                    env.process(self._refresh(req, _fetch, caller))
+                return self._serve(req, look)
+            if kind == NEGATIVE:
+                raise ServiceError(self.name, look.reason)
+            if kind == WAIT:
+                event = self._waiting.get(key)
+                if event is None:                   # the first waiter makes the event (none: no event at all)
+                    if not self._own and key not in self._waiting:
+                        raise ValueError(f"the cache said WAIT for key {key!r}, but no fetch of it is outstanding "
+                                         f"(WAIT only while another caller's MISS is being fetched)")
+                    event = self._waiting[key] = env.event()
+                look, source = yield event
+                return self._answer(req, look, source)
         coalesced = getattr(cache, "coalesce", False)   # a MISS: this caller fetches
-        if coalesced:
-            if key in self._waiting:
+        own, waiting = self._own, self._waiting
+        if coalesced and not own:
+            if key in waiting:
                 raise ValueError(f"the cache answered MISS for key {key!r} while a fetch of it is outstanding; "
                                  f"a cache with coalesce=True answers WAIT then (one fetch per key)")
-            self._waiting[key] = None
+            waiting[key] = None
         source = self.name
         try:
-            work = fetch(req)                      # the request itself: the source answers it (answered_by)
+            # the request itself: the source answers it (answered_by)
+            work = self.source.call(req, caller) if _fetch is None else _fetch(req)
             if not hasattr(work, "send"):
                 raise _not_a_generator(work)
             value = yield from work
@@ -104,6 +116,12 @@ class CachedRead:
                 self._wake(key, look, self.name)
             raise
         else:
+            if own:                                  # stored; the answer is FRESH with the value, for any waiter
+                cache.store(key, value, env.now)
+                event = waiting.pop(key, None) if waiting else None
+                if event is not None:
+                    event.succeed((Lookup(FRESH, value, 0.0), source))
+                return value
             look = cache.fill(key, value, env.now)
         if coalesced:
             self._wake(key, look, source)
@@ -112,7 +130,7 @@ class CachedRead:
         return self._answer(req, look, source)
 
     def _wake(self, key, look, source) -> None:
-        event = self._waiting.pop(key)
+        event = self._waiting.pop(key, None)
         if event is not None:
             event.succeed((look, source))
 
@@ -128,12 +146,12 @@ class CachedRead:
             req.degraded = STALE_REASON
         return look.value
 
-    def _refresh(self, req: Request, fetch):
+    def _refresh(self, req: Request, fetch, caller):
         """A stale-while-revalidate refresh: fetch for a copy of ``req`` that nobody waits for."""
         env, cache = self.env, self.cache
         sub = Request._unchecked(env.now, req.route, req.key)
         try:
-            value = yield from _run(fetch, sub)
+            value = yield from _run(fetch or (lambda r: self.source.call(r, caller)), sub)
         except ServiceError as err:
             cache.fail(req.key, err.reason, env.now)
         else:
