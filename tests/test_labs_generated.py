@@ -281,3 +281,19 @@ def test_needs_is_silent_once_the_names_exist_and_refuses_a_bad_call():
         feedback.needs(task=1)
     with pytest.raises(ValueError, match="task must be"):
         feedback.needs("story", task=0)
+
+
+def test_a_failed_check_shows_its_message_alone_in_a_notebook():
+    from resilience_sim.labs import feedback
+
+    @feedback.message_only
+    def check():
+        assert False, "your breaker never opened"
+
+    try:
+        check()
+    except AssertionError as err:
+        assert err._render_traceback_() == ["AssertionError: your breaker never opened"]
+        assert err.__suppress_context__                 # elsewhere, no chain of frames under it either
+    else:
+        raise AssertionError("the check should have failed")

@@ -235,9 +235,9 @@ def needs(*names: str, task: int) -> None:
     missing = [name for name in names if name not in namespace]
     if missing:
         tasks = "task 1" if task == 1 else "tasks 1 and 2" if task == 2 else f"tasks 1 to {task}"
-        raise AssertionError(f"Write task {task} first: `{missing[0]}` comes from the cell above, which stopped "
-                             f"before making it. When the checks of {tasks} print ✔, run the cell above, then "
-                             f"this one.")
+        raise short(AssertionError(f"Write task {task} first: `{missing[0]}` comes from the cell above, which "
+                                   f"stopped before making it. When the checks of {tasks} print ✔, run the cell "
+                                   f"above, then this one."))
 
 
 def real(value, call_text: str) -> float:
@@ -262,15 +262,24 @@ def close(got: float, want: float, rel: float) -> bool:
 
 
 # --- shared by the labs' checks --------------------------------------------------------------------
+def short(exc: BaseException) -> BaseException:
+    """``exc`` shown by IPython as its one message line (``_render_traceback_``), with no traceback: a
+    learner reads what the check found, not the frames of the feedback module under it. Elsewhere
+    (pytest, a script) the exception is as it was."""
+    exc._render_traceback_ = lambda: [f"{type(exc).__name__}: {exc}"]
+    return exc
+
+
 def message_only(fn):
-    """A public check whose failure shows its message alone: the traceback stops at the check itself,
-    without the frames of the scenarios, the simulator and the learner's code under it."""
+    """A public check whose failure shows its message alone: in a notebook the message line and nothing
+    else (:func:`short`); elsewhere the traceback stops at the check itself, without the frames of the
+    scenarios, the simulator and the learner's code under it."""
     @functools.wraps(fn)
     def check(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except AssertionError as exc:
-            raise type(exc)(str(exc)) from None
+            raise short(type(exc)(str(exc))) from None
     return check
 
 
