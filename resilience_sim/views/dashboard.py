@@ -143,8 +143,12 @@ class Choice:
     def widget(self, label_px: int = 190):
         """The ipywidgets toggle buttons, their label ``label_px`` pixels wide (a whole number in [0, 2000])."""
         label_px = _label_px(label_px)
+        # one row, label then buttons, as a slider's label then track (without a width and a row the
+        # label takes a line of its own above the buttons)
         return widgets.ToggleButtons(options=list(self.options), value=self.default, description=self.label,
-                                     style={"description_width": f"{label_px}px", "button_width": "auto"})
+                                     style={"description_width": f"{label_px}px", "button_width": "auto"},
+                                     layout=widgets.Layout(display="flex", flex_flow="row nowrap",
+                                                           align_items="center"))
 
 
 def _clear(ax) -> None:
