@@ -3,36 +3,45 @@
 The learner writes the pieces of a resilient client around httpx and the course's policy objects
 (:class:`~resilience_sim.policies.RetryPolicy`, :class:`~resilience_sim.policies.Countdown`):
 
-1. ``reason_for(status)``: an HTTP status in the course's reasons (None below 400), and
-   ``reason_for_error(err)``: an httpx failure, or the ``TimeoutError`` of task 3, in them;
+1. ``reason_for(status)``: an HTTP status in the course's reasons (None below 400; 429 the one 4xx
+   retried, as in :func:`resilience_sim.live.attempts.reason_for_status`), and ``reason_for_error(err)``:
+   an httpx failure, or the ``TimeoutError`` of task 3, in them;
 2. ``retry_after(headers)``: the seconds a ``Retry-After`` header asks for (a number of seconds,
-   fractions accepted, or an HTTP-date), None when it is absent or unreadable;
+   fractions accepted, or an HTTP-date, which is in UTC), None when it is absent or unreadable;
 3. ``fetch(http, method, url, limit_s, **options)``: one exchange through ``http`` that ends within
-   ``limit_s`` seconds, body included: ``(status, headers, body)`` whatever the status, ``TimeoutError``
-   (or httpx's own timeout) when the time runs out, httpx's error when the connection breaks;
+   ``limit_s`` seconds of the call, the wait for the headers and the body included: ``(status, headers,
+   body)`` whatever the status, ``TimeoutError`` (or httpx's own timeout) when the time runs out,
+   httpx's error when the connection breaks;
 4. ``call(http, method, url, *, retry, rng, deadline_s, attempt_s=math.inf, idempotency_key=None,
    json=None)``: the retry loop: each attempt gets ``min(attempt_s, what is left of deadline_s)``, and
-   ``retry.decide`` says whether and when to try again (the server's Retry-After, the deadline, the
-   idempotency rule); it returns the last answer, or raises the last error when no answer came;
-5. ``make_client()`` → ``(http, settings)``: one ``httpx.Client`` and ``call``'s keyword settings that meet
-   the SLO (:data:`SLO`) under the fault mix (:data:`MIX`), at the least extra load.
+   ``retry.decide`` (given ``rng`` itself, the last wait as ``previous``, what is left as ``remaining``)
+   says whether and when to try again; it returns the last attempt's answer, or raises the last
+   attempt's error when that attempt got no answer;
+5. ``make_client()`` → ``(http, settings)``: a new ``httpx.Client`` at each call and ``call``'s keyword
+   settings that meet the SLO (:data:`SLO`) under the fault mix (:data:`MIX`), at the least extra load,
+   over kept-alive connections, and without a retry storm when the catalog is down.
 
 Every live check starts a :class:`~resilience_sim.live.services.Catalog` on 127.0.0.1 whose faults are a
 :class:`_Recorder` (HttpFaults that also note when each request arrived and what it met, and can play a
 script, one plan per request, so each case is exact), hands the learner's code the check's own httpx
 client (which counts what goes through it), and stops everything on the way out. What the checks
-measure, they measure at the server: attempts, the gap between a 503 and its retry, connections
-accepted, orders created twice. Learner code runs under :data:`~.feedback.CALL_LIMIT_S` a call; a loop
-that never ends is stopped and named.
+measure, they measure at the server (attempts, the gap between a 503 and its retry, connections
+accepted, orders created twice) or in the policy (what each ``retry.decide`` was given). Learner code
+runs under :data:`~.feedback.CALL_LIMIT_S` a call; a loop that never ends is stopped and the learner's
+own line named.
 """
 from __future__ import annotations
 
 import contextlib
 import email.utils
 import json as _json
+import linecache
 import math
 import numbers
+import os
 import random
+import re
+import sysconfig
 import threading
 import time
 from collections import Counter, namedtuple
@@ -43,7 +52,7 @@ import httpx
 from ..core.reasons import REASONS
 from ..live.faults import HttpFaults, Plan
 from ..live.services import Catalog
-from ..policies import Constant, RETRYABLE, RetryPolicy
+from ..policies import Constant, DecorrelatedJitter, RETRYABLE, RetryPolicy
 from . import feedback as fb
 from .feedback import message_only as _message_only, needs
 
@@ -53,27 +62,36 @@ __all__ = ["reasons", "retry_after", "fetch", "call", "slo", "run_slo", "needs",
 #: independently per request and per kind from the catalog's seeded streams.
 MIX = {"fail": dict(status=503, rate=0.05, retry_after=0.05),
        "slow": dict(latency=0.05, rate=0.10),
-       "trickle": dict(chunk=4, interval=0.05, rate=0.02),       # a 48-byte item: 12 chunks, 0.6 s
+       "trickle": dict(chunk=4, interval=0.05, rate=0.02),       # an item in 12 to 14 chunks: 0.6 to 0.7 s
        "reset": dict(rate=0.02)}
 #: The SLO: ``requests`` GETs one after another; at least ``success`` of them answered (status below
 #: 400), the p99 of all their times (failures included, nearest rank) at most ``p99_s`` seconds, and at
-#: most ``load`` attempts per request reaching the server.
-SLO = {"requests": 200, "success": 0.99, "p99_s": 0.3, "load": 1.15}
+#: most ``load`` attempts per request reaching the server; then, with the catalog down (every request
+#: answered 503), at most ``outage_load`` attempts per request.
+SLO = {"requests": 200, "success": 0.99, "p99_s": 0.3, "load": 1.15, "outage_load": 3}
 SLO_SEED = 1
+#: Requests of the outage that follows the SLO run (the catalog answering 503 to all, no Retry-After).
+OUTAGE_REQUESTS = 10
+#: Bytes of JSON of the catalog's items 1..200 (those of the SLO run), the fewest and the most.
+ITEM_BYTES = (47, 54)
+#: attempt_s must clear the +50 ms slowdown by this much: closer, a busy machine decides the verdict.
+ATTEMPT_MARGIN_S = 0.03
 
-#: Seconds a deadline may be overrun, on a loaded machine: a chunk's gap (0.05 s) and scheduling.
+#: Seconds a deadline may be overrun, on a loaded machine: a chunk's gap (0.05 s) and scheduling. Every
+#: case is built so that a wrong answer overruns by at least twice as much.
 SLACK_S = 0.2
 #: The check's own httpx client waits at most this long on any phase (its default timeout).
 HTTP_TIMEOUT_S = 1.0
-_TRICKLE = (2, 0.05)              # 2 bytes every 0.05 s: a catalog item (48 bytes) takes 1.2 s
+_TRICKLE = (2, 0.05)              # 2 bytes every 0.05 s: items 3 and 7 (49 and 48 bytes) take about 1.2 s
 _BAD = frozenset({"fail", "reset", "trickle", "hang"})          # faults after which only a retry helps
 _TIMEOUTS = (TimeoutError, httpx.TimeoutException)
 
 
 def least_load(mix: dict = MIX) -> float:
     """Attempts per request of a client that retries exactly the attempts that met a 503, a reset or a
-    trickle (longer than the p99 bound) and no other: ``1 / (1 - p)``, ``p`` the chance an attempt
-    meets one of them (kinds drawn independently)."""
+    trickle (longer than the p99 bound) and no other, as often as it takes: ``1 / (1 - p)``, ``p`` the
+    chance an attempt meets one of them (kinds drawn independently). A limit on attempts lowers it a
+    little (three bad draws in a row are rare); a run of 200 requests measures it within a few hundredths."""
     clean = 1.0
     for kind in ("fail", "reset", "trickle"):
         clean *= 1.0 - mix[kind]["rate"]
@@ -191,7 +209,7 @@ class _Bench:
 
 
 # --- running the learner's code ----------------------------------------------------------------------
-_Ran = namedtuple("_Ran", "value error elapsed")
+_Ran = namedtuple("_Ran", "value error elapsed started")
 
 
 def _function(fn, name: str) -> None:
@@ -203,18 +221,59 @@ def _function(fn, name: str) -> None:
 def _run(fn, name: str, shown: str, args=(), kwargs=None, *, hint=None, stuck: str = "",
          limit: float = fb.CALL_LIMIT_S) -> _Ran:
     """Call the learner's ``fn``: an httpx failure or a ``TimeoutError`` it raises is an answer here
-    (``error``), any other exception a message; ``elapsed`` is its wall-clock time."""
+    (``error``), any other exception a message; ``elapsed`` is its wall-clock time from ``started``
+    (``time.monotonic()``). A run stopped for its time limit names the learner's own line."""
     advice = hint or (lambda exc: fb.signature_hint(name)(exc))
     value = error = None
     started = time.monotonic()
-    with fb.learner_code(name, shown, advice, stuck=stuck, limit=limit):
-        try:
-            value = fn(*args, **(kwargs or {}))
-        except (httpx.TransportError, TimeoutError) as err:
-            error = err
-        except NotImplementedError as exc:
-            _unwritten(exc, name)
-    return _Ran(value, error, time.monotonic() - started)
+    try:
+        with fb.learner_code(name, shown, advice, stuck=stuck, limit=limit):
+            try:
+                value = fn(*args, **(kwargs or {}))
+            except (httpx.TransportError, TimeoutError) as err:
+                error = err
+            except NotImplementedError as exc:
+                _unwritten(exc, name)
+            except ValueError as exc:
+                _time_went_back(exc, shown)
+                raise
+    except fb.TimedOut as stopped:
+        raise _at_learners_line(stopped) from None
+    return _Ran(value, error, time.monotonic() - started, started)
+
+
+_LIBRARIES = tuple(os.path.abspath(p) + os.sep for p in {
+    *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")),
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})        # and resilience_sim itself
+_STOPPED_AT = re.compile(r" \(It was stopped at `.*?`\.\)")
+
+
+def _at_learners_line(stopped: fb.TimedOut) -> fb.TimedOut:
+    """``stopped`` naming the innermost line of the learner's own code (the time limit may strike inside
+    httpx or contextlib, called from it), or no line when none is theirs."""
+    up = stopped.__context__                     # the exception that stopped the learner's code
+    line, tb = "", getattr(up, "__traceback__", None)
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if not os.path.abspath(name).startswith(_LIBRARIES):
+            line = fb._without_comment(linecache.getline(name, tb.tb_lineno).strip()) or line
+        tb = tb.tb_next
+    first, newline, rest = str(stopped).partition("\n")
+    first = _STOPPED_AT.sub("", first) + (f" (It was stopped at `{line}`.)" if line else "")
+    return fb.TimedOut(first + newline + rest)
+
+
+def _time_went_back(exc: ValueError, shown: str) -> None:
+    """A policy's "now must not go back", said as the fix: a ``now`` taken once and reused."""
+    found = re.search(r"this (\w+) was given now=(\S+) last, then now=(\S+)", str(exc))
+    if found is None:
+        return
+    what, last, then = found.groups()
+    then = then.rstrip(".")
+    raise AssertionError(f"{shown} raised ValueError: the {what} was given now={then} after now={last}, a time "
+                         f"before it. A `now` taken earlier was used again: take now = time.monotonic() afresh just "
+                         f"before each retry.decide and each countdown call (attempt_timeout, remaining); a policy's "
+                         f"clock never goes back.") from None
 
 
 def _unwritten(exc: NotImplementedError, name: str) -> None:
@@ -271,8 +330,9 @@ def _short(value) -> str:
 # --- task 1: reasons -----------------------------------------------------------------------------------
 _STATUS_CASES = [(200, None), (201, None), (204, None), (301, None), (304, None), (399, None),
                  (400, "bad request"), (401, "unauthorized"), (403, "unauthorized"), (404, "not found"),
-                 (405, "bad request"), (409, "conflict"), (418, "bad request"), (422, "bad request"),
-                 (429, "too many requests"), (499, "bad request"), (500, "error"), (502, "error"),
+                 (405, "bad request"), (408, "bad request"), (409, "conflict"), (410, "bad request"),
+                 (418, "bad request"), (422, "bad request"), (425, "bad request"), (429, "too many requests"),
+                 (499, "bad request"), (500, "error"), (502, "error"),
                  (503, "unavailable"), (504, "error"), (599, "error")]
 _ERROR_CASES = [(httpx.ConnectError("connection refused"), "down"), (httpx.ConnectTimeout("connect"), "timeout"),
                 (httpx.ReadTimeout("read"), "timeout"), (httpx.WriteTimeout("write"), "timeout"),
@@ -281,6 +341,9 @@ _ERROR_CASES = [(httpx.ConnectError("connection refused"), "down"), (httpx.Conne
                 (httpx.RemoteProtocolError("peer closed connection"), "error"),
                 (httpx.WriteError("broken pipe"), "error")]
 _RETRIED = "RetryPolicy retries it by default"
+#: 4xx statuses some clients treat apart, which the table puts with the other 4xx ("bad request")
+_OTHER_4XX = {408: "408 Request Timeout: the server gave up waiting for the request", 410: "410 Gone",
+              425: "425 Too Early: TLS early data, which httpx never sends"}
 
 
 def _reason(got, shown: str):
@@ -295,7 +358,7 @@ def _reason(got, shown: str):
 
 def _status_cases(fn) -> None:
     got = {status: _reason(fb.call(fn, "reason_for", status), f"reason_for({status})") for status, _ in _STATUS_CASES}
-    client = [s for s, want in _STATUS_CASES if want is not None and s < 500 and s != 429]
+    client = [s for s, want in _STATUS_CASES if want is not None and s < 500 and want not in RETRYABLE]
     if all(got[s] in RETRYABLE for s in client) and all(got[s] not in RETRYABLE for s in (500, 502, 504)):
         raise AssertionError(f"reason_for(404) gave {got[404]!r} and reason_for(500) {got[500]!r}: your test of "
                              f"4xx against 5xx looks inverted. 5xx is the server's trouble (retry it: 'error', "
@@ -315,6 +378,12 @@ def _status_cases(fn) -> None:
         if want in RETRYABLE and g not in RETRYABLE:
             raise AssertionError(f"{shown}, which is never retried: a {status} is the server's trouble and may pass, "
                                  f"expected {want!r} ({_RETRIED}).")
+        if status in _OTHER_4XX:
+            retried = f", and {_RETRIED}" if g in RETRYABLE else ""
+            raise AssertionError(f"{shown}{retried}; expected 'bad request': the table puts {status} "
+                                 f"({_OTHER_4XX[status]}) with the other 4xx, as the course's own client does "
+                                 f"(resilience_sim.live.attempts.reason_for_status): only 404 is 'not found', and "
+                                 f"429 is the one 4xx retried.")
         if want not in RETRYABLE and g in RETRYABLE:
             raise AssertionError(f"{shown}, and {_RETRIED}: a {status} comes back {status} on every try, so a retry "
                                  f"only adds load. Expected {want!r} (the table), which is never retried.")
@@ -390,7 +459,9 @@ def _retry_after_cases(fn) -> str:
         if got is None:
             why = (" int() reads whole numbers only: the services send fractions (our extension to RFC 9110, which "
                    "allows whole seconds, for short demos): use float()." if "." in value else
-                   " Does `if not seconds` turn a 0 into None? 0 means retry at once." if value == "0" else "")
+                   " Does `if not seconds` turn a 0 into None? 0 means retry at once." if value == "0" else
+                   " Do you read the header named Retry-After? headers.get('Retry-After') (any case matches)."
+                   if value == "2" else "")
             raise AssertionError(f"{shown} gave None, expected {fb.fmt(want)}.{why}")
         if isinstance(got, str) or isinstance(got, bool) or not isinstance(got, numbers.Real):
             raise AssertionError(f"{shown} gave {got!r}, expected the number {fb.fmt(want)}: seconds as a float, "
@@ -400,10 +471,11 @@ def _retry_after_cases(fn) -> str:
                                  f"is in seconds, and so is everything RetryPolicy takes.")
         if not fb.close(float(got), want, 1e-9):
             raise AssertionError(f"{shown} gave {fb.fmt(got)}, expected {fb.fmt(want)} (seconds).")
-    ahead = email.utils.formatdate(time.time() + 30, usegmt=True)
-    past = email.utils.formatdate(time.time() - 30, usegmt=True)
-    got_ahead, shown_ahead = _retry_after_call(fn, ahead)
-    got_past, shown_past = _retry_after_call(fn, past)
+    with _west_of_utc() as hours:
+        ahead = email.utils.formatdate(time.time() + 30, usegmt=True)
+        past = email.utils.formatdate(time.time() - 30, usegmt=True)
+        got_ahead, shown_ahead = _retry_after_call(fn, ahead)
+        got_past, shown_past = _retry_after_call(fn, past)
     if got_ahead is None and got_past is None:
         return " (HTTP-dates not read: fine here, the services send seconds)"
     for got, shown, low, high, want in ((got_ahead, shown_ahead, 28.5, 30.5, "about 30"), (got_past, shown_past,
@@ -415,9 +487,39 @@ def _retry_after_cases(fn) -> str:
             raise AssertionError(f"{shown} gave {fb.fmt(got)}, a point in time: return the seconds from now, "
                                  f"email.utils.parsedate_to_datetime(value).timestamp() - time.time().")
         if not low - 1e-9 <= got <= high + 1e-9:
+            off = (got - (low + high) / 2) / 3600
+            if abs(off) > 0.4 and abs(off - round(off * 2) / 2) < 0.02:
+                zone = (f"the check ran it with the clock {hours} hours west of UTC, so that reading the date "
+                        f"as local time shows; on a machine set to UTC it hides" if hours else "your time zone")
+                hours_off = round(abs(off) * 2) / 2
+                raise AssertionError(f"{shown} gave {fb.fmt(got)}, expected {want} seconds: {hours_off:g} hours off, "
+                                     f"the time zone ({zone}). An HTTP-date is in GMT (UTC), and time.mktime or "
+                                     f"time.strptime read it as local time: email.utils.parsedate_to_datetime(value) "
+                                     f"keeps its zone, then .timestamp() - time.time().")
             extra = " A date in the past asks for no wait: max(0.0, ...)." if got < 0 else ""
             raise AssertionError(f"{shown} gave {fb.fmt(got)}, expected {want} seconds.{extra}")
-    return ", HTTP-dates as seconds from now"
+    return ", HTTP-dates (in UTC) as seconds from now"
+
+
+@contextlib.contextmanager
+def _west_of_utc(hours: int = 5):
+    """Local time ``hours`` west of UTC inside (POSIX ``TZ``, no daylight saving, no time-zone data
+    needed), so that a date read as local time is off by them on every machine; yields ``hours``, or 0
+    where ``time.tzset`` does not exist (Windows) and local time stays as it is."""
+    if not hasattr(time, "tzset"):
+        yield 0
+        return
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = f"WEST+{hours:02d}"
+    time.tzset()
+    try:
+        yield hours
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
 
 
 @_message_only
@@ -541,10 +643,23 @@ def _fetch_deadline(fn, bench: _Bench) -> None:
     _fetch_ok(fn, bench, "/items/7", 0.6, "an answer that came after 0.1 s")
     bench.case(dict(trickle=_TRICKLE))
     ran, shown = _fetch(fn, bench, "GET", "/items/7", 0.3)
-    _fetch_in_time(ran, shown, 0.3, "on a body that came 2 bytes every 0.05 s (1.2 s in all)",
+    first = 1.0                                     # the limit of every earlier fetch of this check
+    kept = (f"It stopped after about {_s(first)}, the limit_s of the first fetch the check made: does fetch keep "
+            f"a limit from an earlier call (a global, a default argument)? Use this call's limit_s."
+            if ran.error is not None and abs(ran.elapsed - first) < 0.15 else "")
+    _fetch_in_time(ran, shown, 0.3, "on a body that came 2 bytes every 0.05 s (1.2 s in all)", kept or
                    "httpx's timeouts are per phase and per read: a read that brings 2 bytes every 0.05 s never trips "
                    "them. Stream the body (`for chunk in response.iter_bytes():`) and check the time after each "
                    "chunk.")
+    delay, limit = 0.4, 0.5
+    bench.case(dict(delay=delay, trickle=_TRICKLE))
+    ran, shown = _fetch(fn, bench, "GET", "/items/7", limit)
+    late = ran.elapsed > delay + limit - 0.05
+    _fetch_in_time(ran, shown, limit, f"on an answer whose headers came after {_s(delay)}, then a body of 2 bytes "
+                   f"every 0.05 s", (f"It stopped about {_s(limit)} after the headers came: your clock started "
+                                     f"then. " if late else "")
+                   + "limit_s counts from the call, the wait for the headers included: take until = "
+                     "time.monotonic() + limit_s before http.stream, not inside its block.")
     bench.case(dict(hang=1.5))
     ran, shown = _fetch(fn, bench, "GET", "/items/7", 0.3)
     own = HTTP_TIMEOUT_S - 0.1 <= ran.elapsed <= HTTP_TIMEOUT_S + 0.4
@@ -581,8 +696,8 @@ def _fetch_no_time(fn, bench: _Bench) -> None:
 @_message_only
 def fetch(fn) -> None:
     """Task 3: ``fetch(http, method, url, limit_s, **options)``: answers whole and through ``http`` (one
-    connection), error statuses returned, options handed on, a trickle and a hang cut at ``limit_s``, a
-    reset raised, no time left a ``TimeoutError``."""
+    connection), error statuses returned, options handed on, a trickle, slow headers then a trickle, and a
+    hang cut at ``limit_s`` from the call, a reset raised, no time left a ``TimeoutError``."""
     _function(fn, "fetch")
     with _Bench() as bench:
         _fetch_healthy(fn, bench)
@@ -592,7 +707,8 @@ def fetch(fn) -> None:
         _fetch_reset(fn, bench)
         _fetch_no_time(fn, bench)
     fb.ok("fetch: answers read whole through one connection, 404 and 503 returned, a trickle (1.2 s) and a hang cut "
-          "at their 0.3 s, a reset raised, no time left a TimeoutError")
+          "at their 0.3 s, slow headers then a trickle cut 0.5 s after the call, a reset raised, no time left a "
+          "TimeoutError")
 
 
 # --- task 4: the retry loop ----------------------------------------------------------------------------
@@ -601,21 +717,50 @@ _CALL_STUCK = ("your loop did not end: does it stop when retry.decide returns No
                "pass remaining=.)")
 
 
+_Asked = namedtuple("_Asked", "now attempt rng previous remaining wait")
+
+
 class _Policy(RetryPolicy):
-    """A RetryPolicy that shows as the learner would write it."""
+    """A RetryPolicy that shows as the learner would write it, and notes in ``asked`` what each
+    ``decide`` was given and gave (an :class:`_Asked` per call that returned)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.asked: list[_Asked] = []
+
+    def decide(self, now, attempt, reason, rng=None, **options):
+        wait = super().decide(now, attempt, reason, rng, **options)
+        self.asked.append(_Asked(now, attempt, rng, options.get("previous"), options.get("remaining"), wait))
+        return wait
 
     def __repr__(self) -> str:
         return f"RetryPolicy({self.max_attempts}, {self.backoff!r})"
 
 
-def _call(fn, bench: _Bench, method: str, path: str, *, retry=None, deadline_s=2.0, seed=1, limit=fb.CALL_LIMIT_S,
-          stuck=_CALL_STUCK, **extra) -> tuple[_Ran, str]:
+def _call_hint(exc) -> str:
+    """What a failure inside the learner's call means, when the policy's or httpx's words do not say it."""
+    text = str(exc)
+    if isinstance(exc, ValueError) and text.startswith("rng must be"):
+        return (". Hand retry.decide the rng that call was given, retry.decide(now, n, reason, rng, ...): a jittered "
+                "backoff draws from it, and the check seeds it so that a run can be repeated.")
+    if isinstance(exc, ValueError) and re.match(r"attempt must be a whole number >= 1, got (0|-)", text):
+        return (". Off by one: decide(now, n, ...) takes the number of the attempt that just failed, 1 for the first "
+                "(count the attempt before you send it).")
+    if isinstance(exc, TypeError) and "Header value must be str or bytes" in text:
+        return (". With idempotency_key=None send no Idempotency-Key header at all: headers = {'Idempotency-Key': "
+                "idempotency_key} if idempotency_key else {}.")
+    return fb.signature_hint("call")(exc)
+
+
+def _call(fn, bench: _Bench, method: str, path: str, *, retry=None, deadline_s=2.0, seed=1, rng=None,
+          limit=fb.CALL_LIMIT_S, stuck=_CALL_STUCK, **extra) -> tuple[_Ran, str]:
     retry = retry if retry is not None else _Policy(3, Constant(0.02))
-    kwargs = dict(retry=retry, rng=random.Random(seed), deadline_s=deadline_s, **extra)
+    kwargs = dict(retry=retry, rng=rng or random.Random(seed), deadline_s=deadline_s, **extra)
     shown_kw = "".join(f", {k}={'rng' if k == 'rng' else repr(v) if not isinstance(v, float) else fb.fmt(v)}"
                        for k, v in kwargs.items())
     shown = f"call(http, {method!r}, catalog + {path!r}{shown_kw})"
-    ran = _run(fn, "call", shown, (bench.http, method, bench.url(path)), kwargs, stuck=stuck, limit=limit)
+    ran = _run(fn, "call", shown, (bench.http, method, bench.url(path)), kwargs, hint=_call_hint, stuck=stuck,
+               limit=limit)
     return ran, shown
 
 
@@ -733,6 +878,75 @@ def _call_retry_after(fn, bench: _Bench) -> None:
                                  f"waits at least that long (the backoff here is only 0.02 s).")
 
 
+def _decide_contract(asked: list, rng, shown: str) -> None:
+    """What one call gave ``retry.decide``: the ``rng`` it was given, and as ``previous`` None at first,
+    then the wait the last decide gave (a wait measured around the sleep passes too)."""
+    for i, a in enumerate(asked):
+        if a.rng is not rng:
+            given = "rng=None" if a.rng is None else f"another generator ({type(a.rng).__name__})"
+            raise AssertionError(f"{shown}: retry.decide was given {given}, not the rng that call was given. Hand rng "
+                                 f"on as it is, retry.decide(now, n, reason, rng, ...): the check seeds it so that a "
+                                 f"run can be repeated, and a random.Random() of your own draws other waits every run.")
+        want = None if i == 0 else asked[i - 1].wait
+        if want is None and a.previous is None:
+            continue
+        if i == 0:
+            raise AssertionError(f"{shown}: its first retry.decide got previous={fb.fmt(a.previous)}, a wait from an "
+                                 f"earlier call (kept in a global, a default argument, an attribute?). Each call starts "
+                                 f"afresh: previous = None until this call has waited once.")
+        if a.previous is None:
+            raise AssertionError(f"{shown}: retry.decide number {i + 1} got previous=None after a wait of "
+                                 f"{fb.fmt(want)}. Pass the wait you slept last, previous=wait: decorrelated jitter "
+                                 f"draws each wait from [base, 3 × previous], and with None it never grows past "
+                                 f"3 × base.")
+        if not math.isclose(a.previous, want, rel_tol=0.25, abs_tol=0.02):
+            raise AssertionError(f"{shown}: retry.decide number {i + 1} got previous={fb.fmt(a.previous)}, but the "
+                                 f"wait before it was {fb.fmt(want)}: previous is the wait you slept last.")
+
+
+def _call_jitter(fn, bench: _Bench) -> None:
+    """Two calls in a row with one DecorrelatedJitter policy against a server that answers 500: the
+    seeded rng reaches decide, ``previous`` chains the waits within a call and starts afresh at the next,
+    and each wait is slept."""
+    base, cap = 0.02, 0.2
+    retry = _Policy(3, DecorrelatedJitter(base, cap))
+    for seed in (7, 8):
+        bench.case()
+        bench.faults.fail(500)
+        rng, before = random.Random(seed), len(retry.asked)
+        ran, shown = _call(fn, bench, "GET", "/items/3", retry=retry, rng=rng)
+        asked = retry.asked[before:]
+        _decide_contract(asked, rng, shown)
+        twin, waits = random.Random(seed), [a.wait for a in asked if a.wait is not None]
+        drawn = [min(cap, twin.uniform(base, 3 * (base if a.previous is None else a.previous)))
+                 for a in asked if a.wait is not None]
+        if waits != drawn:
+            raise AssertionError(f"{shown}: retry.decide gave the waits {', '.join(map(fb.fmt, waits))}, but rng, "
+                                 f"seeded {seed}, gives {', '.join(map(fb.fmt, drawn))}: does call draw from rng itself, "
+                                 f"or seed it again? Leave rng to retry.decide.")
+        gaps = [b.at - a.at for a, b in zip(bench.faults.arrivals, bench.faults.arrivals[1:])]
+        short = [(gap, wait) for gap, wait in zip(gaps, waits) if gap < 0.95 * wait - 0.002]
+        if short:
+            gap, wait = short[0]
+            raise AssertionError(f"{shown}: retry.decide said wait {fb.fmt(wait)} s, and the next attempt came "
+                                 f"{_s(gap)} later: sleep what it gives, time.sleep(wait) (seconds).")
+        _call_answer(ran, shown, "three 500s")
+
+
+def _call_idempotent_methods(fn, bench: _Bench) -> None:
+    for method in ("PUT", "DELETE"):
+        bench.case(dict(status=503), {})                # then the route's answer: 405, the catalog has none
+        retry = _Policy(3, Constant(0.02))
+        ran, shown = _call(fn, bench, method, "/items/3", retry=retry)
+        if bench.requests == 1:
+            why = (f"You passed idempotent=False for a {method}. " if retry.refused["not idempotent"] else "")
+            raise AssertionError(f"{shown} did not retry a 503 (the server saw 1 attempt). {why}{method} is idempotent "
+                                 f"(RFC 9110, section 9.2.2): sending it twice leaves the server as sending it once, so "
+                                 f"it is retried like a GET: idempotent=method in IDEMPOTENT (GET, HEAD, OPTIONS, PUT, "
+                                 f"DELETE); only POST needs a key.")
+        _call_answer(ran, shown, f"a 503, then the catalog's answer to a {method}")
+
+
 def _call_transport_errors(fn, bench: _Bench) -> None:
     bench.case()
     bench.faults.reset()
@@ -766,19 +980,38 @@ def _call_retry_after_past_deadline(fn, bench: _Bench) -> None:
 
 
 def _call_deadline(fn, bench: _Bench) -> None:
+    deadline = 0.6
+    retry = _Policy(5, Constant(0.4))
     bench.case(dict(status=503), dict(trickle=_TRICKLE))
-    ran, shown = _call(fn, bench, "GET", "/items/3", retry=_Policy(5, Constant(0.4)), deadline_s=0.6)
-    if ran.elapsed > 0.6 + SLACK_S:
-        each = (" Each attempt seems to get the whole deadline_s: give it what is left, until - now."
-                if 0.95 < ran.elapsed < 1.3 else " (milliseconds? deadline_s is in seconds)" if ran.elapsed > 1.7 else "")
-        raise AssertionError(f"{shown} took {_s(ran.elapsed)}, {_s(ran.elapsed - 0.6)} past its deadline: a 503, a wait "
-                             f"of 0.4 s, then a body that trickles for 1.2 s. The deadline covers the whole call, "
-                             f"waits and attempts: hand fetch what is left of it.{each}")
+    ran, shown = _call(fn, bench, "GET", "/items/3", retry=retry, deadline_s=deadline)
+    if ran.elapsed > deadline + SLACK_S:
+        raise AssertionError(f"{shown} took {_s(ran.elapsed)}, {_s(ran.elapsed - deadline)} past its deadline: a 503, "
+                             f"a wait of 0.4 s, then a body that trickles for 1.2 s. The deadline covers the whole "
+                             f"call, waits and attempts: hand fetch what is left of it.{_remaining_hint(retry, ran)}")
     if ran.error is None:
-        raise AssertionError(f"{shown} returned {_short(ran.value)}; its last attempt ran out of time: raise that "
-                             f"error (the earlier 503 is not the answer to this call).")
+        raise AssertionError(f"{shown} returned {_short(ran.value)}; its last attempt ran out of time: if the last "
+                             f"attempt got no answer, raise its error (the earlier 503 is not the answer to this call).")
     if not isinstance(ran.error, _TIMEOUTS):
         raise AssertionError(f"{shown} raised {_raised(ran.error)}; expected the TimeoutError of its last attempt.")
+
+
+def _remaining_hint(retry: _Policy, ran: _Ran) -> str:
+    """Why a call ran past its deadline, from what its decides were given."""
+    deadline = 0.6
+    for a in retry.asked:
+        left = max(0.0, deadline - (a.now - ran.started))
+        if a.remaining is None:
+            return " Pass remaining= to retry.decide: it refuses a wait that would outlast the deadline."
+        if a.remaining > 100 * deadline:
+            return f" remaining={fb.fmt(a.remaining)}: milliseconds? remaining is in seconds, like deadline_s."
+        if a.remaining > left + 0.1:
+            return (f" The retry.decide {_s(a.now - ran.started)} into the call got remaining={fb.fmt(a.remaining)}, "
+                    f"with {_s(left)} left: remaining is what is left of the deadline at that moment, "
+                    f"countdown.remaining(now), not the whole deadline_s.")
+    if 0.95 < ran.elapsed < 1.3:
+        return (" Each attempt seems to get the whole deadline_s: give it what is left, "
+                "countdown.attempt_timeout(now, attempt_s).")
+    return ""
 
 
 def _call_attempt_limit(fn, bench: _Bench) -> None:
@@ -798,6 +1031,13 @@ def _call_post(fn, bench: _Bench) -> None:
     body = {"order": bench.unique("lab")}
     ran, shown = _call(fn, bench, "POST", "/orders", json=body)
     stats = bench.catalog.stats()
+    if bench.requests > 1 and stats["duplicate_orders"] == 0:
+        raise AssertionError(f"{shown} retried a POST that its caller gave no idempotency key ({_attempts(bench)}); "
+                             f"the server created the order once and replayed it, so your call seems to send a key of "
+                             f"its own. The task: without idempotency_key, a POST is sent once and never retried, "
+                             f"whatever call could add, since only the caller knows which requests are the same order "
+                             f"(a key made inside call is new at each call, a user's second click included). Pass "
+                             f"idempotent=False and idempotency_key (None here) to retry.decide, which then refuses.")
     if bench.requests > 1:
         raise AssertionError(f"{shown} retried a POST without an idempotency key: the server created order "
                              f"{body['order']!r} {stats['orders_created']} times (duplicate_orders = "
@@ -830,8 +1070,9 @@ def call(fn) -> None:
     """Task 4: ``call(http, method, url, *, retry, rng, deadline_s, attempt_s=math.inf,
     idempotency_key=None, json=None)`` against scripted faults: ``max_attempts`` attempts, the same on
     later calls; one connection, seconds; no 4xx retried; resets retried then raised; a POST retried only
-    with its key; Retry-After honoured, and refused when past the deadline; one overall deadline;
-    ``attempt_s``. The quick cases come first, the ones that wait last."""
+    with its key, PUT and DELETE freely; Retry-After honoured, and refused when past the deadline; the
+    seeded ``rng`` and the last wait (``previous``) handed to decide, nothing kept from call to call; one
+    overall deadline; ``attempt_s``. The quick cases come first, the ones that wait last."""
     _function(fn, "call")
     _needs(fn)
     with _Bench() as bench:
@@ -840,13 +1081,16 @@ def call(fn) -> None:
         _call_client_errors(fn, bench)
         _call_transport_errors(fn, bench)
         _call_post(fn, bench)
+        _call_idempotent_methods(fn, bench)
         _call_retry_after(fn, bench)
+        _call_jitter(fn, bench)
         _call_retry_after_past_deadline(fn, bench)
         _call_deadline(fn, bench)
         _call_attempt_limit(fn, bench)
     fb.ok("call: 3 attempts of RetryPolicy(3, ...), 3 times; one connection; 400, 403 and 404 never retried; resets "
-          "retried then raised; a POST retried only with its key, no order twice; Retry-After honoured (0.25 s, "
-          "0.15 s), refused past the deadline; a 0.6 s deadline held over a wait and a trickle; attempt_s cut a trickle")
+          "retried then raised; a POST retried only with its key, no order twice; PUT and DELETE retried; Retry-After "
+          "honoured (0.25 s, 0.15 s), refused past the deadline; rng and previous handed to decide (decorrelated "
+          "jitter); a 0.6 s deadline held over a wait and a trickle; attempt_s cut a trickle")
 
 
 def _needs(fn) -> None:
@@ -884,9 +1128,10 @@ def _settings(made) -> tuple[httpx.Client, dict]:
         raise AssertionError(f"make_client() should return an httpx.Client first, made once and used for every "
                              f"request (its connection pool), got {_short(http)}")
     if http.is_closed:
-        raise AssertionError("make_client() returned a closed httpx.Client: a `with httpx.Client() as http:` block "
-                             "closes it on the way out; return httpx.Client(...) itself (the check closes it after "
-                             "the run).")
+        raise AssertionError("make_client() returned a closed httpx.Client. A `with httpx.Client() as http:` block "
+                             "closes it on the way out, and every run closes the client it was given, so a client "
+                             "made once, outside make_client, is closed after the first run. Make a new one inside "
+                             "make_client, `http = httpx.Client()`, and return it (the run closes it at the end).")
     if not isinstance(settings, dict):
         raise AssertionError(f"make_client() should return (http, settings), settings a dict of call's keyword "
                              f"arguments such as {{'retry': ..., 'deadline_s': 0.5}}; got {_short(settings)}")
@@ -932,10 +1177,56 @@ def _made(make_client) -> tuple[httpx.Client, dict]:
     return _settings(made)
 
 
-@contextlib.contextmanager
-def _learner_sender(make_client, call_fn, seed: int):
-    """``send(url) -> _Ran`` with the learner's client and call; closes the learner's http after."""
+def _made_anew(make_client) -> tuple[httpx.Client, dict]:
+    """``make_client()`` run twice, a new client each time (every run closes the client it was given):
+    the first answer; the second client closed."""
     http, settings = _made(make_client)
+    try:
+        other, _ = _made(make_client)
+    except BaseException:
+        http.close()
+        raise
+    if other is http:
+        raise AssertionError("make_client() returned the same httpx.Client twice: it was made once, outside "
+                             "make_client (at cell level?). Every run closes the client it was given, so the next "
+                             "run would get a closed one. Make the client inside make_client, `http = "
+                             "httpx.Client()`, so that each call returns a new one.")
+    other.close()
+    return http, settings
+
+
+def _no_storm(settings: dict) -> None:
+    """Settings whose verdict the fault mix alone would not give, or would leave to the machine."""
+    retry, per = settings["retry"], settings.get("attempt_s", math.inf)
+    if isinstance(retry.backoff, Constant) and retry.backoff.base == 0:
+        raise AssertionError(f"settings['retry'] = {retry!r} retries at once: each retry leaves as soon as an attempt "
+                             f"fails. Against a service that is down that is a retry storm, attempts as fast as the "
+                             f"round trip allows, which keep it down. Wait before a retry (FullJitter(base=0.01, "
+                             f"cap=0.05), say); a 503's Retry-After makes the wait longer when the server asks.")
+    slow = MIX["slow"]["latency"]
+    floor = round(slow + ATTEMPT_MARGIN_S, 6)
+    if slow <= per < floor:
+        raise AssertionError(f"attempt_s={fb.fmt(per)} sits just above the +50 ms slowdown: a slowed answer comes "
+                             f"50 ms plus the round trip and the machine's own delays after the request, about 51 ms "
+                             f"on an idle machine and 60 or more on a busy one, so whether your cuts turn those "
+                             f"answers into retries (and the load over its bound) would depend on the machine, not on "
+                             f"your client. Leave a margin: attempt_s of at least {fb.fmt(floor)} s.")
+
+
+@contextlib.contextmanager
+def _learner_sender(made: tuple, call_fn, seed: int):
+    """``send(url) -> _Ran`` with the learner's client and call; ``send.asked[i]`` holds what each
+    ``retry.decide`` of request ``i`` was given (:class:`_Asked`); closes the learner's http after."""
+    http, settings = made
+    retry, asked = settings["retry"], []
+    decide = retry.decide
+
+    def watched(now, attempt, reason, rng=None, **options):
+        wait = decide(now, attempt, reason, rng, **options)
+        if asked:
+            asked[-1].append(_Asked(now, attempt, rng, options.get("previous"), options.get("remaining"), wait))
+        return wait
+    retry.decide = watched                    # on this policy only, for this run
     try:
         sent = _count_requests(http)
         rng = random.Random(seed)
@@ -944,13 +1235,17 @@ def _learner_sender(make_client, call_fn, seed: int):
         def send(url: str) -> _Ran:
             path = url.split("/", 3)[-1]
             shown = f"call(http, 'GET', catalog + '/{path}', rng=rng, {shown_kw})"
-            ran = _run(call_fn, "call", shown, (http, "GET", url), dict(rng=rng, **settings), stuck=_CALL_STUCK)
+            asked.append([])
+            ran = _run(call_fn, "call", shown, (http, "GET", url), dict(rng=rng, **settings), hint=_call_hint,
+                       stuck=_CALL_STUCK)
+            _decide_contract(asked[-1], rng, shown)
             if ran.error is None:
                 _answer(ran.value, shown)
             return ran
-        send.settings, send.sent = settings, sent
+        send.settings, send.sent, send.asked = settings, sent, asked
         yield send
     finally:
+        vars(retry).pop("decide", None)
         http.close()
 
 
@@ -964,9 +1259,9 @@ def _plain_sender(seed: int):
             started = time.monotonic()
             try:
                 r = http.get(url)
-                return _Ran((r.status_code, r.headers, r.content), None, time.monotonic() - started)
+                return _Ran((r.status_code, r.headers, r.content), None, time.monotonic() - started, started)
             except httpx.TransportError as err:
-                return _Ran(None, err, time.monotonic() - started)
+                return _Ran(None, err, time.monotonic() - started, started)
         send.settings, send.sent = {}, sent
         yield send
 
@@ -987,7 +1282,7 @@ def _course_sender(seed: int, base_url: str, settings: dict):
             reply = client.get(url[len(base_url):])
             value = (reply.status, reply.headers, reply.content) if reply.ok else None
             error = None if reply.ok else TimeoutError(reply.reason)
-            return _Ran(value, error, time.monotonic() - started)
+            return _Ran(value, error, time.monotonic() - started, started)
         send.settings, send.sent = settings, sent
         yield send
 
@@ -1007,7 +1302,10 @@ class _SloRun:
         self.arrivals: list = []
         self.stopped = ""
 
-    def run(self, make_sender, *, stop_early: bool = False, workers: int = 1) -> "_SloRun":
+    def run(self, make_sender, *, stop_early: bool = False, workers: int = 1, outage: int = 0) -> "_SloRun":
+        """The run; then, unless it was stopped, ``outage`` requests with the catalog down (503 to all, no
+        Retry-After), stopped once they made more than ``SLO["outage_load"]`` attempts per request."""
+        self.outage: list = []
         with _Bench(self.seed) as bench:
             bench.case()
             faults = bench.faults
@@ -1020,9 +1318,21 @@ class _SloRun:
                 else:
                     self._parallel(bench, send, workers)
                 self.through_http = send.sent[0]
-            self.arrivals = list(faults.arrivals)
-            self.connections = bench.connections
+                self.arrivals = list(faults.arrivals)
+                self.connections = bench.connections
+                if outage and not self.stopped:
+                    self._down(bench, send, outage)
         return self
+
+    def _down(self, bench, send, n):
+        bench.case()
+        bench.faults.fail(503)
+        for i in range(n):
+            bench.faults.tag = ("outage", i)
+            send(bench.url(f"/items/{1 + i}"))
+            self.outage.append(len(bench.faults.arrivals) - sum(self.outage))
+            if sum(self.outage) > SLO["outage_load"] * len(self.outage):
+                break
 
     def _sequential(self, bench, send, stop_early):
         allowed_failures = self.n - math.ceil(SLO["success"] * self.n)
@@ -1042,6 +1352,8 @@ class _SloRun:
                 self.stopped = "p99"
             elif len(bench.faults.arrivals) > SLO["load"] * self.n:
                 self.stopped = "load"
+            elif i >= 19 and bench.connections > _connections_needed(bench.faults.arrivals, i + 1) + _CONNECTION_SLACK:
+                self.stopped = "connections"
             if self.stopped:
                 break
 
@@ -1077,7 +1389,8 @@ class _SloRun:
                 "success": sum(r.ok for r in self.rows) / done, "p50": _p(latencies, 0.5), "p99": _p(latencies, 0.99),
                 "attempts": len(self.arrivals), "load": len(self.arrivals) / done,
                 "connections": self.connections, "through_http": self.through_http, "faults": dict(faults),
-                "failures": dict(Counter(r.ended for r in self.rows if not r.ok)), "stopped": self.stopped}
+                "failures": dict(Counter(r.ended for r in self.rows if not r.ok)), "stopped": self.stopped,
+                "outage_load": sum(self.outage) / len(self.outage) if self.outage else None}
 
 
 def _met_text(kinds_per_attempt: list) -> str:
@@ -1090,6 +1403,16 @@ def _met_text(kinds_per_attempt: list) -> str:
 def _longest_wait(backoff) -> float:
     """The longest wait ``backoff`` can give before a retry (its cap, or its constant)."""
     return getattr(backoff, "cap", getattr(backoff, "base", 0.0))
+
+
+#: Connections beyond those a run needs that the SLO check lets pass (a pool may open one early).
+_CONNECTION_SLACK = 5
+
+
+def _connections_needed(arrivals: list, requests: int) -> int:
+    """Connections a client that keeps them alive needs: one, and one more after each closed one (a
+    retry follows every attempt cut short; a reset closes one whatever comes next)."""
+    return 1 + (len(arrivals) - requests) + sum("reset" in a.kinds for a in arrivals)
 
 
 def _slo_verdict(run: _SloRun) -> dict:
@@ -1129,8 +1452,10 @@ def _slo_verdict(run: _SloRun) -> dict:
         lines = [f"  request {r.index}: {_s(r.latency)}, met {_met_text(run.met(r.index))}" for r in slowest]
         hints = []
         if any("trickle" in k for r in slowest for k in run.met(r.index)) and per >= SLO["p99_s"]:
-            hints.append(f"A trickle takes {_s(_trickle_s())}, and attempt_s={fb.fmt(per)} lets an attempt wait for "
-                         f"all of it: cut it well below the bound, and retry.")
+            fast, slow = _trickle_s()
+            hints.append(f"A trickle takes {fb.fmt(fast)} to {fb.fmt(slow)} s (an item is {ITEM_BYTES[0]} to "
+                         f"{ITEM_BYTES[1]} bytes), and attempt_s={fb.fmt(per)} lets an attempt wait for all of it: cut "
+                         f"it well below the bound, and retry.")
         wait = _longest_wait(retry.backoff)
         if wait >= SLO["p99_s"] / 3:
             hints.append(f"Your backoff may wait {fb.fmt(wait)} s before a retry, a good part of the bound: a "
@@ -1145,32 +1470,65 @@ def _slo_verdict(run: _SloRun) -> dict:
         raise AssertionError(f"{fig['attempts']} attempts for {n} requests{where}, {fig['load']:.3f} per request: more "
                              f"than the SLO's {SLO['load']:g}. With one retry for each 503, reset and trickle, and no "
                              f"other, it is about {least_load():.3f} on average.{why}")
+    needed = _connections_needed(run.arrivals, n)
+    if run.stopped == "connections" or fig["connections"] > needed + _CONNECTION_SLACK:
+        raise AssertionError(f"The server accepted {fig['connections']} connections for {n} requests one after another"
+                             f"{where}: "
+                             f"a new connection, and its TCP handshake, for nearly every request. Only a closed "
+                             f"connection needs a new one (after a reset, or an attempt cut short and retried: "
+                             f"{needed} at most in this run). One httpx.Client keeps its connection alive between "
+                             f"requests, unless told not to: no `Connection: close` header, no "
+                             f"max_keepalive_connections=0.")
+    if run.outage and fig["outage_load"] > SLO["outage_load"]:
+        down, attempts = len(run.outage), sum(run.outage)
+        cap = (f" RetryPolicy({retry.max_attempts}, ...) allows {retry.max_attempts} attempts a request: keep "
+               f"max_attempts at {SLO['outage_load']} or below (the first attempt counts)."
+               if retry.max_attempts > SLO["outage_load"] else "")
+        raise AssertionError(f"With the catalog down (every request answered 503, no Retry-After), your client made "
+                             f"{attempts} attempts for {down} request{'s' * (down > 1)}, {fig['outage_load']:.3g} per "
+                             f"request; the SLO allows {SLO['outage_load']}. Against a service that is down every retry "
+                             f"is load it cannot serve, and a client that multiplies its requests keeps it down (a "
+                             f"retry storm): the SLO run's faults pass, but an outage does not.{cap}")
     return fig
 
 
-def _trickle_s() -> float:
-    return math.ceil(48 / MIX["trickle"]["chunk"]) * MIX["trickle"]["interval"]
+def _trickle_s() -> tuple[float, float]:
+    """Seconds a trickle of :data:`MIX` takes to deliver the smallest and the largest item of the run."""
+    chunk, interval = MIX["trickle"]["chunk"], MIX["trickle"]["interval"]
+    return tuple(round(math.ceil(size / chunk) * interval, 6) for size in ITEM_BYTES)
 
 
 @_message_only
 def slo(make_client, call_fn, *, seed: int = SLO_SEED) -> dict:
-    """Task 5: ``make_client()`` and ``call`` meet :data:`SLO` over one run of 200 GETs under :data:`MIX`
-    (stopped as soon as the SLO is missed): success, p99 and attempts per request, with the requests that
-    failed or were slowest shown with the faults they met. Returns the run's figures (as :func:`run_slo`)."""
+    """Task 5: ``make_client()`` (a new client at each call) and ``call`` meet :data:`SLO` over one run of
+    200 GETs under :data:`MIX` (stopped as soon as the SLO is missed): success, p99, attempts per request
+    and kept-alive connections, with the requests that failed or were slowest shown with the faults they
+    met; then attempts per request with the catalog down. Settings that retry at once, or an attempt_s
+    that only a quiet machine lets pass, are refused before the run. Returns the run's figures (as
+    :func:`run_slo`, with ``outage_load``)."""
     _function(make_client, "make_client")
     _function(call_fn, "call")
     _needs(call_fn)
-    run = _SloRun(seed).run(lambda bench: _learner_sender(make_client, call_fn, seed), stop_early=True)
+    made = _made_anew(make_client)
+    try:
+        _no_storm(made[1])
+    except AssertionError:
+        made[0].close()
+        raise
+    run = _SloRun(seed).run(lambda bench: _learner_sender(made, call_fn, seed), stop_early=True,
+                            outage=OUTAGE_REQUESTS)
     fig = _slo_verdict(run)
     avoidable = run.avoidable()
     extra = ("every retry after a 503, a reset or a trickle" if not avoidable else
              f"{avoidable} retr{'ies' if avoidable > 1 else 'y'} after an attempt that met none of them")
     fb.ok(f"SLO met: {fig['succeeded']}/{fig['requests']} answered ({fig['success']:.1%}), p99 {_s(fig['p99'])} "
           f"(bound {fb.fmt(SLO['p99_s'])} s), {fig['load']:.3f} attempts per request (bound {SLO['load']:g}; "
-          f"{extra}), {fig['connections']} connections")
+          f"{extra}), {fig['connections']} connections (kept alive); with the catalog down, {fig['outage_load']:.3g} "
+          f"attempts per request (bound {SLO['outage_load']})")
     return fig
 
 
+@_message_only
 def run_slo(make_client, call_fn=None, *, seed: int = SLO_SEED, requests: int = SLO["requests"],
             mix: dict = MIX) -> dict:
     """One full run of the SLO scenario (``mix``: another fault mix, in :data:`MIX`'s shape), its figures
@@ -1197,4 +1555,4 @@ def run_slo(make_client, call_fn=None, *, seed: int = SLO_SEED, requests: int = 
         return _SloRun(seed, requests, mix).run(sender, workers=4).figures()
     _function(make_client, "make_client")
     _function(call_fn, "call")
-    return _SloRun(seed, requests, mix).run(lambda bench: _learner_sender(make_client, call_fn, seed)).figures()
+    return _SloRun(seed, requests, mix).run(lambda bench: _learner_sender(_made(make_client), call_fn, seed)).figures()
