@@ -438,6 +438,78 @@ def test_the_async_bulkhead_queues_tasks_and_a_cancelled_task_gives_everything_b
     assert client.recording.results().reasons() == Counter({"cancelled": 1})
 
 
+# --- the fast path: one attempt, sent at once -----------------------------------------------------
+def _mock(handler, **kwargs):
+    return httpx.Client(transport=httpx.MockTransport(handler), **kwargs)
+
+
+def test_each_attempt_carries_the_pools_phase_timeouts_clamped_to_its_limit_and_never_lengthened():
+    seen = []
+
+    def handler(request):
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(200, json={"ok": True})
+    with no_leaks(), _mock(handler, timeout=httpx.Timeout(5.0, connect=0.1)) as http:
+        ResilientClient("http://127.0.0.1:1", http=http, timeout=0.3).get("/a")
+        ResilientClient("http://127.0.0.1:1", http=http, deadline=0.2, timeout=0.3).get("/a")
+        plain = ResilientClient("http://127.0.0.1:1", http=http)
+        plain.get("/a")
+        http.timeout = httpx.Timeout(0.05)               # the pool's own, read afresh
+        plain.get("/a")
+        ResilientClient("http://127.0.0.1:1", http=http, timeout=0.3).get("/a")
+    assert seen[0] == {"connect": 0.1, "read": 0.3, "write": 0.3, "pool": 0.3}
+    left = seen[1]["read"]                               # what is left of the deadline: under the timeout
+    assert left == pytest.approx(0.2, abs=0.01) and seen[1] == {"connect": 0.1, "read": left, "write": left,
+                                                                 "pool": left}
+    assert seen[2] == {"connect": 0.1, "read": 5.0, "write": 5.0, "pool": 5.0}
+    assert seen[3] == seen[4] == {"connect": 0.05, "read": 0.05, "write": 0.05, "pool": 0.05}
+
+
+@pytest.mark.parametrize("error, reason", [(RuntimeError, "error"), (KeyboardInterrupt, "cancelled")])
+def test_a_first_send_that_raises_gives_back_what_it_holds_and_leaves_a_failed_row(error, reason):
+    def handler(request):
+        if request.url.path == "/boom":
+            raise error("in the transport")
+        return httpx.Response(200, json={"ok": True})
+    bulkhead, breaker = Bulkhead(1), CircuitBreaker(consecutive_failures=1)
+    with no_leaks(), _mock(handler) as http:
+        client = ResilientClient("http://127.0.0.1:1", http=http, bulkhead=bulkhead, breaker=breaker)
+        with pytest.raises(error):
+            client.get("/boom")
+        after = client.get("/ok")
+    assert after.ok and bulkhead.in_use == 0 and breaker.state(time.monotonic()) == "closed"
+    assert breaker._permits.current == 0                # the permit was cancelled, not left outstanding
+    assert client.recording.results().reasons() == Counter({reason: 1})
+
+
+def test_a_path_httpx_cannot_parse_raises_as_the_send_does_and_its_row_is_an_error():
+    with no_leaks(), _mock(lambda request: httpx.Response(200)) as http:
+        client = ResilientClient("http://127.0.0.1:1", http=http)
+        for _ in range(2):
+            with pytest.raises(httpx.InvalidURL):
+                client.get("/a\x00b")
+    assert client.recording.results().reasons() == Counter({"error": 2})
+
+
+def test_rows_finished_from_many_threads_across_batches_are_all_kept_each_threads_in_its_order():
+    from resilience_sim.live.recording import BATCH
+    recording, threads, each = LiveRecording(), 4, BATCH // 2 + 100   # two batches and a rest
+
+    def finish_rows(t):
+        for i in range(each):
+            recording.finish(recording.start(f"t{t}", key=i), Outcome.OK, "", "x")
+    with no_leaks():
+        workers = [threading.Thread(target=finish_rows, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(30)
+    results = recording.results()
+    assert len(recording) == len(results) == threads * each and recording.in_flight == 0
+    for t in range(threads):
+        assert list(results.only(f"t{t}").key_values) == list(range(each))
+
+
 # --- misuse ----------------------------------------------------------------------------------------
 def test_a_policy_driven_by_another_client_is_refused(server):
     breaker = CircuitBreaker(consecutive_failures=3)

@@ -20,6 +20,11 @@ simulated client's ("throttled", "circuit open", "rate limited", "bulkhead full"
 The flow yields commands a driver carries out and answers: ``("send", method, url, options, limit,
 bound)`` → a :class:`Sent`; ``("sleep", seconds)``; ``("wait", event, seconds)`` (a bulkhead queue);
 ``("call", function, request, reason)`` → the fallback function's value.
+
+The fast path (most requests: one attempt, answered): :meth:`Decisions.begin` starts the request and
+admits its first attempt; a driver sends a ``ready`` one itself and :meth:`Decisions.first` ends the
+request if it answered OK; anything else goes on in :meth:`Decisions.flow` from that attempt (and a
+send that raised ends in :meth:`Decisions.failed`). Either way every decision is made here, the same.
 """
 from __future__ import annotations
 
@@ -36,8 +41,8 @@ import httpx
 from ..core import validate
 from ..core.reasons import OVERLOAD, Outcome, outcome_for
 from ..metrics.results import ClientStats
-from ..policies import (AdaptiveThrottle, Bulkhead, CircuitBreaker, Deadline, FallbackChain, RetryBudget,
-                        RetryPolicy, Static, Timeout, TokenBucket, claim)
+from ..policies import (AdaptiveThrottle, Bulkhead, CircuitBreaker, Deadline, FallbackChain, Permit,
+                        RetryBudget, RetryPolicy, Static, Timeout, TokenBucket, claim)
 from ..policies.fallback import FALL_BACK_ON
 
 #: Methods that do the same however often they are sent (RFC 9110 §9.2.2): retried freely.
@@ -136,12 +141,13 @@ class Sent:
 class Request:
     """One logical request: what to send, and where it stands (attempt number, last wait, deadline)."""
     __slots__ = ("method", "path", "url", "options", "route", "key", "idempotency_key", "started",
-                 "deadline_at", "attempt", "previous")
+                 "deadline_at", "attempt", "previous", "pending")
 
     def __init__(self, method, path, url, options, route, key, idempotency_key):
         self.method, self.path, self.url, self.options = method, path, url, options
         self.route, self.key, self.idempotency_key = route, key, idempotency_key
         self.attempt, self.previous, self.started, self.deadline_at = 1, None, 0.0, math.inf
+        self.pending = None                # its row in the recording, from Decisions.begin
 
     def __repr__(self):
         return f"Request({self.method} {self.path}, route={self.route!r}, key={self.key!r})"
@@ -150,12 +156,13 @@ class Request:
 class Attempt:
     """One attempt's admission: ``refused`` (a local refusal: never sent; ``final``, it ends the
     request with no retry decision), or the permit and slot it holds and its time ``limit`` with the
-    ``bound`` that sets it ("timeout" or "deadline"); ``waiter`` while queued at the bulkhead."""
-    __slots__ = ("permit", "asked", "slot", "refused", "final", "started", "limit", "bound", "waiter")
+    ``bound`` that sets it ("timeout" or "deadline"); ``waiter`` while queued at the bulkhead;
+    ``ready``: it holds what it needs (neither refused nor queued), to be sent now."""
+    __slots__ = ("permit", "asked", "slot", "refused", "final", "started", "limit", "bound", "waiter", "ready")
 
     def __init__(self):
         self.permit, self.asked, self.slot, self.refused, self.final = None, False, False, "", False
-        self.started, self.limit, self.bound, self.waiter = 0.0, math.inf, "timeout", None
+        self.started, self.limit, self.bound, self.waiter, self.ready = 0.0, math.inf, "timeout", None, False
 
 
 class Waiter:
@@ -211,6 +218,7 @@ class Decisions:
         self.rate_limit = _optional("rate_limit", rate_limit, TokenBucket)
         self.bulkhead = _optional("bulkhead", bulkhead, Bulkhead)
         self.fallback = _check_fallback(fallback)
+        self._chained = isinstance(self.fallback, FallbackChain)
         seed = validate.integer("seed", seed, low=0)
         claim(owner, deadline=self.deadline, timeout=self.timeout, retry=self.retry, budget=self.budget,
               throttle=self.throttle, breaker=self.breaker, rate_limit=self.rate_limit, bulkhead=self.bulkhead)
@@ -223,32 +231,53 @@ class Decisions:
         self.rejected: Counter = Counter()
 
     # --- the story of one request ---------------------------------------------------------------
-    def flow(self, req: Request):
-        """A generator: yields I/O commands (module docstring), returns the :class:`Reply`."""
-        pending = self.recording.start(req.route, req.key)
+    def begin(self, req: Request) -> Attempt:
+        """The request starts: its row pending in the recording, its first attempt admitted. A driver
+        sends it at once when it is ``ready`` (the fast path: :meth:`first`), else hands it to :meth:`flow`."""
+        req.pending = self.recording.start(req.route, req.key)
+        return self.admit(req)
+
+    def first(self, att: Attempt, req: Request, sent: Sent) -> Reply | None:
+        """The fast path's end: the Reply of a request whose first attempt, sent as admitted, answered
+        OK (as :meth:`flow` would end it); None for any other ``sent``: the driver goes on with
+        ``flow(req, att, sent)``."""
+        if sent.reason:
+            return None
+        self.after(att, req, sent, None)
+        reply = self._reply(att, sent, req)
+        if self._chained:
+            self._chain(0, None)
+        reply.elapsed = self.clock() - req.started
+        self.recording.finish(req.pending, Outcome.OK, "", reply.answered_by, attempts=1)
+        return reply
+
+    def flow(self, req: Request, att: Attempt, sent: Sent | None = None):
+        """A generator from :meth:`begin`'s attempt ``att`` (and its ``sent``, if the driver made it):
+        yields I/O commands (module docstring), returns the :class:`Reply`."""
         reply, ended = None, "cancelled"
         try:
             while True:
-                att = self.admit(req)
-                try:
-                    while att.waiter is not None:
-                        yield ("wait", att.waiter.event, self._wait_for(att, req))
-                        self.settle(att, req)
-                    sent = None if att.refused else (
-                        yield ("send", req.method, req.url, req.options, att.limit, att.bound))
-                except BaseException:
-                    self.abandon(att)
-                    raise
+                if sent is None and not att.refused:
+                    try:
+                        while att.waiter is not None:
+                            yield ("wait", att.waiter.event, self._wait_for(att, req))
+                            self.settle(att, req)
+                        if not att.refused:
+                            sent = yield ("send", req.method, req.url, req.options, att.limit, att.bound)
+                    except BaseException:
+                        self.abandon(att)
+                        raise
                 hint = None if sent is None or sent.reason == "" or sent.headers is None else \
                     retry_after(sent.headers.get("retry-after"))
                 wait = self.after(att, req, sent, hint)
                 if wait is None:
                     break
                 yield ("sleep", wait)
+                att, sent = self.admit(req), None
             reply = self._reply(att, sent, req)
             if reply.outcome != Outcome.OK and self.fallback is not None:
                 reply = yield from self._fall_back(req, reply)
-            elif isinstance(self.fallback, FallbackChain):
+            elif self._chained:
                 self._chain(0, None)
             reply.elapsed = self.clock() - req.started
             return reply
@@ -258,7 +287,15 @@ class Decisions:
         finally:
             if reply is None:                  # cancelled, or raised: no answer reached the caller
                 reply = Reply(Outcome.FAILED, ended, attempts=req.attempt, answered_by=self.name)
-            self.recording.finish(pending, reply.outcome, reply.reason, reply.answered_by, attempts=req.attempt)
+            self.recording.finish(req.pending, reply.outcome, reply.reason, reply.answered_by, attempts=req.attempt)
+
+    def failed(self, att: Attempt, req: Request, error: BaseException) -> None:
+        """The driver raised ``error`` (or was cancelled) while sending the fast path's attempt ``att``:
+        as :meth:`flow` ends then, the attempt is abandoned and the row is FAILED, "error" for an
+        Exception, "cancelled" for any other (a cancelled task, Ctrl-C); the driver re-raises."""
+        self.abandon(att)
+        self.recording.finish(req.pending, Outcome.FAILED, "error" if isinstance(error, Exception) else "cancelled",
+                              self.name, attempts=req.attempt)
 
     def _reply(self, att, sent, req) -> Reply:
         if sent is None:
@@ -311,8 +348,8 @@ class Decisions:
             if req.attempt == 1 and self.budget is not None:
                 self.budget.record_request(now)
             if self.breaker is not None:
-                att.permit = self.breaker.allow(now)
-                if not att.permit:
+                att.permit = permit = self.breaker.allow(now)
+                if permit.__class__ is not Permit and not permit:
                     att.permit = None
                     return self._refuse(att, "circuit open")
             if self.rate_limit is not None and not self.rate_limit.try_take(now):
@@ -412,6 +449,7 @@ class Decisions:
         left = req.deadline_at - now
         per = self.timeout.per_attempt if self.timeout is not None else math.inf
         att.limit, att.bound = (left, "deadline") if left < per else (per, "timeout")
+        att.ready = True
         return att
 
     def _wait_for(self, att, req) -> float:

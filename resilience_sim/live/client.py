@@ -75,14 +75,18 @@ from .recording import LiveRecording
 
 #: Longest idempotency key sent (Stripe's limit, and the IETF draft's advice).
 MAX_KEY = 255
+#: Parsed URLs kept per client (one per path: a client calls few); all forgotten when it is full.
+URL_CACHE = 1024
+_NO_OPTIONS: dict = {}          # a request with nothing but method and URL (never written to)
 
 
-def _phases(configured: httpx.Timeout, limit: float) -> httpx.Timeout:
-    """``configured`` with every phase clamped to ``limit`` seconds (no phase ever lengthened)."""
-    def clamp(t):
-        return limit if t is None else min(t, limit)
-    return httpx.Timeout(connect=clamp(configured.connect), read=clamp(configured.read),
-                         write=clamp(configured.write), pool=clamp(configured.pool))
+def _phases(configured: httpx.Timeout, limit: float) -> dict | None:
+    """``configured`` with every phase clamped to ``limit`` seconds (no phase ever lengthened), as
+    the ``timeout`` extension httpx reads; None when no phase is longer than ``limit`` (nothing to clamp)."""
+    phases = configured.as_dict()
+    if all(t is not None and t <= limit for t in phases.values()):
+        return None
+    return {phase: limit if t is None else min(t, limit) for phase, t in phases.items()}
 
 
 class _Client:
@@ -117,7 +121,8 @@ class _Client:
         self._owns_http = http is None
         self._http = self._http_type() if http is None else http
         self._closed = False
-        self._clamped = (None, None, None)
+        self._clamped = (None, None, None)     # (limit, the pool's httpx.Timeout, its clamped phases)
+        self._urls: dict = {}                  # path -> httpx.URL, parsed once
 
     # the policies, for a look at their state
     deadline = property(lambda self: self._core.deadline)
@@ -142,6 +147,28 @@ class _Client:
             method = validate.choice("method", method.upper() if isinstance(method, str) else method, sorted(METHODS))
         if path.__class__ is not str or not path.startswith("/"):
             raise ValueError(f"path must be a string starting with '/', got {validate.show(path)}")
+        if params is None and json is None and content is None and headers is None and idempotency_key is None:
+            options = _NO_OPTIONS
+        else:
+            options = self._options(params, json, content, headers, idempotency_key)
+        if route is None:
+            route = path if "?" not in path else path.split("?", 1)[0]
+        elif route.__class__ is not str or not route:
+            raise ValueError(f"route must be a non-empty string or None (the path), got {validate.show(route)}")
+        if key is not None:
+            try:
+                hash(key)
+            except TypeError:
+                raise validate.WrongType(f"key must be hashable (a number, a string, a tuple) or None, "
+                                         f"got {validate.show(key)}") from None
+        url = self._urls.get(path)
+        if url is None:
+            url = self._url(path)
+        return Request(method, path, url, options, route, key, idempotency_key)
+
+    @staticmethod
+    def _options(params, json, content, headers, idempotency_key) -> dict:
+        """httpx's keyword arguments for what a request carries besides method and URL."""
         if json is not None and content is not None:
             raise ValueError("json and content: give one body, not both")
         options = {}
@@ -158,29 +185,35 @@ class _Client:
             headers = {**(headers or {}), "Idempotency-Key": idempotency_key}
         if headers is not None:
             options["headers"] = headers
-        if route is None:
-            route = path.split("?", 1)[0]
-        elif route.__class__ is not str or not route:
-            raise ValueError(f"route must be a non-empty string or None (the path), got {validate.show(route)}")
-        if key is not None:
-            try:
-                hash(key)
-            except TypeError:
-                raise validate.WrongType(f"key must be hashable (a number, a string, a tuple) or None, "
-                                         f"got {validate.show(key)}") from None
-        return Request(method, path, self.base_url + path, options, route, key, idempotency_key)
+        return options
 
-    def _timeouts(self, limit: float):
-        """The httpx timeouts of an attempt limited to ``limit`` seconds (the last one kept: an
-        attempt bounded by the per-attempt timeout asks for the same one every time)."""
-        if math.isinf(limit):
-            return httpx.USE_CLIENT_DEFAULT
-        last = self._clamped
-        if last[0] == limit and last[1] is self._http.timeout:
-            return last[2]
-        clamped = _phases(self._http.timeout, limit)
-        self._clamped = (limit, self._http.timeout, clamped)
-        return clamped
+    def _url(self, path: str) -> httpx.URL:
+        """``base_url + path`` parsed, kept for the next request to the same path (one httpx cannot
+        parse stays a string: sending it fails as it would have)."""
+        try:
+            url = httpx.URL(self.base_url + path)
+        except httpx.InvalidURL:
+            return self.base_url + path
+        urls = self._urls
+        if len(urls) >= URL_CACHE:
+            urls.clear()
+        urls[path] = url
+        return url
+
+    def _build(self, method, url, options, limit) -> httpx.Request:
+        """The httpx request of an attempt limited to ``limit`` seconds: the pool's phase timeouts
+        clamped to it (the last clamp kept: an attempt bounded by the per-attempt timeout asks for
+        the same one every time; none when no phase is longer than ``limit``)."""
+        http = self._http
+        configured, last = http.timeout, self._clamped
+        if last[0] == limit and last[1] is configured:
+            phases = last[2]
+        else:
+            phases = None if math.isinf(limit) else _phases(configured, limit)
+            self._clamped = (limit, configured, phases)
+        if phases is None:
+            return http.build_request(method, url, **options)
+        return http.build_request(method, url, extensions={"timeout": phases}, **options)
 
     def stats(self, *, zero: float | None = None):
         """The simulated client's :class:`~resilience_sim.metrics.results.ClientStats`: requests,
@@ -204,7 +237,20 @@ class ResilientClient(_Client):
         """One logical request through every policy; ``route`` (default: the path) and ``key`` go
         into its row."""
         req = self._request(method, path, params, json, content, headers, route, key, idempotency_key)
-        flow = self._core.flow(req)
+        core = self._core
+        att = core.begin(req)
+        if att.ready:                            # the fast path: one attempt, sent at once
+            try:
+                sent = self._send(req.method, req.url, req.options, att.limit, att.bound)
+            except BaseException as err:
+                core.failed(att, req, err)
+                raise
+            reply = core.first(att, req, sent)
+            if reply is not None:
+                return reply
+            flow = core.flow(req, att, sent)
+        else:
+            flow = core.flow(req, att)
         try:
             command = next(flow)
             while True:
@@ -240,11 +286,11 @@ class ResilientClient(_Client):
     def _send(self, method, url, options, limit, bound) -> Sent:
         """One HTTP exchange, streamed, given up once ``limit`` seconds have passed (see the module
         docstring: the overrun is at most one inter-chunk gap)."""
-        clock, http = self.clock, self._http
+        clock = self.clock
         ends = clock() + limit
-        request = http.build_request(method, url, timeout=self._timeouts(limit), **options)
+        request = self._build(method, url, options, limit)
         try:
-            response = http.send(request, stream=True)
+            response = self._http.send(request, stream=True)
         except httpx.TimeoutException:
             return Sent(bound if clock() >= ends else "timeout", own=True)
         except httpx.RequestError as err:
@@ -293,7 +339,20 @@ class AsyncResilientClient(_Client):
                       route: str | None = None, key=None, idempotency_key: str | None = None) -> Reply:
         """As :meth:`ResilientClient.request`, awaited."""
         req = self._request(method, path, params, json, content, headers, route, key, idempotency_key)
-        flow = self._core.flow(req)
+        core = self._core
+        att = core.begin(req)
+        if att.ready:                            # the fast path: one attempt, sent at once
+            try:
+                sent = await self._send(req.method, req.url, req.options, att.limit, att.bound)
+            except BaseException as err:         # cancelled: give back what the attempt holds
+                core.failed(att, req, err)
+                raise
+            reply = core.first(att, req, sent)
+            if reply is not None:
+                return reply
+            flow = core.flow(req, att, sent)
+        else:
+            flow = core.flow(req, att)
         try:
             command = next(flow)
             while True:
@@ -334,7 +393,7 @@ class AsyncResilientClient(_Client):
         """One HTTP exchange, streamed, cut at ``limit`` seconds by ``asyncio.timeout``."""
         http, status, headers = self._http, None, None
         ends = self.clock() + limit
-        request = http.build_request(method, url, timeout=self._timeouts(limit), **options)
+        request = self._build(method, url, options, limit)
         try:
             async with asyncio.timeout(None if math.isinf(limit) else limit):
                 response = await http.send(request, stream=True)

@@ -12,7 +12,8 @@ What holds:
   before it began (:meth:`add`); a request :meth:`start`-ed and not yet finished is *pending*, and
   :meth:`results` reports it as TIMED_OUT "unfinished", ending at ``until`` (as ``Results`` does for
   a simulated run cut off): a hung call shows as a lost request, never as a quiet run;
-* every method may be called from any thread (one lock; held for an append, never during I/O);
+* every method may be called from any thread (one lock, held for an append, never during I/O; the
+  rows are encoded into the Recorder in batches, under a second lock, in the order they ended);
 * :meth:`results` is a snapshot (copies): rows added later change a later snapshot, not this one;
   it includes the :class:`~resilience_sim.metrics.results.ClientStats` of each client that records
   here (or of those passed to it), their breaker times moved to the recording's clock.
@@ -49,7 +50,8 @@ class LiveRecording:
         self.zero = validate.number("clock()", clock())
         self._recorder = Recorder()
         self._done: list = []              # rows ended, not yet in the Recorder (at most BATCH)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()      # rows and pending requests
+        self._encoding = threading.Lock()  # the Recorder's columns; taken after _lock, never before
         self._clients: list = []
         self.writers: list = []            # clients that write their own rows here
 
@@ -76,16 +78,26 @@ class LiveRecording:
                 raise ValueError(f"pending must be a request started here and not yet finished, got {pending!r}")
             done = self._done
             done.append((pending, end, outcome, reason, answered_by))
-            if len(done) >= BATCH:
-                self._flush()
+            if len(done) < BATCH:
+                return
+            self._done = []
+            self._encoding.acquire()       # before _lock is let go: batches are encoded in the order cut
+        try:
+            self._encode(done)
+        finally:
+            self._encoding.release()
+
+    def _encode(self, rows) -> None:
+        """``rows`` into the Recorder (under ``_encoding``): encoding a row costs more than keeping
+        it, so the request path only keeps it, and one request in BATCH encodes them, outside ``_lock``."""
+        add = self._recorder.add
+        for row in rows:
+            add(*row)
 
     def _flush(self) -> None:
-        """Rows ended since the last flush into the Recorder (under the lock): encoding a row costs
-        more than keeping it, so the request path only keeps it."""
-        add = self._recorder.add
-        for row in self._done:
-            add(*row)
-        self._done.clear()
+        """Every row kept into the Recorder (under both locks)."""
+        self._encode(self._done)
+        self._done = []
 
     def add(self, route: str, outcome: Outcome, reason: str, answered_by: str, *, start: float | None = None,
             key=None, attempts: int = 1) -> None:
@@ -111,7 +123,7 @@ class LiveRecording:
                 self.writers.append(client)
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._lock, self._encoding:
             return len(self._recorder) + len(self._done)
 
     @property
@@ -123,7 +135,7 @@ class LiveRecording:
         """A :class:`Results` of every row so far, the pending ones "unfinished" at ``until`` seconds
         since zero (default: now; never before a row's end). ``clients``: whose stats to report
         (default: those included)."""
-        with self._lock:
+        with self._lock, self._encoding:
             self._flush()
             rec = self._recorder
             last = max(rec.end) if len(rec) else 0.0

@@ -116,10 +116,12 @@ class CircuitBreaker(Stateful):
     def allow(self, now: float) -> Permit | bool:
         """A :class:`Permit` if a call may go ahead now; False: fail fast, the call is rejected."""
         self._advance(now)
-        if self._state == CLOSED or (self._state == HALF_OPEN and self._probes_sent < self.half_open_probes):
-            probe = self._state == HALF_OPEN
-            self._probes_sent += probe
-            return self._permits.issue(probe, now)
+        state = self._state
+        if state == CLOSED:
+            return self._permits.issue(False, now)
+        if state == HALF_OPEN and self._probes_sent < self.half_open_probes:
+            self._probes_sent += 1
+            return self._permits.issue(True, now)
         self.rejected += 1
         self.rejections.append(now)
         return False
@@ -164,7 +166,8 @@ class CircuitBreaker(Stateful):
     # --- internals -----------------------------------------------------------------------------
     def _advance(self, now):
         """Move the clock to ``now`` (finite, never back), and go half-open once ``open_for`` has passed."""
-        if self._tick(now) >= self._opened_at + self.open_for and self._state == OPEN:
+        now = self._tick(now)
+        if self._state == OPEN and now >= self._opened_at + self.open_for:
             self._to(self._opened_at + self.open_for, HALF_OPEN)
 
     def _add(self, now, failed, slow):

@@ -54,7 +54,7 @@ class Timeout(Stateful):
         """Log one finished attempt (``timed_out``: it was abandoned at its limit)."""
         self._tick(now)
         self.attempts += 1
-        if flag("timed_out", timed_out):
+        if timed_out is not False and flag("timed_out", timed_out):
             self.timeouts.append(now)
 
     def __repr__(self) -> str:
