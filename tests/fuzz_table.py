@@ -645,7 +645,8 @@ entry("theory.replicas_availability", lambda c: T.replicas_availability, variant
       mttf=(pos(), 100.0), mttr=(pos(), 1.0), crews=(Optional(Int(1)), 1))
 entry("theory.nines", lambda c: T.nines, a=(prob(), 0.999))
 entry("theory.downtime", lambda c: T.downtime, a=(prob(), 0.999),
-      period=(Choice(["year", "month", "week", "day"]), "year"))
+      period=(Choice(["year", "quarter", "month", "week", "day", "hour"]), "year"),
+      calendar=(Choice(list(T.CALENDARS)), "average"))
 entry("theory.error_budget", lambda c: T.error_budget, slo=(prob(), 0.999), requests=(Int(0), 10 ** 6))
 entry("theory.fanout_slow_share", lambda c: T.fanout_slow_share, p_slow=(prob(), 0.01), n=(Int(1), 10))
 entry("theory.mm1_response_time", lambda c: T.mm1_response_time,
@@ -665,6 +666,9 @@ entry("theory.mttf_for", lambda c: T.mttf_for, availability=(Num(0, 1, low_open=
 entry("theory.chain_availability_sd", lambda c: T.chain_availability_sd, n=(Int(1), 3), availability=(prob(), 0.99),
       cycles=(Int(1), 100))
 entry("theory.share_sd", lambda c: T.share_sd, p=(prob(), 0.5), n=(Int(1), 100))
+entry("theory.quantile_sd", lambda c: T.quantile_sd, p=(prob(), 0.99), n=(Int(1), 1000), density=(pos(), 2.0))
+entry("theory.within_sampling_error", lambda c: T.within_sampling_error, measured=(prob(), 0.5),
+      expected=(prob(), 0.5), n=(Int(1), 100), sds=(pos(), 4.0))
 entry("theory.binomial_tail", lambda c: T.binomial_tail, n=(Int(0), 10), p=(prob(), 0.5), k=(Int(0), 3))
 entry("theory.trials_until_run", lambda c: T.trials_until_run, p=(Num(0, 1, low_open=True), 0.5), k=(Int(1), 3))
 for _f in ("retry_availability", "expected_attempts", "attempts_variance"):
@@ -863,6 +867,9 @@ _cache = at10(lambda: pol.Cache(60.0, hard_ttl=600.0, negative_ttl=5.0), _cache_
 _KEY = Values("a hashable key", bad=[["a"], {"a": 1}, {1}], edge=["a", 1, None, (1, 2), NAN])
 entry("Cache.lookup", lambda c: c["p"].lookup, _cache, key=(_KEY, "a"), now=(Time(), 12.0))
 entry("Cache.fill", lambda c: c["p"].fill, _cache,
+      key=(Values("a key with a fetch outstanding", bad=["b", ["a"]]), "a"),
+      value=(Any("any value is cached as it is"), "v"), now=(Time(), 12.0))
+entry("Cache.store", lambda c: c["p"].store, _cache,
       key=(Values("a key with a fetch outstanding", bad=["b", ["a"]]), "a"),
       value=(Any("any value is cached as it is"), "v"), now=(Time(), 12.0))
 entry("Cache.fail", lambda c: c["p"].fail, _cache,

@@ -274,6 +274,7 @@ def within_sampling_error(measured: float, expected: float, n: int, *, sds: floa
     deviations (:func:`share_sd`) of the true share ``expected``: at 4 sds chance alone fails it about
     once in 16,000 checks (normal approximation), so a failure points at a bias, not at luck."""
     measured = validate.probability("measured", measured)
+    expected = validate.probability("expected", expected)
     sds = validate.positive("sds", sds)
     return abs(measured - expected) <= sds * share_sd(expected, n)
 
