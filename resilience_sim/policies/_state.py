@@ -114,8 +114,9 @@ class Stateful:
             return f"now must be a time in seconds (a finite number), got {now!r}; this {what} was given {seen}"
         if not -BIG <= now <= BIG:
             return f"now must be a finite time in seconds, got now={now!r}; this {what} was given {seen}"
+        again = f"make a new {what}, or call reset()" if callable(getattr(self, "reset", None)) else f"make a new {what}"
         return (f"now must not go back: this {what} was given now={last!r} last, then now={now!r}. "
-                f"Drive it with one clock; for a new run make a new {what}, or call reset()")
+                f"Drive it with one clock (take now afresh before each call); for a new run {again}")
 
     # --- owners ---------------------------------------------------------------------------------
     def _check_owner(self, owner, name: str) -> None:
@@ -123,8 +124,8 @@ class Stateful:
         if held is None or held() is owner:
             return
         what = type(self).__name__
-        raise ValueError(f"{name}: this {what} is already driven by another World (it keeps that run's state "
-                         f"and clock); make a new {what} per run, or call reset() on it first")
+        raise ValueError(f"{name}: this {what} is already driven by another World or client (it keeps that "
+                         f"run's state and clock); make a new {what} per run, or call reset() on it first")
 
     def _set_owner(self, owner) -> None:
         if self._owner is None:
