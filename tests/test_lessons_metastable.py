@@ -165,7 +165,7 @@ def test_closed_loop_users_with_a_long_backoff_end_the_storm_that_open_loop_arri
 
 def test_the_trigger_backlog_estimate_and_the_measured_peak():
     assert mf.backlog_estimate(0.3) == 0.0 and math.isclose(mf.backlog_estimate(0.65), (26 - 40 / 3) * 4)
-    assert mf.TIMEOUT_BACKLOG == mf.TIMEOUT * mf.CAPACITY
+    assert mf.TIMEOUT_BACKLOG == mf.TIMEOUT * mf.CAPACITY == mf.timeout_backlog()
     assert mf.peak_backlog(0.4, seed=7) < mf.TIMEOUT_BACKLOG < mf.peak_backlog(0.65, seed=7)
 
 
@@ -175,3 +175,9 @@ def test_the_trigger_is_labelled_by_its_slowdown_not_the_faults_kind():
     mf.draw_availability(ax, mf.metastable_run(trigger=1.0, duration=20.0, window=(14.0, 20.0), seed=7))
     labels = [p.get_label() for p in ax.patches]
     assert "trigger: work 3x slower" in labels and "latency spike" not in labels
+
+
+def test_a_trigger_that_slows_every_request_threefold_lets_a_third_of_the_backlog_time_an_attempt_out():
+    assert math.isclose(mf.timeout_backlog(mf.TRIGGER_FACTOR), mf.TIMEOUT_BACKLOG / 3)
+    with pytest.raises(ValueError, match="factor"):
+        mf.timeout_backlog(0)

@@ -154,6 +154,15 @@ def test_a_deadline_checked_only_before_work_starts_still_lets_the_db_work_for_u
     assert tm.chain_label(start_only) == "deadline: no late start only"
 
 
+def test_every_chain_claim_holds_on_a_seed_and_a_broken_deadline_breaks_one(chain):
+    own, dl = chain
+    start_only = tm.chain_run(21, propagate=True, stop_work=False)
+    checks = tm.chain_checks(own, start_only, dl)
+    assert len(checks) == 8 and all(abs(got - want) <= tol for got, want, tol in checks.values())
+    got, want, tol = tm.chain_checks(own, start_only, own)["both checks: no layer works after the user left"]
+    assert abs(got - want) > tol                  # a run without the deadline fails the claim
+
+
 def test_chain_table_and_bars(chain):
     table = tm.chain_table(chain)
     assert table.headers[1:] == ["each layer's own timeout", "deadline: no late start, work stopped"]

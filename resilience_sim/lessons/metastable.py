@@ -156,8 +156,14 @@ def metastable_run(load: float = META_LOAD, trigger: float = TRIGGER, timeout: f
                             load, label, client, factor)
 
 
-#: Requests ahead of an attempt that make its wait outlast the timeout: a timeout's worth of work.
-TIMEOUT_BACKLOG = TIMEOUT * CAPACITY
+def timeout_backlog(factor: float = 1.0) -> float:
+    """Requests ahead of an attempt that make its wait outlast the timeout: a timeout's worth of work
+    at the api's rate, which a trigger that makes every request ``factor`` times slower divides."""
+    return TIMEOUT * CAPACITY / validate.positive("factor", factor)
+
+
+#: Requests ahead of an attempt that make its wait outlast the timeout, once the api is healthy.
+TIMEOUT_BACKLOG = timeout_backlog()
 
 
 def backlog_estimate(load: float, trigger: float = TRIGGER, factor: float = TRIGGER_FACTOR) -> float:

@@ -445,6 +445,30 @@ def chain_table(runs) -> Table:
     return Table(headers, rows)
 
 
+def chain_checks(own: ChainRun, start_only: ChainRun, deadline: ChainRun) -> dict:
+    """What section 5 claims of its three runs (each layer's own timeout; the deadline checked before work
+    only; checked before and during work), as claim -> (measured, expected, tolerance): each holds when
+    ``abs(measured - expected) <= tolerance``. Counts are binomial or Poisson-like: 4 standard deviations."""
+    p = theory.survival(DB_SLOW, SVC_DB_TIMEOUT)           # a db call outlasts svc's timeout
+    n = len(own.results)
+    a = [r.results.request_availability() for r in (own, start_only, deadline)]
+    return {
+        "no deadline: 1 + p + p² db calls a request": (own.results.calls_per_request("db"), 1 + p + p * p,
+                                                        4 / math.sqrt(n)),
+        "no deadline: p² of requests begin a db call after the user left": (own.started_late["db"], p * p * n,
+                                                                            4 * math.sqrt(p * p * n)),
+        "no deadline: about a fifth of the db's work is wasted": (own.wasted("db") / own.busy("db"), 0.225, 0.075),
+        "with a deadline no call begins after the user left": (
+            sum(r.started_late[name] for r in (start_only, deadline) for name in LAYERS), 0, 0),
+        "check 1 alone: api and svc waste nothing": (start_only.wasted("api") + start_only.wasted("svc"), 0.0, 0.0),
+        "both checks: no layer works after the user left": (sum(deadline.wasted(name) for name in LAYERS), 0.0, 0.0),
+        "with a deadline: 1 + p db calls a request": (deadline.results.calls_per_request("db"), 1 + p,
+                                                      4 / math.sqrt(n)),
+        "users see the same availability in all three runs": (max(abs(a[0] - a[1]), abs(a[0] - a[2])), 0.0,
+                                                              4 * math.sqrt(2 * a[0] * (1 - a[0]) / n)),
+    }
+
+
 def draw_chain_work(ax, runs):
     """Bars: seconds each layer spent after the user gave up, each layer's own timeout vs the deadline."""
     x = np.arange(len(LAYERS))
