@@ -56,6 +56,19 @@ def test_outage_dashboard_reacts_to_every_slider():
     assert "Could not run" not in dash.text.value
 
 
+
+def test_moving_the_breakers_sliders_runs_only_the_panel_with_a_breaker(monkeypatch):
+    from resilience_sim.lessons import clear_run_caches
+    runs = []
+    shop_run = bk.shop_run
+    monkeypatch.setattr(bk, "shop_run", lambda seed, **kw: runs.append(kw.get("breaker")) or shop_run(seed, **kw))
+    clear_run_caches()
+    dash = all_dashboards()["06_circuit_breakers/outage"]()
+    dash.set(open_for_s=9, threshold=3)
+    assert [b is None for b in runs] == [True, False, False, False]
+    dash.set(outage_s=12)
+    assert [b is None for b in runs[4:]] == [True, False]
+
 # --- section 1: failing fast ------------------------------------------------------------------------
 def test_shop_run_is_seeded():
     one, two = bk.shop_run(7, duration=40, outage=(10, 20)), bk.shop_run(7, duration=40, outage=(10, 20))

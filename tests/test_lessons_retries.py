@@ -9,7 +9,7 @@ import pytest
 
 from resilience_sim import Fixed, Outcome, Service, World
 from resilience_sim import theory
-from resilience_sim.lessons import all_dashboards
+from resilience_sim.lessons import all_dashboards, clear_run_caches
 from resilience_sim.lessons import retries as rt
 from resilience_sim.policies import ConstantBackoff, FullJitter, RetryBudget
 from resilience_sim.sim.probes import CallLog
@@ -120,6 +120,32 @@ def test_layers_run_rejects_bad_input():
     with pytest.raises(ValueError, match="attempts"):
         rt.layers_run((3, 0, 3))
 
+
+
+def test_the_jitter_dashboard_runs_each_panel_once_per_setting(monkeypatch):
+    """The panels share their x range, so each draw looks up the other panel's run: from the memo, not
+    a second simulation."""
+    runs = []
+    waves_run = rt.waves_run
+    monkeypatch.setattr(rt, "waves_run", lambda kind, **kw: runs.append(kind) or waves_run(kind, **kw))
+    clear_run_caches()                            # no run kept from an earlier test
+    dash = all_dashboards()["05_retries/jitter"]()
+    assert sorted(runs) == ["exponential", "full jitter"]
+    dash.set(clients=150)
+    assert sorted(runs) == ["exponential", "exponential", "full jitter", "full jitter"]
+
+
+def test_draw_waves_outlines_every_bin_with_one_step_per_run_of_equal_bins():
+    from matplotlib.figure import Figure
+    res = rt.waves_run("exponential", clients=100)
+    ax = Figure().subplots()
+    rt.draw_waves(ax, res)
+    (patch,) = ax.patches[:1]
+    values, edges = patch.get_data().values, patch.get_data().edges
+    assert np.all(np.diff(values) != 0)                       # no two steps in a row of the same height
+    t, counts = res.per_bin()
+    assert np.array_equal(values[np.searchsorted(edges, t + rt.BIN / 2) - 1], counts)   # each bin its count
+    assert edges[0] == 0.0 and math.isclose(edges[-1], t[-1] + rt.BIN)
 
 # --- synchronized retries -----------------------------------------------------------------------------
 def test_without_jitter_the_fleet_moves_in_waves():

@@ -38,7 +38,7 @@ from ..sim.world import World, stream_seed
 from ..views import plots
 from ..views.dashboard import Dashboard, Slider
 from . import dashboard
-from .common import Table
+from .common import RunMemo, Table
 
 #: Product-page requests per second; each one asks recs for recommendations.
 PAGE_RATE = 10.0
@@ -361,13 +361,22 @@ def failed_probes(run: ShopRun) -> int:
 
 
 # --- the dashboard --------------------------------------------------------------------------------------
-#: The dashboard's run: the outage starts at DASH_START and the run lasts DASH_DURATION seconds.
-DASH_START, DASH_DURATION, DASH_SEED = 5.0, 60.0, 6
+#: The dashboard's run: the story's shop, the outage from DASH_START, the run DASH_DURATION seconds long
+#: (shorter than the story's, to redraw quickly: the longest outage, 30 s, ends 10 s before the run).
+DASH_START, DASH_DURATION, DASH_SEED = 5.0, 45.0, 6
+
+
+_DASH_WITHOUT = RunMemo()
 
 
 def _dash_compute(outage_s, open_for_s, threshold, *, breaker: bool):
-    b = story_breaker(threshold=int(threshold), open_for=open_for_s) if breaker else None
-    return shop_run(DASH_SEED, breaker=b, outage=(DASH_START, DASH_START + outage_s), duration=DASH_DURATION)
+    """The dashboard's run; without a breaker it depends on the outage alone, so moving the breaker's
+    sliders finds it in a memo."""
+    outage = (DASH_START, DASH_START + float(outage_s))
+    if not breaker:
+        return _DASH_WITHOUT.get(float(outage_s), lambda: shop_run(DASH_SEED, outage=outage, duration=DASH_DURATION))
+    b = story_breaker(threshold=int(threshold), open_for=open_for_s)
+    return shop_run(DASH_SEED, breaker=b, outage=outage, duration=DASH_DURATION)
 
 
 def _dash_draw(ax, run: ShopRun) -> None:
@@ -393,7 +402,7 @@ def outage_dashboard() -> Dashboard:
     """Outage length, open duration and threshold; without / with a breaker on the page's calls to recs."""
     return Dashboard(
         _dash_compute, _dash_draw,
-        [Slider("outage_s", "recs not answering for", "s", 5, 40, 30, step=1),
+        [Slider("outage_s", "recs not answering for", "s", 5, 30, 20, step=1),
          Slider("open_for_s", "breaker open for", "s", 1, 15, OPEN_FOR, step=1),
          Slider("threshold", "failures in a row to open", "", 1, 20, THRESHOLD, integer=True)],
         variants={"without a breaker": {"breaker": False}, "with a breaker": {"breaker": True}},

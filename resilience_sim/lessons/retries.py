@@ -19,7 +19,6 @@ The theory of independent retries (``1 - p**k`` answered, ``1 + p + ... + p**(k-
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections import Counter
@@ -45,7 +44,7 @@ from ..sim.world import World
 from ..views import plots
 from ..views.dashboard import Dashboard, Slider
 from . import dashboard
-from .common import Table, percent
+from .common import RunMemo, Table, percent
 
 # --- small targets a Client can call ----------------------------------------------------------------
 class OptimisticStore:
@@ -244,14 +243,17 @@ def waves_run(kind: str = "constant", *, clients: int = 300, outage: float = 1.5
     "full jitter" (a uniform draw below those same ceilings)."""
     validate.choice("kind", kind, WAVE_KINDS)
     base = validate.positive("delay", delay) / 2          # the first retry's ceiling is 2 * base = delay
-    backoff = {"constant": lambda: ConstantBackoff(delay),
-               "exponential": lambda: ExponentialBackoff(base, 8 * delay),
-               "full jitter": lambda: FullJitter(base, 8 * delay)}[kind]()
+    # nothing reads the policies' logs of each retry and wait here: kept empty, they leave the garbage
+    # collector a fifth of the objects to sweep after a run (most of a big fleet's re-run, else)
+    quiet = dict(log_limit=0)
+    backoff = {"constant": lambda: ConstantBackoff(delay, **quiet),
+               "exponential": lambda: ExponentialBackoff(base, 8 * delay, **quiet),
+               "full jitter": lambda: FullJitter(base, 8 * delay, **quiet)}[kind]()
     world = World(seed=seed)
     config = Service(world, "config", capacity=CONFIG_CAPACITY, latency=CONFIG_LATENCY, queue_limit=CONFIG_QUEUE)
     Outage(config, [(0.0, validate.positive("outage", outage))])
     log = CallLog(config)
-    client = Client(world, log, name="app->config", retry=RetryPolicy(max_attempts, backoff))
+    client = Client(world, log, name="app->config", retry=RetryPolicy(max_attempts, backoff, **quiet))
     burst(world, client, clients, spread, name="apps")
     results = world.run(until=outage + max_attempts * 8 * delay + 5)
     return WavesResult(kind, clients, outage, results, np.array(log.times), delay)
@@ -260,7 +262,11 @@ def waves_run(kind: str = "constant", *, clients: int = 300, outage: float = 1.5
 def draw_waves(ax, res: WavesResult, *, until: float | None = None):
     """Calls reaching the config service per 100 ms bin; the outage shaded, its capacity dashed."""
     t, counts = res.per_bin(until)
-    ax.stairs(counts, np.append(t, t[-1] + BIN), fill=True, color="tab:blue", label="calls reaching config")
+    # one step per run of equal bins (the very same outline, a tenth of its corners to draw)
+    changes = np.flatnonzero(np.diff(counts)) + 1
+    starts = np.concatenate(([0], changes))
+    ax.stairs(counts[starts], np.append(t[starts], t[-1] + BIN), fill=True, color="tab:blue",
+              label="calls reaching config")
     ax.axvspan(0, res.outage, color="tab:red", alpha=0.15, lw=0, label="config down")
     ax.axhline(res.capacity_per_bin, color="k", ls="--", lw=1, label="what config serves per 100 ms")
     ax.set_xlim(0, t[-1] + BIN)
@@ -283,13 +289,19 @@ def shared_until(*runs: WavesResult) -> float:
     return max(float(r.times.max()) if r.calls else r.outage for r in runs) + 2 * BIN
 
 
-@functools.lru_cache(maxsize=64)
+_WAVES_MEMO = RunMemo()
+
+
 def _waves_compute(clients, outage, delay_ms, kind):
-    return waves_run(kind, clients=clients, outage=outage, delay=delay_ms / 1000)
+    """The jitter dashboard's run, kept by its settings as plain numbers: the other panel's draw finds
+    it there instead of running it again."""
+    key = (int(clients), float(outage), float(delay_ms), kind)
+    return _WAVES_MEMO.get(key, lambda: waves_run(kind, clients=int(clients), outage=float(outage),
+                                                  delay=float(delay_ms) / 1000))
 
 
 def _waves_draw(ax, res: WavesResult):
-    """One panel of the jitter dashboard, on the x range of both panels (the other run is cached)."""
+    """One panel of the jitter dashboard, on the x range of both panels (the other run is in the memo)."""
     delay_ms = res.delay * 1000
     others = [_waves_compute(res.clients, res.outage, delay_ms, kind) for kind in ("exponential", "full jitter")]
     draw_waves(ax, res, until=shared_until(*others))
@@ -300,7 +312,7 @@ def jitter_dashboard() -> Dashboard:
     """A fleet restarting together; exponential backoff without / with full jitter."""
     return Dashboard(
         _waves_compute, _waves_draw,
-        [Slider("clients", "app servers starting", "", 50, 600, 300, step=50, integer=True),
+        [Slider("clients", "app servers starting", "", 50, 500, 300, step=50, integer=True),
          Slider("outage", "config down for", "s", 0.5, 4.0, 1.5, step=0.1),
          Slider("delay_ms", "first retry waits up to", "ms", 100, 1000, 500, step=50)],
         variants={"exponential backoff, no jitter": {"kind": "exponential"},
