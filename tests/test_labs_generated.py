@@ -297,3 +297,21 @@ def test_a_failed_check_shows_its_message_alone_in_a_notebook():
         assert err.__suppress_context__                 # elsewhere, no chain of frames under it either
     else:
         raise AssertionError("the check should have failed")
+
+
+def test_a_check_that_needs_an_earlier_task_names_that_task_whether_unwritten_or_failing():
+    import pytest
+    from resilience_sim.labs import feedback
+
+    def unwritten():
+        raise AssertionError("claim is not written yet: fill in its body\nmore")
+
+    def failing():
+        raise AssertionError("row 3 was claimed twice\nmore")
+
+    with pytest.raises(AssertionError, match=r"^Write task 1 first: claim is not written yet: fill in its body$"):
+        feedback.earlier_task(1, "claim(Relay)", unwritten)
+    with pytest.raises(AssertionError, match=r"^Task 2 is not done yet: check.send\(Relay\) does not pass\. "
+                                             r"It says: row 3 was claimed twice$"):
+        feedback.earlier_task(2, "send(Relay)", failing)
+    feedback.earlier_task(3, "handle(handle)", lambda: None)          # a task that passes: nothing said

@@ -1016,17 +1016,9 @@ def _needs(cls, upto: int) -> None:
     """Tasks 1..``upto`` must pass (plain numbers only, quietly) before what needs them runs: "write task N first"."""
     steps = [(1, "ttl", _ttl_cases), (2, "hard_ttl", _hard_cases), (3, "coalescing", _coalesce_cases)]
     for number, name, cases in steps[:upto]:
-        try:
-            if number == 3:
-                cases(cls, runs=20)
-            else:
-                cases(cls)
-        except AssertionError as err:
-            text = str(err).split("\n", 1)[0]
-            if "is not written yet" in text:
-                raise AssertionError(f"Write task {number} first: {text}") from None
-            raise AssertionError(f"check.{name}({cls.__name__}) of task {number} no longer passes with your class "
-                                 f"as it is now (did a later change break it?). It says: {text}") from None
+        run = (lambda: cases(cls, runs=20)) if number == 3 else (lambda: cases(cls))
+        fb.earlier_task(number, name, run, broken=f"check.{name}({cls.__name__}) of task {number} no longer passes "
+                                                  f"with your class as it is now (did a later change break it?)")
 
 
 # --- runs in the simulator ------------------------------------------------------------------------

@@ -270,6 +270,20 @@ def short(exc: BaseException) -> BaseException:
     return exc
 
 
+def earlier_task(number: int, shown: str, cases, *, broken: str | None = None) -> None:
+    """Run ``cases()``, the plain cases of task ``number`` (quietly), before a check that needs that task:
+    an unwritten task is "Write task N first", a failing one "Task N is not done yet: check.``shown`` does
+    not pass" (or the ``broken`` text), each followed by the first line of the task's own feedback."""
+    try:
+        cases()
+    except AssertionError as err:
+        text = str(err).split("\n", 1)[0]
+        if "is not written yet" in text:
+            raise short(AssertionError(f"Write task {number} first: {text}")) from None
+        failing = broken or f"Task {number} is not done yet: check.{shown} does not pass"
+        raise short(AssertionError(f"{failing}. It says: {text}")) from None
+
+
 def message_only(fn):
     """A public check whose failure shows its message alone: in a notebook the message line and nothing
     else (:func:`short`); elsewhere the traceback stops at the check itself, without the frames of the

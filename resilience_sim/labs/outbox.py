@@ -1744,13 +1744,7 @@ def exactly_once(relay_cls, handle_fn, *, runs: int = 100, seed: int = 2024) -> 
 
 
 def _handle_gate(handle_fn) -> None:
-    try:
-        _handle_cases(handle_fn)
-    except AssertionError as err:
-        text = str(err).split("\n", 1)[0]
-        if "is not written yet" in text:
-            raise AssertionError(f"Write task 3 first: {text}") from None
-        raise AssertionError(f"Task 3 is not done yet: check.handle(handle) does not pass. It says: {text}") from None
+    fb.earlier_task(3, "handle(handle)", lambda: _handle_cases(handle_fn))
 
 
 def _needs(relay_cls, handle_fn, upto: int) -> None:
@@ -1758,16 +1752,8 @@ def _needs(relay_cls, handle_fn, upto: int) -> None:
     steps = [(1, "claim", lambda: _claim_cases(relay_cls), "Relay"), (2, "send", lambda: _send_cases(relay_cls), "Relay"),
              (3, "handle", lambda: _handle_cases(handle_fn), "handle")]
     for number, name, cases, arg in steps[:upto]:
-        if arg == "handle" and handle_fn is None:
-            continue
-        try:
-            cases()
-        except AssertionError as err:
-            text = str(err).split("\n", 1)[0]
-            if "is not written yet" in text:
-                raise AssertionError(f"Write task {number} first: {text}") from None
-            raise AssertionError(f"Task {number} is not done yet: check.{name}({arg}) does not pass. It says: "
-                                 f"{text}") from None
+        if arg != "handle" or handle_fn is not None:
+            fb.earlier_task(number, f"{name}({arg})", cases)
 
 
 # --- demonstrations for the lab's cells ---------------------------------------------------------------

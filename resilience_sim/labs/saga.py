@@ -690,22 +690,9 @@ def _needs(cls, upto: int, undo_fn=None) -> None:
     steps = [(1, "forward", _forward_cases), (2, "retry_or_compensate", _retry_cases),
              (3, "compensation", _compensation_cases), (4, "against_reference", lambda c: _reference_cases(c, 40))]
     for number, name, cases in steps[:upto]:
-        try:
-            cases(cls)
-        except AssertionError as err:
-            text = str(err).split("\n", 1)[0]
-            if "is not written yet" in text:
-                raise AssertionError(f"Write task {number} first: {text}") from None
-            raise AssertionError(f"Task {number} is not done yet: check.{name}({getattr(cls, '__name__', cls)}) does "
-                                 f"not pass. It says: {text}") from None
+        fb.earlier_task(number, f"{name}({getattr(cls, '__name__', cls)})", lambda: cases(cls))
     if undo_fn is not None:
-        try:
-            _undo_cases(undo_fn)
-        except AssertionError as err:
-            text = str(err).split("\n", 1)[0]
-            if "is not written yet" in text:
-                raise AssertionError(f"Write task 5 first: {text}") from None
-            raise AssertionError(f"Task 5 is not done yet: check.undo(undo) does not pass. It says: {text}") from None
+        fb.earlier_task(5, "undo(undo)", lambda: _undo_cases(undo_fn))
 
 
 # --- participants: ledgers -------------------------------------------------------------------------
