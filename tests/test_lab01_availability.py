@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from lab_support import fails, run_child, solution_namespace
+from lab_support import fails, run_child, says_which_task_first, solution_namespace, walk
 
 from resilience_sim import FailureRepair, RepairCrew, Service, World, theory
 from resilience_sim.labs import availability as check
@@ -624,3 +624,53 @@ def test_a_check_runs_in_another_thread(ref):
     thread.start()
     thread.join(30)
     assert results == ["ok"]
+
+
+# --- the learner's copy as a learner runs it, skipping a task: later cells say which task to write first ----
+def _percent(mttf, mttr):
+    return 100 * mttf / (mttf + mttr)
+
+
+@pytest.mark.parametrize("stub, then, task, own, later", [
+    # task 1 not written: task 2's cell and check, task 1's table, task 5's check and the design cell
+    (["lab01-05"], None, 1, ["lab01-06"], ["lab01-08", "lab01-09", "lab01-11", "lab01-27", "lab01-29"]),
+    # task 1 wrong (a percentage): the same cells say task 1 is not done, and what its check says
+    ([], {"lab01-05": {"availability": _percent}}, 1, ["lab01-06"],
+     ["lab01-08", "lab01-09", "lab01-11", "lab01-27", "lab01-29"]),
+    (["lab01-08"], None, 2, ["lab01-08", "lab01-09"], ["lab01-11"]),
+    (["lab01-15"], None, 3, ["lab01-16"], ["lab01-27", "lab01-29"]),
+    (["lab01-18"], None, 4, ["lab01-19"], ["lab01-21"]),
+    (["lab01-24"], None, 5, ["lab01-27"], ["lab01-29"]),
+    (["lab01-32"], None, 6, ["lab01-33"], ["lab01-35", "lab01-37", "lab01-38"]),
+    (["lab01-37"], None, 6, ["lab01-37", "lab01-38"], []),
+    (["lab01-40"], None, 6, ["lab01-41"], ["lab01-42"]),
+], ids=["1", "1-wrong", "2", "3", "4", "5", "6-run", "6-verdict", "6-crews"])
+def test_a_learner_who_skips_a_task_is_told_to_write_it_first(stub, then, task, own, later):
+    says_which_task_first(walk("01_availability.ipynb", stub=stub, then=then), task, own, later)
+
+
+def test_the_cells_after_task_1_quote_its_check():
+    failed = walk("01_availability.ipynb", then={"lab01-05": {"availability": _percent}})
+    assert str(failed["lab01-11"]).startswith("Task 1 is not done yet: check.availability(availability) does not "
+                                              "pass. It says: availability(99, 1) should be 0.99, yours gave 99.")
+    assert str(failed["lab01-08"]) == str(failed["lab01-11"])
+    assert str(walk("01_availability.ipynb", stub=["lab01-05"])["lab01-09"]).startswith(
+        "Write task 1 first: availability is not written yet")
+
+
+def test_a_check_runs_the_earlier_tasks_its_function_calls_from_the_notebook():
+    """check.min_replicas finds the learner's availability and parallel beside min_replicas (the notebook's
+    namespace): it names the task that is not done instead of blaming min_replicas."""
+    def unwritten(*args):
+        raise NotImplementedError("Your code here")
+    notebook = {"availability": theory.availability, "parallel": unwritten, "check": check,
+                "min_replicas": lambda t, f, r: 2}
+    with pytest.raises(AssertionError, match=r"^Write task 3 first: parallel is not written yet"):
+        exec("check.min_replicas(min_replicas)", notebook)
+    with pytest.raises(AssertionError, match=r"^Task 1 is not done yet: check\.availability\(availability\)"):
+        exec("check.min_replicas(min_replicas)", {**notebook, "availability": _percent})
+    with pytest.raises(AssertionError, match=r"^Write task 1 first: `availability` is not defined yet: run the "
+                                             r"cell of task 1"):
+        exec("check.uses('availability')", {"check": check})
+    with pytest.raises(ValueError, match="names must be the learner's .*got \\['avail'\\]"):
+        check.uses("avail")

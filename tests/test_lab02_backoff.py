@@ -5,10 +5,11 @@ would write it."""
 from __future__ import annotations
 
 import random
+import re
 import time
 
 import pytest
-from lab_support import fails, run_child, solution_namespace
+from lab_support import fails, run_child, says_which_task_first, solution_namespace, walk
 
 from resilience_sim.labs import backoff as check
 from resilience_sim.lessons import retries as rt
@@ -673,3 +674,40 @@ def test_should_retry_that_falls_off_the_end_is_told_no_return_was_reached():
             return False
     message = fails(check.should_retry, should_retry, match=r"returned None, should be False: no `return` was reached")
     assert "forget" not in message
+
+
+# --- the learner's copy as a learner runs it, skipping a task: later cells say which task to write first ----
+def no_cap(attempt, base, cap):
+    return base * 2 ** attempt
+
+
+def no_default(attempt, reason, idempotent, key, max_attempts):
+    return attempt < max_attempts and reason in RETRYABLE and (idempotent or key is not None)
+
+
+EXPONENTIAL, JITTER, BUDGET, SHOULD = "a2a8009e", "3026b2a9", "c8a1c9bd", "ae993fdc"     # the tasks' cells
+
+
+@pytest.mark.parametrize("stub, then, task, own, later", [
+    # task 1 not written: its table, task 2's check and run, and the closing loop
+    ([EXPONENTIAL], None, 1, ["97c94330"], ["154d55e6", "3b5b6ad2", "b7e781d5", "9be13b7b"]),
+    ([], {EXPONENTIAL: {"exponential_delay": no_cap}}, 1, ["97c94330"],
+     ["154d55e6", "3b5b6ad2", "b7e781d5", "9be13b7b"]),
+    ([JITTER], None, 2, ["3b5b6ad2"], ["b7e781d5", "9be13b7b"]),
+    ([BUDGET], None, 3, ["48b7968e"], ["7b34d015", "9be13b7b"]),
+    ([], {BUDGET: {"RetryBudget": budget_with(ratio=0.1)}}, 3, ["48b7968e"], ["7b34d015", "9be13b7b"]),
+    ([SHOULD], None, 4, ["99e1e2ca"], ["9be13b7b"]),
+    # no default for max_attempts: task 4's check says so, and the loop that calls it with 4 arguments too
+    ([], {SHOULD: {"should_retry": no_default}}, 4, ["99e1e2ca"], ["9be13b7b"]),
+], ids=["1", "1-no-cap", "2", "3", "3-fixed-ratio", "4", "4-no-default"])
+def test_a_learner_who_skips_a_task_is_told_to_write_it_first(stub, then, task, own, later):
+    says_which_task_first(walk("02_backoff_and_budget.ipynb", stub=stub, then=then), task, own, later)
+
+
+def test_the_loop_after_task_4_quotes_its_check():
+    failed = walk("02_backoff_and_budget.ipynb", then={SHOULD: {"should_retry": no_default}})
+    assert re.match(r"Task 4 is not done yet: check\.should_retry\(should_retry\) does not pass\. It says: "
+                    r"should_retry\(1, '[a-z ]+', True, None\) raised TypeError", str(failed["9be13b7b"]))
+    with pytest.raises(AssertionError, match=r"^Write task 1 first: exponential_delay is not written yet"):
+        exec("check.full_jitter(full_jitter)", {"check": check, "exponential_delay": _stub,
+                                                "full_jitter": lambda a, rng, b, c: rng.uniform(0, min(c, b * 2 ** a))})

@@ -3,17 +3,20 @@ names it. The reference class and function come from the solution notebook itsel
 here in order), so the notebook stays the single source of truth."""
 from __future__ import annotations
 
+import inspect
 import time
 from collections import deque
 from pathlib import Path
 from time import monotonic
 
 import pytest
-from lab_support import fails, run_child, solution_namespace
+from lab_support import fails, run_child, says_which_task_first, solution_namespace, walk
 
 from resilience_sim.labs import breaker as check
 
 CLASS_CHECKS = ["closed_rules", "open_state", "half_open", "reset_on_close", "against_reference"]
+#: task 5's comparison with the course's breaker alone, without the earlier tasks' checks it runs first
+COMPARISON = inspect.unwrap(check.against_reference)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +209,6 @@ def test_the_test_breaker_without_mistakes_passes_everything(capsys):
     # wall-clock time instead of `now`
     ("wall_clock", "open_state", "reads the wall clock"),
     ("imported_clock", "open_state", "reads the wall clock"),
-    ("wall_clock", "half_open", "reads the wall clock"),
     # the closed state's rules
     ("total_failures", "closed_rules", r"counts all failures, not failures \*in a row\*"),
     ("no_window", "closed_rules", "count all 41 calls since it closed"),
@@ -231,10 +233,9 @@ def test_the_test_breaker_without_mistakes_passes_everything(capsys):
     ("rate_opens_at_zero", "closed_rules", r"Opened by the failure-rate rule.*set opened_at = now"),
     ("window_unbounded_after_close", "reset_on_close", r"no longer keeps only the last window=10 calls"),
     ("shared_window", "closed_rules", r"Two breakers share their state"),
-    ("wall_clock", "closed_rules", "reads the wall clock"),
     # the states' names and return values
     ("state_name", "open_state", "Spell the states exactly"),
-    ("allow_returns_none", "open_state", "forget `return`"),
+    ("allow_returns_none", "closed_rules", "forget `return`"),
     # the failure-rate rule: its share, and when it may judge
     ("rate_over_window", "closed_rules", r"did not open \(not even at 6 failures in 10\).*failures / len"),
     ("min_calls_gates_both", "closed_rules", "min_calls .* gates only the failure-rate rule"),
@@ -260,14 +261,14 @@ def test_a_numpy_bool_from_allow_is_accepted(capsys):
 
 @pytest.mark.parametrize("mistake", ["rate_over_window", "judges_at_min_calls_only", "failures_over_successes"])
 def test_the_reference_comparison_catches_the_rate_mistakes_too(mistake):
-    fails(check.against_reference, breaker(**{mistake: True}), match="should be")
+    fails(COMPARISON, breaker(**{mistake: True}), match="should be")
 
 
 @pytest.mark.parametrize("mistake", ["stuck_open", "unlimited_probes", "no_reset_on_close", "too_few_calls",
                                      "half_open_failure_stays", "wall_clock", "timer_from_refusal",
                                      "probes_in_flight", "reopen_old_timer", "no_window"])
 def test_the_reference_comparison_catches_the_behavioural_mistakes_too(mistake):
-    fails(check.against_reference, breaker(**{mistake: True}), match="should be|wall clock|Replay")
+    fails(COMPARISON, breaker(**{mistake: True}), match="should be|wall clock|Replay")
 
 
 def test_replay_shows_the_calls_that_lead_to_the_mistake():
@@ -293,8 +294,9 @@ def test_unwritten_class_says_so():
     class CircuitBreaker:
         def __init__(self, **kw):
             raise NotImplementedError("Your code here")
-    for name in CLASS_CHECKS:
-        fails(getattr(check, name), CircuitBreaker, match=r"__init__ is not written yet")
+    fails(check.closed_rules, CircuitBreaker, match=r"^CircuitBreaker\.__init__ is not written yet")
+    for name in CLASS_CHECKS[1:]:          # the later tasks' checks first run task 1's
+        fails(getattr(check, name), CircuitBreaker, match=r"^Write task 1 first: CircuitBreaker\.__init__ is not written")
 
 
 def test_unwritten_method_says_so():
@@ -453,7 +455,7 @@ def test_run_calls_written_for_a_bool_allow_works_with_the_check(capsys):
 
 def test_the_reference_comparison_shows_true_or_false_not_a_permit(capsys):
     """The course's breaker returns a Permit from allow; the messages show what the task's allow returns."""
-    message = fails(check.against_reference, breaker(one_probe=True), match=r"allow\(.*\) should be True here")
+    message = fails(COMPARISON, breaker(one_probe=True), match=r"allow\(.*\) should be True here")
     assert "Permit" not in message and "(course: True)" in message and "yours gave False" in message
     seed = int(message.split("random sequence ")[1].split(":")[0])
     check.show_sequence(breaker(one_probe=True), seed)
@@ -468,7 +470,7 @@ def test_run_calls_unwritten():
 
 
 def test_show_sequence_prints_the_whole_sequence(ref, capsys):
-    message = fails(check.against_reference, breaker(probes_in_flight=True), match="random sequence")
+    message = fails(COMPARISON, breaker(probes_in_flight=True), match="random sequence")
     seed = int(message.split("random sequence ")[1].split(":")[0])
     check.show_sequence(breaker(probes_in_flight=True), seed)
     out = capsys.readouterr().out
@@ -507,7 +509,9 @@ def test_a_breaker_that_sleeps_in_allow_is_stopped(tmp_path):
     out, took = run_child(tmp_path, SLEEPING_BREAKER.format(tests=str(ROOT / "tests")))
     assert "TimedOut b.allow(100.5) did not return within 2 s: does it sleep, or wait in a loop? A breaker answers " \
            "at once, from `now` alone: no time.sleep" in out, out
-    assert out.count("did not return within 2 s") == 2 and out.count("Replay:") == 2
+    assert out.count("did not return within 2 s") == 2 and out.count("Replay:") == 1
+    assert "AssertionError Task 2 is not done yet: check.open_state(CircuitBreaker) does not pass. It says: " \
+           "b.allow(100.5) did not return within 2 s" in out, out    # task 5 first runs task 2, which stops it
     assert "(It was stopped at `time.sleep(self.open_for)`.)" in out
     assert "reads the wall clock" not in out           # stuck is stuck: no second try with a fake clock
     assert took < 20                                   # two checks, one wait each
@@ -549,3 +553,52 @@ def test_a_breaker_without_the_spec_defaults_task_6_relies_on_is_named_in_task_5
                      half_open_probes=3):
             super().__init__(consecutive_failures, failure_rate, window, min_calls, open_for, half_open_probes)
     fails(check.against_reference, CircuitBreaker, match=r"does not keep the spec's defaults: window=20 \(yours: 10\)")
+
+
+# --- the learner's copy as a learner runs it, task by task: later cells say which task to write first ---------
+CLASS, RUN_CALLS = "46958d20", "1660f765"                      # the cells of the class and of task 6
+LATER = ["2852b918", "20f46e78", "8ebd8566", "500891b4", "bcad8cc9"]   # tasks 2 to 5's checks, then the run
+ABOVE = ["161b1702"]                                           # reads what the run made
+
+
+def defaults_of_its_own():
+    class CircuitBreaker(breaker()):
+        def __init__(self, consecutive_failures=5, failure_rate=0.5, window=10, min_calls=10, open_for=30.0,
+                     half_open_probes=3):
+            super().__init__(consecutive_failures, failure_rate, window, min_calls, open_for, half_open_probes)
+    return CircuitBreaker
+
+
+@pytest.mark.parametrize("stub, then, task, own, later", [
+    ([CLASS], None, 1, ["7245f5aa"], LATER),
+    # a class written up to task N - 1: task N's check names what is missing, the later cells that task N is not done
+    ([], {CLASS: {"CircuitBreaker": breaker(stuck_open=True)}}, 2, ["2852b918"], LATER[1:]),
+    ([], {CLASS: {"CircuitBreaker": breaker(unlimited_probes=True)}}, 3, ["20f46e78"], LATER[2:]),
+    ([], {CLASS: {"CircuitBreaker": breaker(no_reset_on_close=True)}}, 4, ["8ebd8566"], LATER[3:]),
+    ([], {CLASS: {"CircuitBreaker": defaults_of_its_own()}}, 5, ["500891b4"], LATER[4:]),
+    ([RUN_CALLS], None, 6, ["2608acad"], LATER[4:]),
+], ids=["1", "2", "3", "4", "5-defaults", "6"])
+def test_a_learner_who_skips_a_task_is_told_to_write_it_first(stub, then, task, own, later):
+    failed = walk("03_circuit_breaker.ipynb", stub=stub, then=then)
+    says_which_task_first(failed, task, own, later, ABOVE)
+
+
+def test_a_class_written_for_task_1_only_passes_task_1_and_is_told_task_2_is_next():
+    """Task 1 asks for the closed state alone: a breaker that never leaves "open" passes it (a learner writes
+    the class one task at a time), and task 2's check is the first to fail, naming the missing half-open."""
+    stuck = breaker(stuck_open=True)
+    inspect.unwrap(check.closed_rules)(stuck)
+    fails(check.open_state, stuck, match=r"^Stuck open: your breaker never goes half-open")
+    fails(check.half_open, stuck, match=r"^Task 2 is not done yet: check\.open_state\(CircuitBreaker\) does not pass\. "
+                                        r"It says: Stuck open")
+    fails(check.against_reference, breaker(no_reset_on_close=True),
+          match=r"^Task 4 is not done yet: check\.reset_on_close\(CircuitBreaker\) does not pass\. It says: Counts not "
+                r"reset on close")
+
+
+def test_the_run_says_to_write_task_6_first_when_the_breaker_is_done():
+    def run_calls(breaker, times, is_up):
+        raise NotImplementedError("Your code here")
+    with pytest.raises(AssertionError, match=r"^Write task 6 first: run_calls is not written yet"):
+        exec("check.uses('CircuitBreaker', 'run_calls')", {"check": check, "CircuitBreaker": breaker(),
+                                                            "run_calls": run_calls})

@@ -230,3 +230,24 @@ def test_the_nines_table_counts_either_calendar():
     average, sre = av.nines_table(), av.nines_table(calendar="sre")
     assert average.rows[2][3] == "43.8 min" and sre.rows[2][3] == "43.2 min"       # 99.9% a month
     assert average.rows[2][2] == "8.77 h" and sre.rows[2][2] == "8.76 h"           # and a year
+
+
+def test_sd_spread_is_one_over_root_two_n_minus_one():
+    assert av.sd_spread(3) == 0.5 and av.sd_spread(21) == pytest.approx(1 / math.sqrt(40))
+    with pytest.raises(ValueError, match="n"):
+        av.sd_spread(1)
+
+
+def test_within_poisson_error_holds_inside_sds_root_expected_and_not_outside():
+    assert av.within_poisson_error(107.9, 100.0, sds=0.8) and not av.within_poisson_error(108.1, 100.0, sds=0.8)
+    assert av.within_poisson_error(60.5, 100.0) and not av.within_poisson_error(60.0, 100.0)   # 4 sd = 40
+    with pytest.raises(ValueError, match="expected"):
+        av.within_poisson_error(1, 0)
+
+
+def test_downtimes_differing_names_only_the_stated_downtimes_theory_does_not_give():
+    month = theory.downtime(0.999, "month", calendar="sre")
+    assert av.downtimes_differing({(0.999, "month", "sre"): month}) == {}
+    wrong = av.downtimes_differing({(0.999, "month", "sre"): month + 1, (0.99, "year", "sre"):
+                                    theory.downtime(0.99, "year", calendar="sre")})
+    assert list(wrong) == [(0.999, "month", "sre")]

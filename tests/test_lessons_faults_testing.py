@@ -231,3 +231,26 @@ def test_a_hang_fails_the_resilience_test_until_a_timeout_turns_it_into_a_fallba
     assert fixed.ok and fixed.p99 <= 0.15 + ft.API_WORK + 1e-9
     with pytest.raises(ValueError, match="fault must be one of"):
         ft.resilience_test(ft.price_handler, fault="flood", seed=3)
+
+
+def test_all_failed_needs_every_request_failed_for_the_reason_after_the_given_time():
+    Fingerprint, all_failed = ft.Fingerprint, ft.all_failed
+    fp = Fingerprint("timeout", 3, 0.0, math.nan, math.nan, 2.0, 2.0, {"timeout": 3}, 0.0)
+    assert all_failed(fp, "timeout", 2.0)
+    assert not all_failed(fp, "timeout", 1.0) and not all_failed(fp, "error", 2.0)
+    assert not all_failed(Fingerprint("timeout", 4, 0.0, math.nan, math.nan, 2.0, 2.0, {"timeout": 3}, 0.0),
+                          "timeout", 2.0)
+
+
+def test_mean_near_counts_standard_errors_of_the_samples():
+    mean_near = ft.mean_near
+    samples = [1.0, 3.0, 1.0, 3.0]                     # mean 2, n 4: a standard error of sd / 2
+    assert mean_near(samples, 2.9, sd=1.0, sds=2.0) and not mean_near(samples, 3.1, sd=1.0, sds=2.0)
+    with pytest.raises(ValueError, match="samples"):
+        mean_near([], 0.0, sd=1.0)
+
+
+def test_p99_near_scales_with_the_quantile_spread():
+    p99_near = ft.p99_near
+    spread = theory.quantile_sd(0.99, 1000, 0.01 / 0.02)
+    assert p99_near(0.1 + 3.9 * spread, 0.1, 1000, 0.02) and not p99_near(0.1 + 4.1 * spread, 0.1, 1000, 0.02)

@@ -4,7 +4,9 @@ Each check takes the learner's function (or answer), tries it on cases whose rig
 :mod:`resilience_sim.theory` (or from the birth-death chain of a shared repair crew), and either
 prints one ✔ line or raises ``AssertionError`` with a message that says which case failed, what the
 right answer is and, when the wrong answers match a typical mistake on every case, what that
-mistake probably was and how to fix it.
+mistake probably was and how to fix it. A check first runs, quietly, the checks of the earlier tasks that the
+learner's code builds on (:class:`feedback.Tasks`), and :func:`uses` does the same at the top of a cell that runs
+the learner's code: a task left undone reads "Write task N first: ...", not an error from inside it.
 
 Conventions the checks hold the learner to (the lab states them too):
 
@@ -21,10 +23,15 @@ import numbers
 
 from ..core import theory
 from . import feedback as fb
+from .feedback import needs
 
 __all__ = ["availability", "checkout", "series", "parallel", "downtime_per_month", "min_replicas",
            "max_mttr", "measured_availability", "shared_crew_verdict", "min_replicas_shared_crew",
-           "CHECKOUT", "TARGET", "REPLICA_MTTF_H", "DESIGN_MTTR_H"]
+           "uses", "needs", "CHECKOUT", "TARGET", "REPLICA_MTTF_H", "DESIGN_MTTR_H"]
+
+
+_TASKS = fb.Tasks()
+uses = _TASKS.uses
 
 # The numbers the lab's story uses, kept here so the notebook and its checks agree.
 CHECKOUT = {"mttf_h": 504.0, "detect_min": 12.0, "restart_min": 18.0}
@@ -69,7 +76,7 @@ def _check_function(fn, name, cases, expected, mistakes, *, rel=1e-9, explain=""
 _AVAILABILITY_CASES = [(99.0, 1.0), (1000.0, 10.0), (10.0, 5.0), (200.0, 0.5), (3.0, 1.0)]
 
 
-@fb.message_only
+@_TASKS.check(1, "availability")
 def availability(fn) -> None:
     """Check ``availability(mttf, mttr)``: MTTF / (MTTF + MTTR)."""
     cases = _AVAILABILITY_CASES
@@ -93,7 +100,7 @@ def availability(fn) -> None:
 
 
 # --- task 2: the checkout service (MTTR includes detection) ------------------------------------
-@fb.message_only
+@_TASKS.check(2, "checkout_mttr", "checkout_availability", uses=("availability",))
 def checkout(mttr_h, availability_value) -> None:
     """Check the checkout answers: MTTR in hours (detect + restart) and the availability it gives."""
     mttf = CHECKOUT["mttf_h"]
@@ -139,7 +146,7 @@ _FIRST_ONLY = ("Your answer is the first availability alone, whatever the others
                "inside the for loop? Return after the loop, once every part is counted.")
 
 
-@fb.message_only
+@_TASKS.check(3, "series")
 def series(fn) -> None:
     """Check ``series(*avail)``: the product."""
     cases = _COMPOSITION_CASES
@@ -168,7 +175,7 @@ def series(fn) -> None:
     fb.ok(f"series multiplies: ten 99.9% services in a chain give {ten:.2%}")
 
 
-@fb.message_only
+@_TASKS.check(3, "parallel")
 def parallel(fn) -> None:
     """Check ``parallel(*avail)``: 1 − Π(1 − a)."""
     cases = _COMPOSITION_CASES
@@ -212,7 +219,7 @@ def _days(minutes: float) -> str:
     return f"{minutes / 1440:.6g} days"
 
 
-@fb.message_only
+@_TASKS.check(4, "downtime_per_month")
 def downtime_per_month(fn) -> None:
     """Check ``downtime_per_month(a)`` in minutes, with either month (the average one or the SRE book's
     30 days) used the same way on every case."""
@@ -304,7 +311,7 @@ _MIN_REPLICAS_STUCK = ("a loop with no end? Make n grow at every turn (n += 1) a
                        "replica you add lowers the availability, so the target is never met).")
 
 
-@fb.message_only
+@_TASKS.check(5, "min_replicas", uses=("availability", "parallel"))
 def min_replicas(fn) -> None:
     """Check ``min_replicas(target, mttf, mttr)``: fewest independent replicas meeting ``target``."""
     name = "min_replicas"
@@ -357,7 +364,7 @@ def _max_mttr(target, mttf, n) -> float:
     return mttf * u / (1 - u)
 
 
-@fb.message_only
+@_TASKS.check(5, "max_mttr")
 def max_mttr(fn) -> None:
     """Check ``max_mttr(target, mttf, n)``: the longest MTTR with which ``n`` replicas meet ``target``."""
     name = "max_mttr"
@@ -442,7 +449,7 @@ _RUN_STUCK = ("a run with no end? Run the world up to `until` (world.run(until=u
               "times as they are given (no unit conversion).")
 
 
-@fb.message_only
+@_TASKS.check(6, "measured_availability")
 def measured_availability(fn) -> None:
     """Check ``measured_availability(n, mttf, mttr, crews, until, seed)`` against the exact chain."""
     name = "measured_availability"
@@ -498,7 +505,7 @@ def measured_availability(fn) -> None:
         f"{got[3]:.3f} with independent repairs (theory {expected[0]:.3f} and {expected[3]:.3f})")
 
 
-@fb.message_only
+@_TASKS.check(6, "meets_target", uses=("measured_availability",))
 def shared_crew_verdict(meets_target, measured=None) -> None:
     """Check the verdict on the design (2 replicas, MTTF 200 h, MTTR 4 h) when they share one crew; with
     ``measured`` (the learner's run), check that run too and judge the verdict against it."""
@@ -556,7 +563,7 @@ def _shared_needed(target, mttf, mttr, crews, limit=50):
 _SHARED_LIMIT_CASES = [(TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 1, 3), (TARGET, REPLICA_MTTF_H, DESIGN_MTTR_H, 1, 2)]
 
 
-@fb.message_only
+@_TASKS.check(6, "min_replicas_shared_crew")
 def min_replicas_shared_crew(fn) -> None:
     """Check ``min_replicas_shared_crew(target, mttf, mttr, crews, limit=50)``: fewest replicas, or None
     when ``limit`` replicas (included) are not enough."""

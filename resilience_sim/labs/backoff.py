@@ -15,6 +15,9 @@ Conventions the lab states and the checks hold the learner to (the same as the p
 * a retry budget allows a retry at ``now`` while the retries granted in the window
   ``(now - window, now]`` are fewer than ``min_retries + ratio * first attempts in that window``.
 
+Each check first runs the earlier tasks' checks it needs, and :func:`uses` opens a cell that runs the
+learner's code: a task left undone reads "Write task N first" (see :mod:`.availability`).
+
 It also has the adapters that put the learner's pieces into the simulator: :func:`as_backoff` and
 :func:`as_budget`.
 """
@@ -31,7 +34,10 @@ from . import feedback as fb
 from .breaker import _Clock
 
 __all__ = ["exponential_delay", "full_jitter", "retry_budget", "should_retry", "as_backoff", "as_budget",
-           "NOT_RETRYABLE"]
+           "uses", "NOT_RETRYABLE"]
+
+_TASKS = fb.Tasks()
+uses = _TASKS.uses
 
 
 # --- task 1: capped exponential backoff ----------------------------------------------------------
@@ -71,7 +77,7 @@ _EXP_MISTAKES = [
 ]
 
 
-@fb.message_only
+@_TASKS.check(1, "exponential_delay")
 def exponential_delay(fn) -> None:
     """Check ``exponential_delay(attempt, base, cap)``: ``min(cap, base * 2**attempt)`` seconds."""
     name = "exponential_delay"
@@ -157,7 +163,7 @@ def _covers(lo, hi, interval) -> bool:
     return abs(lo - a) <= slack and abs(hi - b) <= slack
 
 
-@fb.message_only
+@_TASKS.check(2, "full_jitter", uses=("exponential_delay",))
 def full_jitter(fn) -> None:
     """Check ``full_jitter(attempt, rng, base, cap)``: ``rng.uniform(0, min(cap, base * 2**attempt))``,
     a fresh draw from ``rng`` on every call."""
@@ -623,7 +629,7 @@ def _budget_defaults(cls, name) -> None:
                              f"task's defaults, {wanted}{which}.")
 
 
-@fb.message_only
+@_TASKS.check(3, "RetryBudget")
 def retry_budget(cls) -> None:
     """Check a ``RetryBudget(ratio, window, min_retries)`` class with ``record_request(now)`` and
     ``try_retry(now) -> bool``, on six scenarios (times in seconds)."""
@@ -673,7 +679,7 @@ def _should(attempt, reason, idempotent, key, max_attempts=3):
     return attempt < max_attempts and reason in RETRYABLE and (idempotent or key is not None)
 
 
-@fb.message_only
+@_TASKS.check(4, "should_retry")
 def should_retry(fn) -> None:
     """Check ``should_retry(attempt, reason, idempotent, key, max_attempts=3) -> bool``."""
     name = "should_retry"

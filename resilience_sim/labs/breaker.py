@@ -21,6 +21,9 @@ Each check drives the learner's class with plain numbers (no sleeping), prints o
 ``AssertionError`` with a message that names the mistake and a replay: the calls that lead to it, to
 paste into a cell. :func:`against_reference` compares the class with the course's
 :class:`resilience_sim.policies.CircuitBreaker` (the same spec) on random call sequences.
+
+Each check first runs the earlier tasks' checks it needs, and :func:`uses` opens a cell that runs the
+learner's code: a task left undone reads "Write task N first" (see :mod:`.availability`).
 """
 from __future__ import annotations
 
@@ -33,9 +36,13 @@ import time as _time
 
 from ..policies import CircuitBreaker as _Reference
 from . import feedback as fb
+from .feedback import needs
 
 __all__ = ["closed_rules", "open_state", "half_open", "reset_on_close", "against_reference",
-           "show_sequence", "run_calls"]
+           "show_sequence", "run_calls", "uses", "needs"]
+
+_TASKS = fb.Tasks()
+uses = _TASKS.uses
 
 STATES = ("closed", "open", "half-open")
 _CLOCKS = ("time", "monotonic", "perf_counter", "time_ns", "monotonic_ns", "perf_counter_ns")
@@ -164,8 +171,8 @@ class _Driver:
 
     def expect(self, what: str, got, want, message: str) -> None:
         if got != want:
-            raise AssertionError(f"{message}\n(after these calls {what} should be {want!r}, yours gave "
-                                 f"{got!r})\n{self.replay()}")
+            raise AssertionError(f"{what} should be {want!r} after the calls below, yours gave {got!r}. "
+                                 f"{message}\n{self.replay()}")
 
 
 def _with_clock_diagnosis(cls, scenario) -> None:
@@ -334,7 +341,8 @@ def _closed_consecutive(cls, clock):
                              "opens the breaker however few calls were made.\n" + d.replay())
 
 
-def _closed_rate_opens_now(cls, clock):
+def _closed_rate_opens_now(cls, clock) -> _Driver:
+    """10 failures in 10 calls, at 1000 to 1009: the failure-rate rule opens the breaker at 1009."""
     kw = dict(consecutive_failures=100, failure_rate=0.5, window=10, min_calls=10, open_for=30.0,
               half_open_probes=1)
     d = _Driver(cls, kw, clock)
@@ -346,10 +354,10 @@ def _closed_rate_opens_now(cls, clock):
                              "if it had opened long ago: when the rate rule opens it, set opened_at = now too "
                              "(both rules open the breaker the same way).\n" + d.replay())
     d.expect("state(1009.5)", state, "open", "10 failures in 10 calls open the breaker (failure_rate=0.5).")
-    d.expect("state(1039.0)", d.state(1039.0), "half-open", "Opened at 1009 with open_for=30.")
+    return d
 
 
-@fb.message_only
+@_TASKS.check(1, "CircuitBreaker")
 def closed_rules(cls) -> None:
     """Task 1: the closed state's two rules, min_calls, the window, and >=."""
     _own_state(cls)
@@ -434,6 +442,13 @@ def _open_late_results(cls, clock):
                              f"{d.replay()}")
 
 
+def _open_after_the_rate_rule(cls, clock):
+    d = _closed_rate_opens_now(cls, clock)
+    d.expect("state(1038.9)", d.state(1038.9), "open", "Opened by the failure-rate rule at 1009, with open_for=30.")
+    d.expect("state(1039.0)", d.state(1039.0), "half-open", "Opened by the failure-rate rule at 1009, with "
+             "open_for=30: half-open from 1039 on, as when the failures-in-a-row rule opens it.")
+
+
 def _open_allow_moves(cls, clock):
     d = _opened_at_100(cls, clock)
     if not d.allow(130.0):
@@ -442,12 +457,12 @@ def _open_allow_moves(cls, clock):
                              "passed.\n" + d.replay())
 
 
-@fb.message_only
+@_TASKS.check(2, "CircuitBreaker")
 def open_state(cls) -> None:
     """Task 2: fail fast while open; half-open from exactly opened_at + open_for, measured from the
     opening; late results ignored; only ``now`` counts."""
     _own_state(cls)
-    for scenario in (_open_timer, _open_allow_moves, _open_late_results):
+    for scenario in (_open_timer, _open_allow_moves, _open_late_results, _open_after_the_rate_rule):
         _with_clock_diagnosis(cls, scenario)
     fb.ok("open: refuses every call, and is half-open exactly open_for after it opened, whatever came in between")
 
@@ -560,7 +575,7 @@ def _half_successes_afresh(cls, clock):
     d.expect("state(120.4)", d.state(120.4), "half-open", "1 probe of 3 has succeeded since it became half-open.")
 
 
-@fb.message_only
+@_TASKS.check(3, "CircuitBreaker")
 def half_open(cls) -> None:
     """Task 3: a limited number of probes; all succeed -> closed; one fails -> open again, afresh."""
     _own_state(cls)
@@ -617,7 +632,7 @@ def _reset_window(cls, clock):
                              "ever.\n" + d.replay())
 
 
-@fb.message_only
+@_TASKS.check(4, "CircuitBreaker")
 def reset_on_close(cls) -> None:
     """Task 4: closing clears the failures in a row and the window."""
     _own_state(cls)
@@ -694,7 +709,7 @@ def _spec_defaults(cls) -> None:
                              "you were given.")
 
 
-@fb.message_only
+@_TASKS.check(5, "CircuitBreaker", quick={"runs": 40})
 def against_reference(cls, *, runs: int = 200) -> None:
     """Task 5: random call sequences (random settings, error rates, bursts of calls), compared step by
     step with :class:`resilience_sim.policies.CircuitBreaker`, which follows the same spec; then the
@@ -766,7 +781,7 @@ class _Spy:
         self.inner.record(now, success)
 
 
-@fb.message_only
+@_TASKS.check(6, "run_calls")
 def run_calls(fn) -> None:
     """Task 6: ``run_calls(breaker, times, is_up) -> (sent, failed, refused)``."""
     if not callable(fn):

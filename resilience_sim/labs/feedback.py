@@ -2,6 +2,7 @@
 says what to do, and showing values and calls the way the learner wrote them."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import linecache
@@ -13,6 +14,7 @@ import signal
 import sys
 import threading
 import tokenize
+from collections import ChainMap, namedtuple
 from contextlib import contextmanager
 from time import monotonic as _monotonic      # bound now: lab 03's fake clocks patch time.monotonic
 
@@ -317,3 +319,81 @@ class Lazy:
     def __format__(self, spec: str) -> str:
         return format(self.fn(), spec)
 
+
+# --- the tasks of a lab (labs 01 to 03): what needs an earlier task says which to write first
+_Step = namedtuple("_Step", "task shown body reads uses quick")
+
+
+def _caller_globals() -> dict:
+    """The globals of the code that called into this package: in a lab, the notebook's own."""
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE + os.sep):
+        frame = frame.f_back
+    return frame.f_globals if frame is not None else {}
+
+
+def _quietly(body, *args, **kwargs) -> None:
+    with contextlib.redirect_stdout(io.StringIO()):
+        body(*args, **kwargs)
+
+
+class Tasks:
+    """The checks of one lab's tasks, each known by the names its arguments have in the notebook, so that
+    code that needs an earlier task first runs that task's check (quietly) and stops with "Write task N
+    first: ..." or "Task N is not done yet: ..." (:func:`earlier_task`), never with an error
+    from inside the learner's unwritten code.
+
+    ``@tasks.check(number, *reads, uses=names)`` makes the public check of task ``number`` on the learner's
+    ``reads``: it first runs the earlier tasks' checks on the same ``reads`` and every check of the names
+    in ``uses`` (what the learner's code calls), in task order, skipping any name the caller's namespace
+    lacks; ``quick`` are the arguments that make it lighter when it runs for a later one.
+    ``tasks.uses(*names)`` is the first line of a cell that runs the learner's ``names``."""
+
+    def __init__(self):
+        self._steps: dict[str, list[_Step]] = {}
+
+    def check(self, number: int, *reads: str, uses=(), quick=None):
+        def decorate(body):
+            step = _Step(number, f"{body.__name__}({', '.join(reads)})", body, reads, tuple(uses), quick or {})
+            for name in reads:
+                self._steps.setdefault(name, []).append(step)
+
+            @functools.wraps(body)
+            def public(*args, **kwargs):
+                namespace = ChainMap(dict(zip(reads, args)), _caller_globals())
+                self._run(self._needed(reads, before=number) + self._needed(uses), namespace, strict=False)
+                return body(*args, **kwargs)
+            return message_only(public)
+        return decorate
+
+    def _needed(self, names, before: float = math.inf) -> list[_Step]:
+        """The checks that must pass before code that runs ``names``: theirs (of tasks before ``before``)
+        and those of the names they use (some more than once)."""
+        found: list[_Step] = []
+        for name in names:
+            for step in self._steps.get(name, ()):
+                if step.task < before:
+                    found += [*self._needed(step.uses), step]
+        return found
+
+    def _run(self, steps, namespace, *, strict: bool) -> None:
+        """Each of ``steps`` once, in task order, on the learner's objects in ``namespace``."""
+        for step in sorted({id(s): s for s in steps}.values(), key=lambda s: s.task):
+            missing = [name for name in step.reads if name not in namespace]
+            if missing and strict:
+                raise short(AssertionError(
+                    f"Write task {step.task} first: `{missing[0]}` is not defined yet: run the cell of task "
+                    f"{step.task} that defines it, then this one."))
+            if not missing:
+                args = [namespace[name] for name in step.reads]
+                earlier_task(step.task, step.shown, lambda: _quietly(step.body, *args, **step.quick))
+
+    def uses(self, *names: str) -> None:
+        """The first line of a cell that runs the learner's ``names`` (found in the notebook): while one of
+        them, or what it calls, is not written or fails its task's check, say so and which task to write
+        first, instead of the error its code would raise."""
+        unknown = [name for name in names if name not in self._steps]
+        if not names or unknown:
+            raise ValueError(f"names must be the learner's functions, classes or answers of this lab's tasks "
+                             f"({', '.join(self._steps)}); got {unknown or names!r}")
+        self._run(self._needed(names), _caller_globals(), strict=True)

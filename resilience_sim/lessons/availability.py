@@ -174,9 +174,32 @@ def disagreements(stats: OutageStats, *, mttf: float, mttr: float, horizon: floa
 
 def band_width_ratios(summary, *, mttf: float = CHECKOUT_MTTF, mttr: float = CHECKOUT_MTTR) -> dict:
     """Each convergence band's half-width over what theory expects (:func:`expected_half_width`), by
-    run length: about 1, within the 16% spread of a 20-run standard deviation."""
+    run length: about 1, within the spread of a standard deviation measured from the band's runs
+    (:func:`sd_spread`)."""
     return {p.point["cycles"]: p.half_width / expected_half_width(p.point["cycles"], p.n, mttf=mttf, mttr=mttr)
             for p in summary}
+
+
+def sd_spread(n: int) -> float:
+    """How far a standard deviation measured from ``n`` samples scatters around the true one, as a share
+    of it: about 1 / sqrt(2 (n - 1)) (16% for 20 samples; normal samples, as means of long runs are)."""
+    return 1.0 / math.sqrt(2 * (validate.integer("n", n, low=2) - 1))
+
+
+def bands_as_wide_as_theory(summary, *, sds: float = 3.0, mttf: float = CHECKOUT_MTTF,
+                            mttr: float = CHECKOUT_MTTR) -> bool:
+    """Whether every convergence band is as wide as theory says (:func:`band_width_ratios`), within
+    ``sds`` of the spreads of its runs' standard deviation (:func:`sd_spread`): the 1/sqrt(N) law, band by band."""
+    sds = validate.positive("sds", sds)
+    ratios = band_width_ratios(summary, mttf=mttf, mttr=mttr)
+    return all(abs(ratio - 1) < sds * sd_spread(p.n) for p, ratio in zip(summary, ratios.values()))
+
+
+def within_poisson_error(count: float, expected: float, *, sds: float = 4.0) -> bool:
+    """Whether ``count`` events lie within ``sds`` Poisson standard deviations, sqrt(``expected``), of the
+    ``expected`` number: at 4 of them chance alone fails it about once in 16,000 checks."""
+    expected = validate.positive("expected", expected)
+    return abs(count - expected) < validate.positive("sds", sds) * math.sqrt(expected)
 
 
 # --- pictures and tables ------------------------------------------------------------------------------
@@ -247,11 +270,18 @@ class SreTableCheck:
                 for a, p, book, ours in self.cells if book != ours]
 
     def table(self) -> Table:
-        """The book's table, each cell as ours with a mark where it differs."""
-        rows = [[percent(a)] + [ours if ours == book else f"{ours} (book: {book})"
+        """The book's table, each cell as ours, with a * where the book prints another (see :attr:`differences`)."""
+        rows = [[percent(a)] + [ours if ours == book else f"{ours} *"
                                 for _, _, book, ours in self.cells[i * 6:(i + 1) * 6]]
                 for i, a in enumerate(SRE_TABLE)]
         return Table(["availability"] + [f"per {p}" for p in SRE_PERIODS], rows)
+
+
+def downtimes_differing(stated: dict) -> dict:
+    """The downtimes of ``stated`` ({(availability, period, calendar): seconds, as the text states them})
+    that ``theory.downtime`` does not give, each with the one it gives (written for people): {} when all hold."""
+    return {key: format_duration(theory.downtime(*key)) for key, seconds in stated.items()
+            if not math.isclose(theory.downtime(*key), seconds)}
 
 
 def sre_table_check(calendar: str = "sre") -> SreTableCheck:

@@ -189,6 +189,31 @@ def fingerprint(results: Results, window=WINDOW, kind: str = "") -> Fingerprint:
                        float(seen.latency.max()), reasons, float(down))
 
 
+def all_failed(fp: Fingerprint, reason: str, after: float) -> bool:
+    """Whether every request of ``fp`` failed with ``reason``, each ``after`` seconds after it started."""
+    return (fp.reasons == {reason: fp.requests}
+            and math.isclose(fp.fastest, after, abs_tol=1e-9) and math.isclose(fp.slowest, after, abs_tol=1e-9))
+
+
+def p99_near(measured: float, expected: float, n: int, tail_mean: float, *, sds: float = 4.0) -> bool:
+    """Whether a p99 measured over ``n`` requests lies within ``sds`` of its standard deviations of
+    ``expected``, for latencies whose tail falls off exponentially with mean ``tail_mean`` (an M/M/c
+    queue's, or an exponential service time's): the density at the p99 is then 0.01 / ``tail_mean``,
+    and a sample p99 spreads by :func:`theory.quantile_sd` (about 6 ms over 1,000 requests of 20 ms)."""
+    spread = theory.quantile_sd(0.99, n, 0.01 / validate.positive("tail_mean", tail_mean))
+    return abs(measured - expected) < validate.positive("sds", sds) * spread
+
+
+def mean_near(samples, expected: float, sd: float, *, sds: float = 4.0) -> bool:
+    """Whether the mean of ``samples`` lies within ``sds`` standard errors (``sd`` / sqrt(n)) of ``expected``,
+    ``sd`` being the standard deviation of one sample."""
+    samples = np.asarray(samples, dtype=float)
+    if not samples.size:
+        raise ValueError("samples must hold at least one value, got none")
+    spread = validate.non_negative("sd", sd) / math.sqrt(samples.size)
+    return abs(samples.mean() - expected) < validate.positive("sds", sds) * spread
+
+
 def fingerprint_table(prints) -> Table:
     """One row per fault kind: availability and latency inside the window, and what the health check saw."""
     rows = [[p.kind or "no fault", f"{p.availability:.1%}",
