@@ -134,3 +134,21 @@ def test_shedding_dashboard_reacts_to_every_slider():
     _, tight = dash.results.values()
     assert tight.p99() < loose.p99() and flooded.goodput() < 2
     assert "Could not run" not in dash.text.value
+
+
+def test_the_shedding_dashboard_runs_its_own_short_run_and_the_notebooks_low_load_check_holds():
+    dash = all_dashboards()["07_bulkheads/shedding"]()
+    assert all(r.results.until == bh.SHEDDING_DURATION == 10.0 for r in dash.results.values())
+    low = bh.overload_run(load=0.8, max_queue_delay=bh.MAX_QUEUE_DELAY, duration=bh.SHEDDING_DURATION, seed=7)
+    assert round(low.share("shed"), 1) == 0.1                       # "about one in ten", notebook 07
+
+
+def test_the_protections_keep_no_logs_and_their_counts_stay_exact():
+    shed = bh.overload_run(2.0, max_queue_delay=bh.MAX_QUEUE_DELAY, duration=5.0, seed=3)
+    sheds = shed.service.shedder.sheds
+    assert len(sheds) == 0 and sheds.limit == 0 and sheds.total == shed.results.reasons()["shed"] > 0
+    bucket = bh.overload_run(2.0, bucket_rate=30, duration=5.0, seed=3).service.rate_limit
+    assert len(bucket.rejections) == 0 and bucket.rejections.total > 0
+    walled = bh.shop_run(2, slow=1.0, spike=(1.0, 4.0), duration=5.0, seed=3)
+    refusals = walled.results.reasons()["bulkhead full"]
+    assert refusals > 0

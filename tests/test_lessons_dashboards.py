@@ -52,3 +52,59 @@ def test_a_lesson_module_can_be_reloaded_and_keys_stay_unique_across_lessons():
     key = sorted(before)[0]
     with pytest.raises(ValueError, match="registered already by resilience_sim.lessons.welcome"):
         dashboard(key)(lambda: None)
+
+
+def _titled(canvas_class, case: str):
+    """Two titled panels; ``case`` puts something in a title's way (or not)."""
+    import numpy as np
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(5.0, 2.5), dpi=72)
+    canvas_class(fig)
+    left, right = fig.subplots(1, 2, sharey=True)
+    left.plot([0, 1, 2], [1e6 + 1, 1e6 + 3, 1e6 + 2] if case == "offset text" else [1, 3, 2])
+    right.plot([0, 1, 2], [2, 1, 3])
+    big = dict(fontsize=30, pad=0) if case == "big title, no pad" else {}    # its descent reaches below the top
+    for ax, title in ((left, "without"), (right, "with a long title, right")):
+        ax.set_title(title, **big)
+        ax.set_title("left", loc="left", fontsize=7)
+    if case == "ticks on top":
+        right.xaxis.tick_top()
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba()).copy(), fig
+
+
+@pytest.mark.parametrize("case", ["plain", "offset text", "ticks on top", "big title, no pad"])
+def test_titles_placed_without_matplotlibs_search_give_agg_s_pixels_and_the_search_comes_back(case):
+    """RedrawCanvas places titles at the top without the search where it cannot move them; where an
+    offset text, top ticks or a title's own descent is in the way it draws with the search: Agg's pixels."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from resilience_sim.views.canvas import RedrawCanvas
+    want, _ = _titled(FigureCanvasAgg, case)
+    got, fig = _titled(RedrawCanvas, case)
+    assert np.array_equal(got, want)
+    assert all(ax._autotitlepos for ax in fig.axes)            # the search is back on for the next draw
+    fig.canvas.draw()
+    assert np.array_equal(np.asarray(fig.canvas.buffer_rgba()), want)
+
+
+@pytest.mark.parametrize("facecolor", ["white", (1.0, 1.0, 1.0, 0.0)])
+def test_the_picture_is_agg_s_pixels_as_rgb_when_opaque_and_rgba_when_not(facecolor):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from resilience_sim.views.dashboard import Dashboard, Slider
+
+    def draw(ax, r):
+        ax.plot([0, 1], [0, r])
+        ax.set_title("a title")
+    dash = Dashboard(lambda x: x, draw, [Slider("x", "x", "", 0, 1, 0.5)], figsize=(3.0, 2.0))
+    dash._figure.set_facecolor(facecolor)
+    png = dash.render()
+    image = Image.open(io.BytesIO(png))
+    assert image.mode == ("RGB" if facecolor == "white" else "RGBA")
+    want = np.asarray(dash._figure.canvas.buffer_rgba())
+    assert np.array_equal(np.asarray(image.convert("RGBA")), want)

@@ -122,6 +122,27 @@ def test_dashboard_is_registered():
     assert not any(k.startswith("07_overload/") for k in keys)
 
 
+def test_the_dashboards_run_is_its_own_and_tells_the_short_runs_story():
+    """The dashboard runs DASH (16 s), not the sweeps' SHORT (22 s): the same storm at 65%, absorbed at 2 s
+    and kept at 3 s in its seed, judged from 5 s after its default trigger (4 s) ends."""
+    assert mf.DASH != mf.SHORT and mf.DASH["duration"] < mf.SHORT["duration"]
+    assert mf.DASH["window"] == (11.0, 16.0) and mf.DASH["window"][0] - (mf.DASH["start"] + mf.TRIGGER) == 5.0
+    dash = all_dashboards()["08_metastable/metastable"]()
+    assert all(r.results.until >= mf.DASH["duration"] and r.window == mf.DASH["window"] for r in dash.results.values())
+    after = {t: [mf.metastable_run(trigger=t, budget=b, seed=7, **mf.DASH).after for b in (False, True)]
+             for t in (2.0, 3.0, 6.0)}
+    assert after[2.0][0] > 0.95 and after[3.0][0] < 0.05 and after[6.0][0] < 0.05    # no budget: the edge
+    assert after[3.0][1] > 0.95 and 0.05 < after[6.0][1] < 0.95                     # budget: a long one drains slowly
+
+
+def test_the_runs_keep_no_policy_logs_and_their_counts_stay_exact():
+    res = mf.metastable_run(budget=True, seed=7, **mf.DASH)
+    retry, budget = res.client.retry, res.client.budget
+    logs = (retry.retries, retry.refusals, retry.backoff.given, budget.denied)
+    assert all(len(log) == 0 and log.limit == 0 for log in logs)
+    assert retry.retries.total > 0 and budget.denied.total == res.client.budget_denied > 0
+
+
 def test_metastable_dashboard_reacts_to_every_slider():
     dash = all_dashboards()["08_metastable/metastable"]()
     stuck, budgeted = dash.results.values()

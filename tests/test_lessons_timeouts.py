@@ -36,6 +36,17 @@ def test_slow_dependency_dashboard_reacts_to_every_slider():
     assert "Could not run" not in dash.text.value
 
 
+def test_the_dashboards_short_run_drains_before_it_ends_even_at_its_slowest_setting():
+    """14 s: the db slow from 2 s to 10 s; with 2 slots and no timeout the queue is empty again by 13.7 s."""
+    dash = all_dashboards()["04_timeouts/slow_dependency"]()
+    assert (tm.DASH_DURATION, tm.DASH_WINDOW) == (14.0, (2.0, 10.0))
+    assert all(r.results.until == tm.DASH_DURATION and r.window == tm.DASH_WINDOW for r in dash.results.values())
+    dash.set(slots=2, timeout_ms=1000)              # a timeout no shorter than the extra second: no help either
+    for run in dash.results.values():
+        after = run.t > tm.DASH_WINDOW[1]
+        assert run.queue[after].max() > 100 and run.t[after][run.queue[after] == 0][0] <= 13.7
+
+
 # --- a slow dependency and Little's law ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def story():

@@ -18,7 +18,12 @@ What holds:
   language; anything else (colour, alpha, clipping) is applied at replay. Like matplotlib's own cache
   of text sizes, it keys on the font properties, not on the rcParams that resolve a family to a file;
 * memory stays bounded: at most :data:`MAX_TEXTS` texts (and font properties), forgotten all at once
-  when full.
+  when full;
+* :meth:`RedrawCanvas.draw` places each axes' titles at the top of the axes without matplotlib's
+  automatic search (it lays the y axis out once more per axes: a sixth of a dashboard figure's draw)
+  wherever that search can only leave them there: x ticks and label at the bottom, no child axes. It
+  checks after drawing that no y offset text ("1e6") and no axes top is in a title's way, and draws
+  again with the search where one is; the pixels are Agg's either way.
 
 Before matplotlib 3.11, Agg drew a text as one bitmap held by the font itself; such a text is drawn
 afresh each time (those versions are fast at it).
@@ -106,10 +111,65 @@ class TextMemoRenderer(RendererAgg):
             self._renderer.draw_text_image(image, gx, gy, gangle, gc)
 
 
+def _title_group(ax) -> set:
+    """The axes whose decorations matplotlib weighs when it places ``ax``'s titles (its own search's set)."""
+    group = {ax, *ax.child_axes, *ax._twinned_axes.get_siblings(ax)}
+    group.update(ax.get_figure(root=False)._align_label_groups["title"].get_siblings(ax))
+    return group
+
+
+def _titles(ax) -> tuple:
+    return ax.title, ax._left_title, ax._right_title
+
+
+def _pin_titles(figure) -> list:
+    """Put the titles of every axes whose automatic title search could only find the top of the axes
+    at that top, (x, 1.0), as the search would, and switch the search off; returns those axes."""
+    pinned = []
+    for ax in figure.axes:
+        if getattr(ax, "_autotitlepos", None) is not True or ax.child_axes:
+            continue
+        if not any(t.get_text() for t in _titles(ax)):
+            continue                                   # the search itself stops here
+        if any(a.xaxis.get_ticks_position() in ("top", "unknown") or a.xaxis.get_label_position() == "top"
+               for a in _title_group(ax)):
+            continue
+        for title in _titles(ax):
+            title.set_position((title.get_position()[0], 1.0))
+        ax._autotitlepos = False
+        pinned.append(ax)
+    return pinned
+
+
+def _titles_clear(ax, renderer) -> bool:
+    """After a draw: True if the search would have left ``ax``'s titles at the top of its axes (no y
+    offset text shown beside them, each title above the highest axes top of its group)."""
+    group = _title_group(ax)
+    if any(a.yaxis.offsetText.get_visible() and a.yaxis.offsetText.get_text() for a in group):
+        return False
+    top = max(a.spines.get("outline", a).get_window_extent().ymax for a in group)
+    return top >= 0 and all(t.get_window_extent(renderer).ymin >= top for t in _titles(ax) if t.get_text())
+
+
 class RedrawCanvas(FigureCanvasAgg):
     """A ``FigureCanvasAgg`` that keeps one :class:`TextMemoRenderer` while the figure's size and dpi
     stay the same (Agg's own canvas keeps its renderer too, but a figure made with ``Figure()`` has no
-    Agg canvas, so each ``savefig`` would make a canvas and a renderer anew)."""
+    Agg canvas, so each ``savefig`` would make a canvas and a renderer anew), and whose :meth:`draw`
+    places titles without a search where the search cannot move them (see the module's docstring;
+    ``savefig`` calls Agg's own draw, with the search)."""
+
+    def draw(self):
+        pinned = _pin_titles(self.figure)
+        try:
+            super().draw()
+            if not all(_titles_clear(ax, self.renderer) for ax in pinned):
+                for ax in pinned:                    # something is in a title's way: let matplotlib search
+                    ax._autotitlepos = True
+                pinned = []
+                super().draw()
+        finally:
+            for ax in pinned:
+                ax._autotitlepos = True
 
     def get_renderer(self):
         w, h = self.get_width_height(physical=True)

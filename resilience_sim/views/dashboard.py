@@ -13,7 +13,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import ipywidgets as widgets
+import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
 from ..core import validate
 from .canvas import RedrawCanvas
@@ -25,6 +27,9 @@ MAX_PIXELS = 4000
 #: zlib's level for the picture's PNG: 1 encodes in two thirds of the default's (6) time, for a file
 #: a few per cent larger; the pixels are the same.
 PNG_COMPRESSION = 1
+#: zlib's strategy for it: run-length (Z_RLE) encodes a plot's long runs of one colour in two thirds of
+#: the default strategy's time, for a file about a tenth larger.
+PNG_STRATEGY = 3
 
 
 #: Widest label a control's widget takes, in pixels (half a screen's width is already generous).
@@ -174,6 +179,18 @@ def _clear(ax) -> None:
     ax.margins(x=0.05, y=0.05)
 
 
+def _png(rgba) -> bytes:
+    """PNG bytes of an RGBA picture: stored as RGB when every pixel is opaque (the same pixels, a
+    quarter fewer bytes to filter and compress), as RGBA otherwise (a transparent figure)."""
+    pixels = np.asarray(rgba)
+    if (pixels[..., 3] == 255).all():
+        pixels = pixels[..., :3]
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="png", compress_level=PNG_COMPRESSION,
+                                                       compress_type=PNG_STRATEGY)
+    return buf.getvalue()
+
+
 def _same(a, b) -> bool:
     try:
         return a is b or bool(a == b)
@@ -317,17 +334,17 @@ class Dashboard:
         self.refresh()
 
     def render(self, *, fresh: bool = False) -> bytes:
-        """The current picture as PNG bytes. The figure, its axes and its renderer are made once and
-        cleared for each redraw (building axes and their ticks is a third of a redraw); ``fresh`` builds
-        them anew, and gives the very same picture."""
+        """The current picture as PNG bytes, drawn at the dashboard's dpi (``savefig``'s settings play no
+        part). The figure, its axes and its renderer are made once and cleared for each redraw (building
+        axes and their ticks is a third of a redraw); ``fresh`` builds them anew, and gives the very same
+        picture."""
         fig, axes = self._panels(validate.boolean("fresh", fresh))
         for ax, (variant, result) in zip(axes, self.results.items()):
             self.draw(ax, result)
             if variant:
                 ax.set_title(variant)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", pil_kwargs={"compress_level": PNG_COMPRESSION})
-        return buf.getvalue()
+        fig.canvas.draw()
+        return _png(fig.canvas.buffer_rgba())
 
     def _panels(self, fresh: bool):
         if fresh or self._figure is None or len(self._axes) != len(self.results):
