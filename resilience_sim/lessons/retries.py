@@ -233,10 +233,12 @@ class WavesResult:
 
 
 WAVE_KINDS = ("constant", "exponential", "full jitter")
+#: Attempts a restarting app server makes before it gives up (the jitter dashboard says so).
+WAVES_ATTEMPTS = 12
 
 
 def waves_run(kind: str = "constant", *, clients: int = 300, outage: float = 1.5, delay: float = 0.5,
-              spread: float = 0.05, max_attempts: int = 12, seed: int = 1) -> WavesResult:
+              spread: float = 0.05, max_attempts: int = WAVES_ATTEMPTS, seed: int = 1) -> WavesResult:
     """``clients`` app servers start within ``spread`` seconds, each fetching its config once; the
     config service is down for the first ``outage`` seconds. Retry waits: "constant" (``delay``
     every time), "exponential" (ceilings ``delay``, 2·``delay``, ... capped at 8·``delay``) or
@@ -269,7 +271,7 @@ def draw_waves(ax, res: WavesResult, *, until: float | None = None):
               label="calls reaching config")
     ax.axvspan(0, res.outage, color="tab:red", alpha=0.15, lw=0, label="config down")
     ax.axhline(res.capacity_per_bin, color="k", ls="--", lw=1, label="what config serves per 100 ms")
-    ax.set_xlim(0, t[-1] + BIN)
+    ax.set_xlim(-3 * BIN, t[-1] + BIN)                # from just before 0: the first wave clear of the y axis
     spec = ax.get_subplotspec()
     if spec.is_last_row():
         ax.set_xlabel("time (s)")
@@ -280,7 +282,7 @@ def draw_waves(ax, res: WavesResult, *, until: float | None = None):
 
 def waves_summary(res: WavesResult) -> str:
     done = f"all served by {res.finished:.1f} s" if math.isfinite(res.finished) else \
-        f"{res.clients - res.served} never served"
+        f"{res.clients - res.served} gave up unserved"
     return f"{res.calls} calls, peak {res.peak_after_outage()} per 100 ms after the outage, {done}"
 
 
@@ -318,7 +320,8 @@ def jitter_dashboard() -> Dashboard:
         variants={"exponential backoff, no jitter": {"kind": "exponential"},
                   "exponential backoff, full jitter": {"kind": "full jitter"}},
         summary=waves_summary, figsize=(9.0, 3.0),
-        title="Synchronized retries: calls reaching the config service per 100 ms (red: it is down)")
+        title=f"Synchronized retries: calls reaching config per 100 ms (red: down; "
+              f"a server tries {WAVES_ATTEMPTS} times)")
 
 
 # --- 4. the backoff schedules under contention -------------------------------------------------------
