@@ -71,12 +71,14 @@ def walk(notebook: str, *, stub=(), then=None) -> dict:
     return failed
 
 
-def says_which_task_first(failed: dict, task: int, own, later, above=()) -> None:
+def says_which_task_first(failed: dict, task: int, own, later, above=(), named=()) -> None:
     """After task ``task`` was left undone: its ``own`` cells fail with their own message (or the stub's
     NotImplementedError), the ``later`` cells, and only they, say to write it first (or that it is not done),
-    the cells ``above`` say that what they read comes from the cell above, which stopped, and nothing fails
-    with an error from inside the learner's code."""
-    first = (f"Write task {task} first: ", f"Task {task} is not done yet: ")
+    or, in cells of that task itself, to write one of the ``named`` functions first, the cells ``above`` say
+    that what they read comes from the cell above, which stopped, and nothing fails with an error from
+    inside the learner's code."""
+    first = (f"Write task {task} first: ", f"Task {task} is not done yet: ",
+             *(f"Write {name} first: " for name in named), *(f"{name} is not done yet: " for name in named))
     shown = {cid: f"{type(exc).__name__}: {exc}" for cid, exc in failed.items()}
     assert all("comes from the cell above, which stopped" in str(failed.get(cid)) for cid in above), shown
     said = {cid: str(exc) for cid, exc in failed.items() if str(exc).startswith(first) and cid not in above}

@@ -88,6 +88,9 @@ def test_learner_exception_is_reported_with_its_call():
     (lambda f, r: r / f, "ratio of down to up"),
     (lambda f, r: 1 - r / f, "approximation"),
     (lambda f, r: f / (f + r) + 0.01, r"should be 0\.99, yours gave 1\b"),
+    # found by the second learner review (rev9a): a rounded percentage is a percentage too
+    (lambda f, r: round(100 * f / (f + r), 2), r"yours gave 99\. More than 1 for a share of time: that looks like a "
+                                               r"percentage"),
 ])
 def test_availability_mistakes(wrong, match):
     fails(check.availability, wrong, match=match)
@@ -118,6 +121,12 @@ def test_checkout_mistakes():
     fails(check.checkout, 0.5, 1 - right, match="swapped")
     fails(check.checkout, 0.5, round(right, 5), match="round")
     fails(check.checkout, 0.5, "0.999", match="checkout_availability should be a number")
+    # found by the second learner review (rev9a): the MTBF mix-ups the lab defines, a rounded percentage
+    fails(check.checkout, 0.5, theory.availability(504 + 0.5, 0.5),
+          match=r"yours is 0\.99901\. That takes 504 h for the MTBF and adds MTTR again")
+    fails(check.checkout, 0.5, theory.availability(504 - 0.5, 0.5),
+          match=r"That is 1 − MTTR/MTTF, which is also availability\(504 − 0\.5, 0\.5\)")
+    fails(check.checkout, 0.5, 99.9, match=r"yours is 99\.9\. More than 1 for a share of time.*percentage")
 
 
 # --- task 3: series and parallel -----------------------------------------------------------------
@@ -253,6 +262,10 @@ def test_downtime_that_mixes_the_two_months_is_rejected_as_inconsistent():
     (lambda a: a * 365.25 * 1440 / 12, r"time \*up\*"),
     (lambda a: a * 30 * 1440, r"time \*up\*"),
     (lambda a: (1 - a / 100) * 365.25 * 1440 / 12, "not a percentage"),
+    # found by the second learner review (rev9a): rounded answers are named as rounded
+    (lambda a: round((1 - a) * 365.25 * 1440 / 12, 1), r"should be 43\.8300 minutes with the average month; yours "
+                                                      r"gave 43\.8\. .*did you round"),
+    (lambda a: round((1 - a) * 30 * 1440), r"with the SRE book's 30-day month; yours gave 43\. .*did you round"),
 ])
 def test_downtime_mistakes(wrong, match):
     fails(check.downtime_per_month, wrong, match=match)
@@ -280,6 +293,11 @@ def _ratio(t, f, r):
     (lambda t, f, r: _needed(t, r, f), "swapped"),
     (lambda t, f, r: _ratio(t, f, r), "replicas come whole: round \\*up\\*"),
     (lambda t, f, r: None, "ended without reaching a `return`"),
+    # found by the second learner review (rev9a): a parameter ignored is named
+    (lambda t, f, r: _needed(check.TARGET, f, r), r"right for target=0\.9995 \(the lab's TARGET\) on every case.*"
+                                                  r"use its `target` argument"),
+    (lambda t, f, r: _needed(t, f, 4.0), r"right for mttr=4 on every case.*`mttr` argument"),
+    (lambda t, f, r: _needed(t, 200.0, r), r"right for mttf=200 on every case.*`mttf` argument"),
 ])
 def test_min_replicas_mistakes(wrong, match):
     message = fails(check.min_replicas, wrong, match=match)
@@ -299,6 +317,8 @@ def test_min_replicas_message_shows_the_availabilities():
     (lambda t, f, n: f * (1 - t ** (1 / n)) / t ** (1 / n), "in series"),
     (lambda t, f, n: 1 - (1 - t) ** (1 / n), "availability each replica needs"),
     (lambda t, f, n: (1 - t) ** (1 / n), "share of time each replica may be down"),
+    (lambda t, f, n: f * (1 - check.TARGET) ** (1 / n) / (1 - (1 - check.TARGET) ** (1 / n)),
+     r"right for target=0\.9995 \(the lab's TARGET\).*`target` argument"),
 ])
 def test_max_mttr_mistakes(wrong, match):
     fails(check.max_mttr, wrong, match=match)
@@ -334,14 +354,17 @@ def test_max_mttr_accepts_a_bisection():
 
 # --- task 6: the shared crew ---------------------------------------------------------------------
 def simulation(*, crew_per_replica=False, ignore_crews=False, fixed_crew=None, need="any", measure_one=False,
-               swap=False, random_seed=False, fixed_seed=None):
+               swap=False, random_seed=False, fixed_seed=None, fixed_n=None, crew_of_one=False):
     """A measured_availability with one deliberate mistake switched on."""
     def measured_availability(n, mttf, mttr, crews, until, seed):
         if random_seed:
             seed = random.randrange(10**6)
+        n = fixed_n or n
         world = World(seed=seed if fixed_seed is None else fixed_seed)
         size = fixed_crew or crews
         shared = None if crews is None or ignore_crews else RepairCrew(world, size)
+        if crew_of_one:                                   # RepairCrew(world, 1) whatever crews is, None too
+            shared = RepairCrew(world, 1)
         names = [f"r{i}" for i in range(n)]
         for name in names:
             crew = RepairCrew(world, size) if crew_per_replica and crews is not None else shared
@@ -366,6 +389,9 @@ def test_solution_style_simulation_with_other_names_passes(capsys):
     ({"swap": True}, "swapped"),
     ({"random_seed": True}, "for the same seed"),
     ({"fixed_seed": 1}, "same answer for seeds 3 and 4"),
+    # found by the second learner review (rev9a): a parameter ignored is named
+    ({"fixed_n": 2}, r"right for n=2 on every case.*`n` argument.*range\(n\)"),
+    ({"crew_of_one": True}, r"one person whatever crews says, even with crews=None"),
 ])
 def test_measured_availability_mistakes(mistake, match):
     fails(check.measured_availability, simulation(**mistake), match=match)
@@ -414,6 +440,9 @@ def test_verdict_accepts_a_numpy_bool(capsys):
 @pytest.mark.parametrize("wrong, match", [
     (lambda t, f, r, c, limit=50: check._replicas_needed(t, f, r), "independent repairs.*crews=crews"),
     (lambda t, f, r, c, limit=50: (check._shared_needed(t, f, r, c) or 0) + 1, "One too many"),
+    # found by the second learner review (rev9a): crews ignored is not "one too many"
+    (lambda t, f, r, c, limit=50: check._shared_needed(t, f, r, 1, limit),
+     r"\(0\.9995, 200, 4, 2\) should be 2, yours gave 3\. Your answers are those for crews=1 on every case"),
 ])
 def test_min_replicas_shared_crew_mistakes(wrong, match):
     fails(check.min_replicas_shared_crew, wrong, match=match)
@@ -641,12 +670,36 @@ def _percent(mttf, mttr):
     (["lab01-15"], None, 3, ["lab01-16"], ["lab01-27", "lab01-29"]),
     (["lab01-18"], None, 4, ["lab01-19"], ["lab01-21"]),
     (["lab01-24"], None, 5, ["lab01-27"], ["lab01-29"]),
-    (["lab01-32"], None, 6, ["lab01-33"], ["lab01-35", "lab01-37", "lab01-38"]),
+    (["lab01-32"], None, 6, ["lab01-33"], ["lab01-35", "lab01-37", "lab01-38"]),        # 35, 38: named
     (["lab01-37"], None, 6, ["lab01-37", "lab01-38"], []),
     (["lab01-40"], None, 6, ["lab01-41"], ["lab01-42"]),
 ], ids=["1", "1-wrong", "2", "3", "4", "5", "6-run", "6-verdict", "6-crews"])
 def test_a_learner_who_skips_a_task_is_told_to_write_it_first(stub, then, task, own, later):
-    says_which_task_first(walk("01_availability.ipynb", stub=stub, then=then), task, own, later)
+    says_which_task_first(walk("01_availability.ipynb", stub=stub, then=then), task, own, later,
+                          named=("measured_availability", "min_replicas_shared_crew"))
+
+
+def test_inside_task_6_the_cells_name_the_function_to_write_not_the_task():
+    failed = walk("01_availability.ipynb", stub=["lab01-32"])
+    for cid in ("lab01-35", "lab01-38"):
+        assert str(failed[cid]).startswith("Write measured_availability first: measured_availability is not "
+                                           "written yet"), (cid, failed[cid])
+    assert str(walk("01_availability.ipynb", stub=["lab01-40"])["lab01-42"]).startswith(
+        "Write min_replicas_shared_crew first: ")
+
+
+def test_a_type_error_from_inside_the_function_gets_no_word_on_its_def_line():
+    """world.run() without `until` raises a TypeError about World.run's arguments, not the learner's."""
+    def measured_availability(n, mttf, mttr, crews, until, seed):
+        world = World(seed=seed)
+        for i in range(n):
+            FailureRepair(Service(world, f"r{i}"), mttf=mttf, mttr=mttr)
+        return world.run().time_availability(*(f"r{i}" for i in range(n)), need="any")
+    message = fails(check.measured_availability, measured_availability,
+                    match=r"raised TypeError: World\.run\(\) missing 1 required positional argument: 'until'\.$")
+    assert "def` line" not in message
+    fails(check.series, lambda avails: math.prod(avails),        # the call itself: a word on the def line
+          match=r"<lambda>\(\) takes 1 positional argument but 2 were given\. Does series take the arguments")
 
 
 def test_the_cells_after_task_1_quote_its_check():

@@ -116,6 +116,11 @@ def test_learner_exception_is_reported_with_its_call():
     (lambda a, b, c: min(c, b * 2 ** a) + 0.001, r"exponential_delay\(1, 0\.1, 10\) should be 0\.2 s"),
     (lambda a, b, c: min(b, c * 2 ** a), r"yours gave 0\.1\. base and cap look swapped.*"
                                          r"min\(cap, base \* 2 \*\* attempt\)"),
+    # found by the second learner review (rev9a): the cap read off the table, or an overflow guard
+    (lambda a, b, c: c if a >= 7 else min(c, b * 2 ** a), r"exponential_delay\(8, 0\.01, 60\) should be 2\.56 s.*"
+                                                          r"yours gave 60\. You returned the cap at attempt 8"),
+    (lambda a, b, c: c if a > 10 else min(c, b * 2 ** a), r"exponential_delay\(12, 0\.001, 60\) should be 4\.096 s.*"
+                                                          r"not on a fixed attempt"),
 ])
 def test_exponential_delay_mistakes(wrong, match):
     fails(check.exponential_delay, wrong, match=match)
@@ -151,6 +156,11 @@ def global_random(a, rng, b, c):                              # not the rng it w
 _CACHE: dict = {}
 
 
+def reseeds_by_attempt(a, rng, b, c):                         # "reproducible": the same seed for the same retry
+    rng.seed(a)
+    return rng.uniform(0, ceiling(a, b, c))
+
+
 def cached_per_client(a, rng, b, c):                          # one draw per generator, reused every retry
     u = _CACHE.setdefault(id(rng), rng.random())
     return u * ceiling(a, b, c)
@@ -161,6 +171,7 @@ def cached_per_client(a, rng, b, c):                          # one draw per gen
     (fresh_seeded_generator, "drawn once and reused"),
     (global_random, "not reproducible"),
     (cached_per_client, r"drawn once and reused"),
+    (reseeds_by_attempt, r"^full_jitter reseeds the generator it is given.*rng\.seed"),
 ])
 def test_full_jitter_reused_or_foreign_randomness(wrong, match):
     fails(check.full_jitter, wrong, match=match)
@@ -181,6 +192,9 @@ def test_full_jitter_reused_or_foreign_randomness(wrong, match):
     (lambda a, rng, b, c: rng.uniform(-ceiling(a, b, c), ceiling(a, b, c)), "negative"),
     (lambda a, rng, b, c: rng.random(), "random fraction itself"),
     (lambda a, rng, b, c: rng.random() ** 2 * ceiling(a, b, c), "not spread evenly"),
+    # found by the second learner review (rev9a)
+    (lambda a, rng, b, c: round(rng.uniform(0, ceiling(a, b, c)), 2),
+     r"full_jitter\(1, rng, 0\.01, 10\), whose ceiling is 0\.02 s, gave only 3 different waits.*did you round"),
 ])
 def test_full_jitter_wrong_range_or_shape(wrong, match):
     fails(check.full_jitter, wrong, match=match)
@@ -360,6 +374,39 @@ class WindowInMilliseconds(Budget):
         self.retries = [t for t in self.retries if t > edge]
 
 
+class AppendsThenComparesLessOrEqual(Budget):
+    def try_retry(self, now):
+        self.forget(now)
+        self.retries.append(now)
+        if len(self.retries) <= self.allowed():
+            return True
+        self.retries.pop()
+        return False
+
+
+class KeepsRetriesAtTheEdge(Budget):
+    def forget(self, now):
+        self.requests = [t for t in self.requests if t > now - self.window]
+        self.retries = [t for t in self.retries if t >= now - self.window]
+
+
+class ForgetsOnlyOnRequests(Budget):
+    def record_request(self, now):
+        self.forget(now)
+        self.requests.append(now)
+
+    def try_retry(self, now):
+        if len(self.retries) < self.allowed():
+            self.retries.append(now)
+            return True
+        return False
+
+
+class MinimumPerSecond(Budget):
+    def allowed(self):
+        return self.min_retries * self.window + self.ratio * len(self.requests)
+
+
 @pytest.mark.parametrize("wrong, match", [
     (RatioAsPercent, r"Case 3, a busy client.*yours allowed 6\. .*as if ratio were a percentage divided by 100"),
     (WindowInMilliseconds, r"Case 3, a busy client.*yours allowed 5\. Your window is 1000 times too short.*"
@@ -377,11 +424,28 @@ class WindowInMilliseconds(Budget):
     (ShareOfAllCalls, r"retries earn budget.*requests \+ retries"),
     (SharedLists, "Two budgets share their counts.*__init__"),
     (KeepsTheEdge, r"Case 7, min_retries=0.*\(0, 10\].*yours allowed 2\. Your window keeps events exactly"),
-    (RoundsDown, r"Case 8, 14 first attempts.*7 retries fit.*yours allowed 6\. You rounded"),
-    (RoundsToNearest, r"Case 8.*You rounded"),
+    (RoundsDown, r"Case 8, 14 first attempts.*7 retries fit.*yours allowed 6\. .*Either you rounded"),
+    (RoundsToNearest, r"Case 8.*You rounded ratio \* first attempts to the nearest whole number"),
+    # found by the second learner review (rev9a)
+    (AppendsThenComparesLessOrEqual, r"Case 8.*or you appended the retry first and then compared len\(retries\) <= "
+                                     r"limit"),
+    (KeepsRetriesAtTheEdge, r"Case 13, RetryBudget\(0\.1, 10\.0, 1\): a retry granted at t=0 s.*yours allowed 0\. "
+                            r"Your window keeps retries exactly `window` seconds old"),
+    (ForgetsOnlyOnRequests, r"Case 5.*yours allowed 0\. Your budget forgets old times only when a first attempt "
+                            r"arrives"),
+    (MinimumPerSecond, r"Case 1.*yours allowed 20\. It also differs in case 3 \(30 where 15 fit\)"),
 ])
 def test_retry_budget_mistakes(wrong, match):
     fails(check.retry_budget, wrong, match=match)
+
+
+@pytest.mark.parametrize("wrong, misleading", [
+    (AppendsThenComparesLessOrEqual, "(int() or round())"),
+    (MinimumPerSecond, "never runs out"),
+    (ForgetsOnlyOnRequests, "never forgets"),
+])
+def test_retry_budget_hints_only_on_a_full_match(wrong, misleading):
+    assert misleading not in fails(check.retry_budget, wrong, match="Case")
 
 
 def test_retry_budget_answers_must_be_booleans():
@@ -496,7 +560,7 @@ def test_the_labs_rule_is_the_course_retry_policy():
     """What the lab checks a learner against is what RetryPolicy decides, on every case it asks."""
     for m in (1, 3, 5):
         policy = RetryPolicy(m, Constant(0))
-        for reason in sorted(RETRYABLE) + list(check.NOT_RETRYABLE):
+        for reason in sorted(RETRYABLE) + list(check.NOT_RETRYABLE) + [check.UNLISTED]:
             for a in range(1, m + 2):
                 for i in (True, False):
                     for k in (None, "order-42"):
@@ -518,6 +582,13 @@ def test_the_labs_rule_is_the_course_retry_policy():
     (lambda a, r, i, k, m=3: a <= m and r in RETRYABLE and (i or k is not None), r"was the last of max_attempts"),
     (lambda a, r, i, k, m=3: a + 1 < m and r in RETRYABLE and (i or k is not None), r"still a call left"),
     (lambda a, r, i, k, m=3: a < 3 and r in RETRYABLE and (i or k is not None), r"max_attempts argument"),
+    # found by the second learner review (rev9a): an allowlist with a reason added is not a skip list
+    (lambda a, r, i, k, m=3: a < m and (r in RETRYABLE or r == "throttled") and (i or k is not None),
+     r"'throttled'.*You retry 'throttled', which RETRYABLE does not hold, yet not 'conflict'.*'throttled' is not "
+     r"'too many requests'"),
+    (lambda a, r, i, k, m=3: a < m and r not in check.NOT_RETRYABLE and (i or k is not None),
+     r"should_retry\(1, 'conflict', True, None, 3\) returned True.*in neither list.*an allowlist\): a list of "
+     r"reasons to skip lets through"),
 ])
 def test_should_retry_mistakes(wrong, match):
     fails(check.should_retry, wrong, match=match)

@@ -59,7 +59,8 @@ def breaker(**mistakes):
         "boundary_strict", "late_results_count", "probes_not_reset", "reopen_old_timer",
         "allow_does_not_advance", "one_probe", "failed_probe_closes", "probes_in_flight",
         "state_name", "allow_returns_none", "successes_not_reset", "rate_opens_at_zero", "window_unbounded_after_close",
-        "shared_window", "closes_on_allowed_probes"}
+        "shared_window", "closes_on_allowed_probes", "open_for_ms", "rate_floor_div", "min_calls_on_failures",
+        "probes_off_by_one", "slow_refusal", "no_probes_yet"}
     assert not unknown, unknown
     m = mistakes.get
 
@@ -88,7 +89,7 @@ def breaker(**mistakes):
         def _advance(self, now):
             if self._state == "open" and not m("stuck_open"):
                 t = clock(now)
-                due = self._opened_at + self.open_for
+                due = self._opened_at + self.open_for / (1000 if m("open_for_ms") else 1)
                 if (t > due) if m("boundary_strict") else (t >= due):
                     self._state = "half-open"
                     if not m("probes_not_reset"):
@@ -115,12 +116,16 @@ def breaker(**mistakes):
         def _allow(self, now):
             if self._state == "closed":
                 return True
+            if m("slow_refusal"):
+                time.sleep(0.5)
             if self._state == "open":
                 if m("timer_from_refusal"):
                     self._opened_at = clock(now)
                 return bool(m("open_allows"))
+            if m("no_probes_yet"):                      # a class written up to task 2: probes are task 3
+                return False
             limit = 1 if m("one_probe") else self.half_open_probes
-            if m("unlimited_probes") or self._probes < limit:
+            if m("unlimited_probes") or (self._probes <= limit if m("probes_off_by_one") else self._probes < limit):
                 self._probes += 1
                 return True
             return False
@@ -161,10 +166,13 @@ def breaker(**mistakes):
             self._total += not success
             run = self._total if m("total_failures") else self._in_a_row
             n, failed = len(self._failed), sum(self._failed)
-            enough = True if m("too_few_calls") else ((n > self.min_calls) if m("min_calls_strict")
-                                                       else (n == self.min_calls) if m("judges_at_min_calls_only")
-                                                       else (n >= self.min_calls))
+            kept = sum(self._failed) if m("min_calls_on_failures") else n
+            enough = True if m("too_few_calls") else ((kept > self.min_calls) if m("min_calls_strict")
+                                                       else (kept == self.min_calls) if m("judges_at_min_calls_only")
+                                                       else (kept >= self.min_calls))
             share = failed / (self.window if m("rate_over_window") else n)
+            if m("rate_floor_div"):
+                share = failed // n
             if m("failures_over_successes"):
                 share = failed / (n - failed) if n > failed else 1.0
             rate_hit = (share > self.failure_rate) if m("rate_strict") else (share >= self.failure_rate)
@@ -220,7 +228,7 @@ def test_the_test_breaker_without_mistakes_passes_everything(capsys):
     ("open_allows", "open_state", "let a call through while open"),
     ("boundary_strict", "open_state", "compare with >=, not >"),
     ("late_results_count", "open_state", "A late success closed"),
-    ("allow_does_not_advance", "open_state", "allow must also notice"),
+    ("allow_does_not_advance", "open_state", "allow must notice by itself that open_for has passed"),
     ("closes_after_first_probe", "half_open", "closed after the first successful probe"),
     ("one_probe", "half_open", "let only 1 probe through"),
     ("reopen_old_timer", "half_open", "the new open period starts at the failed probe"),
@@ -241,6 +249,13 @@ def test_the_test_breaker_without_mistakes_passes_everything(capsys):
     ("min_calls_gates_both", "closed_rules", "min_calls .* gates only the failure-rate rule"),
     ("judges_at_min_calls_only", "closed_rules", r"judge only when exactly min_calls=6.*at least min_calls"),
     ("failures_over_successes", "closed_rules", r"divide the failures by the successes"),
+    # found by the second learner review (rev9a): probed before named
+    ("open_for_ms", "closed_rules", r"half-open 0\.5 s after it opened too: open_for is in seconds"),
+    ("rate_floor_div", "closed_rules", r"Is it integer division\? failures // len"),
+    ("min_calls_on_failures", "closed_rules", r"Yours waits for min_calls failures: min_calls counts the outcomes"),
+    ("rate_over_window", "closed_rules", r"Dividing by window=20 instead gives 25%"),
+    ("probes_off_by_one", "half_open", r"One probe too many: your breaker let 4 calls through.*<, not <="),
+    ("slow_refusal", "open_state", r"b\.allow\(101\.0\) took 0\.5 s: a breaker answers at once"),
 ])
 def test_each_mistake_is_named(mistake, name, match):
     message = fails(getattr(check, name), breaker(**{mistake: True}), match=match)
@@ -251,6 +266,19 @@ def test_the_new_rate_mistakes_do_not_get_the_old_misleading_hints():
     assert ">=, not only >" not in fails(check.closed_rules, breaker(rate_over_window=True), match="window=20")
     assert "count all" not in fails(check.closed_rules, breaker(judges_at_min_calls_only=True), match="exactly")
     assert "right length" not in fails(check.closed_rules, breaker(failures_over_successes=True), match="successes")
+    for mistake in ("rate_floor_div", "min_calls_on_failures"):
+        assert "Dividing by window" not in fails(check.closed_rules, breaker(**{mistake: True}), match="5 / 10")
+    assert "set opened_at = now" not in fails(check.closed_rules, breaker(open_for_ms=True), match="in seconds")
+    assert "Unlimited" not in fails(check.half_open, breaker(probes_off_by_one=True), match="One probe too many")
+
+
+def test_a_class_written_up_to_task_2_passes_task_2_and_task_3_names_the_probes(capsys):
+    """allow(130) refusing while the breaker is half-open is a missing probe, task 3's: task 2 passes."""
+    stage2 = breaker(no_probes_yet=True)
+    for name in ("closed_rules", "open_state"):
+        inspect.unwrap(getattr(check, name))(stage2)
+    assert capsys.readouterr().out.count("✔") == 2
+    fails(check.half_open, stage2, match=r"^Half-open with half_open_probes=3, your breaker let only 0 probes through")
 
 
 def test_a_numpy_bool_from_allow_is_accepted(capsys):
@@ -330,13 +358,18 @@ def test_learner_exception_is_reported_with_the_call():
 
 # --- task 6: run_calls -----------------------------------------------------------------------------------
 def calls(*, record_refused=False, ask_when_refused=False, no_none=False, no_record=False, no_return=False,
-          refused_as_failed=False, skip_allow=False, refused_as_sent=False, as_list=False, order=None):
+          refused_as_failed=False, skip_allow=False, refused_as_sent=False, as_list=False, order=None,
+          pops_times=False, record_later=False, break_on_refusal=False, allow_twice=False):
     def run_calls(breaker, times, is_up):
         sent = failed = refused = 0
-        for t in times:
+        for t in (times.pop(0) for _ in range(len(times))) if pops_times else times:
             allowed = True if (no_none or breaker is not None) and skip_allow else (
                 breaker.allow(t) if (no_none or breaker is not None) else True)
+            if allowed and allow_twice and breaker is not None:
+                allowed = breaker.allow(t)
             if not allowed:
+                if break_on_refusal:
+                    break
                 refused += 1
                 failed += refused_as_failed
                 sent += refused_as_sent
@@ -349,7 +382,7 @@ def calls(*, record_refused=False, ask_when_refused=False, no_none=False, no_rec
             ok = is_up(t)
             failed += not ok
             if breaker is not None and not no_record:
-                breaker.record(t, ok)
+                breaker.record(t + 0.1 if record_later else t, ok)
         if no_return:
             return None
         if order:
@@ -374,9 +407,31 @@ def test_run_calls_style_variants_pass(capsys):
     ({"refused_as_sent": True}, r"counted the refused calls as sent"),
     ({"order": ("sent", "refused", "failed")}, r"another order: return \(sent, failed, refused\)"),
     ({"skip_allow": True}, "ask breaker.allow"),
+    # found by the second learner review (rev9a)
+    ({"pops_times": True}, r"^With no breaker, your run_calls changed `times` \(it held 600 times, 0 after your call"),
+    ({"record_later": True}, r"record\(0\.1, True\) for the call let through at 0\.0: record each result with the t"),
+    ({"break_on_refusal": True}, r"yours asked 106 times for 600 calls\. Yours stopped at the first refused call "
+                                 r"\(allow\(10\.5\) was False\): a `break`\? .*`continue`"),
+    ({"allow_twice": True}, r"asked allow\(0\.0\) 2 times for one call"),
 ])
 def test_run_calls_mistakes(mistake, match):
     fails(check.run_calls, calls(**mistake), match=match)
+    assert "now must not go back" not in fails(check.run_calls, calls(**mistake), match=r"\S")
+
+
+def test_one_unrecorded_call_is_told_in_the_singular():
+    class FirstNotRecorded:
+        def __init__(self, inner):
+            self.inner, self.allow = inner, inner.allow
+
+        def record(self, now, success):
+            if now != 0.0:                               # the first call's result is dropped
+                self.inner.record(now, success)
+
+    def run_calls(breaker, times, is_up):
+        return calls()(breaker and FirstNotRecorded(breaker), times, is_up)
+    fails(check.run_calls, run_calls, match=r"^With CircuitBreaker\(.*\), 1 call was let through but its result was "
+                                            r"never recorded")
 
 
 def record_the_opposite(breaker, times, is_up):

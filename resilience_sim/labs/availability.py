@@ -43,6 +43,17 @@ SRE_MONTH_MIN = theory.CALENDARS["sre"]["month"] / 60   # 43 200 minutes
 
 
 # --- helpers ------------------------------------------------------------------------------------
+_PERCENT = ("More than 1 for a share of time: that looks like a percentage (rounded or not); return a "
+            "fraction between 0 and 1 (0.99, not 99).")
+
+
+def _ignored(param: str, value, name: str = "") -> str:
+    """The hint for answers that are right for ``param=value`` on every case: the argument is not used."""
+    instead = f" ({name})" if name else ""
+    return (f"Your answers are right for {param}={fb.fmt(value)}{instead} on every case, whatever `{param}` is "
+            f"given: does your function use its `{param}` argument, rather than a global or a number of your "
+            f"own?")
+
 def _diagnose(cases, got, mistakes, rel: float = 1e-6) -> str | None:
     """The hint of the first mistake whose answers match the learner's on every case."""
     for compute, hint in mistakes:
@@ -63,6 +74,8 @@ def _check_function(fn, name, cases, expected, mistakes, *, rel=1e-9, explain=""
             message = f"{fb.show(name, args)} should be {fb.fmt(want)}, yours gave {fb.fmt(g)}."
             if hint:
                 message += f" {hint}"
+            elif g > 1 >= want:
+                message += f" {_PERCENT}"
             elif all(fb.close(gi, wi, 1e-3) for gi, wi in zip(got, expected)):
                 message += (" Close on every case but not exact: did you round? Return the value as it "
                             "comes out (round only when you print it).")
@@ -125,11 +138,23 @@ def checkout(mttr_h, availability_value) -> None:
     if not fb.close(got, want, 1e-9):
         known = {
             100 * want: "That looks like a percentage; give a fraction between 0 and 1.",
+            theory.availability(mttf + want_mttr, want_mttr): f"That takes {mttf:g} h for the MTBF and adds MTTR "
+            f"again (availability({mttf:g} + {want_mttr:g}, {want_mttr:g})): the 3 weeks a failure takes to come "
+            f"are the MTTF, the time up, so availability({mttf:g}, {want_mttr:g}).",
+            theory.availability(mttf - want_mttr, want_mttr): f"That is 1 − MTTR/MTTF, which is also "
+            f"availability({mttf:g} − {want_mttr:g}, {want_mttr:g}): either the approximation, or {mttf:g} h taken "
+            f"for the MTBF (the whole cycle) with MTTR subtracted. The 3 weeks a failure takes to come are the "
+            f"MTTF, the time up: availability({mttf:g}, {want_mttr:g}), exactly.",
             theory.availability(mttf, restart / 60): "That leaves the detection time out of MTTR.",
             theory.availability(mttf, detect + restart): "That mixes hours (MTTF) and minutes (MTTR).",
             want_mttr / (mttf + want_mttr): "That is the share of time down: MTTF and MTTR swapped.",
         }
-        hint = next((h for v, h in known.items() if fb.close(got, v, 1e-6)), "")
+        mtbf = {v: known.pop(v) for v in (theory.availability(mttf + want_mttr, want_mttr),
+                                          theory.availability(mttf - want_mttr, want_mttr))}
+        hint = next((h for v, h in mtbf.items() if fb.close(got, v, 1e-9)), "") or \
+            next((h for v, h in known.items() if fb.close(got, v, 1e-6)), "")
+        if not hint and got > 1:
+            hint = _PERCENT
         if not hint and abs(got - want) < 1e-4:
             hint = ("Close, but not exact: did you round, or use an approximation? Compute it with your "
                     "availability function.")
@@ -256,6 +281,15 @@ def downtime_per_month(fn) -> None:
             (lambda a, m=minutes: (1 - a) * m / day, "That is in days; the task asks for minutes."),
             (lambda a, m=minutes: (1 - a) * m * 12, "That is per year; the task asks per month."),
         ]
+    for calendar, (minutes, words) in _MONTHS.items():
+        off = max(abs(g - (1 - a) * minutes) for (a,), g in zip(cases, got))
+        if off <= 0.5 + 1e-9:
+            (a,), g = cases[0], got[0]
+            raise AssertionError(
+                f"{fb.show(name, (a,))} should be {(1 - a) * minutes:.4f} minutes with {words.split(',')[0]}; "
+                f"yours gave {fb.fmt(g)}. Every answer of yours is within {off:.2g} minutes of that month's: did "
+                f"you round (round(), int(), a format)? Return the value as it comes out; round only when you "
+                f"print it.")
     if same:
         (a,), g = cases[0], got[0]
         message = (f"{fb.show(name, (a,))} should be {(1 - a) * MONTH_MIN:.4f} minutes (average month) or "
@@ -334,6 +368,9 @@ def min_replicas(fn) -> None:
          "when the availability meets the target, not the ones before."),
         (lambda t, f, r: _replicas_needed_fast(t, r, f), "MTTF and MTTR look swapped in the availability of "
          "one replica."),
+        (lambda t, f, r: _replicas_needed(TARGET, f, r), _ignored("target", TARGET, "the lab's TARGET")),
+        (lambda t, f, r: _replicas_needed(t, REPLICA_MTTF_H, r), _ignored("mttf", REPLICA_MTTF_H)),
+        (lambda t, f, r: _replicas_needed(t, f, DESIGN_MTTR_H), _ignored("mttr", DESIGN_MTTR_H)),
     ]
     for args, g in zip(cases, got):
         want = _replicas_needed(*args)
@@ -392,6 +429,8 @@ def max_mttr(fn) -> None:
         (lambda t, f, n: f * (1 - t) ** n / (1 - (1 - t) ** n), "You raised (1 − target) to the power n: "
          "that is how often n replicas are all down when each is down (1 − target) of the time. Go the other "
          "way: each replica may be down the n-th root, u = (1 − target)^(1/n)."),
+        (lambda t, f, n: _max_mttr(TARGET, f, n), _ignored("target", TARGET, "the lab's TARGET")),
+        (lambda t, f, n: _max_mttr(t, REPLICA_MTTF_H, n), _ignored("mttf", REPLICA_MTTF_H)),
     ]
     got = [fb.real(fb.call(fn, name, *c), fb.show(name, c)) for c in cases]
     for args, g, want in zip(cases, got, expected):
@@ -475,6 +514,11 @@ def measured_availability(fn) -> None:
         (lambda n, f, r, c: _one_up(n, f, r, None), "That is one replica's availability: pass every "
          "replica's name to time_availability(*names, need=\"any\")."),
         (lambda n, f, r, c: _any_up(n, r, f, c), "MTTF and MTTR look swapped in FailureRepair."),
+        (lambda n, f, r, c: _any_up(n, f, r, 1), "The crew has one person whatever crews says, even with "
+         "crews=None: build it with RepairCrew(world, crews) when crews is a number, and give no crew "
+         "(crew=None) when crews is None."),
+        (lambda n, f, r, c: _any_up(2, f, r, c), _ignored("n", 2) + " Make n replicas (a loop over range(n)), "
+         "each with its own name."),
     ]
     for args, g in zip(calls, got):
         if not 0 <= g <= 1:
@@ -604,6 +648,10 @@ def min_replicas_shared_crew(fn) -> None:
             message += (" That is the answer for independent repairs; use "
                         "theory.replicas_availability(n, mttf, mttr, crews=crews), which knows about the "
                         "shared crew.")
+        elif all(gi == _shared_needed(t, f, r, 1) for (t, f, r, _), gi in zip(cases, got)):
+            message += (f" Your answers are those for crews=1 on every case: pass the `crews` argument on, "
+                        f"theory.replicas_availability(n, mttf, mttr, crews=crews); with {crews} crews the "
+                        f"replicas wait less for repairs.")
         elif g is not None and want is not None and g == want + 1 and \
                 theory.replicas_availability(want, mttf, mttr, crews=crews) == target:
             message += (f" With {want} replicas availability is exactly {fb.fmt(target)}, the target: meeting "

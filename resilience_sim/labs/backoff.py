@@ -34,7 +34,7 @@ from . import feedback as fb
 from .breaker import _Clock
 
 __all__ = ["exponential_delay", "full_jitter", "retry_budget", "should_retry", "as_backoff", "as_budget",
-           "uses", "NOT_RETRYABLE"]
+           "uses", "NOT_RETRYABLE", "UNLISTED"]
 
 _TASKS = fb.Tasks()
 uses = _TASKS.uses
@@ -46,7 +46,8 @@ def _exp(attempt, base, cap):
 
 
 _EXP_CASES = [(1, 0.1, 10.0), (2, 0.1, 10.0), (3, 0.1, 10.0), (6, 0.1, 10.0), (7, 0.1, 10.0), (20, 0.1, 10.0),
-              (1, 1.0, 30.0), (4, 1.0, 30.0), (5, 1.0, 30.0), (40, 0.05, 2.0)]
+              (1, 1.0, 30.0), (4, 1.0, 30.0), (5, 1.0, 30.0), (40, 0.05, 2.0),
+              (8, 0.01, 60.0), (12, 0.001, 60.0)]     # late attempts still below the cap
 
 _EXP_MISTAKES = [
     (lambda a, b, c: b * 2 ** a, "Your delay has no cap: after 20 retries of 0.1 s it reaches 29 hours. "
@@ -94,6 +95,11 @@ def exponential_delay(fn) -> None:
                        f"yours gave {fb.fmt(g)}.")
             hint = next((h for f, h in _EXP_MISTAKES
                          if all(fb.close(x, f(*case), 1e-9) for case, x in zip(_EXP_CASES, got))), None)
+            if hint is None and fb.close(g, c, 1e-9) and want < c:
+                hint = (f"You returned the cap at attempt {a}, where {fb.fmt(b)} * 2**{a} = {fb.fmt(want)} s is "
+                        f"still below it: when the cap is reached depends on base and cap, not on a fixed "
+                        f"attempt (the table's 7th retry holds for base 0.1 s and cap 10 s only). Let min() "
+                        f"decide: min(cap, base * 2 ** attempt).")
             raise AssertionError(message + (f" {hint}" if hint else ""))
     fb.ok(f"{name}: base 0.1 s and cap 10 s wait 0.2, 0.4, 0.8 … s and never more than 10 s "
         f"(from the 7th retry on)")
@@ -155,6 +161,33 @@ _JITTER_RANGES = [
 ]
 
 
+def _reseeds(fn, name) -> bool:
+    """Whether one call leaves two differently seeded generators in the same state (``rng.seed(...)``)."""
+    first, second = random.Random(7), random.Random(8)
+    _jitter_call(fn, name, 3, first, 0.1, 10.0)
+    _jitter_call(fn, name, 3, second, 0.1, 10.0)
+    return first.getstate() == second.getstate()
+
+
+#: (attempt, base, cap) with a 0.02 s ceiling, the first one of the lab's contention run (base 0.01 s)
+_FINE_CASE, _FINE_DRAWS, _FINE_VALUES = (1, 0.01, 10.0), 400, 10
+
+
+def _not_rounded(fn, name) -> None:
+    """A wait rounded to a few decimals leaves a short ceiling only a handful of values: the clients it
+    should spread out keep colliding."""
+    rng = random.Random(13)
+    xs = _draws(fn, name, _FINE_CASE, rng, _FINE_DRAWS)
+    values = sorted(set(xs))
+    if len(values) < _FINE_VALUES:
+        shown = f"{name}({_FINE_CASE[0]}, rng, {fb.fmt(_FINE_CASE[1])}, {fb.fmt(_FINE_CASE[2])})"
+        raise AssertionError(
+            f"{shown}, whose ceiling is 0.02 s, gave only {len(values)} different waits in {_FINE_DRAWS} draws "
+            f"({', '.join(fb.fmt(v) for v in values[:5])}{' …' if len(values) > 5 else ''}): did you round the "
+            f"wait? With short ceilings (the lab's contention run starts at base 0.01 s) rounding puts many "
+            f"clients on the same wait, and they collide again. Return the draw as it is.")
+
+
 def _covers(lo, hi, interval) -> bool:
     """Whether draws spanning [lo, hi] look like a uniform draw over ``interval`` (4000 draws reach
     within about 0.1% of each end; 1.5% of the width is generous)."""
@@ -179,6 +212,12 @@ def full_jitter(fn) -> None:
         return [fb.real(_jitter_call(fn, name, a, rng, 0.1, 10.0), f"{name}({a}, rng, 0.1, 10)") for a in attempts]
 
     one, same, other = sequence(7), sequence(7), sequence(8)
+    if one == other and _reseeds(fn, name):
+        raise AssertionError(
+            f"{name} reseeds the generator it is given: after one call, rng is in the same state whatever its "
+            f"seed was, so every client draws the same waits ({', '.join(fb.fmt(x) for x in one[:3])} …) and "
+            f"they retry together again. Never call rng.seed(...) (nor make a new generator from the "
+            f"attempt): draw from rng as it is, rng.uniform(0, ceiling).")
     if one != same:
         raise AssertionError(
             f"{name} is not reproducible: two generators made with the same seed gave different waits "
@@ -199,6 +238,7 @@ def full_jitter(fn) -> None:
             f"{name}(3, rng, 0.1, 10) gave {fb.fmt(repeats[0])} on 50 calls in a row with the same rng: the "
             f"jitter is drawn once and reused. Draw a fresh number from rng inside the function, on "
             f"every call.")
+    _not_rounded(fn, name)
     rng = random.Random(11)
     for args in _JITTER_CASES:
         ceiling = _exp(*args)
@@ -305,6 +345,13 @@ class _DeniedSpend(_Budget):
         return allowed
 
 
+class _DeniedSpendAppendFirst(_Budget):
+    def try_retry(self, now):
+        self._evict(now)
+        self.retries.append(now)
+        return len(self.retries) <= self.min_retries + self.ratio * len(self.requests)
+
+
 class _NeverSpends(_Budget):
     def try_retry(self, now):
         self._evict(now)
@@ -335,10 +382,39 @@ class _KeepsTheEdge(_Budget):
                 times.popleft()
 
 
+class _KeepsRetriesAtTheEdge(_Budget):
+    def _evict(self, now):
+        while self.requests and self.requests[0] <= now - self.window:
+            self.requests.popleft()
+        while self.retries and self.retries[0] < now - self.window:
+            self.retries.popleft()
+
+
+class _EvictsOnlyOnRequests(_Budget):
+    def record_request(self, now):
+        self._evict(now)
+        super().record_request(now)
+
+    def try_retry(self, now):
+        if len(self.retries) < self.min_retries + self.ratio * len(self.requests):
+            self.retries.append(now)
+            return True
+        return False
+
+
 class _RoundsDown(_Budget):
     def try_retry(self, now):
         self._evict(now)
         if len(self.retries) < self.min_retries + math.floor(self.ratio * len(self.requests)):
+            self.retries.append(now)
+            return True
+        return False
+
+
+class _RoundsToNearest(_Budget):
+    def try_retry(self, now):
+        self._evict(now)
+        if len(self.retries) < self.min_retries + round(self.ratio * len(self.requests)):
             self.retries.append(now)
             return True
         return False
@@ -378,6 +454,8 @@ class _FixedMinimum(_Budget):
         super().__init__(ratio, window, 5 if min_retries else 0)
 
 
+_DENIED_SPEND = ("Your budget counts refused retries as spent: once it says no, it keeps saying no even after new "
+                 "requests earn more room. Record a retry only when you return True.")
 _BUDGET_MISTAKES = [
     (_FixedRatio, "Your budget gives 10% whatever ratio it is given: use self.ratio (the ratio passed to "
      "__init__), not the number 0.1."),
@@ -388,8 +466,8 @@ _BUDGET_MISTAKES = [
     (_FirstAttemptsSpend, "Your budget counts first attempts as retries: a busy client that never retried "
      "found its budget already spent. Only retries spend the budget (try_retry); first attempts "
      "(record_request) earn it."),
-    (_DeniedSpend, "Your budget counts refused retries as spent: once it says no, it keeps saying no even "
-     "after new requests earn more room. Record a retry only when you return True."),
+    (_DeniedSpend, _DENIED_SPEND),
+    (_DeniedSpendAppendFirst, _DENIED_SPEND),
     (_NeverSpends, "Your budget never runs out: a granted retry must be recorded (it spends the budget), "
      "otherwise a retry storm goes through unchecked."),
     (_NoMinimum, "Your budget has no minimum: a quiet client with no recent requests may never retry. "
@@ -410,9 +488,20 @@ _BUDGET_MISTAKES = [
     (_KeepsTheEdge, "Your window keeps events exactly `window` seconds old: it covers [now - window, now]. "
      "The window is (now - window, now]: drop the times at or before now - window (t <= now - window), "
      "keep those after it (t > now - window)."),
-    (_RoundsDown, "You rounded ratio * first attempts to a whole number (int() or round()): with 14 first "
-     "attempts the limit is 5 + 1.4 = 6.4, so a 7th retry fits (6 < 6.4). Compare with the sum itself, "
+    (_KeepsRetriesAtTheEdge, "Your window keeps retries exactly `window` seconds old (t >= now - window for "
+     "retries), while it drops first attempts that old: the window is (now - window, now] for both, so drop "
+     "the retries at or before now - window too (keep t > now - window)."),
+    (_RoundsDown, "Your budget stops at the whole number below the limit: with 14 first attempts the limit is "
+     "5 + 1.4 = 6.4, so a 7th retry fits (6 granted < 6.4). Either you rounded ratio * first attempts (int(), "
+     "round(), math.floor), or you appended the retry first and then compared len(retries) <= limit, which "
+     "gives the same answers: compare the retries granted before this one, len(retries) < limit, with the "
+     "sum itself, then append."),
+    (_RoundsToNearest, "You rounded ratio * first attempts to the nearest whole number (round()): with 14 "
+     "first attempts the limit is 5 + 1.4 = 6.4, so a 7th retry fits (6 < 6.4). Compare with the sum itself, "
      "no rounding."),
+    (_EvictsOnlyOnRequests, "Your budget forgets old times only when a first attempt arrives (in "
+     "record_request): with no new traffic, old retries and requests keep counting for ever. Drop the old "
+     "times in try_retry too, before counting."),
     (_RatioPercent, "Your busy client gets almost nothing on top of the minimum, as if ratio were a "
      "percentage divided by 100: ratio is already a fraction (0.1 means 10%), so the room is "
      "min_retries + ratio * first attempts, with ratio as it is given."),
@@ -532,6 +621,12 @@ def _short_window(cls, n):
     return _tries(b, n, 4.0, 10)
 
 
+def _retry_on_the_edge(cls, n):
+    b = _make(cls, n, 0.1, 10.0, 1)
+    _tries(b, n, 0.0, 1)
+    return _tries(b, n, 10.0, 1)
+
+
 def _short_window_forgets(cls, n):
     b = _make(cls, n, 0.1, 3.0, 1)
     _requests(b, n, [0.1 * i for i in range(50)])        # t = 0 .. 4.9 s
@@ -563,6 +658,8 @@ _SCENARIOS = [
      "the 2 s window (2, 4] holds 19 of them, so 10% of 19 = 1.9 and 2 retries fit", _short_window),
     ("RetryBudget(0.1, 3.0, 1): 50 first attempts between t=0 and t=4.9 s, then 10 retries tried at t=20 s: "
      "every one has left the 3 s window, so only the 1 minimum retry fits", _short_window_forgets),
+    ("RetryBudget(0.1, 10.0, 1): a retry granted at t=0 s, then 1 retry tried at t=10 s: the window (0, 10] no "
+     "longer holds the first, so the 1 minimum retry fits again", _retry_on_the_edge),
 ]
 
 
@@ -632,7 +729,7 @@ def _budget_defaults(cls, name) -> None:
 @_TASKS.check(3, "RetryBudget")
 def retry_budget(cls) -> None:
     """Check a ``RetryBudget(ratio, window, min_retries)`` class with ``record_request(now)`` and
-    ``try_retry(now) -> bool``, on six scenarios (times in seconds)."""
+    ``try_retry(now) -> bool``, on the scenarios of :data:`_SCENARIOS` (times in seconds)."""
     name = getattr(cls, "__name__", "RetryBudget")
     if not isinstance(cls, type):
         raise AssertionError(f"pass the class itself to the check, e.g. check.retry_budget(RetryBudget); got "
@@ -658,10 +755,13 @@ def retry_budget(cls) -> None:
                              f"instead of the `now` it is given: when we make the clock follow `now`, every case "
                              f"passes. Use only `now`: simulated seconds in the simulator, time.monotonic() in a "
                              f"live client, plain numbers in tests.")
-    signatures = [(_signature(mistake, "mistake"), h) for mistake, h in _BUDGET_MISTAKES]
-    hint = next((h for sig, h in signatures if sig == got), None) or \
-        next((h for sig, h in signatures if sig[:index + 1] == got[:index + 1]), None)   # the first failure alike
-    raise AssertionError(message + (f" {hint}" if hint else ""))
+    hint = next((h for mistake, h in _BUDGET_MISTAKES if _signature(mistake, "mistake") == got), None)
+    if hint is None:                            # no known mistake gives these answers: say where else it differs
+        others = [f"case {i + 1} ({g} where {w} fit)" for i, (g, w) in enumerate(zip(got, want))
+                  if g != w and i != index]
+        hint = (f"It also differs in {', '.join(others)}: compare what these cases have in common." if others
+                else "Every other case passes: work this one through by hand, retry by retry.")
+    raise AssertionError(f"{message} {hint}")
 
 
 # --- task 4: which failures to retry ---------------------------------------------------------------
@@ -669,10 +769,16 @@ def retry_budget(cls) -> None:
 NOT_RETRYABLE = ("bad request", "not found", "unauthorized", "circuit open", "bulkhead full", "throttled",
                  "deadline")
 check_reasons("NOT_RETRYABLE", NOT_RETRYABLE)     # the core's vocabulary: a typo here fails at import
+#: A reason in neither list: an allowlist refuses it, a list of reasons to skip retries it.
+UNLISTED = "conflict"
+check_reasons("UNLISTED", (UNLISTED,))
 _LOCAL = {"circuit open": "our own circuit breaker refused the call: retrying at once only burns an attempt",
           "bulkhead full": "our own bulkhead is full: retrying at once only adds to the queue",
           "throttled": "our own throttle refused it to protect an overloaded backend",
           "deadline": "the request's deadline has passed: nobody is waiting for the answer any more"}
+_NOT_429 = (" 'throttled' is not 'too many requests': 'too many requests' (HTTP 429) is the server asking to "
+            "slow down, worth a retry after a wait; 'throttled' is our own client refusing the call before "
+            "sending it, and a retry at once goes around the throttle.")
 
 
 def _should(attempt, reason, idempotent, key, max_attempts=3):
@@ -683,7 +789,7 @@ def _should(attempt, reason, idempotent, key, max_attempts=3):
 def should_retry(fn) -> None:
     """Check ``should_retry(attempt, reason, idempotent, key, max_attempts=3) -> bool``."""
     name = "should_retry"
-    reasons = sorted(RETRYABLE) + list(NOT_RETRYABLE)
+    reasons = sorted(RETRYABLE) + list(NOT_RETRYABLE) + [UNLISTED]
     cases = [(a, r, i, k, m) for m in (1, 3, 5) for a in range(1, m + 2) for r in reasons
              for i in (True, False) for k in (None, "order-42")]
     answers = [(case, fb.call(fn, name, *case)) for case in cases]
@@ -716,20 +822,31 @@ def should_retry(fn) -> None:
     def say(case, got, why):
         return (f"{fb.show(name, case)} returned {got}, should be {not got}: {why}")
 
-    found = first(lambda c, g: g and c[1] in NOT_RETRYABLE)
+    found = first(lambda c, g: g and c[1] not in RETRYABLE)
     if found:
         case, got = found
         reason = case[1]
         if reason in _LOCAL:
             why = f"{_LOCAL[reason]}."
+        elif reason == UNLISTED:
+            why = (f"{reason!r} is in neither list: a failure you know nothing about is not retried blindly. "
+                   f"Retry only the reasons in RETRYABLE (an allowlist): a list of reasons to skip lets through "
+                   f"every reason it does not name.")
         else:
             article = "an" if reason[0] in "aeiou" else "a"
             why = f"{article} {reason!r} answer will come back the same however often you send the same request."
-        if first(lambda c, g: g and c[1] in NOT_RETRYABLE and c[1] not in ("bad request", "not found")) and \
-                not first(lambda c, g: g and c[1] in ("bad request", "not found")):
+        if not first(lambda c, g: g and c[1] == UNLISTED):
+            extra = sorted({c[1] for c, g in wrong if g and c[1] not in RETRYABLE})
+            why += (f" You retry {_names([repr(r) for r in extra])}, which RETRYABLE does not hold, yet not "
+                    f"{UNLISTED!r}: did you add {'them' if len(extra) > 1 else 'it'} to your own list of "
+                    f"reasons to retry (or to RETRYABLE)? Test reason in RETRYABLE, unchanged.")
+            if "throttled" in extra:
+                why += _NOT_429
+        elif first(lambda c, g: g and c[1] in NOT_RETRYABLE) and \
+                any(not first(lambda c, g, r=r: g and c[1] == r) for r in NOT_RETRYABLE):   # some skipped
             why += (" You seem to skip a list of known bad reasons and retry everything else: retry only the "
                     "reasons in RETRYABLE (an allowlist), so an unknown failure is not retried blindly.")
-        else:
+        elif reason != UNLISTED:
             why += " Retry only when reason is in RETRYABLE."
         raise AssertionError(say(case, got, why))
     refused = {c[1] for c, g in wrong if not g}

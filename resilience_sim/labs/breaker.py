@@ -95,6 +95,8 @@ class _Clock:
                 setattr(module, key, value)
 
 
+#: Seconds a call of the learner's breaker may take: the second slower call of a scenario is a message.
+SLOW_CALL_S = 0.25
 _STUCK = ("does it sleep, or wait in a loop? A breaker answers at once, from `now` alone: no time.sleep, no "
           "loop waiting for time to pass. Open means allow(now) returns False until now >= opened_at + "
           "open_for; then state(now) says 'half-open'.")
@@ -107,7 +109,7 @@ class _Driver:
         if not isinstance(cls, type):
             raise AssertionError("pass the class itself to the check, e.g. check.closed_rules(CircuitBreaker); "
                                  f"got {cls!r}")
-        self.kwargs, self.clock = dict(kwargs), clock
+        self.kwargs, self.clock, self.slow = dict(kwargs), clock, 0
         self.lines = [f"b = CircuitBreaker({_kwargs(kwargs)})"]
         with fb.learner_code("CircuitBreaker.__init__", f"CircuitBreaker({_kwargs(kwargs)})",
                              lambda exc: ". Does __init__ take the keywords of the task: consecutive_failures, "
@@ -122,9 +124,17 @@ class _Driver:
         if not callable(fn):
             raise AssertionError(f"your CircuitBreaker has no method {method}(); the task asks for state(now), "
                                  f"allow(now) and record(now, success)")
+        started = fb._monotonic()
         with fb.learner_code(f"CircuitBreaker.{method}", text, lambda exc: "\n" + self.replay(),
                              stuck=lambda: f"{_STUCK}\n{self.replay()}"):
-            return fn(*args)
+            got = fn(*args)
+        took = fb._monotonic() - started
+        self.slow += took > SLOW_CALL_S
+        if self.slow > 1:                       # twice: not a first import or a busy machine
+            self.lines.append(text)
+            raise fb.TimedOut(f"{text} took {took:.1f} s: a breaker answers at once, from `now` alone (no "
+                              f"time.sleep, no waiting for time to pass).\n{self.replay()}")
+        return got
 
     def state(self, now) -> str:
         text = f"b.state({_fmt(now)})"
@@ -269,8 +279,24 @@ def _closed_rate_equal(cls, clock):
                                  "or above the threshold (>=, not only >).\n" + d.replay())
         raise AssertionError("5 failures in 10 calls is 50% >= failure_rate=0.5, yet your breaker did not open "
                              "(not even at 6 failures in 10). The share is over the outcomes kept so far: "
-                             "failures / len(outcomes), here 5 / 10. Dividing by window=20 instead gives "
-                             "25%.\n" + d.replay())
+                             f"failures / len(outcomes), here 5 / 10.{_rate_cause(cls, clock)}\n" + d.replay())
+
+
+def _rate_cause(cls, clock) -> str:
+    """Which slip makes a breaker miss 5 failures in 10 calls, told apart by fresh breakers given 2 failures in 4
+    calls: with a full window (window=4), and with window=10 and min_calls 2 or 3; then 1 failure in 2."""
+    kw = dict(consecutive_failures=100, failure_rate=0.5, window=4, min_calls=4, open_for=30.0, half_open_probes=1)
+    full = [True, True, False, False]
+    if _opens_after(cls, clock, kw, full):
+        return " Dividing by window=20 instead gives 25%: yours opens once the window is full."
+    if (_opens_after(cls, clock, dict(kw, window=10, min_calls=2), full)
+            and not _opens_after(cls, clock, dict(kw, window=10, min_calls=3), full)):
+        return (" Yours waits for min_calls failures: min_calls counts the outcomes kept (len(outcomes) >= "
+                "min_calls), failures or not.")
+    if not _opens_after(cls, clock, dict(kw, window=10, min_calls=2), [False, True, True]):
+        return (" Is it integer division? failures // len(outcomes) is 0 until every call has failed: "
+                "use / for the share.")
+    return ""
 
 
 def _closed_window(cls, clock):
@@ -341,6 +367,14 @@ def _closed_consecutive(cls, clock):
                              "opens the breaker however few calls were made.\n" + d.replay())
 
 
+def _half_open_soon(cls, clock) -> bool:
+    """Whether a fresh breaker opened at 100 by 2 failures in a row (open_for=30) is half-open at 100.5."""
+    probe = _Driver(cls, dict(_OPEN_KW), clock)
+    probe.call(99.0, False)
+    probe.call(100.0, False)
+    return probe.state(100.5) == "half-open"
+
+
 def _closed_rate_opens_now(cls, clock) -> _Driver:
     """10 failures in 10 calls, at 1000 to 1009: the failure-rate rule opens the breaker at 1009."""
     kw = dict(consecutive_failures=100, failure_rate=0.5, window=10, min_calls=10, open_for=30.0,
@@ -349,6 +383,10 @@ def _closed_rate_opens_now(cls, clock) -> _Driver:
     for i in range(10):
         d.call(1000.0 + i, False)
     state = d.state(1009.5)
+    if state == "half-open" and _half_open_soon(cls, clock):
+        raise AssertionError("Opened at 1009 with open_for=30, your breaker is half-open at 1009.5, and one "
+                             "opened by failures in a row is half-open 0.5 s after it opened too: open_for is in "
+                             "seconds, like `now` (no / 1000).\n" + d.replay())
     if state == "half-open":
         raise AssertionError("Opened by the failure-rate rule at 1009, your breaker is half-open at 1009.5, as "
                              "if it had opened long ago: when the rate rule opens it, set opened_at = now too "
@@ -364,8 +402,8 @@ def closed_rules(cls) -> None:
     for scenario in (_closed_min_calls, _closed_rate_opens_now, _closed_rate_equal, _closed_consecutive,
                      _closed_window):
         _with_clock_diagnosis(cls, scenario)
-    fb.ok("closed: opens on 3 failures in a row, or on >= 50% of the last `window` calls once min_calls are "
-        "counted, and not before")
+    fb.ok("closed: opens on consecutive_failures failures in a row, or when at least failure_rate of the last "
+          "`window` calls failed once min_calls are counted, and not before")
 
 
 # --- task 2: open, then half-open ---------------------------------------------------------------
@@ -450,11 +488,15 @@ def _open_after_the_rate_rule(cls, clock):
 
 
 def _open_allow_moves(cls, clock):
+    """allow(130), with nobody calling state() first, must see that the breaker is half-open: letting the
+    probe through is task 3's, so a refusal passes here when the breaker is half-open all the same and
+    still refuses once state() has been asked (a class written up to task 2)."""
     d = _opened_at_100(cls, clock)
-    if not d.allow(130.0):
-        raise AssertionError("allow(130) (opened at 100, open_for=30) must let a probe through, even when "
-                             "nobody called state() first: allow must also notice that open_for has "
-                             "passed.\n" + d.replay())
+    if d.allow(130.0) or d.state(130.0) != "half-open" or not d.allow(130.0):
+        return
+    raise AssertionError("allow(130) (opened at 100, open_for=30) refused the call, yet once state(130) was "
+                         "asked, allow(130) let a probe through: allow must notice by itself that open_for has "
+                         "passed, even when nobody called state() first.\n" + d.replay())
 
 
 @_TASKS.check(2, "CircuitBreaker")
@@ -486,6 +528,10 @@ def _half_probes_limited(cls, clock):
     d = _half_open_at_110(cls, clock)
     for t in (110.04, 110.05, 111.0, 115.0):
         if d.allow(t):
+            if t == 110.04 and not d.allow(110.05):
+                raise AssertionError(
+                    "One probe too many: your breaker let 4 calls through in half-open, with half_open_probes=3, "
+                    "then refused: compare the probes let through with <, not <=.\n" + d.replay())
             raise AssertionError(
                 "Unlimited probes: your breaker let a 4th call through in half-open, with half_open_probes=3. "
                 "Count the calls allowed since it became half-open and refuse the rest, or a recovering "
@@ -758,6 +804,8 @@ class _Spy:
         self.errors: list[str] = []
         self.pending: set = set()
         self.allows = self.records = 0
+        self.refused_last = None            # the now of the last allow, when it refused
+        self.asked: Counter = Counter()     # allow(now) calls, by now
         self.opposite: list = []            # (now, success) recorded the other way round from is_up(now)
 
     def state(self, now):
@@ -768,11 +816,18 @@ class _Spy:
         ok = bool(self.inner.allow(now))    # the task's allow gives True or False, not the course's Permit
         if ok:
             self.pending.add(now)
+        self.refused_last = None if ok else now
+        self.asked[now] += 1
         return ok
 
     def record(self, now, success):
         self.records += 1
         if now not in self.pending:
+            if self.pending:                # a call is out, recorded at another time: not passed on
+                self.errors.append(f"record({_fmt(now)}, {success}) for the call let through at "
+                                   f"{_fmt(max(self.pending))}: record each result with the t of its call, "
+                                   f"breaker.record(t, ok)")
+                return
             self.errors.append(f"record({_fmt(now)}, {success}) for a call that allow({_fmt(now)}) refused "
                                f"(or was never asked)")
         self.pending.discard(now)
@@ -802,12 +857,19 @@ def run_calls(fn) -> None:
             return up(t)
         spy = None if kw is None else _Spy(up, **kw)
         label = "no breaker" if kw is None else f"CircuitBreaker({_kwargs(kw)})"
+        want = _reference_run_calls(None if kw is None else _Reference(**kw), times, up)
+        given = list(times)
         with fb.learner_code("run_calls", f"run_calls({label}, ...)",
                              lambda exc: ". With no breaker, `breaker` is None: call the dependency every time."
                              if kw is None and isinstance(exc, AttributeError) else ".",
                              stuck="a loop with no end, or a wait? Go through `times` once, in order: a refused "
                                    "call is counted and skipped, not retried or waited for."):
-            got = fn(spy, times, is_up)
+            got = fn(spy, given, is_up)
+        if given != times:
+            how = (f"it held {len(times)} times, {len(given)} after your call: pop, remove?"
+                   if len(given) != len(times) else "the same times in another order: sort, reverse?")
+            raise AssertionError(f"With {label}, your run_calls changed `times` ({how}): loop over it, "
+                                 f"`for t in times:`, and leave the caller's list as it was.")
         if got is None:
             raise AssertionError("run_calls returned None: did you forget `return sent, failed, refused`?")
         twice = sorted(t for t, n in Counter(asked).items() if n > 1)
@@ -824,19 +886,30 @@ def run_calls(fn) -> None:
                                  f"the other way round: did you record the opposite of the result? "
                                  f"record(t, success) takes success, True when the call worked: "
                                  f"breaker.record(t, ok) with ok = is_up(t).")
-        ref_breaker = None if kw is None else _Reference(**kw)
-        want = _reference_run_calls(ref_breaker, times, up)
         if spy is not None:
             if spy.allows < len(times):
+                stopped = "" if spy.refused_last is None else (
+                    f" Yours stopped at the first refused call (allow({_fmt(spy.refused_last)}) was False): a "
+                    f"`break`? Count the refusal and go on with the next t (`continue`).")
                 raise AssertionError(f"With {label}, ask breaker.allow(t) before every call: yours asked "
-                                     f"{spy.allows} times for {len(times)} calls.")
+                                     f"{spy.allows} times for {len(times)} calls.{stopped}")
+            twice = sorted(t for t, n in spy.asked.items() if n > 1)
+            if twice:
+                raise AssertionError(f"With {label}, your run_calls asked allow({_fmt(twice[0])}) "
+                                     f"{spy.asked[twice[0]]} times for one call. Each allow that returns True lets "
+                                     f"a call through (in half-open, it spends a probe): ask once per call and "
+                                     f"keep the answer.")
             if spy.errors:
-                raise AssertionError(f"With {label}: {spy.errors[0]}. Record only the calls the breaker let "
-                                     "through; a refused call never reached the dependency, so it has no result "
-                                     "(recording it as a failure keeps a half-open breaker from ever closing).")
+                why = ("" if "with the t of its call" in spy.errors[0] else
+                       " Record only the calls the breaker let through; a refused call never reached the "
+                       "dependency, so it has no result (recording it as a failure keeps a half-open breaker "
+                       "from ever closing).")
+                raise AssertionError(f"With {label}: {spy.errors[0]}.{why}")
             if spy.pending:
-                raise AssertionError(f"With {label}, {len(spy.pending)} calls were let through but their "
-                                     "result was never recorded: call breaker.record(t, ok) after each one.")
+                n = len(spy.pending)
+                raise AssertionError(f"With {label}, {n} call{'s were' if n > 1 else ' was'} let through but "
+                                     f"{'their results were' if n > 1 else 'its result was'} never recorded: call "
+                                     f"breaker.record(t, ok) after each one.")
         if len(asked) != want[0]:
             if spy is not None and spy.opposite:
                 at, success = spy.opposite[0]

@@ -179,9 +179,23 @@ def learner_code(name: str, call: str, hint=lambda exc: "", *, stuck="", limit=C
 _STUCK = "a loop with no end, or a wait? Check that every loop moves on at each turn and stops."
 
 
+def _raised_by_the_call(exc) -> bool:
+    """Whether ``exc`` came from calling the learner's function itself (its arguments did not fit its
+    `def` line), not from inside it: no frame of its traceback is outside this package."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE + os.sep):
+            return False
+        tb = tb.tb_next
+    return True
+
+
 def signature_hint(name: str):
+    """Advice for a TypeError: a word on the `def` line when the arguments did not fit it (raised by the
+    call itself) or the function iterates over a number it was given."""
     def hint(exc) -> str:
-        if isinstance(exc, TypeError) and ("argument" in str(exc) or "not iterable" in str(exc)):
+        if isinstance(exc, TypeError) and (("argument" in str(exc) and _raised_by_the_call(exc))
+                                           or "not iterable" in str(exc)):
             return (f". Does {name} take the arguments the task gives it? Compare your `def` line "
                     f"with the one in the task.")
         return "."
@@ -272,17 +286,20 @@ def short(exc: BaseException) -> BaseException:
     return exc
 
 
-def earlier_task(number: int, shown: str, cases, *, broken: str | None = None) -> None:
+def earlier_task(number: int, shown: str, cases, *, broken: str | None = None, name: str | None = None) -> None:
     """Run ``cases()``, the plain cases of task ``number`` (quietly), before a check that needs that task:
     an unwritten task is "Write task N first", a failing one "Task N is not done yet: check.``shown`` does
-    not pass" (or the ``broken`` text), each followed by the first line of the task's own feedback."""
+    not pass" (or the ``broken`` text), each followed by the first line of the task's own feedback. With
+    ``name`` (code needed by a later step of the same task), "Write ``name`` first" and "``name`` is not
+    done yet" instead: "task N" is where the learner already is."""
+    what = f"task {number}" if name is None else name
     try:
         cases()
     except AssertionError as err:
         text = str(err).split("\n", 1)[0]
         if "is not written yet" in text:
-            raise short(AssertionError(f"Write task {number} first: {text}")) from None
-        failing = broken or f"Task {number} is not done yet: check.{shown} does not pass"
+            raise short(AssertionError(f"Write {what} first: {text}")) from None
+        failing = broken or f"{what[0].upper()}{what[1:]} is not done yet: check.{shown} does not pass"
         raise short(AssertionError(f"{failing}. It says: {text}")) from None
 
 
@@ -361,7 +378,8 @@ class Tasks:
             @functools.wraps(body)
             def public(*args, **kwargs):
                 namespace = ChainMap(dict(zip(reads, args)), _caller_globals())
-                self._run(self._needed(reads, before=number) + self._needed(uses), namespace, strict=False)
+                self._run(self._needed(reads, before=number) + self._needed(uses), namespace, strict=False,
+                          within=number)
                 return body(*args, **kwargs)
             return message_only(public)
         return decorate
@@ -376,8 +394,9 @@ class Tasks:
                     found += [*self._needed(step.uses), step]
         return found
 
-    def _run(self, steps, namespace, *, strict: bool) -> None:
-        """Each of ``steps`` once, in task order, on the learner's objects in ``namespace``."""
+    def _run(self, steps, namespace, *, strict: bool, within: int | None = None) -> None:
+        """Each of ``steps`` once, in task order, on the learner's objects in ``namespace``; a step of task
+        ``within`` (the task the learner is in) is named by what it checks, not by its task."""
         for step in sorted({id(s): s for s in steps}.values(), key=lambda s: s.task):
             missing = [name for name in step.reads if name not in namespace]
             if missing and strict:
@@ -386,14 +405,18 @@ class Tasks:
                     f"{step.task} that defines it, then this one."))
             if not missing:
                 args = [namespace[name] for name in step.reads]
-                earlier_task(step.task, step.shown, lambda: _quietly(step.body, *args, **step.quick))
+                earlier_task(step.task, step.shown, lambda: _quietly(step.body, *args, **step.quick),
+                             name=step.reads[0] if step.task == within else None)
 
-    def uses(self, *names: str) -> None:
+    def uses(self, *names: str, task: int | None = None) -> None:
         """The first line of a cell that runs the learner's ``names`` (found in the notebook): while one of
         them, or what it calls, is not written or fails its task's check, say so and which task to write
-        first, instead of the error its code would raise."""
+        first, instead of the error its code would raise. In a cell of task ``task`` itself, what that
+        task's code lacks is named ("Write measured_availability first")."""
         unknown = [name for name in names if name not in self._steps]
         if not names or unknown:
             raise ValueError(f"names must be the learner's functions, classes or answers of this lab's tasks "
                              f"({', '.join(self._steps)}); got {unknown or names!r}")
-        self._run(self._needed(names), _caller_globals(), strict=True)
+        if task is not None and (isinstance(task, bool) or not isinstance(task, int) or task < 1):
+            raise ValueError(f"task must be the number of the task the cell is in (1, 2...), got {task!r}")
+        self._run(self._needed(names), _caller_globals(), strict=True, within=task)

@@ -380,9 +380,12 @@ def ramp_overshoot_bound(top: float = 500.0, duration: float = 40.0, threshold: 
 
 
 def draw_load_test(ax, lt: LoadTest):
-    """p99 latency (ms, log) against the offered rate, with the threshold, the knee and the capacity."""
+    """p99 latency (ms, log) against the offered rate, with the threshold, the ramp's knee, the steady-state
+    knee of theory (:func:`load_test_knee_theory`) and the capacity."""
     ax.plot(lt.offered, lt.p99 * 1000, color="tab:blue", marker=".", label="p99 latency (each 1 s of the ramp)")
     ax.axhline(lt.threshold * 1000, color="k", ls="--", lw=1, label=f"{lt.threshold * 1000:.0f} ms")
+    steady = load_test_knee_theory(lt.threshold)
+    ax.axvline(steady, color="tab:gray", ls="--", lw=1.2, label=f"steady-state knee (theory) {steady:.0f}/s")
     ax.axvline(lt.capacity, color="tab:gray", ls=":", lw=1.5, label=f"db capacity {lt.capacity:.0f}/s")
     if not math.isnan(lt.knee):
         ax.axvline(lt.knee, color="tab:red", lw=1.2, label=f"knee ≈ {lt.knee:.0f}/s")

@@ -39,12 +39,12 @@ Arguments are checked where they come in (times, durations >= 0, whole counts, b
 
 Resilience4j's documented default aspect order for its Spring Boot annotations (docs, "Getting
 Started", aspect order) is Retry, then CircuitBreaker, RateLimiter, TimeLimiter and Bulkhead around
-the function. We agree on retry outside the breaker. We differ in three ways: our per-attempt timeout
-sits inside the bulkhead (its TimeLimiter sits outside, so its timeout also covers the bulkhead wait;
-ours bounds that wait by ``max_wait`` and the deadline); we add client throttling (per attempt,
-outside the breaker), a retry budget, an overall deadline and hedging, which it does not have as
-layers; our rate limiting is server-side admission rather than a client layer between breaker and
-timeout.
+the function. We agree on retry outside the breaker and on the client-side rate limit just inside it
+(item 5). We differ in two ways: our per-attempt timeout sits inside the bulkhead (its TimeLimiter sits
+outside, so its timeout also covers the bulkhead wait; ours bounds that wait by ``max_wait`` and the
+deadline); and we add client throttling (per attempt, outside the breaker), a retry budget, an overall
+deadline and hedging, which it does not have as layers. A rate limit on the server (a token bucket per
+client, item 9) is admission control there, a separate layer from the client's own.
 
 Name clash: ``Constant`` and ``Exponential`` here are backoff schedules, not the workload profile or
 the distribution of the top-level package; import them as ``ConstantBackoff``/``ExponentialBackoff``
