@@ -15,6 +15,7 @@ requests to the end. With ``count=True`` it also counts its events, which may co
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import time
 from collections import deque
@@ -186,36 +187,46 @@ class Row(NamedTuple):
     seconds: float                    # best of the timed rounds
     mean: float                       # mean response time, in seconds
     events_per_request: float | None
+    #: the lowest and highest of the rounds' ratios (this engine's seconds over plain simpy's in the same
+    #: round): how far one round's comparison can be trusted on this machine now
+    round_ratios: tuple[float, float] = (math.nan, math.nan)
 
 
-def compare(n: int = 200_000, rounds: int = 3) -> list[Row]:
-    """Best-of-``rounds`` wall-clock seconds of each installed engine, rounds interleaved (every engine once
-    per round, so a slow spell of the machine hits them all), then one un-timed counting run each."""
+def compare(n: int = 200_000, rounds: int = 3, clock=time.perf_counter) -> list[Row]:
+    """Best-of-``rounds`` seconds of each installed engine by ``clock`` (wall-clock; ``time.process_time``
+    counts this process's CPU only, which other work on a shared machine disturbs less), rounds
+    interleaved (every engine once per round, so a slow spell of the machine hits them all), then one
+    un-timed counting run each."""
     engines = {name: fn for name, fn in ENGINES.items() if fn is not None}
-    best = dict.fromkeys(engines, float("inf"))
+    timed = {name: [] for name in engines}
     means = {}
     for _ in range(rounds):
         for name, fn in engines.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             means[name], _ = fn(n)
-            best[name] = min(best[name], time.perf_counter() - t0)
+            timed[name].append(clock() - t0)
     rows = []
     for name, fn in engines.items():
         events = fn(n, count=True)[1]
-        rows.append(Row(name, best[name], means[name], None if events is None else events / n))
+        ratios = [t / s for t, s in zip(timed[name], timed["plain simpy"])]
+        rows.append(Row(name, min(timed[name]), means[name], None if events is None else events / n,
+                        (min(ratios), max(ratios))))
     return rows
 
 
 def table(rows: list[Row], n: int) -> str:
-    """The rows as a compact table; ``vs simpy`` is seconds over plain simpy's seconds."""
+    """The rows as a compact table; ``vs simpy`` is seconds over plain simpy's seconds (best over best),
+    ``per round`` the range of the rounds' own ratios."""
     simpy_seconds = next(r.seconds for r in rows if r.engine == "plain simpy")
     lines = [f"M/M/1, {n:,} requests (lambda {ARRIVAL_RATE:g}/s, mu {SERVICE_RATE:g}/s; "
              f"theory mean {THEORY_MEAN:.4f} s)",
-             f"  {'engine':<15}{'seconds':>8}{'vs simpy':>10}{'events/request':>16}{'mean response':>15}"]
+             f"  {'engine':<15}{'seconds':>8}{'vs simpy':>10}{'per round':>12}{'events/request':>16}"
+             f"{'mean response':>15}"]
     for r in rows:
         events = "n/a" if r.events_per_request is None else f"{r.events_per_request:.1f}"
-        lines.append(f"  {r.engine:<15}{r.seconds:>8.2f}{r.seconds / simpy_seconds:>9.2f}x{events:>16}"
-                     f"{r.mean:>13.4f} s")
+        low, high = r.round_ratios
+        lines.append(f"  {r.engine:<15}{r.seconds:>8.2f}{r.seconds / simpy_seconds:>9.2f}x"
+                     f"{f'{low:.2f}-{high:.2f}':>12}{events:>16}{r.mean:>13.4f} s")
     if ENGINES["ciw"] is None:
         lines.append("  ciw: not installed (pip install ciw)")
     else:
@@ -224,4 +235,8 @@ def table(rows: list[Row], n: int) -> str:
 
 
 if __name__ == "__main__":
-    print(table(compare(50_000, 2), 50_000))
+    import sys
+    size, times = (int(a) for a in (sys.argv[1:3] if len(sys.argv) > 2 else (50_000, 2)))
+    print(table(compare(size, times), size))
+    print("by CPU time (time.process_time):")
+    print(table(compare(size, times, clock=time.process_time), size))

@@ -46,14 +46,14 @@ def test_outbox_without_dedupe_loses_nothing_but_may_duplicate(schedule):
 
 def test_outbox_without_dedupe_does_duplicate():
     schedule = find(schedules(), lambda s: bool(write_path("outbox", s, dedupe="none").check.duplicated),
-                    settings=settings(max_examples=SCHEDULES, derandomize=True, database=None))
+                    settings=settings(max_examples=SCHEDULES, deadline=None, derandomize=True, database=None))
     assert write_path("outbox", schedule, dedupe="none").check.duplicated
 
 
 @pytest.mark.parametrize("design, kind", [("commit, then publish", "lost"), ("publish, then commit", "unexpected")])
 def test_the_dual_write_has_a_small_counterexample(design, kind):
     schedule = find(schedules(), lambda s: bool(getattr(write_path(design, s).check, kind)),
-                    settings=settings(max_examples=SCHEDULES, derandomize=True, database=None))
+                    settings=settings(max_examples=SCHEDULES, deadline=None, derandomize=True, database=None))
     check = write_path(design, schedule).check
     assert getattr(check, kind)
     faults = len(schedule.app) + len(schedule.consumer) + sum(map(len, schedule.relays)) + \
@@ -70,20 +70,20 @@ def test_dedupe_outside_the_effects_transaction_is_not_enough(schedule):
 
 def test_dedupe_outside_the_effects_transaction_duplicates_somewhere():
     schedule = find(schedules(), lambda s: bool(write_path("outbox", s, dedupe="separate").check.duplicated),
-                    settings=settings(max_examples=SCHEDULES, derandomize=True, database=None))
+                    settings=settings(max_examples=SCHEDULES, deadline=None, derandomize=True, database=None))
     assert write_path("outbox", schedule, dedupe="separate").check.duplicated
 
 
 def test_fresh_message_ids_defeat_the_idempotent_consumer():
     schedule = find(schedules(), lambda s: bool(write_path("outbox", s, relay_options={"message_ids": "fresh"})
                                                 .check.duplicated),
-                    settings=settings(max_examples=SCHEDULES, derandomize=True, database=None))
+                    settings=settings(max_examples=SCHEDULES, deadline=None, derandomize=True, database=None))
     assert write_path("outbox", schedule, relay_options={"message_ids": "fresh"}).check.duplicated
 
 
 def test_marking_sent_before_publishing_loses_writes():
     schedule = find(schedules(), lambda s: bool(write_path("outbox", s, relay_options={"mark": "before"}).check.lost),
-                    settings=settings(max_examples=SCHEDULES, derandomize=True, database=None))
+                    settings=settings(max_examples=SCHEDULES, deadline=None, derandomize=True, database=None))
     assert write_path("outbox", schedule, relay_options={"mark": "before"}).check.lost
 
 

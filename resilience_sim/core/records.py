@@ -66,8 +66,11 @@ class Recorder:
         self.answered_by.append(codes[answered_by] if answered_by in codes else self.code(answered_by))
         route = req.route
         self.route.append(codes[route] if route in codes else self.code(route))
-        key = req.key
-        self.key.append(0 if key is None else self.key_code(key))
+        keys = self.keys                     # self.key_code(req.key), inline: one look-up (None's code is 0)
+        code = self._key_codes.setdefault(req.key, len(keys))
+        if code == len(keys):
+            keys.append(req.key)
+        self.key.append(code)
         self.age.append(req.age)
 
     def __len__(self) -> int:

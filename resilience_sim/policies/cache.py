@@ -183,7 +183,15 @@ class Cache(Stateful):
             self._now = now
         else:
             now = self._tick(now)
-        self._done(key)
+        fetching = self._fetching                  # _done, inline for the one fetch of a key with no refresh
+        try:
+            only = not self._refreshing and fetching.get(key) == 1
+        except TypeError:
+            raise _unhashable(key) from None
+        if only:
+            del fetching[key]
+        else:
+            self._done(key)
         entries = self._entries                    # _store, inline: the path of every miss
         if key in entries:
             entries.move_to_end(key)

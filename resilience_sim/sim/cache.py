@@ -23,6 +23,8 @@ second caller waits for the key.
 """
 from __future__ import annotations
 
+import inspect
+
 from ..core import validate
 from ..metrics import CacheStats
 from ..policies import claim
@@ -55,6 +57,9 @@ class CachedRead:
                 raise validate.WrongType(f"source must be a service or a client (or None), got {validate.show(source)}")
             world.owns("source", source)
         self.env, self.cache, self.source = world.env, cache, source
+        # a source whose call is a generator function (a Service's, a Client's) needs no check per call
+        self._source_gives_generators = inspect.isgeneratorfunction(getattr(getattr(source, "call", None),
+                                                                            "__func__", None))
         self._waiting: dict = {}      # key -> the event its coalesced callers wait on (None: no waiter yet)
         # The course's Cache keeps its promises (WAIT only while a MISS of that key is fetched, one fetch
         # per key when coalescing, a fill answered FRESH with the value given): for it, the checks of
@@ -74,7 +79,7 @@ class CachedRead:
         if _fetch is None and self.source is None:
             raise ValueError(f"cache {self.name!r} has no source to call: give CachedRead(..., source=service), "
                              f"or use read(req, fetch) in a handler")
-        look = cache.lookup(key, env.now)
+        look = cache.lookup(key, env._now)
         kind = look.kind
         if kind != MISS:
             if kind == FRESH:
@@ -94,8 +99,8 @@ class CachedRead:
                     event = self._waiting[key] = env.event()
                 look, source = yield event
                 return self._answer(req, look, source)
-        coalesced = getattr(cache, "coalesce", False)   # a MISS: this caller fetches
-        own, waiting = self._own, self._waiting
+        own, waiting = self._own, self._waiting         # a MISS: this caller fetches
+        coalesced = cache.coalesce if own else getattr(cache, "coalesce", False)
         if coalesced and not own:
             if key in waiting:
                 raise ValueError(f"the cache answered MISS for key {key!r} while a fetch of it is outstanding; "
@@ -105,7 +110,7 @@ class CachedRead:
         try:
             # the request itself: the source answers it (answered_by)
             work = self.source.call(req, caller) if _fetch is None else _fetch(req)
-            if not hasattr(work, "send"):
+            if (_fetch is not None or not self._source_gives_generators) and not hasattr(work, "send"):
                 raise _not_a_generator(work)
             value = yield from work
         except ServiceError as err:
@@ -117,7 +122,7 @@ class CachedRead:
             raise
         else:
             if own:                                  # stored; the answer is FRESH with the value, for any waiter
-                cache.store(key, value, env.now)
+                cache.store(key, value, env._now)
                 event = waiting.pop(key, None) if waiting else None
                 if event is not None:
                     event.succeed((Lookup(FRESH, value, 0.0), source))

@@ -20,15 +20,18 @@ from array import array
 from collections import Counter, deque
 
 import simpy
+from simpy.events import Event
 
 from ..core import validate
 from ..core.distributions import Distribution, as_distribution
 from ..core.reasons import check_reason, outcome_for
 from ..core.timeline import Timeline
 from ..policies import LoadShedder, TokenBucket, claim
-from .world import check_world
+from .world import check_world, timeout
 
 _CRASH = object()       # the cause of the interrupt a crash sends to the calls at work
+_INF = float("inf")
+_new = object.__new__
 
 
 class ServiceError(Exception):
@@ -65,9 +68,13 @@ class Request:
     @classmethod
     def _unchecked(cls, start: float, route: str, key) -> "Request":
         """A request from values already checked (by a workload): the hot path skips the checks."""
-        req = cls.__new__(cls)
-        req.start, req.route, req.key = start, route, key
-        req.attempts, req.answered_by, req.degraded, req.deadline = 1, "", "", float("inf")
+        req = _new(cls)
+        req.start = start
+        req.route = route
+        req.key = key
+        req.attempts = 1
+        req.answered_by = req.degraded = ""
+        req.deadline = _INF
         req.age = 0.0
         return req
 
@@ -160,6 +167,7 @@ class Service:
         self.busy = 0                    # slots in use
         self._waiting: deque = deque()   # (event, arrival time) of calls waiting for a slot, oldest first
         self._at_work: dict = {}         # processes of the calls doing their work now (a crash interrupts them)
+        self._route_codes = world.recorder._codes    # route -> code, read on every call
         self._latency_rng = world.rng(f"service/{name}/latency")
         self._error_rng = world.rng(f"service/{name}/errors")
         self._down = 0           # how many faults hold the service down now
@@ -226,7 +234,8 @@ class Service:
         env = self.env
         self.calls += 1
         self.call_start.append(req.start)
-        self.call_route.append(self.world.recorder.code(req.route))
+        route, codes = req.route, self._route_codes
+        self.call_route.append(codes[route] if route in codes else self.world.recorder.code(route))
         if self._down:
             raise self._fail("down")
         if caller is not None and self.world._partitions:
@@ -246,8 +255,9 @@ class Service:
             raise self._fail("rate limited")
         epoch = self._epoch
         if full:        # wait, FIFO, until a release hands this call its slot
-            handed = env.event()
-            entry = (handed, env.now)
+            handed = _new(Event)               # Event(env), inline (its _value is PENDING: the class's)
+            handed.env, handed.callbacks = env, []
+            entry = (handed, env._now)
             self._waiting.append(entry)
             try:
                 yield handed
@@ -262,7 +272,7 @@ class Service:
         try:
             if epoch != self._epoch:           # crashed while this call waited: its queue was lost
                 raise self._fail("crashed")
-            if env.now >= req.deadline:        # the caller has given up: don't start the work
+            if env._now >= req.deadline:       # the caller has given up: don't start the work
                 raise self._fail("deadline")
             rng = self._latency_rng
             work = self.latency.sample(rng)
@@ -271,10 +281,10 @@ class Service:
                 for extra, extra_rng in self._extras:
                     work += extra.sample(extra_rng or rng)
             if work > 0:                       # at work: a crash interrupts it (see go_down)
-                process = env.active_process
+                process = env._active_proc
                 self._at_work[process] = None
                 try:
-                    yield env.timeout(work)
+                    yield timeout(env, work)
                 except simpy.Interrupt as stop:
                     if stop.cause is not _CRASH:
                         raise
@@ -298,8 +308,13 @@ class Service:
             if not req.answered_by:
                 req.answered_by = self.name
             return result
-        finally:
-            self._release()
+        finally:                               # self._release(), inline (handed.succeed() too):
+            if self._waiting:                  # the slot passes to the oldest waiter
+                handed = self._waiting.popleft()[0]
+                handed._ok, handed._value = True, None
+                env.schedule(handed)
+            else:
+                self.busy -= 1
 
     def _release(self) -> None:
         if self._waiting:

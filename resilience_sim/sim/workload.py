@@ -2,10 +2,20 @@
 
 The target is anything with a ``call(request)`` simpy generator: a :class:`Service`, or a client that
 wraps one in resilience policies. Every finished user request becomes one row in ``world.recorder``.
+
+An open-loop request costs one event of its own, its arrival: the arrivals are a chain of timeouts
+whose callback sends each request (no process for them), and a request's process starts in that
+callback and ends without an event (:class:`_RequestProcess`). What the target does costs the rest
+(a service: its work timeout, and one event when the call waits for a slot).
 """
 from __future__ import annotations
 
 import numbers
+
+import simpy
+import simpy.events
+from simpy.core import URGENT
+from simpy.events import Timeout
 
 from ..core import validate
 from ..core.distributions import as_distribution
@@ -13,10 +23,15 @@ from ..core.profiles import PROFILES, Constant
 from ..core.reasons import Outcome
 from . import guard
 from .service import Request, ServiceError
-from .world import check_world
+from .world import check_world, timeout
 
 #: Closed-loop users in one workload at most (each is a simpy process).
 MAX_USERS = 100_000
+
+_request = Request._unchecked
+_OK, _DEGRADED = int(Outcome.OK), int(Outcome.DEGRADED)
+_HASHABLE = frozenset({int, str})       # exact types whose values always hash
+_describe_frame = getattr(simpy.events, "_describe_frame", None)    # simpy's words for a bad yield's place
 
 
 # --- running one user request -----------------------------------------------------------------
@@ -24,19 +39,79 @@ def serve(world, target, route: str, key=None):
     """Send one user request for ``route`` (and ``key``) to ``target`` and record how it ended (a
     simpy generator)."""
     env, recorder = world.env, world.recorder
-    req = Request._unchecked(env.now, route, key)
-    recorder.pending[req] = None
+    req = _request(env._now, route, key)
+    pending = recorder.pending
+    pending[req] = None
     try:
         yield from target.call(req)
     except ServiceError as err:
-        recorder.add(req, env.now, err.outcome, err.reason, err.service)
+        recorder.add(req, env._now, err.outcome, err.reason, err.service)
     else:
-        if req.degraded:
-            recorder.add(req, env.now, Outcome.DEGRADED, req.degraded, req.answered_by)
-        else:
-            recorder.add(req, env.now, Outcome.OK, "", req.answered_by)
+        degraded = req.degraded          # "" (the reason of a full answer) unless degraded
+        recorder.add(req, env._now, _DEGRADED if degraded else _OK, degraded, req.answered_by)
     finally:
-        del recorder.pending[req]
+        del pending[req]
+
+
+class _Go:
+    """What starts a generator: an event that succeeded with None (all a process's resume reads)."""
+    _ok, _value = True, None
+
+
+class _RequestProcess(simpy.Process):
+    """The process of one open-loop request, two events lighter than ``env.process(serve(...))``:
+
+    * it starts at once, in the step of the arrival that makes it, instead of at an ``Initialize``
+      event of its own;
+    * nothing waits for it (the workload keeps no handle on it), so ending well schedules no event:
+      it is marked processed at once. Ending in an exception schedules the failed event, which stops
+      the run with that exception, as simpy does.
+
+    ``_resume`` is simpy's ``Process._resume`` (simpy 4.1) with that one change."""
+
+    def __init__(self, env, generator):
+        self.env = env
+        self.callbacks = []
+        self._generator = generator
+        self._resume(_Go)
+
+    def _resume(self, event) -> None:
+        env = self.env
+        env._active_proc = self
+        while True:
+            try:
+                if event._ok:
+                    event = self._generator.send(event._value)
+                else:                   # a failed event: throw a copy of its exception in
+                    event._defused = True
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    event = self._generator.throw(exc)
+            except StopIteration as stop:
+                event = None
+                self._ok, self._value = True, stop.value
+                if self.callbacks:
+                    env.schedule(self)
+                else:
+                    self.callbacks = None          # processed: there is nobody to resume
+                break
+            except BaseException as err:
+                event = None
+                self._ok, self._value = False, err
+                err.__traceback__ = err.__traceback__.tb_next
+                env.schedule(self)
+                break
+            try:
+                if event.callbacks is not None:    # not yet processed: wait for it
+                    event.callbacks.append(self._resume)
+                    break
+            except AttributeError:
+                if hasattr(event, "callbacks"):
+                    raise
+                where = _describe_frame(self._generator.gi_frame) if _describe_frame else ""
+                raise RuntimeError(f'\n{where}Invalid yield value "{event}"') from None
+        self._target = event
+        env._active_proc = None
 
 
 def _keys(world, name: str, key):
@@ -50,6 +125,8 @@ def _keys(world, name: str, key):
 
         def draw():
             value = key(rng)
+            if value.__class__ in _HASHABLE:     # the usual keys: no check needed
+                return value
             try:
                 hash(value)
             except TypeError:
@@ -115,26 +192,31 @@ class OpenLoop:
         self.route, self._key = _route(name, route), _keys(world, name, key)
         self.rng = world.rng(f"workload/{name}/arrivals")
         self.sent = 0
-        world.env.process(self._arrivals())
+        self._constant, self._peak = isinstance(profile, Constant), profile.peak
+        self._limit = float("inf") if self.requests is None else self.requests
+        start = simpy.Event(world.env)        # the first arrival is drawn when the run starts, as a process's
+        start._ok, start._value = True, None   # first step would be (an urgent event now)
+        self._on_arrival = self._arrive        # one bound method for every arrival's timeout
+        start.callbacks.append(self._on_arrival)
+        world.env.schedule(start, URGENT)
 
-    def _arrivals(self):
-        env, world, target, rng, route, key = (self.world.env, self.world, self.target, self.rng,
-                                               self.route, self._key)
-        profile, peak = self.profile, self.profile.peak
-        constant = isinstance(profile, Constant)
-        limit = self.requests if self.requests is not None else float("inf")
-        end = self.duration
-        process = env.process
-        while self.sent < limit:
-            gap = rng.expovariate(peak)
-            if env.now + gap >= end:
-                return
-            yield env.timeout(gap)
-            # thinning: keep an arrival at time t with probability rate(t) / peak
-            if not constant and rng.random() * peak >= profile(env.now):
-                continue
+    def _arrive(self, event) -> None:
+        """The callback of each arrival's timeout (and of the start): send the request due now, unless
+        thinning drops it, then draw the next arrival. Each request runs as a process of its own,
+        started at once (:class:`_RequestProcess`); the arrivals themselves need no process."""
+        env, rng = self.world.env, self.rng
+        now = env._now
+        # an arrival (not the start), kept by thinning with probability rate(now) / peak
+        send = event.__class__ is Timeout and (self._constant or rng.random() * self._peak < self.profile(now))
+        if send:
             self.sent += 1
-            process(serve(world, target, route, key()))
+            key = self._key()
+        if self.sent < self._limit:
+            gap = rng.expovariate(self._peak)
+            if now + gap < self.duration:
+                timeout(env, gap).callbacks.append(self._on_arrival)
+        if send:
+            _RequestProcess(env, serve(self.world, self.target, self.route, key))
 
 
 class ClosedLoop:
