@@ -138,7 +138,10 @@ def test_shedding_dashboard_reacts_to_every_slider():
 
 def test_the_shedding_dashboard_runs_its_own_short_run_and_the_notebooks_low_load_check_holds():
     dash = all_dashboards()["07_bulkheads/shedding"]()
-    assert all(r.results.until == bh.SHEDDING_DURATION == 10.0 for r in dash.results.values())
+    assert all(r.duration == bh.SHEDDING_DURATION == 10.0 for r in dash.results.values())
+    # the run goes on until the users give up: no request of the goodput window is left unfinished
+    assert all(r.results.until == 10.0 + bh.TIMEOUT and "unfinished" not in r.results.reasons()
+               for r in dash.results.values())
     low = bh.overload_run(load=0.8, max_queue_delay=bh.MAX_QUEUE_DELAY, duration=bh.SHEDDING_DURATION, seed=7)
     assert round(low.share("shed"), 1) == 0.1                       # "about one in ten", notebook 07
 
@@ -152,3 +155,15 @@ def test_the_protections_keep_no_logs_and_their_counts_stay_exact():
     walled = bh.shop_run(2, slow=1.0, spike=(1.0, 4.0), duration=5.0, seed=3)
     refusals = walled.results.reasons()["bulkhead full"]
     assert refusals > 0
+
+
+def test_the_goodput_picture_draws_every_bin_its_full_width_and_offered_at_capacity_once():
+    import matplotlib.pyplot as plt
+    res = bh.overload_run(1.0, duration=bh.SHEDDING_DURATION, seed=7)
+    fig, ax = plt.subplots()
+    bh.draw_goodput(ax, res)
+    steps = ax.lines[0]
+    assert steps.get_xdata()[-1] == bh.SHEDDING_DURATION                 # the 9-10 s bin ends at 10 s
+    assert steps.get_ydata()[-1] == steps.get_ydata()[-2]
+    assert [line.get_label() for line in ax.lines[1:]] == ["offered = capacity (40/s)"]
+    plt.close(fig)

@@ -193,9 +193,13 @@ def test_the_trigger_backlog_estimate_and_the_measured_peak():
 def test_the_trigger_is_labelled_by_its_slowdown_not_the_faults_kind():
     from matplotlib.figure import Figure
     ax = Figure().subplots()
-    mf.draw_availability(ax, mf.metastable_run(trigger=1.0, duration=20.0, window=(14.0, 20.0), seed=7))
-    labels = [p.get_label() for p in ax.patches]
-    assert "trigger: work 3x slower" in labels and "latency spike" not in labels
+    res = mf.metastable_run(trigger=1.0, duration=20.0, window=(14.0, 20.0), seed=7)
+    mf.draw_availability(ax, res)
+    queue_ax = Figure().subplots()                  # the queue's panel names it the same way
+    mf.name_trigger(mf.draw_queue(queue_ax, res, shade=True), res)
+    for axes in (ax, queue_ax):
+        labels = [p.get_label() for p in axes.patches]
+        assert "trigger: work 3x slower" in labels and "latency spike" not in labels
 
 
 def test_a_trigger_that_slows_every_request_threefold_lets_a_third_of_the_backlog_time_an_attempt_out():

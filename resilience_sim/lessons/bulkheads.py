@@ -107,8 +107,8 @@ def draw_routes(ax, res: ShopResult, *, bin_width: float = 1.0):
     """Each route's availability over time (1-second bins by request start), the spike shaded."""
     for name, color, width in (("product", GOOD, 3.5), ("reviews", "tab:orange", 1.5)):
         series = res.results.only(name).between(0.0, res.duration).timeseries(bin_width)
-        ax.step(series["t"], series["availability"] * 100, where="post", color=color, lw=width,
-                label=f"{name} page")                    # product drawn wide, under reviews
+        plots.step_bins(ax, series["t"], series["availability"] * 100, bin_width, color=color, lw=width,
+                        label=f"{name} page")            # product drawn wide, under reviews
     if res.slow > 0:
         plots.shade_faults(ax, res.results)
     ax.set_xlim(0, res.duration)
@@ -156,21 +156,23 @@ MAX_QUEUE_DELAY = 0.1
 
 @dataclass
 class OverloadResult:
-    """A run of one service offered ``rate`` requests a second, and the queue it built."""
+    """A run of one service offered ``rate`` requests a second for ``duration`` seconds, and the queue
+    it built; the run goes on until every request has ended."""
     results: Results = field(repr=False)
     queue: ServiceProbe = field(repr=False)
     rate: float
     capacity: float
     label: str
     service: Service = field(repr=False)
+    duration: float
 
     def goodput(self, lo: float = 5.0, hi: float | None = None) -> float:
-        """Answered requests per second among those that started in ``[lo, hi)`` (default: to the end)."""
-        return self.results.between(lo, self.results.until if hi is None else hi).throughput()
+        """Answered requests per second among those that started in ``[lo, hi)`` (default: to ``duration``)."""
+        return self.results.between(lo, self.duration if hi is None else hi).throughput()
 
     def p99(self, lo: float = 5.0) -> float:
-        """99th percentile latency of answered requests (NaN if none was answered)."""
-        lat = self.results.between(lo, self.results.until).latencies()
+        """99th percentile latency of answered requests that started from ``lo`` (NaN if none was answered)."""
+        lat = self.results.between(lo, self.duration).latencies()
         return float(np.percentile(lat, 99)) if lat.size else math.nan
 
     def share(self, reason: str) -> float:
@@ -201,20 +203,24 @@ def overload_run(load: float = 1.5, *, max_queue_delay: float | None = None, max
     probe = ServiceProbe(world, api, PROBE_EVERY)
     OpenLoop(world, users, load * CAPACITY, duration=duration)
     label = ("load shedder" if shedder else "token bucket" if bucket else "no protection")
-    return OverloadResult(world.run(until=duration), probe, load * CAPACITY, CAPACITY, label, api)
+    results = world.run(until=duration + timeout)       # users give up by then: every request has ended
+    return OverloadResult(results, probe, load * CAPACITY, CAPACITY, label, api, duration)
 
 
 def draw_goodput(ax, res: OverloadResult, *, bin_width: float = 1.0, label: str | None = None, color=None,
                  lines: bool = True):
     """Answered requests per second (by start time); with ``lines``, the offered load and the capacity
     dashed, and any gray failure shaded."""
-    series = res.results.timeseries(bin_width)
-    ax.step(series["t"], series["throughput"], where="post", label=label or res.label, color=color)
+    series = res.results.between(0.0, res.duration).timeseries(bin_width)
+    plots.step_bins(ax, series["t"], series["throughput"], bin_width, label=label or res.label, color=color)
     if lines:
-        ax.axhline(res.rate, color="gray", ls=":", lw=1, label=f"offered ({res.rate:.0f}/s)")
-        ax.axhline(res.capacity, color="k", ls="--", lw=1, label=f"capacity ({res.capacity:.0f}/s)")
+        if math.isclose(res.rate, res.capacity):         # one line, not one hidden under the other
+            ax.axhline(res.capacity, color="k", ls="--", lw=1, label=f"offered = capacity ({res.capacity:.0f}/s)")
+        else:
+            ax.axhline(res.rate, color="gray", ls=":", lw=1, label=f"offered ({res.rate:.0f}/s)")
+            ax.axhline(res.capacity, color="k", ls="--", lw=1, label=f"capacity ({res.capacity:.0f}/s)")
         plots.shade_faults(ax, res.results)
-    ax.set_xlim(0, res.results.until)
+    ax.set_xlim(0, res.duration)
     ax.set_ylim(0, max(res.rate, res.capacity) * 1.5)    # headroom for a legend above the data
     ax.set_xlabel("time (s)")
     ax.set_ylabel("goodput (answered req/s)")
@@ -235,7 +241,7 @@ def _shedding_draw(ax, res: OverloadResult):
     draw_goodput(ax, res, color=BAD if res.label == "no protection" else GOOD)
     ax.xaxis.set_major_locator(MultipleLocator(5))
     if not ax.get_subplotspec().colspan.start:
-        ax.legend(loc="upper center", fontsize=8, ncols=3)
+        ax.legend(loc="upper center", fontsize=7, ncols=3, columnspacing=1.0, handlelength=1.5)  # within the axes
     else:
         ax.set_ylabel("")
 
@@ -243,7 +249,7 @@ def _shedding_draw(ax, res: OverloadResult):
 def _shedding_summary(res: OverloadResult) -> str:
     p99 = res.p99()
     p99_text = "nothing answered" if math.isnan(p99) else f"p99 {p99 * 1000:.0f} ms"
-    return f"goodput {res.goodput():.0f}/s, {p99_text}, {res.share('shed'):.0%} shed"
+    return f"from 5 s: goodput {res.goodput():.0f}/s, {p99_text}; whole run: {res.share('shed'):.0%} shed"
 
 
 @dashboard("07_bulkheads/shedding")

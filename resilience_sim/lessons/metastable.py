@@ -187,14 +187,20 @@ def peak_backlog(load: float, trigger: float = TRIGGER, *, seed: int) -> int:
     return int(q[(t >= lo) & (t <= hi + PROBE_EVERY)].max())
 
 
+def name_trigger(ax, res: MetastableResult):
+    """Relabel ``ax``'s shaded latency spike for what it is here, the trigger (not the fault's kind)."""
+    for patch in ax.patches:
+        if patch.get_label() == "latency spike":
+            patch.set_label(f"trigger: work {res.factor:g}x slower")
+    return ax
+
+
 def draw_availability(ax, res: MetastableResult, *, bin_width: float = 1.0, color=None, label=None,
                       shade: bool = True):
     """Availability over time (by request start), the trigger shaded and the judged window bracketed."""
     plots.availability_over_time(res.results, bin_width=bin_width, ax=ax, shade=shade, color=color,
                                  label=label or res.label)
-    for patch in ax.patches:                      # name the trigger for what it is, not the fault's kind
-        if patch.get_label() == "latency spike":
-            patch.set_label(f"trigger: work {res.factor:g}x slower")
+    name_trigger(ax, res)
     ax.set_xlim(0, res.window[1])                 # the requests sent; after that the run only drains
     if shade:
         lo, hi = res.window
@@ -215,7 +221,8 @@ def _metastable_draw(ax, res: MetastableResult):
     ax.xaxis.set_major_locator(MultipleLocator(5))      # few tick labels: text is what a redraw costs
     ax.yaxis.set_major_locator(MultipleLocator(25))
     if not ax.get_subplotspec().colspan.start:
-        ax.legend(loc="lower left", fontsize=8)
+        # in the band the lines leave empty (between the trigger's fall and the judged window's 100%)
+        ax.legend(loc="center left", bbox_to_anchor=(0.35, 0.7), fontsize=8)
     else:
         ax.set_ylabel("")
 

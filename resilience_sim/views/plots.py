@@ -27,6 +27,14 @@ def _axes(ax):
     return ax
 
 
+def step_bins(ax, starts, values, bin_width: float, **style):
+    """Per-bin ``values`` as steps, every bin drawn its full ``bin_width`` (the last one too: a plain
+    ``step(where="post")`` would end at the last bin's start). Returns the line."""
+    edges = np.append(starts, starts[-1] + bin_width) if len(starts) else starts
+    values = np.append(values, values[-1]) if len(values) else values
+    return ax.step(edges, values, where="post", **style)[0]
+
+
 def _results(results):
     """``results`` if it is a run's Results, else a WrongType that says where Results come from."""
     from ..metrics.results import as_results
@@ -77,7 +85,7 @@ def availability_over_time(results, *, bin_width: float | None = None, ax=None, 
     label, color, shade = _label("label", label), _color("color", color), validate.boolean("shade", shade)
     bin_width = results.duration / 60 if bin_width is None else validate.positive("bin_width", bin_width)
     series = results.timeseries(bin_width)
-    ax.step(series["t"], series["availability"] * 100, where="post", label=label, color=color)
+    step_bins(ax, series["t"], series["availability"] * 100, bin_width, label=label, color=color)
     if shade:
         shade_faults(ax, results)
     ax.set_xlim(results.since, results.until)
