@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TEST_STAMP  := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
+MUTATE_STAMP := $(VENV)/.installed-mutate
 # Exact versions of everything installed (the notebooks assert numbers from seeded runs, so a newer
 # simpy or numpy next year must not change them): refreshed on purpose by `make lock`.
 LOCK := constraints.txt
@@ -12,7 +13,7 @@ PIP  := $(BIN)/python -m pip install --quiet -c $(LOCK)
 # Jupyter refuses to run as root unless told it may.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test bench test-e2e labs lock clean
+.PHONY: lab test bench mutate test-e2e labs lock clean
 
 # A .venv made in another folder (a moved or copied checkout) has scripts that point at the old path:
 # remove it, so that the rules below build it again here.
@@ -54,6 +55,15 @@ $(BENCH_STAMP): $(TEST_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
+
+# Mutation testing of core, policies, metrics and the simulator's service and client (tools/mutate.py):
+# about 15+ minutes on 2 cores, not part of `make test` or CI. One group: make mutate ARGS="--group core".
+$(MUTATE_STAMP): $(TEST_STAMP)
+	$(PIP) -e '.[test,mutate]'
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	$(BIN)/python tools/mutate.py $(ARGS)
 
 labs: $(STAMP)
 	$(BIN)/python tools/generate_labs.py

@@ -8,12 +8,6 @@ import simpy
 from resilience_sim import (Exponential, FailureRepair, Mixture, OpenLoop, Service, World, theory)
 
 
-def two_state_sd(mttf, mttr, horizon):  # same as theory.availability_sd, spelled out here
-    """Standard deviation of the time-average availability of an up/down Markov process over
-    ``horizon``: Var = 2 * pi_up * pi_down / ((lambda + mu) * T) = 2 (mttf mttr)^2 / ((mttf + mttr)^3 T)."""
-    return math.sqrt(2 * (mttf * mttr) ** 2 / ((mttf + mttr) ** 3 * horizon))
-
-
 @pytest.mark.parametrize("mttf, mttr", [(100.0, 10.0), (1000.0, 1.0), (50.0, 50.0), (3600.0, 300.0)])
 def test_time_availability_matches_mttf_over_mttf_plus_mttr(mttf, mttr):
     horizon = 3000 * (mttf + mttr)          # about 3000 failure/repair cycles
@@ -22,7 +16,8 @@ def test_time_availability_matches_mttf_over_mttf_plus_mttr(mttf, mttr):
     FailureRepair(service, mttf=mttf, mttr=mttr)
     results = world.run(until=horizon)
     expected = theory.availability(mttf, mttr)
-    assert results.time_availability("db") == pytest.approx(expected, abs=4 * two_state_sd(mttf, mttr, horizon))
+    tolerance = 4 * theory.availability_sd(mttf, mttr, horizon)
+    assert results.time_availability("db") == pytest.approx(expected, abs=tolerance)
 
 
 def test_series_availability_is_the_product():
@@ -34,7 +29,7 @@ def test_series_availability_is_the_product():
     results = world.run(until=horizon)
     expected = theory.series(*(theory.availability(f, r) for f, r in pairs))
     # the down share of a series is at most the sum of the parts' down shares: so is its error
-    tolerance = 4 * sum(two_state_sd(f, r, horizon) for f, r in pairs)
+    tolerance = 4 * sum(theory.availability_sd(f, r, horizon) for f, r in pairs)
     assert results.time_availability("s0", "s1", "s2", need="all") == pytest.approx(expected, abs=tolerance)
 
 
