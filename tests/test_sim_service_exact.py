@@ -1354,3 +1354,56 @@ def test_a_slot_handed_over_at_the_deadline_leaves_no_time_for_a_hedged_attempt(
     world.env.run()
     assert sorted(log) == [("hedged", 0.5, "timeout", "hedged"), ("occupant", 0.5, "ok", 0.5)]
     assert (probe.seen, hedged.attempts, hedged.hedges, shared.in_use) == ([], 0, 0, 0)
+
+
+def test_a_waiter_cancelled_as_its_slot_is_handed_over_frees_the_slot_or_passes_it_on():
+    for waiting_behind, expected in [(False, [("later", 2.5, "ok", None)]),
+                                     (True, [("behind", 2.0, "ok", None), ("later", 3.0, "ok", None)])]:
+        world = World(1)
+        db = Service(world, "db", capacity=1, latency=1.0)
+        log, stopped = [], []
+        send(world, db, 0.0, log, "first")
+
+        def victim():
+            try:
+                yield from db.call(Request(0.0))
+            except simpy.Interrupt:
+                stopped.append(world.now)
+        proc = world.env.process(victim())
+        if waiting_behind:
+            send(world, db, 0.0, log, "behind")
+
+        def canceller():             # wakes at 1.0 just after the first call hands its slot to the victim
+            yield world.env.timeout(1.0)
+            proc.interrupt("cancelled")
+        world.env.process(canceller())
+        send(world, db, 1.5, log, "later")
+        world.env.run()
+        assert stopped == [1.0] and sorted(r for r in log if r[0] != "first") == expected
+        assert (db.busy, db.waiting) == (0, 0)
+
+
+def test_a_waiter_cancelled_before_its_turn_leaves_the_queue():
+    world = World(1)
+    db = Service(world, "db", capacity=1, latency=1.0)
+    log = []
+    send(world, db, 0.0, log, "first")
+    stopped, waiting = [], []
+
+    def victim():
+        try:
+            yield from db.call(Request(0.0))
+        except simpy.Interrupt:
+            stopped.append(world.now)
+    proc = world.env.process(victim())
+    send(world, db, 0.0, log, "third")
+
+    def cancel():
+        yield world.env.timeout(0.5)
+        proc.interrupt("cancelled")
+        yield world.env.timeout(0.1)
+        waiting.append(db.waiting)
+    world.env.process(cancel())
+    world.env.run()
+    assert stopped == [0.5] and waiting == [1]
+    assert sorted(log) == [("first", 1.0, "ok", None), ("third", 2.0, "ok", None)] and (db.busy, db.waiting) == (0, 0)
