@@ -1,5 +1,6 @@
 """The metrics on small hand-checkable cases: Results built straight from rows (no World), every value
-worked out by hand in the comments, windows that do not start at 0, and every boundary from both sides."""
+worked out by hand in the comments, windows that do not start at 0, and every boundary from both sides.
+Mutants these cannot kill, and why they cannot change behaviour: tools/equivalent_mutants/metrics.txt."""
 import math
 import re
 import sys
@@ -14,9 +15,9 @@ import pytest
 from resilience_sim.core import validate
 from resilience_sim.core.reasons import Outcome
 from resilience_sim.core.timeline import Timeline
-from resilience_sim.metrics import alerting, checker, sweeps, windows
-from resilience_sim.metrics.results import (MAX_BINS, CacheStats, ClientStats, JobStats, Results, ServiceStats,
-                                            as_results, bin_count, percentile_list)
+from resilience_sim.metrics import alerting, checker, scoring, sweeps, windows
+from resilience_sim.metrics.results import (MAX_BINS, CacheStats, ClientStats, FaultSpan, JobStats, Results,
+                                            ServiceStats, as_results, bin_count, percentile_list)
 
 OK, DEG, FAIL, TO, REJ = (Outcome.OK, Outcome.DEGRADED, Outcome.FAILED, Outcome.TIMED_OUT, Outcome.REJECTED)
 NAMES = ["", "db", "cache", "client", "read", "write", "stale", "unfinished", "error", "circuit open", "idle"]
@@ -1008,9 +1009,6 @@ def test_to_pandas_without_pandas_says_how_to_get_it(monkeypatch):
 
 
 # --- scoring --------------------------------------------------------------------------------------------------
-from resilience_sim.metrics import scoring  # noqa: E402
-from resilience_sim.metrics.results import FaultSpan  # noqa: E402
-
 READ_2S = scoring.Slo("read", 0.75, 2.0)          # read: 0 (1 s, good), 1 (3 s: too slow), 4 (0.5 s), 5 (refused)
 
 

@@ -1,5 +1,6 @@
 """The simulator's service and client on small worlds with fixed latencies: each call's end time and
-outcome worked out by hand, every refusal at both sides of its boundary, and what each policy was told."""
+outcome worked out by hand, every refusal at both sides of its boundary, and what each policy was told.
+Mutants these cannot kill, and why they cannot change behaviour: tools/equivalent_mutants/sim.txt."""
 import math
 import random
 
