@@ -124,6 +124,8 @@ def test_index_counts_from_either_end_and_names_the_length():
         with pytest.raises(WrongType, match=r"i must be a whole number \(an int\) in \[0, 3\)"):
             validate.index("i", bad, 3)
     assert validate.index("i", np.int64(-2), 3) == 1
+    assert message(lambda: validate.index("i", 1.0, 3)) == (
+        "i must be a whole number (an int) in [0, 3) or a negative one counting from the end, got 1.0")
 
 
 def test_text_function_and_choice():
