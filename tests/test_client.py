@@ -333,3 +333,19 @@ def test_a_client_rate_limit_caps_its_own_attempts_and_sends_none_it_refuses():
     assert 50 <= sent <= 56 and results.reasons() == {"rate limited": len(results) - sent}
     assert results.client("limited").rejected["rate limited"] == len(results) - sent
     assert breaker.state(11) == "closed"          # a local refusal is no failure of the db
+
+
+def test_retries_count_the_attempts_sent_after_the_first_and_not_those_a_breaker_refused():
+    world = World(1)
+    db = Service(world, "db", capacity=100, latency=0.001, error_rate=1.0)
+    plain = Client(world, db, name="plain", retry=retries(3))
+    guarded = Client(world, db, name="guarded", retry=retries(3),
+                     breaker=CircuitBreaker(consecutive_failures=4, open_for=1e6))
+    OpenLoop(world, plain, 10, requests=50, name="p")
+    OpenLoop(world, guarded, 10, requests=50, name="g")
+    results = world.run(until=100)
+    assert results.client("plain").retries == 50 * 2 == results.client("plain").attempts - 50
+    # the breaker opens after 4 failures (two whole requests); every later try is refused unsent, so the
+    # sent attempts are 4, the retries among them 2, and attempts - requests (4 - 50) says nothing
+    g = results.client("guarded")
+    assert (g.attempts, g.retries, g.requests) == (4, 2, 50)

@@ -127,6 +127,7 @@ def test_5xx_and_429_are_retried_until_the_answer_comes(server, status):
         reply = client.get(f"/fail?n=2&status={status}")
     assert reply.outcome == Outcome.OK and reply.attempts == 3 and reply.json() == {"ok": True}
     assert server.app.calls[f"/fail?n=2&status={status}"] == 3
+    assert (client.stats().attempts, client.stats().retries) == (3, 2)
 
 
 def test_a_refused_connection_is_down_and_retried():

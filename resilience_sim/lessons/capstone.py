@@ -72,6 +72,9 @@ DETECTION_GRACE = 600.0
 #: service the fault hit (a partition's far side).
 ADVICE = {
     "db failover": [
+        (lambda c, r, t: r == "browse" and c.cache is not None and c.cache.capacity < PRODUCTS,
+         "a larger cache.capacity (stale-if-error serves only what the cache still holds; the catalog has "
+         f"{PRODUCTS} products)"),
         (lambda c, r, t: r == "browse" and c.cache is None,
          "a catalog cache (cache=CacheSettings(...)) serving stale values while the database fails over"),
         (lambda c, r, t: r == "browse" and c.cache is not None and c.cache.stale == 0,
@@ -97,10 +100,14 @@ ADVICE = {
         (lambda c, r, t: getattr(c, t, None) is not None and (getattr(c, t).timeout or 1e9) >= PARTITION_HANG,
          "a {t}.timeout shorter than the partition's hang"),
         (lambda c, r, t: t == "catalog" and c.cache is None, "a catalog cache with stale-if-error"),
+        (lambda c, r, t: t == "catalog" and c.cache is not None and c.cache.capacity < PRODUCTS,
+         f"a larger cache.capacity (the catalog has {PRODUCTS} products)"),
         (lambda c, r, t: t == "recommendations" and not c.recommendations_fallback, "recommendations_fallback=True"),
         (lambda c, r, t: t == "search" and not c.search_fallback, "search_fallback=True")],
     "latency trigger": [
         (lambda c, r, t: c.cache is None, "a catalog cache, so few reads reach the slow catalog"),
+        (lambda c, r, t: c.cache is not None and c.cache.capacity < PRODUCTS,
+         f"a larger cache.capacity (the catalog has {PRODUCTS} products), so fewer reads reach the slow catalog"),
         (lambda c, r, t: c.catalog.breaker is None, "a catalog breaker"),
         (lambda c, r, t: c.catalog.retries and c.catalog.budget is None,
          "a retry budget on catalog (catalog.budget): retries alone turn a slow spell into a retry storm")],
@@ -195,11 +202,17 @@ def score_run(run: DayRun) -> DayScore:
     cost = day_cost(hours=day.profile.hours, replicas=_replicas(config), extra_calls=_extra_calls(run),
                     cache_entries=config.cache.capacity if config.cache else 0, pages=len(alerts),
                     undetected=undetected, lost=len(orders.lost), duplicated=len(orders.duplicated))
-    misses = tuple(m for e, slo in zip(endpoints, SLOS) if not e.met for m in explain_misses(window, slo))
+    misses = tuple(m for e, slo in zip(endpoints, SLOS) if not e.met for m in _worth_saying(explain_misses(window, slo)))
     feedback = (*(_miss_advice(m, e, config) for m in misses for e in endpoints if e.route == m.route),
                 *_order_advice(run, orders), *_cost_advice(run, cost, len(alerts), len(hurt)))
     return DayScore(day.seed, config, day.profile.hours, endpoints, orders, cost, alerts, tuple(hurt),
                     misses, tuple(feedback), run)
+
+
+def _worth_saying(misses: list) -> list:
+    """The misses, without spans of a single bad request when there are larger ones (noise, not a fault's mark)."""
+    larger = [m for m in misses if m.bad > 1]
+    return larger or misses
 
 
 def _accepted(window) -> list:
@@ -219,10 +232,11 @@ def _replicas(config: ShopConfig) -> dict:
 
 
 def _extra_calls(run: DayRun) -> int:
-    """Calls beyond one per request on the frontend's clients, job tries beyond one per job, and calls
-    to the payment provider beyond one per charge (a saga's retries)."""
+    """Calls beyond one per request on the frontend's clients (retries sent and hedge copies; a request
+    a breaker or bulkhead refused sent nothing, and takes nothing off the others' retries), job tries
+    beyond one per job, and calls to the payment provider beyond one per charge (a saga's retries)."""
     results = run.results
-    extra = sum(c.attempts - c.requests for name, c in results.clients.items() if name.startswith("to "))
+    extra = sum(c.retries + c.hedges for name, c in results.clients.items() if name.startswith("to "))
     extra += sum(j.attempts - j.completed - j.queued - j.running for j in results.job_queues.values())
     extra += max(0, results.services["payment"].calls - sum(run.orders["charges"].values()))
     return max(0, int(extra))
@@ -239,7 +253,7 @@ def _miss_advice(m: Miss, e: EndpointScore, config: ShopConfig) -> str:
         during, fix = f"during {', '.join(m.faults)}", "; ".join(found) or TUNE_ADVICE
     else:
         during, fix = "with no fault active", NO_FAULT_ADVICE
-    return (f"{m.route} missed {percent(e.target)} ({e.availability:.3%}): {m.bad} bad requests "
+    return (f"{m.route} missed {percent(e.target)} ({e.availability:.3%}): {m.bad} bad request{'s' * (m.bad != 1)} "
             f"{_hm(m.start)}-{_hm(m.end)} {during}; failed by {who}. Would have covered it: {fix}.")
 
 
@@ -268,30 +282,40 @@ def _order_advice(run: DayRun, orders: OrderCheck) -> list:
 
 
 def _cost_advice(run: DayRun, cost: Cost, pages: int, hurt: int) -> list:
-    """Where the money buys little: replicas whose busiest 5 minutes fit in one fewer, a cache larger
-    than the catalog, pages beyond the incidents."""
+    """Where the money buys little, the largest saving first: a replica that the busiest 5 minutes did
+    not need, a cache larger than the catalog, pages beyond the incidents. (Job workers are left out:
+    their busy time is not recorded; a day with fewer of them is the test.)"""
     config, results = run.config, run.results
-    out = []
     day = run.day.duration
+    found = []                                   # (dollars saved, sentence)
     for name in SLOTS:
         n = getattr(config.replicas, name)
-        starts = results.services[name].call_start
-        starts = starts[starts < day]
-        if n < 2 or not starts.size:
-            continue
-        # seconds a call holds a slot: its work, or for the frontend the whole answer (it waits for the rest)
-        hold = float(np.mean(results.between(0.0, day).latency)) if name == "frontend" else WORK[name]
-        busiest = np.bincount((starts // 300).astype(np.int64)).max() / 300.0
-        need = busiest * hold / SLOTS[name]            # replicas' worth of slots busy at the busiest time
-        if need < 0.5 * (n - 1):
-            out.append(f"replicas.{name}={n} buys little: its busiest 5 minutes kept {need:.2f} replicas' worth "
-                       f"of slots busy (${cost.items[f'replicas of {name}']:,.0f} over the day)")
+        need = _busiest_need(run, name, day) if n > 1 else None
+        if need is not None and need < 0.5 * (n - 1):
+            item = cost.items[f"replicas of {name}"]
+            found.append((item / n, f"replicas.{name}={n} buys little: its busiest 5 minutes kept {need:.2f} "
+                                    f"replicas' worth busy; one fewer saves ${item / n:,.0f} a day"))
     if config.cache is not None and config.cache.capacity > PRODUCTS:
-        out.append(f"cache.capacity={config.cache.capacity} buys nothing above {PRODUCTS} entries: the catalog "
-                   f"has {PRODUCTS} products")
+        saved = cost.items["cache memory"] * (1 - PRODUCTS / config.cache.capacity)
+        found.append((saved, f"cache.capacity={config.cache.capacity} buys nothing above {PRODUCTS} entries (the "
+                             f"catalog has {PRODUCTS} products): {PRODUCTS} saves ${saved:,.0f} a day"))
     if pages > max(2 * hurt, 2):
-        out.append(f"{pages} pages for {hurt} incidents: the alert rule pages for what users barely feel")
-    return out
+        found.append(((pages - hurt) * cost.items["pages"] / pages,
+                      f"{pages} pages for {hurt} incidents: the alert rule pages for what users barely feel"))
+    return [text for _, text in sorted(found, key=lambda f: -f[0])]
+
+
+def _busiest_need(run: DayRun, name: str, day: float):
+    """Replicas' worth of ``name``'s slots busy in the busiest 5 minutes of the day; None if it was idle."""
+    results = run.results
+    starts = results.services[name].call_start
+    starts = starts[starts < day]
+    if not starts.size:
+        return None
+    # seconds a call holds a slot: its work, or for the frontend the whole answer (it waits for the rest)
+    hold = float(np.mean(results.between(0.0, day).latency)) if name == "frontend" else WORK[name]
+    busiest = np.bincount((starts // 300).astype(np.int64)).max() / 300.0
+    return busiest * hold / SLOTS[name]
 
 
 def scoreboard(score: DayScore, *, bin_width: float = 600.0) -> dict:

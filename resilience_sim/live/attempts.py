@@ -226,7 +226,7 @@ class Decisions:
         self._throttle_rng = random.Random(f"{seed}/throttle")     # its own: a throttle leaves jitter alone
         self.lock = threading.Lock()
         self._waiters: deque = deque()                              # bulkhead waiters, oldest first
-        self.requests = self.attempts = self.budget_denied = 0
+        self.requests = self.attempts = self.budget_denied = self.retries = 0
         self.backoff_time = 0.0
         self.rejected: Counter = Counter()
 
@@ -440,11 +440,13 @@ class Decisions:
         with self.lock:
             return ClientStats(self.name, self.requests, self.attempts, self.backoff_time, dict(self.rejected),
                                self.budget_denied, 0, shift(getattr(self.breaker, "history", None)),
-                               shift(getattr(self.breaker, "trips", None)))
+                               shift(getattr(self.breaker, "trips", None)), self.retries)
 
     # --- internals --------------------------------------------------------------------------------
     def _start(self, att, req, now):
         self.attempts += 1                     # sent from here on, as the simulator counts it
+        if req.attempt > 1:
+            self.retries += 1
         att.started = now
         left = req.deadline_at - now
         per = self.timeout.per_attempt if self.timeout is not None else math.inf

@@ -55,6 +55,7 @@ class ClientStats:
     hedges: int
     breaker_history: tuple     # ((time, state), ...); empty without a breaker
     breaker_trips: tuple       # ((time, why), ...): each time the breaker opened, and why
+    retries: int = 0           # attempts sent after a request's first one (hedge copies not counted)
 
     @property
     def amplification(self) -> float:

@@ -65,7 +65,8 @@ class Client:
     handler calls ``client.call(req)`` directly; one client serves one caller.
 
     What it counts: ``requests`` (calls to :meth:`call`), ``attempts`` (calls sent to the target,
-    hedge copies included),
+    hedge copies included), ``retries`` (attempts sent after a request's first one: refused ones and hedge
+    copies are not counted),
     ``backoff_time`` (seconds spent waiting between attempts), ``rejected`` (a Counter of local
     refusals: "throttled", "circuit open", "rate limited", "bulkhead full", "deadline"), ``budget_denied`` and
     ``hedges`` (copies sent). A request's recorded ``attempts`` are those of the client it was sent
@@ -105,7 +106,7 @@ class Client:
         self.rng = world.rng(f"client/{name}")                       # retry jitter
         self._throttle_rng = world.rng(f"client/{name}/throttle")    # its own: a throttle leaves jitter alone
         self.owner = None          # the service this client calls for (set when one declares it)
-        self.requests = self.attempts = self.hedges = self.budget_denied = 0
+        self.requests = self.attempts = self.hedges = self.budget_denied = self.retries = 0
         self.backoff_time = 0.0
         self.rejected: Counter = Counter()
         # bulkhead waiters' wake-up events, oldest first: one list per Bulkhead, shared with any other
@@ -136,6 +137,8 @@ class Client:
                 asked = throttle is not None
                 ok, value = yield from self._attempt(sub, caller)
                 asked = False
+                if attempt > 1 and (ok or value.service != self.name or value.reason not in _UNSENT):
+                    self.retries += 1
                 if throttle is not None:
                     self._verdict(ok, value)
                 if ok:

@@ -168,7 +168,7 @@ class World:
                     for name, s in self.services.items()]
         clients = [ClientStats(name, c.requests, c.attempts, c.backoff_time, dict(c.rejected),
                                c.budget_denied, c.hedges, tuple(getattr(c.breaker, "history", ())),
-                               tuple(getattr(c.breaker, "trips", ())))
+                               tuple(getattr(c.breaker, "trips", ())), c.retries)
                    for name, c in self.clients.items()]
         faults = [FaultSpan(f.label, f.kind, tuple(f.spans(until))) for f in self.faults]
         caches = [c.stats() for c in self.caches.values()]
