@@ -98,6 +98,17 @@ def test_a_configuration_is_a_value_changed_by_copy():
     assert REFERENCE.with_() == REFERENCE and hash(REFERENCE) == hash(REFERENCE.with_())
 
 
+def test_changes_list_only_the_fields_that_differ_one_at_a_time():
+    changed = REFERENCE.with_(catalog={"timeout": 0.25}, replicas={"workers": 1}, cache=None, name="mine")
+    assert changed.changes(REFERENCE) == [("catalog.timeout", 0.5, 0.25), ("cache", REFERENCE.cache, None),
+                                          ("replicas.workers", 2, 1)]
+    assert REFERENCE.changes(REFERENCE.with_(name="other")) == []          # the name is no setting
+    rows = dict((path, (was, now)) for path, was, now in REFERENCE.changes(BASELINE))
+    assert rows["catalog.timeout"] == (None, 0.5) and "catalog.backoff" not in rows   # same as the default
+    with pytest.raises(ConfigError, match="other"):
+        REFERENCE.changes("baseline")
+
+
 # --- the visible day ----------------------------------------------------------------------------------------
 def test_the_baseline_misses_every_slo_and_loses_and_duplicates_orders(visible):
     base = visible["baseline"]
@@ -142,7 +153,7 @@ def test_the_configuration_tuned_to_the_visible_day_fails_hidden_days():
     with process_pool(2) as pool:
         brittle = hidden_days(BRITTLE, hours=HIDDEN_HOURS, executor=pool, progress=False)
     assert not brittle.passed
-    assert brittle.failed_days() and set(brittle.failed_days()) <= set(HIDDEN_SEEDS)
+    assert brittle.failed_days() == list(HIDDEN_SEEDS)       # every one: each holds a db failover and a latency trigger
 
 
 def test_hidden_days_give_the_same_rows_here_and_on_a_process_pool():

@@ -53,7 +53,7 @@ def test_it_draws_the_engines_board_in_four_labelled_panels(engine_board):
     axes = sb.draw(engine_board, targets=TARGETS, title="baseline")
     assert set(axes) == {"faults", "good", "budget", "cost"}
     assert axes["budget"].get_xlabel() == "time of day (h)" and axes["cost"].get_xlabel() == "dollars over the day"
-    assert axes["good"].get_ylabel() == "good requests (%)" and axes["budget"].get_ylabel() == "error budget spent (%)"
+    assert axes["good"].get_ylabel() == "good requests (%, nines scale)" and axes["budget"].get_ylabel() == "error budget spent (%)"
     assert all(axes[p].get_title() for p in axes)
     assert [line.get_label() for line in axes["good"].lines if not line.get_label().startswith("_")] == \
         [s.route for s in SLOS]
@@ -81,11 +81,52 @@ def test_the_good_share_and_the_budget_follow_the_board_in_percent():
     board = synthetic_board()
     good = sb.good_share(board, targets=TARGETS)
     browse = next(line for line in good.lines if line.get_label() == "browse")
-    assert browse.get_ydata()[5] == pytest.approx(50.0) and browse.get_ydata()[4] == pytest.approx(100.0)
+    assert browse.get_ydata()[5] == pytest.approx(50.0) and browse.get_ydata()[4] == pytest.approx(99.99)  # 100%: top
     assert any(line.get_linestyle() == "--" and line.get_ydata()[0] == pytest.approx(99.9) for line in good.lines)
     budget = sb.budget_burn(board)
     spent = next(line for line in budget.lines if line.get_label() == "browse").get_ydata()
     assert spent[0] == 0 and spent[-1] == pytest.approx(250.0) and budget.get_ylim()[1] > 250.0
+
+
+def test_the_slo_lines_stand_apart_on_the_nines_scale_even_when_a_day_fell_to_zero():
+    board = synthetic_board()
+    board["good"]["browse"][5] = 0.0
+    ax = sb.good_share(board, targets=TARGETS)
+    ax.figure.canvas.draw()
+    to_pixels = ax.transData.transform
+    slo_y = sorted(to_pixels((0, 100 * s.target))[1] for s in SLOS)        # 99.5, 99.9, 99.95%
+    height = ax.bbox.height
+    assert min(b - a for a, b in zip(slo_y, slo_y[1:])) > 0.05 * height      # apart, by 5% of the panel
+    assert to_pixels((0, 0.0))[1] == pytest.approx(ax.bbox.y0)                # and 0% still on the panel
+    browse = next(line for line in ax.lines if line.get_label() == "browse")
+    top = to_pixels((0, browse.get_ydata()[0]))[1]                            # a bin at 100%
+    assert slo_y[-1] < top < ax.bbox.y1 - 0.03 * height                       # above the SLOs, below the edge
+
+
+def test_no_endpoint_line_shares_a_colour_with_a_faults_shading():
+    routes = sb.route_colors([s.route for s in SLOS] + ["other"])
+    assert not {to_rgba(c) for c in routes.values()} & {to_rgba(c) for c in sb.FAULT_COLORS.values()}
+
+
+def test_a_short_fault_is_shaded_wide_enough_to_see_and_from_its_start():
+    board = synthetic_board()
+    board["faults"] = [("broker crash (broker)", 9 * HOUR, 9 * HOUR + 60.0)]   # one minute of a 24-hour day
+    ax = sb.budget_burn(board)
+    (shading,) = [p for p in ax.patches if p.get_alpha() == sb.SHADE_ALPHA]
+    assert shading.get_x() == pytest.approx(9.0) and shading.get_width() == pytest.approx(24 * sb.SHADE_MIN_WIDTH)
+    assert sb.SHADE_ALPHA >= 0.25
+
+
+@pytest.mark.parametrize("amount, text", [(9.6, "$9.60"), (0.624, "$0.62"), (48.0, "$48"), (202.4, "$202"),
+                                          (58_000.0, "$58,000"), (0.0, "$0")])
+def test_money_is_written_as_the_prose_writes_it(amount, text):
+    assert sb.money(amount) == text
+
+
+def test_the_cost_bars_say_cents_where_the_prose_does():
+    board = {**synthetic_board(), "cost": [("replicas of job workers", 48.0), ("cache memory", 9.6)]}
+    ax = sb.cost_bars(board)
+    assert [t.get_text() for t in ax.texts] == ["$48", "$9.60"] and ax.get_title() == "cost: $57.60"
 
 
 def test_the_cost_shows_what_cost_anything_the_most_expensive_on_top():

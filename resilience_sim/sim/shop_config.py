@@ -168,6 +168,26 @@ class ShopConfig:
         if not isinstance(self.dedupe, str) or self.dedupe not in DEDUPES:
             raise ConfigError(f"dedupe must be one of {DEDUPES}, got {validate.show(self.dedupe)}")
 
+    def changes(self, other: "ShopConfig") -> list:
+        """The settings where ``other`` and this configuration differ, one field at a time:
+        ``(path, other's value, this value)``, e.g. ``("catalog.timeout", None, 0.5)``, in field order;
+        a part that one side has and the other has not (the cache) is one row for the whole part."""
+        if not isinstance(other, ShopConfig):
+            raise ConfigError(f"other must be a ShopConfig(...), got {validate.show(other)}")
+        out = []
+        for f in fields(self):
+            if f.name == "name":
+                continue
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if mine == theirs:
+                continue
+            if hasattr(mine, "__dataclass_fields__") and hasattr(theirs, "__dataclass_fields__"):
+                out += [(f"{f.name}.{g.name}", getattr(theirs, g.name), getattr(mine, g.name)) for g in fields(mine)
+                        if getattr(mine, g.name) != getattr(theirs, g.name)]
+            else:
+                out.append((f.name, theirs, mine))
+        return out
+
     def with_(self, **changes) -> "ShopConfig":
         """A copy with ``changes`` (checked again); ``catalog={"timeout": 0.5}`` changes one field of a part."""
         out = {}

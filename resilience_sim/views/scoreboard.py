@@ -4,7 +4,8 @@ data of :func:`resilience_sim.lessons.capstone.scoreboard` (a dict; this module 
 * **faults**: a row per fault of the day, its window as a bar (one colour per kind), and a row of
   the pages to the on-call;
 * **good**: per endpoint the share of good requests bin by bin (%), its SLO as a dashed line, the
-  faults shaded;
+  faults shaded, on a *nines* scale (90, 99, 99.9, 99.99% equally spaced; a bin at 100% is drawn
+  at the top, 99.99%), so that SLOs of 99.5% to 99.95% stand apart even on a day that fell to 0%;
 * **budget**: per endpoint the share of the day's error budget spent by the end of each bin (%):
   100% is all of it, above that overspent;
 * **cost**: where the money went, item by item (dollars), the most expensive on top; zero items left out.
@@ -28,12 +29,19 @@ BOARD_KEYS = ("t", "good", "budget_spent", "faults", "pages", "cost")
 FAULT_COLORS = {"db failover": "tab:red", "search down": "tab:purple", "recommendations slow": "tab:orange",
                 "broker crash": "tab:brown", "payment 503": "tab:pink", "partition": "tab:olive",
                 "latency trigger": "tab:cyan"}
-#: A colour per endpoint; others take the next free one.
-ROUTE_COLORS = {"browse": "tab:blue", "search": "tab:purple", "checkout": "tab:green"}
-_MORE_COLORS = ("tab:orange", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+#: A colour per endpoint (none of them a fault's, so a line never melts into a shading); others take
+#: the next free one.
+ROUTE_COLORS = {"browse": "tab:blue", "search": "black", "checkout": "tab:green"}
+_MORE_COLORS = ("tab:gray", "navy", "darkgreen", "tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 #: Colour of the pages' row.
 PAGE_COLOR = "black"
 HOUR = TIME_UNITS["hour"]
+#: How opaque a fault's shading is, and the least width it is drawn with (a share of the panel's
+#: span), so that a two-minute fault on a 24-hour panel is still a visible band.
+SHADE_ALPHA = 0.25
+SHADE_MIN_WIDTH = 0.006
+#: The good-share panel's nines scale: shares above ``1 - 10**-NINES_TOP`` are drawn at the top.
+NINES_TOP = 4
 
 
 def check_board(board) -> dict:
@@ -63,11 +71,36 @@ def route_colors(routes) -> dict:
     return {r: ROUTE_COLORS.get(r) or next(spare, "tab:gray") for r in routes}
 
 
-def shade(ax, faults, *, alpha: float = 0.15) -> None:
+def shade(ax, faults, *, alpha: float = SHADE_ALPHA, min_width: float = 0.0) -> None:
     """Shade each ``(label, start, end)`` fault's window (x in hours) in its kind's colour: the
-    background of a time panel."""
+    background of a time panel; a window shorter than ``min_width`` seconds is drawn that wide from
+    its start (a short fault stays visible; its start, where the drop is, stays exact)."""
     for label, start, end in faults:
+        end = max(end, start + min_width)
         ax.axvspan(start / HOUR, end / HOUR, color=fault_color(label), alpha=alpha, lw=0)
+
+
+def _min_width(low: float, high: float) -> float:
+    return SHADE_MIN_WIDTH * (high - low)
+
+
+def money(amount: float) -> str:
+    """Dollars as the prose writes them: cents under $100 unless whole ($9.60, $0.62, $48), whole
+    dollars from $100 up ($58,000)."""
+    amount = float(amount)
+    if abs(amount) < 100 and round(amount, 2) != round(amount):
+        return f"${amount:,.2f}"
+    return f"${amount:,.0f}"
+
+
+def _nines(share):
+    """Percent -> nines (90% -> 1, 99% -> 2); 100% (or more) as 2 nines above NINES_TOP, out of sight."""
+    share = np.asarray(share, dtype=float)
+    return -np.log10(np.clip(1.0 - share / 100.0, 10.0 ** -(NINES_TOP + 2), None))
+
+
+def _percent(nines):
+    return 100.0 * (1.0 - 10.0 ** -np.asarray(nines, dtype=float))
 
 
 def _time_panel(ax, low: float, high: float, ylabel: str) -> None:
@@ -136,7 +169,8 @@ def traffic(pieces, *, faults=(), scale: float = 1.0, ax=None):
     pieces = [(float(a), float(b), float(r)) for a, b, r in pieces]
     if not pieces:
         raise ValueError("pieces must hold at least one (start, end, rate), got none")
-    shade(ax, _faults(faults))
+    edges0 = [float(a) for a, _, _ in pieces[:1]] + [pieces[-1][1]]
+    shade(ax, _faults(faults), min_width=_min_width(*edges0))
     edges = np.array([a for a, _, _ in pieces] + [pieces[-1][1]])
     rates = np.array([r for *_, r in pieces]) * scale
     ax.stairs(rates, edges / HOUR, color="tab:blue", lw=1.5)
@@ -155,16 +189,22 @@ def good_share(board, *, ax=None, targets=None):
                                  f"got {validate.show(targets)}")
     t = np.asarray(board["t"], dtype=float) / HOUR
     colors = route_colors(board["good"])
-    shade(ax, board["faults"])
+    shade(ax, board["faults"], min_width=_min_width(*_day(board)))
+    ax.set_yscale("function", functions=(_nines, _percent))
     for route, share in board["good"].items():
-        ax.step(t, np.asarray(share, dtype=float) * 100, where="post", color=colors[route], label=route, lw=1.2)
+        shown = np.minimum(np.asarray(share, dtype=float) * 100, _percent(NINES_TOP))   # 100% drawn at the top
+        ax.step(t, shown, where="post", color=colors[route], label=route, lw=1.2)
         if route in targets:
             ax.axhline(validate.probability(f"targets[{route!r}]", targets[route]) * 100, color=colors[route],
-                       ls="--", lw=0.8)
+                       ls="--", lw=0.9)
     low = np.nanmin([np.nanmin(np.asarray(s, dtype=float)) for s in board["good"].values()] + [1.0])
-    ax.set_ylim(min(low * 100, 99.0) - 1.0, 100.5)
-    _time_panel(ax, *_day(board), "good requests (%)")
-    ax.set_title("good share per endpoint (dashed: its SLO)", fontsize="medium")
+    floor = next(n for n in range(NINES_TOP - 2, -1, -1) if n == 0 or _percent(n) <= low * 100)  # whole nines
+    ticks = np.arange(floor, NINES_TOP + 1)
+    fixed_ticks(ax.yaxis, _percent(ticks))
+    ax.set_yticklabels(["0" if n == 0 else f"{_percent(n):.{max(0, n - 2)}f}" for n in ticks])
+    ax.set_ylim(_percent(floor), _percent(NINES_TOP + 0.25))
+    _time_panel(ax, *_day(board), "good requests (%, nines scale)")
+    ax.set_title(f"good share per endpoint (dashed: SLO; {_percent(NINES_TOP):g}%+ at the top)", fontsize="medium")
     return ax
 
 
@@ -174,7 +214,7 @@ def budget_burn(board, *, ax=None):
     board = check_board(board)
     edges = np.append(np.asarray(board["t"], dtype=float), _until(board)) / HOUR
     colors = route_colors(board["budget_spent"])
-    shade(ax, board["faults"])
+    shade(ax, board["faults"], min_width=_min_width(*_day(board)))
     ax.axhline(100, color="0.3", lw=0.8, ls=":")
     top = 100.0
     for route, spent in board["budget_spent"].items():
@@ -202,12 +242,12 @@ def cost_bars(board, *, ax=None, items=None, labels: bool = True):
     ax.barh(rows, values, color="tab:gray")
     high = max(max(values), 1e-9)
     for row, amount in zip(rows, values):
-        ax.text(amount + high * 0.02, row, f"${amount:,.0f}", va="center", fontsize="small")
+        ax.text(amount + high * 0.02, row, money(amount), va="center", fontsize="small")
     ax.set_yticks(rows, names if labels else [""] * len(names), fontsize="small")
     ax.set_ylim(len(names) - 0.4, -0.6)
     ax.set_xlim(0, high * 1.45)
     ax.set_xlabel("dollars over the day")
-    ax.set_title(f"cost: ${sum(amounts.values()):,.0f}", fontsize="medium")
+    ax.set_title(f"cost: {money(sum(amounts.values()))}", fontsize="medium")
     return ax
 
 
@@ -284,5 +324,5 @@ def compare(boards: dict, *, fig=None, targets=None) -> dict:
     return axes
 
 
-__all__ = ["BOARD_KEYS", "FAULT_COLORS", "ROUTE_COLORS", "check_board", "fault_color", "route_colors", "shade",
+__all__ = ["BOARD_KEYS", "FAULT_COLORS", "ROUTE_COLORS", "check_board", "fault_color", "route_colors", "shade", "money",
            "fault_timeline", "traffic", "fault_rows", "good_share", "budget_burn", "cost_bars", "draw", "compare"]
