@@ -25,3 +25,13 @@ def test_the_page_draws_every_layer():
     (diagram,) = blocks("mermaid")
     for layer in ("core", "policies", "metrics", "sim", "views", "sweeps", "lessons", "labs"):
         assert f"{layer}[" in diagram
+
+
+def test_the_page_on_modelling_your_own_system_prints_what_it_says():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "OWN_SYSTEM.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    (expected,) = re.findall(r"```text\n(.*?)```", page, flags=re.S)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "OWN_SYSTEM.md", "exec"), {})
+    assert out.getvalue() == expected
