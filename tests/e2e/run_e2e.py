@@ -387,7 +387,7 @@ def parse_args(argv):
     parser.add_argument("--course", type=Path, default=REPO, help="course root (default: the repo)")
     parser.add_argument("--screenshots", type=Path, default=REPO / "e2e-screenshots")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per notebook")
-    parser.add_argument("--total-timeout", type=float, default=900, help="seconds for the whole run")
+    parser.add_argument("--total-timeout", type=float, default=1500, help="seconds for the whole run")
     parser.add_argument("--allow-no-dashboard", action="store_true",
                         help="a notebook under notebooks/ without a dashboard passes")
     parser.add_argument("--keep-going", dest="keep_going", action="store_true", default=True,
