@@ -12,16 +12,9 @@ from resilience_sim.sim.system_model import Component, Endpoint, SystemModel, bu
 from resilience_sim.sim.world import World
 from resilience_sim.sweeps import process_pool, sweep
 
-#: The textbook case: a frontend -> two replicas of an api -> one db.
-FRONT, API, DB = (20_000.0, 200.0), (1_000.0, 250.0), (5_000.0, 250.0)
-
-
-def textbook(api_replicas=2, **db):
-    return SystemModel(
-        [Component("frontend", slots=40, latency=0.001, depends_on=("api",), mttf=FRONT[0], mttr=FRONT[1]),
-         Component("api", slots=8, latency=0.01, depends_on=("db",), mttf=API[0], mttr=API[1], replicas=api_replicas),
-         Component("db", slots=20, latency=0.003, mttf=db.get("mttf", DB[0]), mttr=db.get("mttr", DB[1]))],
-        [Endpoint("page", entry="frontend", rate=5.0, patience=2.0)])
+#: The textbook case: a frontend -> two replicas of an api -> one db (own.textbook, run on notebook 19's page).
+FRONT, API, DB = own.TEXTBOOK["frontend"], own.TEXTBOOK["api"], own.TEXTBOOK["db"]
+textbook = own.textbook
 
 
 def test_the_exact_availability_is_the_series_of_the_parallel_replicas():
@@ -57,6 +50,11 @@ def test_the_simulated_time_availability_is_within_sampling_error_of_the_exact_o
     assert abs(sim - exact) < tolerance
     wrong = own.exact_availability(textbook(api_replicas=1))["page"]
     assert abs(sim - wrong) > tolerance             # the check rejects a wrong exact answer
+    check = own.textbook_check(duration=horizon, seeds=seeds, base_seed=3)
+    assert check["simulated"] == sim and check["tolerance"] == pytest.approx(tolerance)
+    assert check["agree"] and check["rejects_wrong"]
+    # the packaged check can fail: with a far too tight tolerance it no longer agrees
+    assert not own.textbook_check(duration=horizon, seeds=seeds, base_seed=3, sds=0.001)["agree"]
 
 
 def test_requests_see_the_time_availability():
@@ -89,10 +87,14 @@ def test_bad_input_is_named():
         Component("api", replicas=0)
     with pytest.raises(ValueError, match="page.rate"):
         Endpoint("page", "web", rate=-1)
-    with pytest.raises(ValueError, match="depends_on/fallback"):
+    with pytest.raises(ValueError, match=r"web\.depends_on must name components"):
         SystemModel([Component("web", depends_on=("nope",))], [Endpoint("page", "web", 1.0)])
-    with pytest.raises(ValueError, match="cycle"):
+    with pytest.raises(ValueError, match=r"web\.fallback must name components"):
+        SystemModel([Component("web", fallback="nope")], [Endpoint("page", "web", 1.0)])
+    with pytest.raises(ValueError, match=r"b\.depends_on must not form a cycle"):
         SystemModel([Component("a", depends_on=("b",)), Component("b", depends_on=("a",))], [Endpoint("p", "a", 1.0)])
+    with pytest.raises(ValueError, match=r"b\.fallback must not form a cycle, got a -> b -> a"):
+        SystemModel([Component("a", depends_on=("b",)), Component("b", fallback="a")], [Endpoint("p", "a", 1.0)])
     with pytest.raises(ValueError, match="unique names"):
         SystemModel([Component("a"), Component("a")], [Endpoint("p", "a", 1.0)])
     with pytest.raises(ValueError, match="page.entry"):
@@ -169,3 +171,72 @@ def test_the_shop_model_uses_the_capstones_constants():
     for e in shop.endpoints:
         assert e.rate == PEAK[e.name] and e.patience == PATIENCE[e.name]
     assert shop.needs("browse") == ("frontend", "catalog", "recommendations", "db")
+
+
+def test_the_default_timeout_is_ten_response_times_of_the_callee():
+    model = SystemModel(
+        [Component("web", latency=0.001, depends_on=("api",)),
+         Component("api", latency=0.01, depends_on=("db", "recs")),
+         Component("db", latency=0.003), Component("recs", latency=0.02, timeout=0.7)],
+        [Endpoint("page", "web", 1.0)])
+    assert model.response_time("api") == pytest.approx(0.033)
+    assert model.call_timeout("api") == pytest.approx(0.33)      # not 10 x the api's own 0.01 s
+    assert model.call_timeout("db") == 0.05                      # the 50 ms floor
+    assert model.call_timeout("recs") == 0.7                     # a declared timeout wins
+
+
+def test_patterns_with_nothing_to_act_on_are_refused():
+    model = textbook()
+    for pattern, field in (("fallback", "fallback"), ("cache", "cache_hit")):
+        with pytest.raises(ValueError, match=f"'{pattern}' but no component declares a {field}"):
+            own.exact_availability(model, patterns=(pattern,))
+        with pytest.raises(ValueError, match=f"'{pattern}'"):
+            build(model, World(1), duration=10.0, patterns=(pattern,))
+    assert own.exact_availability(model, patterns=("timeouts", "retries")) == own.exact_availability(model)
+
+
+def test_the_cache_is_honoured_by_the_exact_and_the_time_availability():
+    model = SystemModel(
+        [Component("web", slots=20, latency=0.001, depends_on=("recs",)),
+         Component("recs", slots=10, latency=0.01, mttf=300.0, mttr=100.0, cache_hit=0.5)],
+        [Endpoint("page", "web", 5.0)])
+    assert own.exact_availability(model)["page"] == pytest.approx(0.75)
+    exact = own.exact_availability(model, patterns=("cache",))["page"]
+    assert exact == pytest.approx(0.5 * 1.0 + 0.5 * 0.75)       # half the keys never reach recs
+    row, = own.availability_table(model, duration=20_000.0, seeds=4, base_seed=2, patterns=("cache",))
+    assert row["time_low"] <= exact <= row["time_high"]
+    assert not row["time_low"] <= 0.75 <= row["time_high"]      # the cache-blind answer is rejected
+    assert abs(row["good"] - row["time"]) < 0.02                 # requests see the keyed time availability
+
+
+def test_the_weakest_link_gains_have_intervals_and_the_what_if_its_time_availability():
+    model = SystemModel(
+        [Component("frontend", depends_on=("db",), mttf=100_000.0, mttr=100.0),
+         Component("db", mttf=1_000.0, mttr=100.0)],
+        [Endpoint("page", "frontend", 1.0)])
+    rows = own.weakest_link(model, duration=200_000.0, seeds=4)
+    for r in rows:
+        for what in ("mttf x2", "mttr /2"):
+            assert r[f"sim {what} low"] < r[f"sim {what}"] < r[f"sim {what} high"]
+    db = rows[0]
+    assert db["sim mttf x2 low"] <= db["exact mttf x2"] <= db["sim mttf x2 high"]
+    assert not db["sim mttf x2 low"] <= 0.0 <= db["sim mttf x2 high"]      # "no gain" is rejected
+    steps = own.what_if(textbook(), ("timeouts",), duration=2_000.0, seeds=2)
+    assert steps[0]["page time"] == steps[1]["page time"]                  # common seeds: same timelines
+    assert abs(steps[0]["page"] - steps[0]["page time"]) < 0.05
+
+
+def test_a_tight_caller_timeout_makes_retries_cost_the_fallback():
+    # notebook 19's system: the api retries a down recommender before it falls back
+    model = SystemModel(
+        [Component("frontend", slots=40, latency=0.001, depends_on=("api",), mttf=20_000, mttr=200),
+         Component("api", slots=8, latency=0.01, depends_on=("db", "recs"), mttf=1_000, mttr=250, replicas=2),
+         Component("db", slots=20, latency=0.003, mttf=5_000, mttr=250),
+         Component("recs", slots=4, latency=0.02, mttf=2_000, mttr=500, fallback="static")],
+        [Endpoint("page", entry="frontend", rate=1.0, patience=2.0)])
+    order = ("fallback", "timeouts", "retries")
+    tight = own.what_if(model.with_("api", timeout=0.1), order, duration=6_000.0, seeds=2, base_seed=19)
+    roomy = own.what_if(model, order, duration=6_000.0, seeds=2, base_seed=19)
+    assert tight[3]["page time"] == tight[1]["page time"]       # the same outages at every step
+    assert tight[3]["page"] < tight[2]["page"] - 0.005           # retries outlast the caller's 0.1 s
+    assert roomy[3]["page"] >= roomy[1]["page"]                  # ten response times (0.33 s) leave room

@@ -22,9 +22,11 @@ import math
 
 from ..core import theory, validate
 from ..metrics.scoring import Slo, good
+from ..metrics.sweeps import mean_interval
 from ..sim.chaos import ChaosDay
 from ..sim.shop import PATIENCE, PEAK, SLOTS, WORK
-from ..sim.system_model import PATTERNS, Component, Endpoint, SystemModel, build, check_patterns
+from ..sim.system_build import build
+from ..sim.system_model import KEYS, PATTERNS, Component, Endpoint, SystemModel, check_patterns
 from ..sim.world import World
 from ..sweeps import sweep
 
@@ -38,12 +40,15 @@ def _model(model) -> SystemModel:
     return model
 
 
-def _up(model: SystemModel, endpoint: Endpoint, is_up, fallbacks: bool) -> bool:
-    """The structure function: is ``endpoint`` up when ``is_up(component)`` says which are up?"""
+def _up(model: SystemModel, endpoint: Endpoint, is_up, fallbacks: bool, skip=frozenset()) -> bool:
+    """The structure function: is ``endpoint`` up when ``is_up(component)`` says which are up?
+    ``skip``: the dependencies its callers answer from their cache (for this request's key)."""
     def ok(name, entry=False):
         if not is_up(name):
             return False
         for d in model.calls(name, endpoint if entry else None):
+            if d in skip:
+                continue
             if not ok(d):
                 alt = model.component(d).fallback if fallbacks else None
                 if alt is None or (alt != "static" and not ok(alt)):
@@ -52,7 +57,7 @@ def _up(model: SystemModel, endpoint: Endpoint, is_up, fallbacks: bool) -> bool:
     return ok(endpoint.entry, True)
 
 
-def _involved(model: SystemModel, endpoint: Endpoint, fallbacks: bool) -> list:
+def _involved(model: SystemModel, endpoint: Endpoint, fallbacks: bool, skip=frozenset()) -> list:
     names, todo = [], [endpoint.entry]
     while todo:
         name = todo.pop()
@@ -60,7 +65,7 @@ def _involved(model: SystemModel, endpoint: Endpoint, fallbacks: bool) -> list:
             continue
         names.append(name)
         c = model.component(name)
-        todo += list(model.calls(name, endpoint if name == endpoint.entry else None))
+        todo += [d for d in model.calls(name, endpoint if name == endpoint.entry else None) if d not in skip]
         if fallbacks and c.fallback not in (None, "static"):
             todo.append(c.fallback)
     return names
@@ -71,35 +76,51 @@ def component_availability(c: Component) -> float:
     return 1.0 if not c.fails else theory.replicas_availability(c.replicas, c.mttf, c.mttr)
 
 
+def _key_groups(model: SystemModel, patterns: tuple) -> list:
+    """``(share of keys, the dependencies cached for them)``: one group without "cache"; with it, a
+    key ``k`` skips each component whose ``cache_hit * KEYS`` exceeds ``k`` (as the callers' cache does)."""
+    if "cache" not in patterns:
+        return [(1.0, frozenset())]
+    groups: dict = {}
+    for k in range(KEYS):
+        skip = frozenset(c.name for c in model.components if k < c.cache_hit * KEYS)
+        groups[skip] = groups.get(skip, 0) + 1 / KEYS
+    return [(w, skip) for skip, w in groups.items()]
+
+
+def _exact_one(model: SystemModel, e: Endpoint, fallbacks: bool, skip: frozenset) -> float:
+    names = [n for n in _involved(model, e, fallbacks, skip) if model.component(n).fails]
+    a = {n: component_availability(model.component(n)) for n in names}
+    if not fallbacks or all(model.component(n).fallback is None for n in _involved(model, e, True, skip)):
+        return theory.series(*a.values()) if a else 1.0
+    if len(names) > MAX_EXACT:
+        raise ValueError(f"model must have at most {MAX_EXACT} failing components under {e.name!r} for the "
+                         f"exact sum with fallbacks, got {len(names)}")
+    total = 0.0
+    for states in itertools.product((True, False), repeat=len(names)):
+        up = dict(zip(names, states))
+        if _up(model, e, lambda n: up.get(n, True), True, skip):
+            total += math.prod(a[n] if s else 1 - a[n] for n, s in up.items())
+    return total
+
+
 def exact_availability(model: SystemModel, *, patterns=()) -> dict:
-    """Per endpoint, the long-run share of time it is up (see the module docstring); only the
-    "fallback" pattern changes it (a failed dependency with a fallback that is up is covered)."""
+    """Per endpoint, the long-run share of time it is up (see the module docstring). "fallback"
+    changes it (a failed dependency with a fallback that is up is covered) and so does "cache" (a
+    request whose key is cached skips that dependency: the share is averaged over the keys)."""
     model = _model(model)
-    fallbacks = "fallback" in check_patterns(patterns)
-    out = {}
-    for e in model.endpoints:
-        names = [n for n in _involved(model, e, fallbacks) if model.component(n).fails]
-        a = {n: component_availability(model.component(n)) for n in names}
-        if not fallbacks or all(model.component(n).fallback is None for n in _involved(model, e, True)):
-            out[e.name] = theory.series(*a.values()) if a else 1.0
-            continue
-        if len(names) > MAX_EXACT:
-            raise ValueError(f"model must have at most {MAX_EXACT} failing components under {e.name!r} for the "
-                             f"exact sum with fallbacks, got {len(names)}")
-        total = 0.0
-        for states in itertools.product((True, False), repeat=len(names)):
-            up = dict(zip(names, states))
-            if _up(model, e, lambda n: up.get(n, True), True):
-                total += math.prod(a[n] if s else 1 - a[n] for n, s in up.items())
-        out[e.name] = total
-    return out
+    patterns = check_patterns(patterns, model)
+    fallbacks = "fallback" in patterns
+    return {e.name: sum(w * _exact_one(model, e, fallbacks, skip) for w, skip in _key_groups(model, patterns))
+            for e in model.endpoints}
 
 
 def time_availability(results, built, endpoint: str, *, patterns=(), since: float = 0.0, until=None) -> float:
     """The share of ``[since, until)`` the structure function says ``endpoint`` was up, from the
     replicas' timelines of a run of ``built`` (what :func:`~resilience_sim.sim.system_model.build` returned)."""
     model, until = built.model, results.until if until is None else until
-    fallbacks = "fallback" in check_patterns(patterns)
+    patterns = check_patterns(patterns, model)
+    fallbacks, groups = "fallback" in patterns, _key_groups(model, patterns)
     e = model.endpoint(endpoint)
     downs = {r: results.services[r].timeline.down_windows(until)
              for n in _involved(model, e, fallbacks) for r in built.replicas[n]}
@@ -108,8 +129,8 @@ def time_availability(results, built, endpoint: str, *, patterns=(), since: floa
     for lo, hi in zip(cuts, cuts[1:]):
         mid = (lo + hi) / 2
         down = {r for r, w in downs.items() if any(a <= mid < b for a, b in w)}
-        if _up(model, e, lambda n: any(r not in down for r in built.replicas[n]), fallbacks):
-            up_time += hi - lo
+        up_time += (hi - lo) * sum(w for w, skip in groups if _up(
+            model, e, lambda n: any(r not in down for r in built.replicas[n]), fallbacks, skip))
     return up_time / (until - since)
 
 
@@ -142,7 +163,7 @@ def availability_table(model: SystemModel, *, duration: float, seeds=8, base_see
     """Per endpoint: exact availability, simulated time availability and good share (mean, 95% low, high)."""
     model = _model(model)
     run = functools.partial(availability_run, model, duration=validate.positive("duration", duration),
-                            patterns=check_patterns(patterns), traffic=validate.boolean("traffic", traffic))
+                            patterns=check_patterns(patterns, model), traffic=validate.boolean("traffic", traffic))
     table = sweep(run, None, seeds=seeds, base_seed=base_seed, executor=executor, progress=progress)
     exact = exact_availability(model, patterns=patterns)
     rows = []
@@ -158,7 +179,8 @@ def availability_table(model: SystemModel, *, duration: float, seeds=8, base_see
 def weakest_link(model: SystemModel, *, duration: float, seeds=6, base_seed: int = 0, executor=None,
                  progress=False) -> list:
     """For each component that fails: the rate-weighted availability gained by doubling its MTTF
-    and by halving its MTTR, exact and simulated (time availability, common seeds), best first."""
+    and by halving its MTTR, exact and simulated (time availability, common seeds: the mean of the
+    per-seed gains with its 95% interval, ``sim mttf x2 low``/``high``), best first."""
     model = _model(model)
     duration = validate.positive("duration", duration)
     seeds = list(range(base_seed, base_seed + validate.integer("seeds", seeds, low=1, high=1000)))
@@ -170,9 +192,9 @@ def weakest_link(model: SystemModel, *, duration: float, seeds=6, base_seed: int
             changes[f"{c.name}:mttr"] = ((c.name, "mttr", c.mttr / 2),)
     table = sweep(functools.partial(_changed_run, model, duration=duration), {"change": list(changes)},
                   seeds=seeds, executor=executor, progress=progress)
-    sim = {ch: _weighted(model, {e.name: float(table.values(f"{e.name}_time", change=ch).mean())
-                                 for e in model.endpoints})
-           for ch in changes}
+    # per seed (the table's runs of a point are in replicate order, the same seeds at every point)
+    per_seed = {ch: _weighted(model, {e.name: table.values(f"{e.name}_time", change=ch) for e in model.endpoints})
+                for ch in changes}
     rows = []
     for c in model.components:
         if not c.fails:
@@ -180,7 +202,9 @@ def weakest_link(model: SystemModel, *, duration: float, seeds=6, base_seed: int
         row = {"component": c.name}
         for what, field, value in (("mttf x2", "mttf", c.mttf * 2), ("mttr /2", "mttr", c.mttr / 2)):
             row[f"exact {what}"] = _weighted(model, exact_availability(model.with_(c.name, **{field: value}))) - base
-            row[f"sim {what}"] = sim[f"{c.name}:{field}"] - sim["none"]
+            diffs = per_seed[f"{c.name}:{field}"] - per_seed["none"]
+            row[f"sim {what}"], row[f"sim {what} low"], row[f"sim {what} high"] = (
+                (float(diffs[0]),) * 3 if len(diffs) < 2 else mean_interval(diffs))
         row["best"] = max(row["exact mttf x2"], row["exact mttr /2"])
         rows.append(row)
     return sorted(rows, key=lambda r: -r["best"])
@@ -194,9 +218,12 @@ def _changed_run(model, *, change: str, duration: float, seed: int) -> dict:
 
 def what_if(model: SystemModel, patterns=PATTERNS, *, duration: float, seeds=4, base_seed: int = 0,
             executor=None, progress=False) -> list:
-    """Patterns switched on one by one (cumulative, in the order given): per step, the patterns on
-    and each endpoint's good share (mean over common seeds) and exact availability."""
-    model, patterns = _model(model), check_patterns(patterns)
+    """Patterns switched on one by one (cumulative, in the order given): per step, the patterns on,
+    each endpoint's good share and the run's own time availability (``<name> time``), means over
+    common seeds, and the rate-weighted exact availability. The steps share their seeds, so the
+    differences between steps are sharper than the levels of any one step."""
+    model = _model(model)
+    patterns = check_patterns(patterns, model)
     seeds = list(range(base_seed, base_seed + validate.integer("seeds", seeds, low=1, high=1000)))
     table = sweep(functools.partial(_step_run, model, patterns=patterns, duration=validate.positive("duration", duration)),
                   {"step": list(range(len(patterns) + 1))}, seeds=seeds, executor=executor, progress=progress)
@@ -206,6 +233,7 @@ def what_if(model: SystemModel, patterns=PATTERNS, *, duration: float, seeds=4, 
         row = {"step": step, "patterns": " + ".join(on) or "none"}
         for e in model.endpoints:
             row[e.name] = float(table.values(f"{e.name}_good", step=step).mean())
+            row[f"{e.name} time"] = float(table.values(f"{e.name}_time", step=step).mean())
         row["exact"] = _weighted(model, exact_availability(model, patterns=on))
         rows.append(row)
     return rows
@@ -279,5 +307,35 @@ def shop_validation(day: ChaosDay, *, sds: float = 4.0, model: SystemModel | Non
     return rows
 
 
+# --- a textbook case with an exact answer -------------------------------------------------------------
+#: The textbook case's (MTTF, MTTR) in seconds: a frontend -> two replicas of an api -> one db.
+TEXTBOOK = {"frontend": (20_000.0, 200.0), "api": (1_000.0, 250.0), "db": (5_000.0, 250.0)}
+
+
+def textbook(api_replicas: int = 2) -> SystemModel:
+    """The textbook case: a frontend -> ``api_replicas`` replicas of an api -> one db (:data:`TEXTBOOK`)."""
+    (ff, fr), (af, ar), (df, dr) = TEXTBOOK.values()
+    return SystemModel(
+        [Component("frontend", slots=40, latency=0.001, depends_on=("api",), mttf=ff, mttr=fr),
+         Component("api", slots=8, latency=0.01, depends_on=("db",), mttf=af, mttr=ar, replicas=api_replicas),
+         Component("db", slots=20, latency=0.003, mttf=df, mttr=dr)],
+        [Endpoint("page", entry="frontend", rate=5.0, patience=2.0)], name="the textbook case")
+
+
+def textbook_check(*, duration: float = 400_000.0, seeds=12, base_seed: int = 3, sds: float = 4.0) -> dict:
+    """The textbook case's simulated time availability against its exact answer: the tolerance is
+    ``sds`` standard errors (the components' ``theory.availability_sd`` in quadrature over the square
+    root of the seeds). ``wrong`` is the exact answer of a wrong model (one api replica): the check
+    must reject it (``rejects_wrong``)."""
+    sds = validate.positive("sds", sds)
+    row, = availability_table(textbook(), duration=duration, seeds=seeds, base_seed=base_seed, traffic=False)
+    n = validate.integer("seeds", seeds, low=1, high=1000)
+    sd = math.sqrt(sum(theory.availability_sd(f, r, duration) ** 2 for f, r in TEXTBOOK.values()))
+    tol = sds * sd / math.sqrt(n)
+    wrong = exact_availability(textbook(api_replicas=1))["page"]
+    return {"exact": row["exact"], "simulated": row["time"], "tolerance": tol, "wrong": wrong,
+            "agree": abs(row["time"] - row["exact"]) <= tol, "rejects_wrong": abs(row["time"] - wrong) > tol}
+
+
 __all__ = ["MAX_EXACT", "component_availability", "exact_availability", "time_availability", "availability_run",
-           "availability_table", "weakest_link", "what_if", "shop_model", "day_availability", "shop_validation"]
+           "availability_table", "weakest_link", "what_if", "shop_model", "day_availability", "shop_validation", "TEXTBOOK", "textbook", "textbook_check"]

@@ -18,7 +18,7 @@ checked once and built into a :class:`~resilience_sim.sim.world.World`.
   waiting ``patience`` seconds; ``uses`` names the entry's dependencies this endpoint calls (default all);
 * :func:`build` makes one service per replica (``api#1``, ``api#2`` and the balancer ``api``), a
   :class:`~resilience_sim.sim.faults.FailureRepair` per replica, a workload per endpoint, and switches on
-  :data:`PATTERNS` by name: ``timeouts`` (a call waits at most :attr:`Component.timeout`), ``retries``
+  :data:`PATTERNS` by name: ``timeouts`` (a call waits at most :meth:`SystemModel.call_timeout`), ``retries``
   (3 attempts, full jitter, a 10% budget), ``breaker`` (5 failures open it 10 s), ``cache`` (a share
   ``cache_hit`` of a component's keys answered by its callers' cache, also while it is down) and
   ``fallback`` (a failed call asks :attr:`Component.fallback`, another component or "static").
@@ -28,20 +28,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core import validate
-from ..core.distributions import Exponential
-from ..policies import CircuitBreaker, FullJitter, RetryBudget, RetryPolicy
-from .chaos import ChaosDay, DayTraffic, apply_chaos
-from .client import Client
-from .faults import FailureRepair
-from .service import Service, ServiceError
-from .workload import OpenLoop
 
 #: The patterns :func:`build` can switch on, by name.
 PATTERNS = ("timeouts", "retries", "breaker", "cache", "fallback")
 #: Keys of a request (0..KEYS-1): a component's ``cache_hit`` share of them is in its callers' cache.
 KEYS = 100
-#: A balancer's slots: never the bottleneck (its replicas' slots are).
-_LB_SLOTS = 1_000_000
 
 
 def _opt(name: str, value):
@@ -90,11 +81,6 @@ class Component:
     @property
     def fails(self) -> bool:
         return self.mttf is not None
-
-    @property
-    def call_timeout(self) -> float:
-        """What a call to it waits with "timeouts" on: ``timeout``, or 10 mean latencies (at least 50 ms)."""
-        return self.timeout if self.timeout is not None else max(0.05, 10 * self.latency)
 
     def replica_names(self) -> tuple:
         return (self.name,) if self.replicas == 1 else tuple(f"{self.name}#{i}" for i in range(1, self.replicas + 1))
@@ -148,9 +134,9 @@ class SystemModel:
             object.__setattr__(self, part, items)
         known = self.component_names
         for c in self.components:
-            for d in c.depends_on + ((c.fallback,) if c.fallback not in (None, "static") else ()):
+            for kind, d in _edges(c):
                 if d not in known:
-                    raise ValueError(f"{c.name}.depends_on/fallback must name components of {sorted(known)}, got {d!r}")
+                    raise ValueError(f"{c.name}.{kind} must name components of {sorted(known)}, got {d!r}")
         for e in self.endpoints:
             if e.entry not in known:
                 raise ValueError(f"{e.name}.entry must be one of {sorted(known)}, got {e.entry!r}")
@@ -194,6 +180,18 @@ class SystemModel:
                 todo += list(self.calls(name, e if name == e.entry else None))
         return tuple(seen)
 
+    def response_time(self, name: str) -> float:
+        """The mean time a call to ``name`` takes when all is up: its latency plus its dependencies'
+        response times (it calls them in turn)."""
+        c = self.component(name)
+        return c.latency + sum(self.response_time(d) for d in c.depends_on)
+
+    def call_timeout(self, name: str) -> float:
+        """What a call to ``name`` waits with "timeouts" on: its ``timeout``, or ten of its mean
+        response times (:meth:`response_time`, its dependencies included), at least 50 ms."""
+        c = self.component(name)
+        return c.timeout if c.timeout is not None else max(0.05, 10 * self.response_time(name))
+
     def with_(self, name: str, **changes) -> "SystemModel":
         """A copy with component ``name`` changed (``model.with_("db", mttf=7200)``), checked again."""
         from dataclasses import replace
@@ -204,139 +202,45 @@ class SystemModel:
     def _check_cycles(self) -> None:
         state: dict = {}
 
-        def visit(name, path):
+        def visit(name, path, kind):
             if state.get(name) == "done":
                 return
             if state.get(name) == "open":
-                raise ValueError(f"depends_on must not form a cycle, got {' -> '.join(path + [name])}")
+                raise ValueError(f"{path[-1]}.{kind} must not form a cycle, got {' -> '.join(path + [name])}")
             state[name] = "open"
-            c = self.component(name)
-            for d in c.depends_on + ((c.fallback,) if c.fallback not in (None, "static") else ()):
-                visit(d, path + [name])
+            for edge, d in _edges(self.component(name)):
+                visit(d, path + [name], edge)
             state[name] = "done"
         for c in self.components:
-            visit(c.name, [])
+            visit(c.name, [], "depends_on")
 
 
-def check_patterns(patterns) -> tuple:
-    """``patterns`` as a tuple of names from :data:`PATTERNS` (an error names a wrong one)."""
+def _edges(c: Component) -> list:
+    """``(field, name)`` for each component ``c`` names: its dependencies, then its fallback."""
+    return [("depends_on", d) for d in c.depends_on] + \
+        ([("fallback", c.fallback)] if c.fallback not in (None, "static") else [])
+
+
+def check_patterns(patterns, model: SystemModel | None = None) -> tuple:
+    """``patterns`` as a tuple of names from :data:`PATTERNS` (an error names a wrong one); with a
+    ``model``, "fallback" and "cache" are refused when no component declares one to act on."""
     if isinstance(patterns, str) or not hasattr(patterns, "__iter__"):
         raise validate.WrongType(f"patterns must be a tuple of names from {PATTERNS}, got {validate.show(patterns)}")
-    return tuple(validate.choice("patterns", p, PATTERNS) for p in patterns)
+    patterns = tuple(validate.choice("patterns", p, PATTERNS) for p in patterns)
+    if model is not None:
+        for p, field, declared in (("fallback", "fallback", lambda c: c.fallback is not None),
+                                   ("cache", "cache_hit", lambda c: c.cache_hit > 0)):
+            if p in patterns and not any(declared(c) for c in model.components):
+                raise ValueError(f"patterns must name only patterns the model uses, got {p!r} but no component "
+                                 f"declares a {field} (set Component.{field} on one)")
+    return patterns
 
 
-@dataclass
-class Built:
-    """What :func:`build` made: the services by name (balancers included) and the replica names per component."""
-    model: SystemModel
-    services: dict
-    replicas: dict
-
-
-def _balancer(names: tuple):
-    turn = [0]
-
-    def handler(svc, req):
-        n = len(names)
-        for k in range(n):                       # the next replica that is up, round robin
-            name = names[(turn[0] + k) % n]
-            if svc.world.services[name].up:
-                turn[0] = (turn[0] + k + 1) % n
-                return (yield from svc.ask(name, req))
-        return (yield from svc.ask(names[0], req))     # none up: fails "down"
-    return handler
-
-
-def _caller(model: SystemModel, comp: Component, patterns: tuple, endpoints: tuple):
-    """The handler of ``comp``: call each dependency in turn (the endpoint's own list at an entry)."""
-    by_route = {e.name: model.calls(comp.name, e) for e in endpoints if e.entry == comp.name}
-    cached = {d: model.component(d).cache_hit for d in comp.depends_on} if "cache" in patterns else {}
-    fallback = ({d: model.component(d).fallback for d in comp.depends_on} if "fallback" in patterns else {})
-
-    def handler(svc, req):
-        for dep in by_route.get(req.route, comp.depends_on):
-            if cached.get(dep) and req.key is not None and req.key < cached[dep] * KEYS:
-                continue                         # in this caller's cache
-            try:
-                yield from svc.ask(dep, req)
-            except ServiceError:
-                alt = fallback.get(dep)
-                if alt is None:
-                    raise
-                req.degraded = f"fallback for {dep}"
-                if alt != "static":
-                    yield from svc.ask(alt, req)
-        req.answered_by = comp.name
-    return handler
-
-
-def _client(world, caller: str, target, comp: Component, patterns: tuple) -> Client | Service:
-    if not {"timeouts", "retries", "breaker"} & set(patterns):
-        return target
-    retry = RetryPolicy(3, FullJitter(0.05, cap=1.0)) if "retries" in patterns else None
-    return Client(world, target, name=f"{caller}->{comp.name}",
-                  timeout=comp.call_timeout if "timeouts" in patterns else None, retry=retry,
-                  budget=RetryBudget(0.1, window=10.0) if retry else None,
-                  breaker=CircuitBreaker(consecutive_failures=5, open_for=10.0) if "breaker" in patterns else None)
-
-
-def build(model: SystemModel, world, *, duration: float, patterns=(), failures: bool = True,
-          traffic: bool = True, day: ChaosDay | None = None) -> Built:
-    """Build ``model`` into ``world``: services, a FailureRepair per replica (``failures``), a
-    workload per endpoint for ``duration`` s (``traffic``; with a ``day``, its profile scaled to each
-    endpoint's ``rate`` and its faults on the components it names) and ``patterns`` switched on."""
-    if not isinstance(model, SystemModel):
-        raise validate.WrongType(f"model must be a SystemModel, got {validate.show(model)}")
-    duration = validate.positive("duration", duration)
-    patterns = check_patterns(patterns)
-    services, replicas = {}, {}
-    for comp in reversed(_order(model)):         # dependencies first: callers wrap them in clients
-        names = comp.replica_names()
-        replicas[comp.name] = names
-        deps = {}
-        for d in comp.depends_on + ((comp.fallback,) if "fallback" in patterns and comp.fallback not in (None, "static")
-                                    else ()):
-            if d not in deps:
-                deps[d] = _client(world, comp.name, services[d], model.component(d), patterns)
-        handler = _caller(model, comp, patterns, model.endpoints) if deps else None
-        for name in names:                       # each replica its own clients (a client has one caller)
-            mine = {d: (_client(world, name, services[d], model.component(d), patterns)
-                        if isinstance(c, Client) else c) for d, c in deps.items()} if len(names) > 1 else deps
-            services[name] = Service(world, name, capacity=comp.slots, latency=Exponential(comp.latency)
-                                     if comp.latency > 0 else 0.0, dependencies=mine, handler=handler)
-            if failures and comp.fails:
-                FailureRepair(services[name], mttf=comp.mttf, mttr=comp.mttr)
-        if len(names) > 1:
-            services[comp.name] = Service(world, comp.name, capacity=_LB_SLOTS, dependencies=list(names),
-                                          handler=_balancer(names))
-    if day is not None:
-        apply_chaos(world, day, services)
-    if traffic:
-        for e in model.endpoints:
-            key = (lambda rng: rng.randrange(KEYS))
-            if day is None:
-                OpenLoop(world, services[e.entry], e.rate, duration=duration, name=e.name, key=key)
-            else:
-                keys = world.rng(f"workload/{e.name}/keys")
-                DayTraffic(world, services[e.entry], day.profile.scaled(e.rate), route=e.name,
-                           key=lambda keys=keys: keys.randrange(KEYS))
-    return Built(model, services, replicas)
-
-
-def _order(model: SystemModel) -> list:
-    """Components, each before the ones it depends on (callers first)."""
-    out: list = []
-
-    def visit(name):
-        comp = model.component(name)
-        if comp in out:
-            return
-        for d in comp.depends_on + ((comp.fallback,) if comp.fallback not in (None, "static") else ()):
-            visit(d)
-        out.append(comp)
-    for c in model.components:
-        visit(c.name)
-    return out[::-1]
-
+def __getattr__(name: str):
+    """``build`` and ``Built`` live in :mod:`.system_build` (split off for length), offered here too."""
+    if name in ("build", "Built"):
+        from . import system_build
+        return getattr(system_build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["PATTERNS", "KEYS", "Component", "Endpoint", "SystemModel", "Built", "build", "check_patterns"]
