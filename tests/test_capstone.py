@@ -296,8 +296,25 @@ def test_sagas_that_honour_retry_after_call_the_provider_far_less_during_its_503
 
 def test_advice_names_only_what_the_configuration_lacks():
     label = "latency trigger (catalog)"
-    assert len(fixes(BASELINE, "browse", label)) == 2        # a cache and a breaker (no retries: no budget)
+    assert len(fixes(BASELINE, "browse", label)) == 3        # a cache, a timeout, a breaker (no retries: no budget)
+    assert fixes(REFERENCE.with_(cache={"stale": 0.0}), "browse", label) == [
+        "a stale bound on the cache (cache.stale > 0), so reads the slow catalog fails are served stale"]
+    assert fixes(REFERENCE.with_(catalog={"timeout": 500.0}), "browse", label) == [
+        "a catalog.timeout shorter than a user's patience (2 s; timeouts are in seconds)"]
+    assert fixes(REFERENCE.with_(search={"timeout": 3.0}), "search", "search down (search)") == [
+        "a search.timeout shorter than a user's patience (3 s; timeouts are in seconds)"]
+    assert fixes(REFERENCE.with_(cache={"stale": 0.0}), "browse", "partition (frontend | catalog)") == [
+        "a stale bound on the cache (cache.stale > 0: stale-if-error)"]
     assert fixes(BRITTLE, "browse", label) == [fixes(BASELINE, "browse", label)[0]]     # only the cache
     assert fixes(REFERENCE, "browse", label) == []
     assert fixes(BASELINE, "browse", "partition (frontend | catalog)")[0] == "a catalog.timeout shorter than the partition's hang"
     assert fixes(REFERENCE, "search", "partition (frontend | search)") == []
+
+
+def test_a_misspelt_setting_is_named_with_the_closest_one():
+    with pytest.raises(ConfigError, match=r"catalg is not a setting \(did you mean catalog\?\)"):
+        REFERENCE.with_(catalg={"timeout": 1.0})
+    with pytest.raises(ConfigError, match=r"catalog.timout is not a setting \(did you mean catalog.timeout\?\)"):
+        REFERENCE.with_(catalog={"timout": 1.0})
+    with pytest.raises(ConfigError, match=r"^colour is not a setting; the settings are catalog, "):
+        REFERENCE.with_(colour=1)

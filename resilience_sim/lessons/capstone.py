@@ -84,9 +84,13 @@ ADVICE = {
     "search down": [
         (lambda c, r, t: not c.search_fallback, "a fallback to SQL search (search_fallback=True)"),
         (lambda c, r, t: c.search_fallback and c.search.timeout is None,
-         "a search.timeout, so that calls to a dead engine fail fast to the fallback")],
+         "a search.timeout, so that calls to a dead engine fail fast to the fallback"),
+        (lambda c, r, t: c.search_fallback and _too_long(c.search.timeout, "search"),
+         f"a search.timeout shorter than a user's patience ({PATIENCE['search']:g} s; timeouts are in seconds)")],
     "recommendations slow": [
         (lambda c, r, t: c.recommendations.timeout is None, "a short recommendations.timeout"),
+        (lambda c, r, t: _too_long(c.recommendations.timeout, "browse"),
+         f"a recommendations.timeout shorter than a user's patience ({PATIENCE['browse']:g} s; timeouts are in seconds)"),
         (lambda c, r, t: not c.recommendations_fallback, "a fallback to popular products (recommendations_fallback=True)"),
         (lambda c, r, t: c.recommendations.bulkhead is None,
          "a recommendations.bulkhead, so slow calls cannot take every frontend slot")],
@@ -102,12 +106,19 @@ ADVICE = {
         (lambda c, r, t: t == "catalog" and c.cache is None, "a catalog cache with stale-if-error"),
         (lambda c, r, t: t == "catalog" and c.cache is not None and c.cache.capacity < PRODUCTS,
          f"a larger cache.capacity (the catalog has {PRODUCTS} products)"),
+        (lambda c, r, t: t == "catalog" and c.cache is not None and c.cache.stale == 0,
+         "a stale bound on the cache (cache.stale > 0: stale-if-error)"),
         (lambda c, r, t: t == "recommendations" and not c.recommendations_fallback, "recommendations_fallback=True"),
         (lambda c, r, t: t == "search" and not c.search_fallback, "search_fallback=True")],
     "latency trigger": [
         (lambda c, r, t: c.cache is None, "a catalog cache, so few reads reach the slow catalog"),
         (lambda c, r, t: c.cache is not None and c.cache.capacity < PRODUCTS,
          f"a larger cache.capacity (the catalog has {PRODUCTS} products), so fewer reads reach the slow catalog"),
+        (lambda c, r, t: c.cache is not None and c.cache.stale == 0,
+         "a stale bound on the cache (cache.stale > 0), so reads the slow catalog fails are served stale"),
+        (lambda c, r, t: c.catalog.timeout is None, "a catalog.timeout, so slow reads fail over to the stale cache"),
+        (lambda c, r, t: _too_long(c.catalog.timeout, "browse"),
+         f"a catalog.timeout shorter than a user's patience ({PATIENCE['browse']:g} s; timeouts are in seconds)"),
         (lambda c, r, t: c.catalog.breaker is None, "a catalog breaker"),
         (lambda c, r, t: c.catalog.retries and c.catalog.budget is None,
          "a retry budget on catalog (catalog.budget): retries alone turn a slow spell into a retry storm")],
@@ -117,6 +128,11 @@ TUNE_ADVICE = ("the patterns that cover it are on: tune them (shorter timeouts, 
                "more replicas of the service that failed)")
 #: When no fault was active: the service ran out of capacity.
 NO_FAULT_ADVICE = "more replicas (replicas=Replicas(...)) of the service that failed them, or a bulkhead"
+
+
+def _too_long(timeout, route: str) -> bool:
+    """A timeout no shorter than the user's patience on ``route`` protects nobody (often one in ms)."""
+    return timeout is not None and timeout >= PATIENCE[route]
 
 
 def fixes(config: ShopConfig, route: str, fault_label: str) -> list:

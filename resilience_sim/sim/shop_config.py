@@ -23,6 +23,7 @@ Bad values raise :class:`ConfigError` (a ValueError) naming the field, e.g.
 """
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field, fields, replace
 
@@ -36,6 +37,15 @@ DEDUPES = ("transaction", "separate", "none")
 
 class ConfigError(ValueError):
     """A setting of the shop is out of range; the message names it (``catalog.timeout``)."""
+
+
+def _known(name: str, part, prefix: str = "") -> None:
+    """Refuse a setting ``part`` does not have, naming the closest one it has."""
+    names = [f.name for f in fields(part)]
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+        raise ConfigError(f"{prefix}{name} is not a setting{hint}; the settings are {', '.join(prefix + n for n in names)}")
 
 
 def _check(path: str, check, *args, **kwargs):
@@ -192,17 +202,14 @@ class ShopConfig:
         """A copy with ``changes`` (checked again); ``catalog={"timeout": 0.5}`` changes one field of a part."""
         out = {}
         for key, value in changes.items():
-            current = getattr(self, key, None)
+            _known(key, self)
+            current = getattr(self, key)
             if isinstance(value, dict) and current is not None and hasattr(current, "__dataclass_fields__"):
-                try:
-                    value = replace(current, **value)
-                except TypeError as err:
-                    raise ConfigError(f"{key}: {err}") from None
+                for sub in value:
+                    _known(sub, current, f"{key}.")
+                value = replace(current, **value)
             out[key] = value
-        try:
-            return replace(self, **out)
-        except TypeError as err:
-            raise ConfigError(str(err)) from None
+        return replace(self, **out)
 
 
 __all__ = ["ShopConfig", "Dependency", "CacheSettings", "Replicas", "Alerting", "ConfigError", "DEPENDENCIES",
