@@ -15,8 +15,11 @@ and says what it found:
 5. :func:`hidden`: the same on the hidden days (a sweep of :data:`HIDDEN_HOURS`-hour miniatures of
    :data:`~resilience_sim.lessons.capstone.HIDDEN_SEEDS`, on an executor if given), the first failed
    day replayed for its feedback;
-6. :func:`cost`: everything above, and the visible day's cost at most :data:`COST_BAR`; the cost
-   items, the biggest first, and the engine's "buys little" advice.
+6. :func:`cost`: everything above, and the visible day's cost at most :data:`COST_BAR`, a bar below the
+   reference's cost; over it, the cost items, the biggest first, the engine's "buys little" advice, and
+   the way to look (one fewer of the costliest replicas or job workers, then the check again).
+
+Tasks 2 to 4 judge the visible day only, and their ✔ says so: the hidden days are task 5's.
 
 Runs are memoised by configuration (a ShopConfig is frozen and hashable), so a check of an unchanged
 configuration, or a later task's check re-running an earlier one, is instant. Every run is a bounded
@@ -30,6 +33,7 @@ import numpy as np
 
 from ..core import validate
 from ..lessons import capstone as cp
+from ..metrics.scoring import REPLICA_PER_HOUR
 from ..sim.shop_config import ShopConfig
 from . import feedback as fb
 from .feedback import needs
@@ -38,6 +42,8 @@ __all__ = ["writes", "browse", "search", "checkout", "hidden", "cost", "visible_
            "needs", "HIDDEN_HOURS", "COST_BAR", "REFERENCE_COST"]
 
 _TASKS = fb.Tasks()
+#: One replica or job worker for the visible day (24 hours), in dollars.
+REPLICA_DAY = REPLICA_PER_HOUR * 24
 uses = _TASKS.uses
 
 #: The hidden days run as miniatures of this many hours (each fault and the traffic's shape scaled),
@@ -45,8 +51,11 @@ uses = _TASKS.uses
 HIDDEN_HOURS = 6.0
 #: The reference configuration's cost on the visible day, in dollars (tests measure it).
 REFERENCE_COST = 202.0
-#: Task 6's bar: the visible day's cost may be at most this, the reference's cost and 10% more.
-COST_BAR = 222.0
+#: Task 6's bar: the visible day's cost may be at most this, below the reference's cost (which spends on
+#: something no fault of these days needs), so task 6 needs work.
+COST_BAR = 190.0
+#: Said after each of tasks 2 to 4's ✔: they judge the visible day only.
+VISIBLE_ONLY = "(the visible day only; hidden days: task 5)"
 
 
 # --- memoised runs -----------------------------------------------------------------------------------
@@ -170,14 +179,14 @@ def _endpoint_task(config, name: str, route: str, task: int) -> cp.DayScore:
 def browse(config) -> None:
     """Check that ``browse_config`` keeps browse above its SLO on the visible day (and task 1's orders)."""
     score = _endpoint_task(config, "browse_config", "browse", 2)
-    fb.ok(f"browse_config: {_line(score, 'browse')} on chaos day {score.seed}")
+    fb.ok(f"browse_config: {_line(score, 'browse')} on chaos day {score.seed} {VISIBLE_ONLY}")
 
 
 @_TASKS.check(3, "search_config", uses=("writes", "browse_config"))
 def search(config) -> None:
     """Check that ``search_config`` keeps search above its SLO on the visible day (and tasks 1 and 2)."""
     score = _endpoint_task(config, "search_config", "search", 3)
-    fb.ok(f"search_config: {_line(score, 'search')} on chaos day {score.seed}")
+    fb.ok(f"search_config: {_line(score, 'search')} on chaos day {score.seed} {VISIBLE_ONLY}")
 
 
 @_TASKS.check(4, "shop", uses=("writes", "browse_config", "search_config"))
@@ -185,7 +194,8 @@ def checkout(config) -> None:
     """Check that ``shop`` keeps checkout above its SLO on the visible day (and tasks 1 to 3): the whole
     visible day passed."""
     score = _endpoint_task(config, "shop", "checkout", 4)
-    fb.ok(f"shop: {_line(score, 'checkout')}; the visible day passed at a cost of ${score.cost.total:,.0f}")
+    fb.ok(f"shop: {_line(score, 'checkout')}; the visible day passed at a cost of ${score.cost.total:,.0f} "
+          f"{VISIBLE_ONLY}")
 
 
 # --- task 5: the hidden days ------------------------------------------------------------------------------
@@ -225,6 +235,11 @@ def hidden(config, *, executor=None, progress="auto") -> None:
 
 
 # --- task 6: the least cost ---------------------------------------------------------------------------------
+#: Said when ``lean`` is over the bar: how to look for the saving, not where it is.
+TRY_FEWER = ("Try one fewer of the costliest replicas or job workers (replicas={{...}}: ${price:,.0f} each a day) "
+             "and run this check again; if a day then fails, put it back and try the next one")
+
+
 def _cost_items(score: cp.DayScore, top: int = 4) -> str:
     return ", ".join(f"{item} ${dollars:,.0f}" for item, dollars in score.cost.biggest()[:top] if dollars > 0)
 
@@ -241,10 +256,10 @@ def cost(config, *, executor=None, progress="auto") -> None:
     if total > COST_BAR:
         advice = [line for line in score.feedback if "buys" in line or "pages for" in line]
         raise AssertionError(
-            f"lean costs ${total:,.0f} on the visible day, above the bar of ${COST_BAR:,.0f} (the reference's "
-            f"${REFERENCE_COST:,.0f} and 10%). The biggest items: {_cost_items(score)}. "
-            + (" ".join(f"- {line}." for line in advice) if advice else
-               "- Look for a replica, a cache entry or a page that no fault of these days needed."))
+            f"lean costs ${total:,.0f} on the visible day, above the bar of ${COST_BAR:,.0f}. The cost items, the "
+            f"biggest first: {_cost_items(score, top=len(score.cost.items))}. "
+            + "".join(f"- {line}. " for line in advice)
+            + "- " + TRY_FEWER.format(price=REPLICA_DAY) + ".")
     _hidden_cases(config, "lean", executor, progress)
     fb.ok(f"lean: every day passed at ${total:,.0f} on the visible day (the bar ${COST_BAR:,.0f}); "
           f"the biggest items: {_cost_items(score, 3)}")
