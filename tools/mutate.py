@@ -1,6 +1,6 @@
 """``make mutate``: mutation testing of the code every number depends on, with mutmut 3.8.1 (dev-only).
 
-``python tools/mutate.py [--group core|policies|metrics|sim ...] [--max-children N] [--reuse]`` runs
+``python tools/mutate.py [--group core|policies|metrics|sim ...] [--max-children N] [--reuse] [--report]`` runs
 ``mutmut run`` over the groups below (all four unless ``--group`` names some) against the fast unit
 tests, then prints a table per module and a line per group with its target, and writes the diffs of
 the surviving mutants to ``mutants-survivors.txt``. It exits with status 1 when a group misses its
@@ -8,8 +8,9 @@ target (or a list of equivalent mutants is malformed), 0 otherwise. ``--report``
 reports what the last run left in ``mutants/``.
 
 What mutmut runs is set in ``[tool.mutmut]`` of pyproject.toml, the one place that says which files
-are mutated (``only_mutate``: the groups' files, checked here against :data:`GROUPS`) and which tests
-run (``pytest_add_cli_args_test_selection``: the fast unit tests, never notebooks, labs, live or e2e).
+are mutated (``only_mutate``: the groups' files, checked here against :data:`GROUPS`; raise statements
+and ``warn()`` calls are left alone by ``do_not_mutate_patterns``: all they hold is a message) and which
+tests run (``pytest_add_cli_args_test_selection``: the fast unit tests, never notebooks, labs, live or e2e).
 
 How a mutant is counted, per module:
 
