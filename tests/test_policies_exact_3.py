@@ -814,3 +814,21 @@ def test_more_refusals_name_the_parameter_and_show_the_value(call, message):
 
 def test_a_new_saga_state_is_at_its_first_step_with_no_tries():
     assert saga().start() == {"status": "run", "step": 0, "tries": 0, "done": [], "to_undo": [], "undone": []}
+
+
+def test_saga_record_returns_a_new_state_with_the_same_keys_and_leaves_the_old_one_as_it_was():
+    import copy
+
+    from resilience_sim.policies import Saga, SagaStep
+    saga = Saga([SagaStep("reserve"), SagaStep("hold"), SagaStep("charge", "pivot", retries=0)])
+    state = saga.start()
+    keys = set(state)
+    # run ok, run ok, "charge" refused (a pivot refused is compensated), then each undo ok
+    for ok, reason in [(True, "error"), (True, "error"), (False, "bad request"), (True, "error"), (True, "error")]:
+        before = copy.deepcopy(state)
+        new = saga.record(state, ok, reason)
+        assert state == before and new is not state and set(new) == keys
+        for name in ("done", "to_undo", "undone"):
+            assert new[name] is not state[name]
+        state = new
+    assert state["status"] == "compensated" and state["undone"] == ["hold", "reserve"]
