@@ -62,12 +62,18 @@ def test_requests_see_the_time_availability():
     assert abs(rows[0]["good"] - rows[0]["time"]) < 0.01   # requests arrive at random times (PASTA)
 
 
-def test_the_weakest_link_is_the_component_known_by_hand():
+@pytest.fixture(scope="module")
+def two_tier_links():
+    """A frontend on a db that fails a hundred times as often: the weakest link is known by hand."""
     model = SystemModel(
         [Component("frontend", depends_on=("db",), mttf=100_000.0, mttr=100.0),
          Component("db", mttf=1_000.0, mttr=100.0)],
         [Endpoint("page", "frontend", 1.0)])
-    rows = own.weakest_link(model, duration=200_000.0, seeds=4)
+    return model, own.weakest_link(model, duration=200_000.0, seeds=4)
+
+
+def test_the_weakest_link_is_the_component_known_by_hand(two_tier_links):
+    model, rows = two_tier_links
     assert [r["component"] for r in rows] == ["db", "frontend"]
     db, frontend = rows
     # doubling the db's MTTF: 1000/1100 -> 2000/2100, times the frontend's availability
@@ -209,12 +215,8 @@ def test_the_cache_is_honoured_by_the_exact_and_the_time_availability():
     assert abs(row["good"] - row["time"]) < 0.02                 # requests see the keyed time availability
 
 
-def test_the_weakest_link_gains_have_intervals_and_the_what_if_its_time_availability():
-    model = SystemModel(
-        [Component("frontend", depends_on=("db",), mttf=100_000.0, mttr=100.0),
-         Component("db", mttf=1_000.0, mttr=100.0)],
-        [Endpoint("page", "frontend", 1.0)])
-    rows = own.weakest_link(model, duration=200_000.0, seeds=4)
+def test_the_weakest_link_gains_have_intervals_and_the_what_if_its_time_availability(two_tier_links):
+    model, rows = two_tier_links
     for r in rows:
         for what in ("mttf x2", "mttr /2"):
             assert r[f"sim {what} low"] < r[f"sim {what}"] < r[f"sim {what} high"]
