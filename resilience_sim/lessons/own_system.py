@@ -25,6 +25,8 @@ from ..metrics.scoring import Slo, good
 from ..metrics.sweeps import mean_interval
 from ..sim.chaos import ChaosDay
 from ..sim.shop import PATIENCE, PEAK, SLOTS, WORK
+from ..sim.shop_config import ShopConfig
+from ..sim.shop_day import run_day
 from ..sim.system_build import build
 from ..sim.system_model import KEYS, PATTERNS, Component, Endpoint, SystemModel, check_patterns
 from ..sim.world import World
@@ -289,8 +291,6 @@ def shop_validation(day: ChaosDay, *, sds: float = 4.0, model: SystemModel | Non
     ``day``: per endpoint both good shares, their difference and the tolerance, ``sds`` standard
     errors of a difference of two shares (the share floored at 1/n: a share of 1 has an error too).
     ``model``: another description to hold against the capstone (default :func:`shop_model`)."""
-    from ..sim.shop_config import ShopConfig
-    from ..sim.shop_day import run_day
     sds = validate.positive("sds", sds)
     run = run_day(ShopConfig(name="baseline"), day)
     window = run.results.between(0.0, day.duration)
@@ -328,8 +328,8 @@ def textbook_check(*, duration: float = 400_000.0, seeds=12, base_seed: int = 3,
     root of the seeds). ``wrong`` is the exact answer of a wrong model (one api replica): the check
     must reject it (``rejects_wrong``)."""
     sds = validate.positive("sds", sds)
-    row, = availability_table(textbook(), duration=duration, seeds=seeds, base_seed=base_seed, traffic=False)
     n = validate.integer("seeds", seeds, low=1, high=1000)
+    row, = availability_table(textbook(), duration=duration, seeds=n, base_seed=base_seed, traffic=False)
     sd = math.sqrt(sum(theory.availability_sd(f, r, duration) ** 2 for f, r in TEXTBOOK.values()))
     tol = sds * sd / math.sqrt(n)
     wrong = exact_availability(textbook(api_replicas=1))["page"]
