@@ -213,6 +213,7 @@ def test_means_of_each_distribution():
 def test_a_draw_beyond_the_largest_float_is_infinite():
     assert LogNormal(1.0, 1.0).sample(Stub(710.0)) == math.inf
     assert LogNormal(1.0, 1.0).sample(Stub(709.0)) == pytest.approx(math.exp(709.0), rel=1e-15)
+    assert LogNormal(1.0, 1.0).sample(Stub(dist._LOG_MAX)) == math.exp(dist._LOG_MAX) < math.inf   # the last one
     # u = 2^-53: x = 53 log 2 = 36.7; x ** (1 / 0.004) = e^900 overflows, so in logs: e^(-690.8 + 900.8)
     w = Weibull(1e-300, 0.004)
     assert w.sample(Stub(1 - 2 ** -53)) == pytest.approx(math.exp(math.log(1e-300) + 250 * math.log(53 * math.log(2))),
@@ -558,3 +559,191 @@ def test_every_bound_admits_its_own_value():
     assert Mixture([(0, Fixed(1.0)), (1e-300, Fixed(2.0))]).mean == 2.0
     assert Fixed(1.0).samples(random.Random(1), dist.MAX_SAMPLES // 10 ** 6) == [1.0] * 10
     assert EventLog(0).limit == 0 and EventLog(10 ** 9).limit == 10 ** 9
+
+
+# --- the last bits of each boundary (mutants that survived the run above) -----------------------------------
+FLOAT_MAX = 1.7976931348623157e308          # sys.float_info.max; _LOG_MAX is its log, 709.782712893384
+
+
+def test_a_sample_from_something_that_is_not_a_random_shows_it():
+    # kills _not_an_rng__mutmut_2 (shows None for the rng)
+    assert message(lambda: Exponential(1.0).sample("abc")) == (
+        "rng must be a random.Random (world.rng('name'), or random.Random(seed)), got 'abc'")
+
+
+@pytest.mark.parametrize("scale", [1e308, 6.613343458508713e307, 1.0, 1e-100, 1e-300])
+def test_the_smallest_weibull_shape_puts_the_mean_at_the_largest_float(scale):
+    # target = _LOG_MAX - log(scale): 0.587 for 1e308 (k = 1/shape in (1, 2): kills lo = 2.0 at the start,
+    # mutmut_5, which answers 0.5); 1.0 for e^(_LOG_MAX - 1) (k = 2.2 in (2, 4): kills lgamma(2 + hi) in the
+    # doubling, mutmut_9, which stops at [1, 2] and answers 0.5); 709.8, 940.0, 1400.6 (k up to 297)
+    target = dist._LOG_MAX - math.log(scale)
+    assert math.lgamma(1 + 1 / dist._weibull_min_shape(scale)) == pytest.approx(target, rel=1e-13, abs=1e-13)
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-100, 1e-300])
+def test_a_weibull_limit_met_exactly_is_the_limit(scale):
+    # at these scales a float k has lgamma(1 + k) equal to the target to the last bit: that k is allowed
+    # (the mean is then the largest float), so the bisection keeps it (kills `<` in the bisection, mutmut_26,
+    # which ends one float below it, where lgamma(1 + k) < target)
+    target = dist._LOG_MAX - math.log(scale)
+    assert math.lgamma(1 + 1 / dist._weibull_min_shape(scale)) == target
+
+
+def test_a_mean_exactly_at_the_largest_float_is_allowed():
+    # log(max) + sigma^2 / 2 rounds to _LOG_MAX itself (5e-17 is below half a step of 709.8, 5.7e-14):
+    # allowed (kills `>=` in LogNormal.__post_init__, mutmut_22); the mean, max * e^(5e-17), is max
+    assert LogNormal(FLOAT_MAX, 1e-8).mean == FLOAT_MAX
+    # log(max) + lgamma(2) = _LOG_MAX + 0: allowed (kills `>=` in Weibull.__post_init__, mutmut_23)
+    assert Weibull(FLOAT_MAX, 1.0).mean == FLOAT_MAX
+
+
+def test_a_quantile_that_overflows_only_in_the_product_is_worked_out_in_logs():
+    # sigma 1e-7, q just above 1/2: spread = 1e-7 * 2.5e-8 = 2.5e-15; max * e^2.5e-15 overflows, but
+    # log(max) + 2.5e-15 rounds to _LOG_MAX, whose exp, 1.7976931348622732e308, a float holds (kills `>=`
+    # on the log, mutmut_29, which refuses it, and exp(None), mutmut_30)
+    assert LogNormal(FLOAT_MAX, 1e-7).quantile(0.50000001) == math.exp(dist._LOG_MAX) == 1.7976931348622732e308
+
+
+def test_percentiles_close_together_give_the_spread_of_their_ratio():
+    # p99 / median = 1.000001: log of the ratio is 9.999995e-07 to the last bit; log(p99) - log(median)
+    # (690.8 - 690.8) loses 7 figures, 9.999995427e-07 (kills the overflow branch taken always, mutmut_23)
+    ln = LogNormal.from_percentiles(1e300, 1.000001e300)
+    assert ln.sigma == pytest.approx(math.log(1.000001e300 / 1e300) / 2.3263478740408408,
+                                       rel=1e-12, abs=0)
+
+
+def test_repr_of_a_log_of_four_shows_the_last_three_after_dots():
+    # kills `> 4` in EventLog.__repr__ (mutmut_10), which would show [1, 2, 3]
+    four = EventLog(None)
+    for i in range(4):
+        four.append(i)
+    assert repr(four) == "EventLog([..., 1, 2, 3], limit=None, total=4, dropped=0)"
+
+
+def test_a_ramp_at_its_duration_is_its_end_even_where_the_line_overflows():
+    # (1.5e308 - 0) * 2.0 / 2.0 overflows to inf: at t == duration the ramp is end itself (kills `>`, mutmut_3)
+    assert Ramp(0.0, 1.5e308, 2.0)(2.0) == 1.5e308 and Ramp(0.0, 1.5e308, 2.0)(3.0) == 1.5e308
+
+
+def test_a_recorder_keeps_each_key_by_its_code():
+    # kills keys.append(None) in key_code (mutmut_5)
+    rec = Recorder()
+    assert [rec.key_code(k) for k in ("k", 7, "k", (1, 2))] == [1, 2, 1, 3]
+    assert rec.keys == [None, "k", 7, (1, 2)]
+
+
+def test_up_at_compares_float32_times_as_float64():
+    # float32(0.1) = 0.10000000149011612, below the down mark at 0.1000000015 (so up); compared in float32
+    # the mark would round to the same float32 and the time be down (kills dtype=None and no dtype in
+    # np.asarray, up_at mutmut_3 and mutmut_5)
+    tl = Timeline()
+    tl.mark(0.1000000015, False)
+    tl.mark(1.0, True)
+    assert tl.up_at(np.array([0.1, 0.5], dtype=np.float32)).tolist() == [True, False]
+
+
+def test_up_at_sees_a_window_still_open_at_the_last_time_however_late():
+    # past 2**53 a float's step is 2, so "the last time + 1" would round back to the last time and end
+    # the open window before it (the component read as up)
+    tl = Timeline()
+    tl.mark(2.0 ** 53, False)
+    assert tl.up_at([2.0 ** 53 - 1, 2.0 ** 53]).tolist() == [True, False]
+    assert tl.up_at([1e308]).tolist() == [False]
+
+
+def test_only_numpy_bools_stand_for_bools():
+    # a numpy number is not a bool (kills `or` for `and` in _is_bool, mutmut_2, which takes every numpy
+    # scalar); nor is it an option True in choice
+    assert message(lambda: validate.boolean("on", np.int64(1))) == "on must be True or False, got np.int64(1)"
+    assert message(lambda: validate.boolean("on", np.float64(0.0))) == "on must be True or False, got np.float64(0.0)"
+    assert message(lambda: validate.choice("c", np.int64(1), [True])) == "c must be one of [True], got np.int64(1)"
+
+
+def test_a_numpy_1_bool_named_bool_underscore_is_a_bool():
+    # numpy 1.x names its bool type "bool_" (numpy 2, "bool"): a stand-in of that name and module is
+    # taken as a bool (kills the "bool_" name changed, _is_bool mutmut_11 and mutmut_12)
+    old_bool = type("bool_", (), {"__module__": "numpy", "__bool__": lambda self: True})
+    assert validate.boolean("on", old_bool()) is True
+
+
+def test_record_columns_have_their_unsigned_types():
+    # outcome uint8, the codes and attempts uint16, key uint32 (kills the signed typecodes "b", "h", "i"
+    # in Recorder.__init__, mutmut_12, 20, 24, 28, 32): the largest of each is kept as it is
+    rec = Recorder()
+    rec.add(Req(1.0, attempts=65535, key="k"), 2.0, 255, "error", "db")
+    cols = rec.columns()
+    assert {name: col.dtype for name, col in cols.items()} == {
+        "start": np.float64, "end": np.float64, "outcome": np.uint8, "reason": np.uint16,
+        "attempts": np.uint16, "answered_by": np.uint16, "route": np.uint16, "key": np.uint32, "age": np.float32}
+    assert cols["outcome"].tolist() == [255] and cols["attempts"].tolist() == [65535]
+
+
+def test_a_key_first_seen_in_a_row_gets_the_next_code():
+    # kills setdefault(key, None) and setdefault(key) in Recorder.add (mutmut_25, 27: no code for a new
+    # key) and `!=` for `==` (mutmut_28: an old key added again)
+    rec = Recorder()
+    for key in ("a", "b", "a", None, "b"):
+        rec.add(Req(1.0, key=key), 2.0, Outcome.OK, "", "db")
+    assert rec.columns()["key"].tolist() == [1, 2, 1, 0, 2] and rec.keys == [None, "a", "b"]
+    assert rec.key_code("b") == 2 and rec.key_code("c") == 3
+
+
+def test_unfinished_rows_have_the_types_of_the_columns():
+    # whole-number times and an empty pending set too: each column has the dtype of columns() (kills each
+    # dtype dropped in unfinished_rows: start, end, outcome, ... would be int64 or float64)
+    rec = Recorder()
+    expected = {name: col.dtype for name, col in rec.columns().items()}
+    rec.pending[Req(1, attempts=2, route="/x", key="k")] = None
+    for rows in (rec.unfinished_rows(10), Recorder().unfinished_rows(10)):
+        assert {name: col.dtype for name, col in rows.items()} == expected
+
+
+def test_the_columns_of_an_empty_recorder_do_not_hold_it():
+    # a numpy view of an empty array("d") would export its buffer, and the array could not grow while the
+    # view lives (BufferError): an empty column is a fresh np.empty (kills `or True`, columns mutmut_4)
+    rec = Recorder()
+    cols = rec.columns()
+    rec.add(Req(1.0), 2.0, Outcome.OK, "", "db")
+    assert len(cols["start"]) == 0 and rec.columns()["start"].tolist() == [1.0]
+
+
+def test_a_reason_set_names_itself_for_an_unknown_member():
+    # kills check_reason(None, r) in check_reasons (mutmut_4), which would say "None must be..."
+    assert message(lambda: check_reasons("retry_on", ["error", "oops"])).startswith(
+        "retry_on must be a known reason, one of [")
+
+
+def test_a_policy_log_counts_by_its_key():
+    # kills the key dropped in policy_log (mutmut_21, mutmut_24)
+    log = policy_log("trips", 2, key=lambda e: e % 2)
+    for i in range(5):
+        log.append(i)
+    assert log.counts == {0: 3, 1: 2} and list(log) == [3, 4]
+
+
+def test_a_mixture_refusal_shows_an_example():
+    # kills the example changed or dropped (Mixture.__init__ mutmut_1 to 4)
+    assert message(lambda: Mixture(3)) == ("parts must be a list of (weight, Distribution) pairs, "
+                                           "e.g. Mixture([(0.99, Fixed(0.01)), (0.01, Fixed(1.0))]), got 3")
+
+
+def test_a_mixture_draw_at_or_past_the_last_bound_comes_from_the_last_part():
+    # u = 1.0 is not below the last bound, 1.0: the last part draws, from the same rng (Stub's normal
+    # draw is 1.0, so e^1) (kills sample(None), parts[+1], parts[-2], parts[-1][2]: Mixture.sample
+    # mutmut_8 to 11)
+    mix = Mixture([(1, Fixed(1.0)), (1, Fixed(2.0)), (1, LogNormal(1.0, 1.0))])
+    assert mix.sample(Stub(1.0)) == math.e
+
+
+def test_a_second_down_mark_does_not_move_the_start_of_the_window():
+    # an up mark while up opens nothing, a down mark while down moves nothing: down from 2 to 4 (kills
+    # `or` for `and` in down_windows, mutmut_4, which gives [(3.0, 4.0)])
+    tl = Timeline()
+    for t, up in ((1.0, True), (2.0, False), (3.0, False), (4.0, True)):
+        tl.mark(t, up)
+    assert tl.down_windows(10.0) == [(2.0, 4.0)]
+
+
+def test_a_timeline_keeps_its_name():
+    # kills the default name changed ("XXXX", Timeline.__init__ mutmut_1) and the name dropped (mutmut_2)
+    assert Timeline().name == "" and Timeline("db").name == "db"

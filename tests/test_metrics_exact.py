@@ -1208,3 +1208,183 @@ def test_each_cost_item_is_its_count_times_its_price(monkeypatch):
     cost = scoring.day_cost(hours=3.0, replicas={"api": 5}, cache_entries=2000, extra_calls=0, pages=0,
                             undetected=0, lost=0, duplicated=0)
     assert cost.items["replicas of api"] == 5 * 2.0 * 3.0 and cost.items["cache memory"] == 2 * 4.0 * 3.0
+
+
+# --- sweeps: more exact cases (kill the survivors of make mutate) --------------------------------------------
+def test_wilson_bounds_at_the_edges_are_exactly_0_and_1_even_where_rounding_would_miss():
+    # kills wilson_interval mutants 57, 69 (the k == 0 / k == n shortcuts) and 77 (min(2.0, ...)):
+    # at k = 0 the score bound centre - half is 0 in exact arithmetic, but 2.8e-17 in floats for n = 10;
+    # at k = n it is 1 - 1.1e-16 for n = 13; and at k = n - 1 of n = 5e15, p rounds to 1 and
+    # centre + half to 1 + 2.2e-16, which the cap at 1 keeps inside [0, 1]
+    assert sweeps.wilson_interval(0, 10)[1] == 0.0
+    assert sweeps.wilson_interval(13, 13)[2] == 1.0
+    assert sweeps.wilson_interval(5 * 10 ** 15 - 1, 5 * 10 ** 15)[2] == 1.0
+
+
+def test_wilson_interval_names_the_argument_it_refuses():
+    # kills wilson_interval mutants 3, 9, 10 (name "n"), 13, 21, 22 (name "successes"), 16, 20 (high=n dropped)
+    with pytest.raises(ValueError, match="^n must be"):
+        sweeps.wilson_interval(0, -1)
+    with pytest.raises(ValueError, match="^successes must be"):
+        sweeps.wilson_interval(-1, 3)
+    with pytest.raises(ValueError, match="^successes must be"):
+        sweeps.wilson_interval(4, 3)
+
+
+def test_mean_interval_and_summary_read_values_as_floats():
+    # kills mean_interval mutants 20, 22 and SweepTable.summary 67, 69 (np.asarray without dtype=float):
+    # exact fractions and None (no value, as NaN) are read as floats; mean 2, sd 1 of 1, 2, 3
+    half = T_TABLE[0.95, 2] / math.sqrt(3)
+    assert sweeps.mean_interval([Fraction(1), Fraction(2), Fraction(3)]) == pytest.approx((2.0, 2 - half, 2 + half))
+    assert sweeps.mean_interval([1.0, None, 3.0]) == pytest.approx((2.0, 2 - T_TABLE[0.95, 1], 2 + T_TABLE[0.95, 1]))
+    t = sweeps.SweepTable(("a",), [{"a": 1}], [(0, 0, 1, (1.0,)), (0, 1, 2, (None,)), (0, 2, 3, (3.0,))],
+                          metrics=("m",))
+    s = t.summary("m")
+    assert list(s.n) == [2] and list(s.mean) == [2.0]
+
+
+def test_each_point_summary_keeps_the_method_and_level_and_wilson_uses_the_level():
+    # kills SweepTable.summary mutants 84, 85 (method / level None) and 57 (wilson at the default level)
+    s = table().summary("v", level=0.9)
+    assert (s[0].method, s[0].level) == ("t", 0.9)
+    shares = table().summary("hit", level=0.9)
+    assert (shares[0].method, shares[0].level) == ("wilson", 0.9)
+    assert (shares[0].low, shares[0].high) == pytest.approx((0.25353386828122426, 0.9217342736662715), rel=1e-12)
+
+
+def test_a_summary_holds_floats_and_whole_counts_even_from_whole_numbers_or_no_points():
+    # kills Summary.__init__ mutants 9, 11, 14, 16, 19, 21 (mean/low/high without dtype=float) and
+    # 24, 26 (n without dtype=int: an empty list would be float)
+    s = sweeps.Summary("m", ("a",), [sweeps.PointSummary({"a": 1}, 2, 1, 0, 2, "t", 0.95)], "t", 0.95)
+    assert (s.mean.dtype, s.low.dtype, s.high.dtype, s.n.dtype) == (float, float, float, int)
+    none = sweeps.SweepTable((), [], [], metrics=("m",)).summary("m")
+    assert len(none) == 0 and none.n.dtype == int and none.mean.dtype == float
+
+
+def test_covers_reads_the_truth_as_floats():
+    # kills Summary.covers mutants 7, 9: a None truth (not known at that point) is NaN, covered nowhere;
+    # as an object it could not be compared with a float
+    covered = table().summary("v").covers([2.0, None, 1.0, 10.0])
+    assert covered.dtype == bool and list(covered) == [True, False, True, True]
+    assert not table().summary("v").covers(None).any()
+
+
+def test_a_summary_names_a_bad_index_and_a_bad_row():
+    # kills Summary.__getitem__ mutants 1, 8, 9 (name "i") and Summary.pivot 3, 9, 10 (name "row")
+    s = table().summary("v")
+    with pytest.raises(validate.WrongType, match=r"^i must be a whole number"):
+        s[1.5]
+    with pytest.raises(validate.OutOfRange, match=r"^i must be in \[-4, 3\], got 4"):
+        s[4]
+    with pytest.raises(ValueError, match="^row must be one of"):
+        s.pivot("v", "b")
+
+
+def test_at_tells_a_missing_parameter_from_one_whose_value_is_none():
+    # kills Summary.at mutants 8, 10 (get(k, None)): no point has c, so c=None matches none of them
+    s = table().summary("v")
+    with pytest.raises(ValueError, match=r"^at\(\) must name exactly one point of \('a', 'b'\) \(0 match"):
+        s.at(a=1, b="y", c=None)
+    none = sweeps.SweepTable(("a", "c"), [{"a": 1, "c": None}, {"a": 1, "c": 0}], [], metrics=("m",)).summary("m")
+    assert none.at(c=None) is none[0]
+
+
+def test_equal_strings_that_are_not_the_same_object_select_a_point():
+    # kills _same mutants 2, 5, 7: a string built at run time is equal to the point's, not identical
+    t = sweeps.SweepTable(("mode",), [{"mode": "fast"}, {"mode": "slow"}],
+                          [(0, 0, 1, (1.0,)), (1, 0, 2, (2.0,))], metrics=("m",))
+    slow = "".join(["sl", "ow"])
+    assert slow is not t.points[1]["mode"]
+    assert [r["seed"] for r in t.where(mode=slow)] == [2]
+    assert t.summary("m").at(mode=slow).mean == 2.0
+
+
+def test_a_parameter_prints_by_str_unless_it_is_a_string():
+    # kills Summary.__str__ mutant 6 (every value by repr: Fraction(1, 2)) and Summary._repr_html_ 8
+    # ("XXXX" between rows); point 1/2: 1 and 3, mean 2 +- t(1) = 12.71; point 3/4: one value, no bounds
+    t = sweeps.SweepTable(("r",), [{"r": Fraction(1, 2)}, {"r": Fraction(3, 4)}],
+                          [(0, 0, 1, (1.0,)), (0, 1, 2, (3.0,)), (1, 0, 3, (5.0,))], metrics=("v",))
+    s = t.summary("v")
+    assert str(s).splitlines() == ["  r  n  v  95% interval (t)",
+                                   "1/2  2  2   [-10.71, 14.71]",
+                                   "3/4  1  5        [nan, nan]"]
+    assert s._repr_html_() == ("<table><thead><tr><th>r</th><th>n</th><th>v</th><th>95% interval (t)</th></tr></thead>"
+                               "<tbody><tr><td>1/2</td><td>2</td><td>2</td><td>[-10.71, 14.71]</td></tr>"
+                               "<tr><td>3/4</td><td>1</td><td>5</td><td>[nan, nan]</td></tr></tbody></table>")
+
+
+def test_a_table_as_html_exactly():
+    # kills SweepTable._repr_html_ mutants 3, 23 ("XXXX" between cells / rows), 26, 34, 35 (the row tags)
+    t = sweeps.SweepTable(("a",), [{"a": 1}], [(0, 0, 5, (0.5,)), (0, 1, 6, (2,))], metrics=("m",))
+    assert t._repr_html_() == ("<p>2 of 2 runs, 1 point of a; metrics m</p><table><thead><tr><th>a</th>"
+                               "<th>replicate</th><th>seed</th><th>m</th></tr></thead><tbody>"
+                               "<tr><td>1</td><td>0</td><td>5</td><td>0.5</td></tr>"
+                               "<tr><td>1</td><td>1</td><td>6</td><td>2</td></tr></tbody></table>")
+
+
+def test_a_table_of_eleven_rows_shows_five_an_ellipsis_and_five():
+    # kills SweepTable._repr_html_ mutants 11 (ellipsis only above 11 rows) and 19 (all rows up to 11)
+    eleven = sweeps.SweepTable(("a",), [{"a": 0}], [(0, r, r, (r,)) for r in range(11)], metrics=("m",))
+    row = "<tr><td>0</td><td>{0}</td><td>{0}</td><td>{0}</td></tr>".format
+    body = "".join(map(row, range(5))) + "<tr><td colspan=4>...</td></tr>" + "".join(map(row, range(6, 11)))
+    assert eleven._repr_html_() == ("<p>11 of 11 runs, 1 point of a; metrics m</p><table><thead><tr><th>a</th>"
+                                    "<th>replicate</th><th>seed</th><th>m</th></tr></thead><tbody>"
+                                    f"{body}</tbody></table>")
+
+
+def test_empty_columns_are_whole_numbers():
+    # kills SweepTable.column mutants 23, 25 (seed without dtype=np.int64) and 39, 41 (no dtype=int):
+    # np.array([]) alone would be float
+    empty = sweeps.SweepTable(("a",), [{"a": 1}], [], metrics=("m",))
+    assert empty.column("seed").dtype == np.int64 and empty.column("m").dtype == int
+    assert empty.column("a").dtype == int and empty.column("replicate").dtype == int
+
+
+def test_a_tables_defaults_and_row_order():
+    # kills SweepTable.__init__ mutants 3, 4, 5, 6 (defaults) and 18 (sorted by seed), 13, 15 (no key:
+    # two rows of one replicate would be sorted by seed, not kept in the order given)
+    t = table()
+    assert (t.elapsed, t.run_seconds, t.executor, t.scenario) == (0.0, 0.0, "in-process", "")
+    by_replicate = sweeps.SweepTable(("a",), [{"a": 1}], [(0, 1, 5, (1.0,)), (0, 0, 9, (2.0,))], metrics=("m",))
+    assert [(r["replicate"], r["seed"]) for r in by_replicate] == [(0, 9), (1, 5)]
+    twice = sweeps.SweepTable(("a",), [{"a": 1}], [(0, 0, 9, (1.0,)), (0, 0, 5, (2.0,))], metrics=("m",))
+    assert [r["seed"] for r in twice] == [9, 5]
+
+
+def test_where_keeps_whole_runs_per_point_and_completeness():
+    # kills SweepTable.where mutants 22 (total / points: 10 / 4 * 2 = 5), 27 (max(2, ...) with one point:
+    # 3 // 2 = 1) and 33 (complete=None reads as False)
+    assert table(total=10).where(a=1).total == 4                # 10 // 4 = 2 runs a point, 2 points
+    one = sweeps.SweepTable(("a",), [{"a": 1}], [(0, r, r, (1.0,)) for r in range(3)], metrics=("m",))
+    assert one.where(a=1).total == 3
+    assert table().where(a=1).complete is True
+
+
+def test_share_names_the_bound_it_refuses():
+    # kills SweepTable.share mutants 18, 20, 21 (the name "below")
+    with pytest.raises(ValueError, match="^below must be"):
+        table().share("v", below=math.nan)
+
+
+def test_a_share_of_a_table_with_no_runs_is_a_wilson_share_of_none():
+    # kills SweepTable.share mutants 64, 67 (no method: an empty table is no True/False metric, so "t")
+    empty = sweeps.SweepTable(("a",), [{"a": 1}], [], metrics=("m",))
+    (point,) = empty.share("m", below=1).points
+    assert point.method == "wilson" and point.n == 0 and math.isnan(point.mean)
+    assert empty.summary("m", method="wilson").points[0].n == 0       # not refused as holding numbers
+
+
+def test_firing_spans_takes_exactly_the_most_evaluations_allowed():
+    # kills firing_spans mutant 34 (steps >= MAX_EVALUATIONS): 10**7 s every 1 s is exactly 10**7
+    # evaluations, allowed; the rule stops the replay at its first one (so the test stays fast)
+    class Stop(Exception):
+        pass
+
+    class StopsAtOnce(FiresOnBad):
+        def record_counts(self, t, good, bad):
+            raise Stop(t)
+
+    with pytest.raises(Stop):
+        alerting.firing_spans(make(until=1e7), StopsAtOnce(), every=1.0)
+    with pytest.raises(ValueError, match=r"^every must be at least 1 s for this run, got 0\.5$"):
+        alerting.firing_spans(make(until=1e7), StopsAtOnce(), every=0.5)

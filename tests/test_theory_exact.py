@@ -2,10 +2,12 @@
 
 Each expected value is computed in the comment beside it (or by a formula written differently from
 theory's own), so a changed operator, bound or constant in theory fails here."""
+import decimal
 import math
 import sys
 from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from resilience_sim import theory
@@ -81,8 +83,12 @@ def test_replicas_availability_past_a_million_replicas_is_the_closed_form():
                                                                        rel=1e-9)
     assert theory.replicas_availability(n, 5e-324, 1e10) == 0.0          # mttf / mttr is 0 in floats
     assert theory.replicas_availability(10 ** 400, 1.0, 1e7) == 1.0
-    assert theory.replicas_availability(10 ** 6, 1.0, 1e7) == pytest.approx(
-        1 - math.exp(10 ** 6 * math.log(1e7 / (1e7 + 1))), rel=1e-6)     # the chain, one state a replica
+    # the chain, one state a replica, at exactly 10^6 (the limit admits its own value: kills n >= MAX_STATES),
+    # with 10^6 - 1 crews: only the last step changes, w_n gains n / (n - 1), so the all-down share of the
+    # independent chain, pi = (mttr / (mttf + mttr))^n, becomes pi n / (n - 1) / (1 + pi / (n - 1))
+    m, pi = 10 ** 6, math.exp(10 ** 6 * math.log(1e7 / (1e7 + 1)))
+    assert theory.replicas_availability(m, 1.0, 1e7, crews=m - 1) == pytest.approx(
+        1 - pi * m / (m - 1) / (1 + pi / (m - 1)), rel=1e-9)
     with pytest.raises(ValueError, match="n must be <= 1,000,000"):
         theory.replicas_availability(n, 1.0, 1.0, crews=10 ** 6)
     assert theory.replicas_availability(n, 1.0, 1.0, crews=n) == 1.0
@@ -551,3 +557,228 @@ def test_the_largest_float_itself_is_a_count_of_attempts_or_of_failures():
         theory.expected_attempts(1.0, largest + 1)
     with pytest.raises(ValueError, match="k must be at most 1.8e308"):
         theory.trials_until_run(1.0, largest + 1)
+
+
+# --- the boundaries and branches the fast mutation run reaches with small inputs --------------------------
+def test_availability_sd_goes_to_logs_when_the_square_underflows_or_the_quotient_overflows():
+    # kills availability_sd 0.0 <= sd (an underflowed 0 returned) and sd <= inf (an overflowed inf returned)
+    # mttf = mttr = 1e-100, horizon 1e200: (1e-200)^2 underflows to 0; sqrt(2e-400 / (8e-300 * 1e200)) = 5e-151
+    assert theory.availability_sd(1e-100, 1e-100, 1e200) == pytest.approx(5e-151, rel=1e-12, abs=0)
+    # mttf = mttr = 1e77, horizon 1: 2 (1e154)^2 = 2e308 is inf; sqrt(2e308 / 8e231) = sqrt(2.5e76)
+    assert theory.availability_sd(1e77, 1e77, 1) == pytest.approx(math.sqrt(2.5e76), rel=1e-12)
+
+
+def test_chain_availability_sd_past_any_float_names_the_chains_standard_deviation():
+    # kills the mutants of the `what` text: n = 10^700, x = 0.25 (a = 1/2, cycles 2): e^(700 ln 10 / 2 + ln 0.25)
+    # = e^(805.9 - 1.386) = e^804.5
+    with pytest.raises(ValueError, match=r"^n must be smaller: the chain's standard deviation is e\^804.5, "):
+        theory.chain_availability_sd(10 ** 700, 0.5, 2)
+
+
+def test_mmc_tail_when_c_mu_minus_lambda_equals_mu_with_mu_not_one():
+    # kills C / mu * t: c = 2, lambda = mu = 2, so c mu - lambda = mu; load 1: the sum 1 + 1, and
+    # load^c / c! * c / (c - load) = 1/2 * 2 = 1, so C = 1 / (2 + 1) = 1/3;
+    # P(T > 1) = e^-2 (1 + C mu t) = e^-2 (1 + 2/3)
+    assert theory.erlang_c(2, 2.0, 2.0) == pytest.approx(1 / 3, rel=1e-15)
+    assert theory.mmc_tail(1, 2, 2.0, 2.0) == pytest.approx(5 / 3 * math.exp(-2), rel=1e-15)
+
+
+def test_binomial_tail_of_a_thousand_trials_is_the_exact_sum_and_p_one_sums_to_one():
+    # kills n < 1000 (1000 trials to the log route, a few ulps off) and range(k, n + 2) (a term (1 - p)^-1)
+    assert theory.binomial_tail(1000, 0.5, 1000) == 2.0 ** -1000     # C(1000, 1000) 2^-1000, exact
+    assert theory.binomial_tail(3, 1.0, 2) == 1.0                    # 1^3: every trial succeeds
+    assert theory.binomial_tail(1000, 1.0, 1000) == 1.0
+
+
+def test_expected_attempts_past_ten_thousand_with_p_zero_is_one_attempt():
+    # kills `if p == 1.0` in place of `p == 0.0` (log(0) would be asked for)
+    assert theory.expected_attempts(0.0, 10_001) == 1.0
+    assert theory.attempts_variance(0.0, 10_001) == 0.0
+
+
+def test_fanout_slow_share_past_any_float_just_below_e_710_is_one():
+    # kills log_x < 710.0: n = 3 * 2^1023, p = 1/2: log_x = ln(1.5 * 2^1024) + ln(ln 2) = 710.19 - 0.367 = 709.82,
+    # past e^709.78 (the largest float): the answer is 1 - 2^-n = 1.0 without ever forming e^log_x
+    assert theory.fanout_slow_share(0.5, 3 * 2 ** 1023) == 1.0
+
+
+def test_stale_if_error_failing_time_at_and_just_past_an_outage_of_the_hard_ttl():
+    # soft TTL 0.1, hard 5, outage 5: x = D - H = 0, so x + S/2 = 0.05 exactly ((x + S)^2 / 2S is 0.05000000000000001)
+    assert theory.stale_if_error_failing_time(0.1, 5, 5) == 0.05
+    # soft TTL 2, hard 5, outage 5.5: x = 0.5 >= 0, so x + S/2 = 1.5 (kills x >= 1: (2.5)^2 / 4 = 1.5625)
+    assert theory.stale_if_error_failing_time(2, 5, 5.5) == 1.5
+
+
+def test_trials_until_run_at_the_largest_float_is_answered_in_logs():
+    # p = 1/2, k = 1023: the wait is 2^1024 - 2, within an ulp of the largest float; (1 - p^k) / ((1 - p) p^k)
+    # is inf in floats, the logs give exactly ln(1.8e308) (kills log_wait < max, log_pk = -inf, exp(None))
+    assert theory.trials_until_run(0.5, 1023) == pytest.approx(sys.float_info.max, rel=1e-12)   # 2^1024 (1 - 2^-53)
+
+
+@pytest.mark.parametrize("p, k, text", [
+    # 2000 failures at p = 1/2: ln(2^2001 - 2) = 2001 ln 2 = 1387.0 (kills + log1p(-p), log1p(+p), about=None)
+    (0.5, 2000, r"is e\^1387 trials, beyond the largest float \(1.8e308 = e\^709.8\); at this p, k must be <= 1,021$"),
+    # k the largest float itself: k ln 2 = 1.246e308 (kills k < float max, which reads it as infinitely many)
+    (0.5, int(sys.float_info.max), r"is e\^1.246e\+308 trials"),
+    # k past any float: "more than" (kills the mutants of that text and of log_wait < inf)
+    (0.5, 10 ** 400, r"at p=0.5 is more than e\^1.8e308 trials, beyond"),
+    # p = 1e-217: floor((709.78 - 1) / 499.66) = 1 run fits (kills longest > 1 and longest >= 2)
+    (1e-217, 2, r"is e\^999.3 trials, beyond the largest float \(1.8e308 = e\^709.8\); at this p, k must be <= 1$"),
+    # p = 1e-309: not even one failure fits (1/p = 1e309)
+    (1e-309, 1, r"; at this p even a single failure takes 1/p trials on average, beyond 1.8e308 too: use a larger p$"),
+])
+def test_trials_until_run_beyond_the_largest_float_says_how_far_and_what_fits(p, k, text):
+    with pytest.raises(ValueError, match=text):
+        theory.trials_until_run(p, k)
+
+
+def test_survival_at_zero_and_of_a_uniform_of_no_width():
+    # kills t <= 0 (-> 1.0): P(Fixed(0) > 0) = 0, P(0 or 2, evenly > 0) = 1/2
+    assert theory.survival(Fixed(0.0), 0) == 0.0
+    assert theory.survival(Mixture([(0.5, Fixed(0.0)), (0.5, Fixed(2.0))]), 0) == 0.5
+    # Uniform(1, 1) is always 1: P(X > 1) = 0 (kills t <= low -> 1.0, and t > high -> 0 / 0)
+    assert theory.survival(Uniform(1.0, 1.0), 1.0) == 0.0
+    assert theory.survival(Uniform(1.0, 1.0), 0.5) == 1.0
+
+
+def test_hedged_survival_at_the_delay_and_at_an_infinite_delay_and_time():
+    # primary 0 or 2 evenly, copy at delay 1: slower than 1 needs the primary at 2 (1/2) and the copy, sent at
+    # 1, slower than 0 more (1/2): 1/4 (kills t <= delay, which drops the copy's factor)
+    assert theory.hedged_survival(Mixture([(0.5, Fixed(0.0)), (0.5, Fixed(2.0))]), 1, 1) == 0.25
+    # never hedged: P(X > inf) = 0 (kills `isinf(delay) and t < delay`: e^-inf * e^-(inf - inf) is nan)
+    assert theory.hedged_survival(Exponential(1.0), math.inf, math.inf) == 0.0
+
+
+@pytest.mark.parametrize("call, what", [
+    (lambda d: theory.quantile(d, 50), "a quantile"),
+    (lambda d: theory.hedged_quantile(d, 1, 50), "a hedged quantile"),
+    (lambda d: theory.hedged_survival(d, 1, 1), "a hedged survival"),
+])
+@pytest.mark.parametrize("dist", [Weibull(1.0, 1.0), Mixture([(0.5, Fixed(1.0)), (0.5, Weibull(1.0, 1.0))])])
+def test_a_distribution_without_a_formula_is_refused_naming_what_was_asked(call, what, dist):
+    # kills the mutants of each `what` text, and a Mixture's part checked with what=None
+    with pytest.raises(ValueError, match=f": {what} has no exact formula here for a Weibull;"):
+        call(dist)
+
+
+def test_quantile_bisects_80_times_from_0_to_1_and_answers_the_upper_end():
+    # a fixed 2^-90 s is below the resolution of 80 halvings of [0, 1]: the last bracket is [0, 2^-80]
+    # (kills 81 steps -> 2^-81, a start at [0, 2] -> 2^-79, the middle -> 2^-81)
+    assert theory.quantile(Fixed(2.0 ** -90), 50) == 2.0 ** -80
+    assert theory.quantile(Fixed(2.0 ** -80), 50) == 2.0 ** -80
+    # 2^-90 or 3, evenly: P(X > 1) = 1/2 is not above 1/2, so [0, 1] already brackets the median 2^-90
+    # (kills doubling while sf(hi) >= target: [0, 4], and 2^-78)
+    assert theory.quantile(Mixture([(0.5, Fixed(2.0 ** -90)), (0.5, Fixed(3.0))]), 50) == 2.0 ** -80
+    # 1 or 3, evenly: the median is the least t with P(X > t) <= 1/2, which is 1 (kills sf(mid) >= target -> 3)
+    assert theory.quantile(Mixture([(0.5, Fixed(1.0)), (0.5, Fixed(3.0))]), 50) == 1.0
+
+
+def test_mmc_quantile_bisects_60_times_and_answers_the_middle_of_the_last_bracket():
+    # mu = 1e30: the median, ln 2 / 1e30, is below 60 halvings of [0, 1]: the last bracket is [0, 2^-60]
+    # and its middle 2^-61 (kills 61 or 80 steps, and the upper end 2^-60)
+    assert theory.mmc_quantile(0.5, 1, 1.0, 1e30) == 2.0 ** -61
+
+
+def test_erlang_c_rescaled_a_few_terms_before_the_end_is_the_exact_fraction():
+    # 462 servers at a load of 461.5: the sum passes 1e200 at k = 454 and is rescaled to 1 there, 7 terms
+    # before the end (kills a rescaled total of 2: 0.951 for 0.971); the exact value in fractions
+    c, load = 462, Fraction(923, 2)
+    term, total = Fraction(1), Fraction(1)
+    for k in range(1, c):
+        term *= load / k
+        total += term
+    top = term * load / c * c / (c - load)
+    assert theory.erlang_c(c, 923.0, 2.0) == pytest.approx(float(top / (total + top)), rel=1e-12)
+
+
+def _exact_binomial_tail(n, a, b, k):
+    """P(at least k of n) at p = a / (a + b), in integers: the terms C(n, i) a^i b^(n - i) from i = k up, until
+    one is below 1e-25 of their sum, over (a + b)^n."""
+    i, term = k, math.comb(n, k) * a ** k * b ** (n - k)
+    total = term
+    while i < n and term * 10 ** 25 >= total:
+        term = term * (n - i) * a // ((i + 1) * b)       # C(n, i + 1) a^(i + 1) b^(n - i - 1), exact
+        i += 1
+        total += term
+    return Fraction(total, (a + b) ** n)
+
+
+def _binomial_tail_by_log_sums(n, p, k):
+    """The same tail in floats, for n too large for the integers: log C(n, k) as an fsum of log((n - i) / (i + 1)),
+    then the terms from k up by their ratios (n - i) / (i + 1) * p / (1 - p); about 1e-10 relative."""
+    i = np.arange(k, dtype=float)
+    log_term = math.fsum(np.log((n - i) / (i + 1)).tolist()) + k * math.log(p) + (n - k) * math.log1p(-p)
+    total, ratio, i = 0.0, 1.0, k
+    while ratio > 1e-20:
+        total += ratio
+        ratio *= (n - i) / (i + 1) * p / (1 - p)
+        i += 1
+    return math.exp(log_term) * total
+
+
+def test_binomial_tail_past_a_thousand_trials_steps_out_from_the_mode_when_k_plus_mode_passes_10_000():
+    # 10,002 trials at 1/2: mode 5001, k = 5100 is 99 outcomes above it (k + mode = 10,101); stepping is exact
+    # to a few ulps (kills abs(j + mode) <= 10,000, which takes the log-gamma route: 1e-11 off)
+    expected = float(_exact_binomial_tail(10_002, 1, 1, 5100))
+    assert theory.binomial_tail(10_002, 0.5, 5100) == pytest.approx(expected, rel=1e-13, abs=0)
+
+
+def test_binomial_tail_of_a_million_trials_10_000_and_10_500_outcomes_above_the_mode():
+    # 10^6 trials at 1/4: mode floor(1,000,001 / 4) = 250,000
+    n = 10 ** 6
+    # k = 260,000, 10,000 above the mode: still stepped, 1e-11 (kills abs(j - mode) < 10,000: 1.5e-9 off)
+    assert theory.binomial_tail(n, 0.25, 260_000) == pytest.approx(_binomial_tail_by_log_sums(n, 0.25, 260_000),
+                                                                   rel=2e-10, abs=0)
+    # k = 260,500, 10,500 above it: by log-gamma, about 1e-9 (5.106e-129; kills each changed term of that route,
+    # which moves the answer by a factor of e or more)
+    assert theory.binomial_tail(n, 0.25, 260_500) == pytest.approx(_binomial_tail_by_log_sums(n, 0.25, 260_500),
+                                                                   rel=1e-8, abs=0)
+
+
+def test_binomial_tail_past_a_thousand_trials_around_the_mode_is_correctly_rounded():
+    # 1001 fair trials: at least 501 successes is exactly 1/2 (the outcomes pair off, i with 1001 - i); k = 501
+    # is the mode (floor(1002 / 2)), so 1 - P(X <= 500) (kills k >= mode and a mode of floor(1000 / 2): 0.49999999999999994)
+    assert theory.binomial_tail(1001, 0.5, 501) == 0.5
+    # 1002 fair trials, k = 485: the exact fraction, rounded once (kills a mode of floor(1004 / 2): one ulp below)
+    assert theory.binomial_tail(1002, 0.5, 485) == float(_exact_binomial_tail(1002, 1, 1, 485))
+
+
+def _replicas_exact(n, mttf, mttr, crews=None):
+    """replicas_availability in fractions of the floats given: the weights w_{k+1} = w_k (n - k) lam / (min(k + 1, crews) mu)."""
+    lam, mu, crews = 1 / Fraction(mttf), 1 / Fraction(mttr), n if crews is None else crews
+    weights = [Fraction(1)]
+    for k in range(n):
+        weights.append(weights[-1] * (n - k) * lam / (min(k + 1, crews) * mu))
+    return float(1 - weights[-1] / sum(weights))
+
+
+@pytest.mark.parametrize("n, mttf, mttr, crews", [
+    # rates a float divides (lam = 1/3, mu = 1/0.7): the chain by the rates' ratio, correctly rounded; in logs
+    # (log 0.7 - log 3) it is an ulp off (kills normal = None, and 1.0 < lam / mu in place of 1e-290)
+    (4, 3.0, 0.7, 1),
+    # lam = 2^-1022 is the smallest normal float itself: still divided directly (kills min < lam): 1 - 1/4
+    (1, 2.0 ** 1022, 2.0 ** 1022 / 3, None),
+    # lam mu = 1/7e400 underflows, lam / mu = 7 does not: divided directly (kills lam * mu): 1/8
+    (1, 1e200, 7e200, None),
+])
+def test_replicas_availability_of_rates_a_float_divides_is_the_chain_correctly_rounded(n, mttf, mttr, crews):
+    assert theory.replicas_availability(n, mttf, mttr, crews=crews) == _replicas_exact(n, mttf, mttr, crews)
+
+
+def test_replicas_availability_of_rates_near_the_largest_float_is_built_in_logs():
+    # lam = 1e308 and mu = 5e307 are floats, but (n - k) lam = 2e308 is not: in logs, 1 - (2/3)^2 = 5/9
+    # (kills `all(...) or ratio in range`, which divides directly and gets inf / inf)
+    assert theory.replicas_availability(2, 1e-308, 2e-308) == pytest.approx(5 / 9, rel=1e-12)
+
+
+def test_a_spread_of_exactly_the_largest_float_in_logs_is_answered_not_refused():
+    # availability_sd(1e308, 1e308, h): sqrt(2e1232 / (8e924 h)) is 1.8e308 at h = 7.7358651184578e-310, where
+    # the log of the spread is exactly ln(1.8e308) (kills log_sd >= max)
+    assert theory.availability_sd(1e308, 1e308, 7.7358651184578e-310) == pytest.approx(sys.float_info.max, rel=1e-12)
+    # chain_availability_sd(n, 1/2, 2) = sqrt(n) / 4, past any float: at n = e^(2 (ln 1.8e308 - ln 1/4)) (to 80
+    # digits) ln(n) / 2 + ln(1/4) is exactly ln(1.8e308) (kills log_value >= max in _root_n_times)
+    with decimal.localcontext() as ctx:
+        ctx.prec = 80
+        n = int((2 * (decimal.Decimal(math.log(sys.float_info.max)) - decimal.Decimal(math.log(0.25)))).exp())
+    assert theory.chain_availability_sd(n, 0.5, 2) == pytest.approx(sys.float_info.max, rel=1e-12)
+

@@ -183,7 +183,7 @@ class LogNormal(Distribution):
             x = rng.normalvariate(self._mu, self.sigma)   # what rng.lognormvariate does, without its overflow
         except (AttributeError, TypeError) as err:
             raise _not_an_rng(rng, err) from None
-        return math.exp(x) if x < _LOG_MAX else math.inf
+        return math.exp(x) if x <= _LOG_MAX else math.inf   # e**_LOG_MAX itself is a float
 
 
 @dataclass(frozen=True)

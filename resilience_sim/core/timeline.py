@@ -1,6 +1,8 @@
 """Up/down timelines of components, and their combination in series (all up) or in parallel (any up)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -40,7 +42,8 @@ class Timeline:
         """Whether the component was up at each of ``times``."""
         times = np.asarray(times, dtype=float)
         up = np.ones(times.shape, dtype=bool)
-        for start, end in self.down_windows(float(np.max(times)) + 1.0 if times.size else 0.0):
+        last = float(np.max(times)) if times.size else 0.0
+        for start, end in self.down_windows(math.nextafter(last, math.inf)):   # a window open at the end
             up &= ~((times >= start) & (times < end))
         return up
 

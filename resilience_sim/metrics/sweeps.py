@@ -362,7 +362,7 @@ class SweepTable:
         level = _level(level)
         share = self.is_share(metric)
         method = ("wilson" if share else "t") if method is None else validate.choice("method", method, METHODS)
-        if method == "wilson" and not share:
+        if method == "wilson" and self._rows and not share:      # an empty table holds no numbers
             raise ValueError(f"method 'wilson' is for True/False metrics; {metric!r} holds numbers: use "
                              f"table.share({metric!r}, below=...) for the share of runs under a threshold")
         k = self.metrics.index(metric)
