@@ -57,7 +57,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py
 
 # Mutation testing of core, policies, metrics and the simulator's service and client (tools/mutate.py):
-# two to three hours for all four groups on 2 cores, not part of `make test` or CI. One group:
+# about three hours for all four groups on 2 cores, not part of `make test` or CI. One group:
 # make mutate ARGS="--group policies" (about 36 minutes).
 $(MUTATE_STAMP): $(TEST_STAMP)
 	$(PIP) -e '.[test,mutate]'
