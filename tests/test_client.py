@@ -349,3 +349,22 @@ def test_retries_count_the_attempts_sent_after_the_first_and_not_those_a_breaker
     # sent attempts are 4, the retries among them 2, and attempts - requests (4 - 50) says nothing
     g = results.client("guarded")
     assert (g.attempts, g.retries, g.requests) == (4, 2, 50)
+
+
+def test_a_retry_refused_downstream_for_an_unsent_reason_was_still_sent_and_counts():
+    # the first request's only attempt fails at the leaf and opens the inner breaker; the outer retry reaches
+    # mid, whose inner client refuses it ("circuit open", the inner client's refusal, not the outer's): one
+    # retry sent, so counted (kills Client.call mutmut_46: `or` -> `and` in the retries count)
+    world = World(1)
+    leaf = Service(world, "leaf", capacity=100, latency=0.01, error_rate=1.0)
+    inner = Client(world, leaf, name="inner", breaker=CircuitBreaker(consecutive_failures=1, open_for=1000.0))
+
+    def handler(svc, req):
+        return (yield from inner.call(req, caller=svc))
+
+    Service(world, "mid", capacity=100, handler=handler)
+    outer = Client(world, world.services["mid"], name="outer", retry=retries(3, wait=0.01))
+    OpenLoop(world, outer, 5, duration=20)
+    world.run(until=30)
+    assert inner.rejected["circuit open"] == outer.attempts - 1          # all but the very first attempt
+    assert outer.retries == outer.attempts - outer.requests == 1
